@@ -1,0 +1,213 @@
+//! The one HTTP error type. Every failure leaves the gateway as `application/problem+json`
+//! (RFC 9457) with a stable `type`; domain rejections map to client errors in one `match`;
+//! 5xx bodies never carry internal text (the cause is logged once, here).
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use proto::inventory::{Rejection, SeatId};
+use serde_json::{json, Map, Value};
+
+use crate::cluster::ClusterError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input failed validation.
+    #[error("{0}")]
+    Validation(String),
+    /// The body is not valid JSON for the endpoint (400 syntax, 415 content type, 422 types).
+    #[error("{1}")]
+    MalformedBody(StatusCode, String),
+    /// The body is over the size limit.
+    #[error("request body over {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (or not yours).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A deterministic refusal from the inventory.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// The payment was declined; nothing was charged.
+    #[error("{0}")]
+    PaymentDeclined(String),
+    /// The checkout expired before the payment completed; the charge was refunded.
+    #[error("checkout expired; payment refunded")]
+    CheckoutExpiredRefunded,
+    /// The payment provider did not answer; nothing was charged.
+    #[error("payment provider unavailable")]
+    PaymentUnavailable,
+    /// The cluster could not be reached in time.
+    #[error("service unavailable")]
+    Unavailable(String),
+    /// A bug or unexpected state.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Unavailable(cause) => ApiError::Unavailable(cause),
+            ClusterError::Invalid(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::Rejected(r)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge(crate::limits::BODY_BYTES_MAX);
+        }
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::MalformedBody(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json".into(),
+            ),
+            other => ApiError::MalformedBody(other.status(), other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::Validation(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Validation(r.body_text())
+    }
+}
+
+fn seats(seats: &[SeatId]) -> Value {
+    Value::Array(seats.iter().map(|s| Value::String(s.0.clone())).collect())
+}
+
+impl ApiError {
+    /// Status, stable type slug, title, and extension members.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Map<String, Value>) {
+        use Rejection as R;
+        let mut ext = Map::new();
+        let (status, slug, title) = match self {
+            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
+            ApiError::MalformedBody(status, _) => (*status, "malformed-body", "Malformed request body"),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
+            }
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::PaymentDeclined(_) => (StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined"),
+            ApiError::CheckoutExpiredRefunded => {
+                (StatusCode::CONFLICT, "checkout-expired", "Checkout expired, payment refunded")
+            }
+            ApiError::PaymentUnavailable => {
+                ext.insert("retry_after_s".into(), json!(5));
+                (StatusCode::BAD_GATEWAY, "payment-unavailable", "Payment provider unavailable")
+            }
+            ApiError::Unavailable(_) => {
+                ext.insert("retry_after_s".into(), json!(1));
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::Rejected(rejection) => match rejection {
+                R::ShowNotFound { .. } => (StatusCode::NOT_FOUND, "show-not-found", "Show not found"),
+                R::ShowExists { .. } => (StatusCode::CONFLICT, "show-exists", "Show already exists"),
+                R::InvalidLayout { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-layout", "Invalid seat layout"),
+                R::UnknownSeats { seats: s } => {
+                    ext.insert("unknown_seats".into(), seats(s));
+                    (StatusCode::UNPROCESSABLE_ENTITY, "unknown-seats", "Unknown seats")
+                }
+                R::SeatsUnavailable { seats: s } => {
+                    ext.insert("unavailable_seats".into(), seats(s));
+                    (StatusCode::CONFLICT, "seats-unavailable", "Seats unavailable")
+                }
+                R::NotEnoughSeats { available, .. } => {
+                    ext.insert("available".into(), json!(available));
+                    (StatusCode::CONFLICT, "not-enough-seats", "Not enough seats available")
+                }
+                R::UnknownCategory { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "unknown-category", "Unknown seat category")
+                }
+                R::InvalidParty { party_size_max, .. } => {
+                    ext.insert("party_size_max".into(), json!(party_size_max));
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid-party", "Invalid party")
+                }
+                R::TooManyHolds { holds_per_owner_max } => {
+                    ext.insert("holds_per_owner_max".into(), json!(holds_per_owner_max));
+                    (StatusCode::CONFLICT, "too-many-holds", "Too many active holds")
+                }
+                R::HoldNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                R::HoldExpired => (StatusCode::GONE, "hold-expired", "Hold expired"),
+                R::HoldNotActive { .. } => (StatusCode::CONFLICT, "hold-not-active", "Hold is not active"),
+                // Someone else's hold or booking is indistinguishable from a missing one.
+                R::NotOwner => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                R::BookingNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                R::BookingWrongState { .. } => {
+                    (StatusCode::CONFLICT, "booking-wrong-state", "Booking is not in a state that allows this")
+                }
+                R::RequestIdReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused with a different request",
+                ),
+            },
+        };
+        (status, slug, title, ext)
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title, ext) = self.parts();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+            match &self {
+                ApiError::Unavailable(_) => "the booking cluster could not be reached in time; retry shortly".to_owned(),
+                ApiError::PaymentUnavailable => {
+                    "the payment provider did not answer; nothing was charged, retry shortly".to_owned()
+                }
+                _ => "an internal error occurred; it has been logged".to_owned(),
+            }
+        } else {
+            match &self {
+                ApiError::Rejected(r) => r.to_string(),
+                other => other.to_string(),
+            }
+        };
+        let mut body = Map::new();
+        body.insert("type".into(), json!(format!("https://marquee.dev/problems/{slug}")));
+        body.insert("title".into(), json!(title));
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("detail".into(), json!(detail));
+        let retry_after = ext.get("retry_after_s").and_then(Value::as_u64);
+        body.extend(ext);
+        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

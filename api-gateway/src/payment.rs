@@ -1,0 +1,180 @@
+//! Payments: the [`PaymentProvider`] trait and the in-process sandbox provider.
+//!
+//! Every call carries an idempotency key (the booking id for charges, `refund:<booking>` for
+//! refunds), so the saga can retry or look a charge up after an unknown outcome without ever
+//! charging twice.
+//!
+//! Sandbox test tokens (documented in docs/api.md):
+//!
+//! | token                    | behaviour                                                      |
+//! |--------------------------|----------------------------------------------------------------|
+//! | `tok_success`            | charge succeeds                                                |
+//! | `tok_decline`            | declined, nothing charged                                      |
+//! | `tok_timeout`            | no answer within the gateway's payment timeout, nothing charged |
+//! | `tok_fail_after_charge`  | the charge is made, then the call fails (lost response)        |
+//!
+//! Any other token is declined as invalid.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A boxed, sendable future (the trait is used as `dyn`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A successful charge or refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Provider's reference.
+    pub reference: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+}
+
+/// Why a payment call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The provider refused the charge; nothing was taken.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The outcome is unknown (timeout, lost response): look the key up before deciding.
+    #[error("payment outcome unknown: {0}")]
+    Unknown(String),
+}
+
+/// A payment provider. Implementations must be idempotent per key.
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// Charges `amount_minor` with `token`, once per `key`.
+    fn charge<'a>(&'a self, key: &'a str, token: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
+    /// Refunds the charge `charge_ref`, once per `key`.
+    fn refund<'a>(&'a self, key: &'a str, charge_ref: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
+    /// The charge made under `key`, if any.
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Receipt>, PaymentError>>;
+}
+
+/// Entries of the sandbox ledger, for audits and tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ledger {
+    /// Charges by idempotency key.
+    pub charges: BTreeMap<String, Receipt>,
+    /// Refunds by idempotency key, with the charge they refund.
+    pub refunds: BTreeMap<String, (String, Receipt)>,
+}
+
+/// The in-process sandbox provider. Deterministic: behaviour depends only on the token.
+#[derive(Clone, Default)]
+pub struct SandboxProvider {
+    ledger: Arc<Mutex<Ledger>>,
+    /// How long `tok_timeout` stalls; set above the gateway's payment timeout.
+    stall: Duration,
+}
+
+impl SandboxProvider {
+    /// A sandbox whose `tok_timeout` stalls for `stall`.
+    pub fn new(stall: Duration) -> Self {
+        SandboxProvider { ledger: Arc::default(), stall }
+    }
+
+    /// A copy of the ledger.
+    pub fn ledger(&self) -> Ledger {
+        self.ledger.lock().expect("ledger lock never poisoned").clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().expect("ledger lock never poisoned")
+    }
+}
+
+impl PaymentProvider for SandboxProvider {
+    fn charge<'a>(&'a self, key: &'a str, token: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
+        Box::pin(async move {
+            if let Some(existing) = self.lock().charges.get(key) {
+                return Ok(existing.clone());
+            }
+            let receipt = Receipt { reference: format!("ch_{key}"), amount_minor, currency: currency.to_owned() };
+            match token {
+                "tok_success" => {
+                    self.lock().charges.insert(key.to_owned(), receipt.clone());
+                    Ok(receipt)
+                }
+                "tok_decline" => Err(PaymentError::Declined("card declined (sandbox tok_decline)".into())),
+                "tok_timeout" => {
+                    tokio::time::sleep(self.stall).await;
+                    Err(PaymentError::Unknown("sandbox tok_timeout stalled".into()))
+                }
+                "tok_fail_after_charge" => {
+                    self.lock().charges.insert(key.to_owned(), receipt);
+                    Err(PaymentError::Unknown("sandbox tok_fail_after_charge lost the response".into()))
+                }
+                _ => Err(PaymentError::Declined("unknown sandbox token".into())),
+            }
+        })
+    }
+
+    fn refund<'a>(&'a self, key: &'a str, charge_ref: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
+        Box::pin(async move {
+            let mut ledger = self.lock();
+            if let Some((_, existing)) = ledger.refunds.get(key) {
+                return Ok(existing.clone());
+            }
+            if !ledger.charges.values().any(|c| c.reference == charge_ref) {
+                return Err(PaymentError::Declined(format!("no charge {charge_ref} to refund")));
+            }
+            let receipt = Receipt { reference: format!("rf_{key}"), amount_minor, currency: currency.to_owned() };
+            ledger.refunds.insert(key.to_owned(), (charge_ref.to_owned(), receipt.clone()));
+            Ok(receipt)
+        })
+    }
+
+    fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Receipt>, PaymentError>> {
+        Box::pin(async move { Ok(self.lock().charges.get(key).cloned()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn charges_are_idempotent_per_key() {
+        let sandbox = SandboxProvider::new(Duration::from_millis(1));
+        let first = sandbox.charge("b1", "tok_success", 100, "INR").await.unwrap();
+        let again = sandbox.charge("b1", "tok_success", 100, "INR").await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(sandbox.ledger().charges.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn fail_after_charge_is_found_by_lookup() {
+        let sandbox = SandboxProvider::new(Duration::from_millis(1));
+        let result = sandbox.charge("b2", "tok_fail_after_charge", 100, "INR").await;
+        assert!(matches!(result, Err(PaymentError::Unknown(_))));
+        assert!(sandbox.lookup("b2").await.unwrap().is_some());
+        assert!(sandbox.lookup("b3").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn decline_and_timeout_charge_nothing() {
+        let sandbox = SandboxProvider::new(Duration::from_millis(1));
+        assert!(matches!(sandbox.charge("d", "tok_decline", 1, "INR").await, Err(PaymentError::Declined(_))));
+        assert!(matches!(sandbox.charge("t", "tok_timeout", 1, "INR").await, Err(PaymentError::Unknown(_))));
+        assert!(sandbox.ledger().charges.is_empty());
+    }
+
+    #[tokio::test]
+    async fn refunds_need_a_charge_and_are_idempotent() {
+        let sandbox = SandboxProvider::new(Duration::from_millis(1));
+        assert!(sandbox.refund("r0", "ch_none", 1, "INR").await.is_err());
+        let charge = sandbox.charge("b", "tok_success", 5, "INR").await.unwrap();
+        let first = sandbox.refund("refund:b", &charge.reference, 5, "INR").await.unwrap();
+        let again = sandbox.refund("refund:b", &charge.reference, 5, "INR").await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(sandbox.ledger().refunds.len(), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! The booking saga: hold -> `BeginCheckout` -> charge -> `Confirm`, with `FailCheckout` or a
+//! refund on every failure path, and cancellation (refund, then release).
+//!
+//! Every step is idempotent, keyed by the client's `Idempotency-Key` (scoped to the user): the
+//! inventory commands carry request ids derived from it, and the payment provider gets the
+//! booking id as its idempotency key. A client retrying `POST /v1/bookings` with the same key
+//! therefore replays each step's first outcome and never pays twice (invariant 6).
+//!
+//! What can still leave money without a ticket: the gateway dying between a successful charge
+//! and `Confirm`. The pending checkout then expires in the inventory, and the charge must be
+//! refunded by a recovery sweeper that asks the provider about expired checkouts (issue #5).
+
+use proto::inventory::{BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Rejection, Reply};
+
+use crate::http::error::ApiError;
+use crate::http::{load_booking, propose};
+use crate::payment::{PaymentError, Receipt};
+use crate::AppState;
+
+fn booking(reply: Reply) -> Result<BookingView, ApiError> {
+    match reply {
+        Reply::Booking { booking } => Ok(booking),
+        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Runs the saga for `hold_id` and returns the confirmed booking.
+///
+/// # Errors
+/// Rejections of the hold (expired, not active, not found), a declined or unavailable payment
+/// (nothing charged), an expired checkout (charge refunded), or an unreachable cluster.
+pub async fn book(state: &AppState, owner: &OwnerId, key: &str, hold_id: HoldId, token: &str) -> Result<BookingView, ApiError> {
+    let base = format!("bk:{}:{key}", owner.0);
+    let begin = Command::BeginCheckout { hold_id, owner: owner.clone(), window_ms: state.checkout_window_ms };
+    let pending = booking(propose(state, format!("{base}:begin"), begin).await?)?;
+    let booking_id = pending.booking_id;
+    let charge_key = booking_id.to_string();
+    let amount = &pending.amount;
+
+    let charge = tokio::time::timeout(
+        state.payment_timeout,
+        state.payments.charge(&charge_key, token, amount.amount_minor, &amount.currency),
+    )
+    .await
+    .unwrap_or_else(|_| Err(PaymentError::Unknown("payment call timed out".into())));
+    let receipt = match charge {
+        Ok(receipt) => receipt,
+        Err(PaymentError::Declined(reason)) => {
+            state.metrics.payments.with_label_values(&["declined"]).inc();
+            fail(state, &base, booking_id, &reason).await?;
+            return Err(ApiError::PaymentDeclined(reason));
+        }
+        Err(PaymentError::Unknown(reason)) => {
+            // Settle the unknown outcome by asking the provider what happened under our key.
+            match state.payments.lookup(&charge_key).await {
+                Ok(Some(receipt)) => receipt,
+                Ok(None) => {
+                    state.metrics.payments.with_label_values(&["unavailable"]).inc();
+                    fail(state, &base, booking_id, &reason).await?;
+                    return Err(ApiError::PaymentUnavailable);
+                }
+                Err(e) => {
+                    // Unknown and unverifiable: leave the checkout pending; it expires, and the
+                    // sweeper (issue #5) reconciles with the provider.
+                    state.metrics.payments.with_label_values(&["unknown"]).inc();
+                    tracing::error!(%booking_id, error = %e, "payment outcome unknown and lookup failed");
+                    return Err(ApiError::PaymentUnavailable);
+                }
+            }
+        }
+    };
+    state.metrics.payments.with_label_values(&["charged"]).inc();
+
+    let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+    match propose(state, format!("{base}:confirm"), confirm).await {
+        Ok(reply) => {
+            let confirmed = booking(reply)?;
+            state.metrics.bookings.with_label_values(&["confirmed"]).inc();
+            Ok(confirmed)
+        }
+        Err(ApiError::Rejected(Rejection::BookingWrongState { status })) => {
+            // The checkout expired (or failed) before the payment landed: give the money back.
+            refund(state, booking_id, &receipt).await?;
+            state.metrics.bookings.with_label_values(&["refunded_late"]).inc();
+            tracing::warn!(%booking_id, ?status, "late payment refunded");
+            Err(ApiError::CheckoutExpiredRefunded)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+async fn fail(state: &AppState, base: &str, booking_id: BookingId, reason: &str) -> Result<(), ApiError> {
+    let command = Command::FailCheckout { booking_id, reason: reason.to_owned() };
+    match propose(state, format!("{base}:fail"), command).await {
+        Ok(_) | Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
+            state.metrics.bookings.with_label_values(&["failed"]).inc();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn refund(state: &AppState, booking_id: BookingId, charge: &Receipt) -> Result<Receipt, ApiError> {
+    let key = format!("refund:{booking_id}");
+    let result = tokio::time::timeout(
+        state.payment_timeout,
+        state.payments.refund(&key, &charge.reference, charge.amount_minor, &charge.currency),
+    )
+    .await;
+    match result {
+        Ok(Ok(receipt)) => {
+            state.metrics.payments.with_label_values(&["refunded"]).inc();
+            Ok(receipt)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(%booking_id, error = %e, "refund failed");
+            Err(ApiError::PaymentUnavailable)
+        }
+        Err(_) => Err(ApiError::PaymentUnavailable),
+    }
+}
+
+/// Cancels a confirmed booking: refunds the charge, then frees the seats. Cancelling an already
+/// cancelled booking returns it unchanged.
+///
+/// # Errors
+/// Not the owner's booking (404), not confirmed (409), refund or cluster unavailable.
+pub async fn cancel(state: &AppState, owner: &OwnerId, booking_id: BookingId) -> Result<BookingView, ApiError> {
+    let current = load_booking(state, booking_id, owner).await?;
+    match current.status {
+        BookingStatus::Cancelled => return Ok(current),
+        BookingStatus::Confirmed => {}
+        status => return Err(ApiError::Rejected(Rejection::BookingWrongState { status })),
+    }
+    let payment_ref = current
+        .payment_ref
+        .clone()
+        .ok_or_else(|| ApiError::Internal("confirmed booking without a payment reference".into()))?;
+    let charge = Receipt { reference: payment_ref, amount_minor: current.amount.amount_minor, currency: current.amount.currency.clone() };
+    let receipt = refund(state, booking_id, &charge).await?;
+    let command = Command::CancelBooking { booking_id, owner: owner.clone(), refund_ref: receipt.reference };
+    let cancelled = booking(propose(state, format!("cancel:{booking_id}"), command).await?)?;
+    state.metrics.bookings.with_label_values(&["cancelled"]).inc();
+    Ok(cancelled)
+}

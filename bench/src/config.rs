@@ -1,0 +1,199 @@
+//! Command-line flags of `marquee-bench` and their validation.
+//!
+//! Every knob of the workload is a flag (a few also read the environment) so that a run is
+//! reproducible from its printed configuration and seed.
+
+use std::path::PathBuf;
+
+use anyhow::ensure;
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// Largest party the gateway accepts in one hold.
+const PARTY_SIZE_MAX: u32 = 10;
+/// Rows a layout may have.
+const ROWS_MAX: u32 = 100;
+/// Seats a row may have.
+const ROW_SEATS_MAX: u32 = 200;
+/// Seats a show may have.
+const SHOW_SEATS_MAX: u32 = 10_000;
+/// Shortest hold the gateway accepts.
+const TTL_MS_MIN: u64 = 1_000;
+/// Longest hold the gateway accepts.
+const TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
+
+/// How a journey chooses its seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Read the seat map (fast read), pick adjacent available seats in one row, hold them.
+    Adjacent,
+    /// Ask the gateway for the best `quantity` seats of a category.
+    Best,
+}
+
+impl Mode {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Adjacent => "adjacent",
+            Mode::Best => "best",
+        }
+    }
+}
+
+/// What happens when a show (nearly) sells out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSoldOut {
+    /// Create a fresh show in the sold-out show's popularity rank; the run goes on.
+    Replace,
+    /// Retire the show; when every show is retired the run stops early.
+    Stop,
+}
+
+impl OnSoldOut {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSoldOut::Replace => "replace",
+            OnSoldOut::Stop => "stop",
+        }
+    }
+}
+
+/// `marquee-bench`: drives a Marquee gateway like users do and reports latency percentiles.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "marquee-bench", version, about)]
+pub struct Args {
+    /// Base URL of the gateway (plain http).
+    #[arg(long, env = "MARQUEE_BENCH_GATEWAY", default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+    /// Admin token sent in `X-Marquee-Admin-Token` (setup and audit).
+    #[arg(
+        long,
+        env = "MARQUEE_ADMIN_TOKEN",
+        default_value = "dev-admin-token",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub admin_token: String,
+    /// Shows created at setup; journeys pick among them with Zipf popularity.
+    #[arg(long, default_value_t = 50)]
+    pub shows: usize,
+    /// Rows per show (labels A, B, ..., Z, AA, ...).
+    #[arg(long, default_value_t = 20)]
+    pub rows: u32,
+    /// Seats per row (aisles after a quarter and three quarters of the row).
+    #[arg(long, default_value_t = 30)]
+    pub seats_per_row: u32,
+    /// Closed-loop concurrency: this many tasks, each running one user journey at a time.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Measured duration in seconds (after the warm-up). The run stops at this or at
+    /// `--journeys`, whichever comes first.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration_s: f64,
+    /// Measured journeys to run (after the warm-up); unlimited if absent.
+    #[arg(long)]
+    pub journeys: Option<u64>,
+    /// Warm-up in seconds: journeys started in it run normally but are not measured.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup_s: f64,
+    /// Zipf exponent of show popularity (0 = uniform; higher = hotter head).
+    #[arg(long, default_value_t = 1.1)]
+    pub zipf_s: f64,
+    /// Percent of holds that are paid for (`POST /v1/bookings`).
+    #[arg(long, default_value_t = 80)]
+    pub confirm_pct: u32,
+    /// Percent of holds that are released (`DELETE /v1/holds/{id}`); the rest are abandoned.
+    #[arg(long, default_value_t = 10)]
+    pub release_pct: u32,
+    /// `ttl_ms` of the holds the journey will abandon, so they expire soon (1000..=7200000).
+    /// Holds that are confirmed or released use the cluster's default TTL.
+    #[arg(long, default_value_t = 60_000)]
+    pub abandon_ttl_ms: u64,
+    /// Largest party; party sizes are uniform in 1..=party-max.
+    #[arg(long, default_value_t = 4)]
+    pub party_max: u32,
+    /// Hold attempts per journey in adjacent mode: after a 409 the user re-reads the seat map
+    /// and picks again, up to this many attempts in all.
+    #[arg(long, default_value_t = 3)]
+    pub hold_attempts: u32,
+    /// How seats are chosen.
+    #[arg(long, value_enum, default_value_t = Mode::Adjacent)]
+    pub mode: Mode,
+    /// What to do when a show sells out.
+    #[arg(long, value_enum, default_value_t = OnSoldOut::Replace)]
+    pub on_sold_out: OnSoldOut,
+    /// Seed of every random choice (shows, party sizes, seats, outcomes); random if absent.
+    #[arg(long, env = "MARQUEE_SEED")]
+    pub seed: Option<u64>,
+    /// Also write the report as JSON to this path.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Sandbox payment token used for bookings.
+    #[arg(long, default_value = "tok_success")]
+    pub payment_token: String,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+impl Args {
+    /// Checks the flags against each other and against the gateway's limits.
+    ///
+    /// # Errors
+    /// A flag out of range, with a message naming it.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.gateway.starts_with("http://"),
+            "--gateway must be an http:// URL (the bench speaks plain HTTP only)"
+        );
+        ensure!(self.shows >= 1, "--shows must be at least 1");
+        ensure!((1..=ROWS_MAX).contains(&self.rows), "--rows must be 1..={ROWS_MAX}");
+        ensure!(
+            (1..=ROW_SEATS_MAX).contains(&self.seats_per_row),
+            "--seats-per-row must be 1..={ROW_SEATS_MAX}"
+        );
+        ensure!(
+            self.rows * self.seats_per_row <= SHOW_SEATS_MAX,
+            "--rows x --seats-per-row must be at most {SHOW_SEATS_MAX} seats"
+        );
+        ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
+        ensure!(
+            self.duration_s.is_finite() && self.duration_s > 0.0,
+            "--duration-s must be positive"
+        );
+        ensure!(self.journeys != Some(0), "--journeys must be positive");
+        ensure!(
+            self.warmup_s.is_finite() && self.warmup_s >= 0.0,
+            "--warmup-s must be zero or positive"
+        );
+        ensure!(self.zipf_s.is_finite() && self.zipf_s >= 0.0, "--zipf-s must be zero or positive");
+        ensure!(
+            self.confirm_pct + self.release_pct <= 100,
+            "--confirm-pct + --release-pct must be at most 100"
+        );
+        ensure!(
+            (TTL_MS_MIN..=TTL_MS_MAX).contains(&self.abandon_ttl_ms),
+            "--abandon-ttl-ms must be {TTL_MS_MIN}..={TTL_MS_MAX}"
+        );
+        ensure!(
+            (1..=PARTY_SIZE_MAX).contains(&self.party_max),
+            "--party-max must be 1..={PARTY_SIZE_MAX}"
+        );
+        ensure!(
+            self.party_max <= self.seats_per_row,
+            "--party-max must not exceed --seats-per-row"
+        );
+        ensure!(self.hold_attempts >= 1, "--hold-attempts must be at least 1");
+        ensure!(self.timeout_ms >= 1, "--timeout-ms must be positive");
+        Ok(())
+    }
+
+    /// Percent of holds abandoned (left to expire).
+    pub fn abandon_pct(&self) -> u32 {
+        100 - self.confirm_pct - self.release_pct
+    }
+}

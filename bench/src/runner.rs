@@ -1,0 +1,179 @@
+//! One benchmark run from start to end: check the gateway, set up the shows (not timed), run
+//! the warm-up and the measured window with the closed-loop workers, audit, report.
+//!
+//! Kept apart from `main` so the phases and their order read in one place.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rand::Rng;
+
+use crate::api::Api;
+use crate::audit::audit;
+use crate::config::Args;
+use crate::report::{Inputs, Report, ShowsReport};
+use crate::shows::Shows;
+use crate::stats::Stats;
+use crate::workload::{worker, Run};
+
+/// How long to wait for the gateway's `/readyz` before giving up.
+const READY_WAIT: Duration = Duration::from_secs(15);
+/// Period of the progress line on stderr.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// A tag unique to this run (clock and OS randomness, never the seed): two runs with the same
+/// seed against the same cluster must not share user ids or idempotency keys.
+fn run_tag() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mixed = rand::rng().random::<u32>() ^ nanos;
+    format!("b{mixed:08x}")
+}
+
+async fn wait_ready(api: &Api, gateway: &str) -> anyhow::Result<()> {
+    let until = Instant::now() + READY_WAIT;
+    loop {
+        let failure = match api.ready().await.result {
+            Ok(_) => return Ok(()),
+            Err(failure) => failure,
+        };
+        if Instant::now() >= until {
+            anyhow::bail!("gateway {gateway} is not ready after {READY_WAIT:?}: {failure}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs the benchmark; `Ok(true)` when the audit passed.
+///
+/// # Errors
+/// Invalid flags, an unreachable gateway, setup failures, an unwritable `--json` path.
+pub async fn run(args: Args) -> anyhow::Result<bool> {
+    args.validate()?;
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let run_tag = run_tag();
+    println!("marquee-bench: seed {seed} (repeat with --seed {seed}), run tag {run_tag}");
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let api = Api::new(&args.gateway, &args.admin_token, args.concurrency, timeout)?;
+    wait_ready(&api, &args.gateway).await?;
+
+    let setup_started = Instant::now();
+    let shows = Shows::create(&api, &args, &run_tag).await.context("setup")?;
+    println!(
+        "setup: {} shows of {} seats created in {:.1} s (not measured)",
+        args.shows,
+        shows.capacity(),
+        setup_started.elapsed().as_secs_f64()
+    );
+    println!(
+        "running: warm-up {} s, then up to {} s{} with {} closed-loop workers",
+        args.warmup_s,
+        args.duration_s,
+        args.journeys.map(|n| format!(" or {n} journeys")).unwrap_or_default(),
+        args.concurrency
+    );
+
+    let concurrency = args.concurrency;
+    let run = Arc::new(Run::new(api.clone(), args, shows, run_tag, Instant::now()));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|index| tokio::spawn(worker(Arc::clone(&run), index, seed)))
+        .collect();
+    let interrupt = tokio::spawn(stop_on_ctrl_c(Arc::clone(&run)));
+    let progress = tokio::spawn(progress(Arc::clone(&run)));
+
+    let mut stats = Stats::new();
+    let mut acked = Vec::new();
+    let mut lost_workers = 0;
+    for handle in workers {
+        match handle.await {
+            Ok(output) => {
+                stats.merge(&output.stats);
+                acked.extend(output.acked);
+            }
+            Err(e) => {
+                lost_workers += 1;
+                eprintln!("marquee-bench: a worker failed: {e}");
+            }
+        }
+    }
+    let ended = Instant::now();
+    progress.abort();
+    let window_s = ended.saturating_duration_since(run.measure_start).as_secs_f64();
+    let stopped_by = if run.stop.load(Ordering::Relaxed) {
+        if run.shows.all_retired() {
+            "every show sold out".to_owned()
+        } else {
+            "interrupt".to_owned()
+        }
+    } else if ended >= run.deadline {
+        "duration".to_owned()
+    } else {
+        "journey count".to_owned()
+    };
+    if lost_workers > 0 {
+        anyhow::bail!("{lost_workers} workers failed; no report");
+    }
+
+    let show_ids = run.shows.all_ids();
+    println!("auditing {} shows and {} acknowledged bookings...", show_ids.len(), acked.len());
+    let audit = audit(&api, &show_ids, &acked).await;
+    interrupt.abort();
+
+    let shows = ShowsReport {
+        created: show_ids.len(),
+        replaced: run.shows.replaced(),
+        retired: run.shows.retired(),
+        capacity: run.shows.capacity(),
+    };
+    let report = Report::new(Inputs {
+        args: run.args.clone(),
+        seed,
+        run_tag: run.run_tag.clone(),
+        stopped_by,
+        window_s,
+        stats,
+        shows,
+        audit,
+    });
+    print!("{}", report.table());
+    println!("{}", report.summary());
+    if let Some(path) = &run.args.json {
+        report.write_json(path)?;
+        println!("report written to {}", path.display());
+    }
+    Ok(report.audit.ok)
+}
+
+/// First Ctrl-C: stop starting journeys, then audit and report. Second: exit at once.
+async fn stop_on_ctrl_c(run: Arc<Run>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("marquee-bench: interrupted; finishing journeys in flight, then audit (Ctrl-C again to quit)");
+    run.stop.store(true, Ordering::Relaxed);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(130);
+    }
+}
+
+/// A progress line on stderr every few seconds.
+async fn progress(run: Arc<Run>) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let now = Instant::now();
+        let elapsed = now.duration_since(started).as_secs_f64();
+        if now < run.measure_start {
+            eprintln!("[{elapsed:6.1}s] warming up");
+            continue;
+        }
+        let measured = now.duration_since(run.measure_start).as_secs_f64();
+        let finished = run.finished.load(Ordering::Relaxed);
+        let rate = if measured > 0.0 { finished as f64 / measured } else { 0.0 };
+        eprintln!(
+            "[{elapsed:6.1}s] {finished} journeys ({rate:.0}/s), {} failed",
+            run.failed.load(Ordering::Relaxed)
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Node configuration: flags with `MARQUEE_NODE_*` environment overrides.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `marquee-node`: hosts Raft replicas of Marquee's groups.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "marquee-node", version, about)]
+pub struct Config {
+    /// This node's id: a positive integer unique in the cluster, fixed for the node's life.
+    #[arg(long, env = "MARQUEE_NODE_ID")]
+    pub id: u64,
+    /// Address to serve gRPC (Raft and inventory) on.
+    #[arg(long, env = "MARQUEE_NODE_GRPC_ADDR", default_value = "127.0.0.1:7001")]
+    pub grpc_addr: SocketAddr,
+    /// Address other nodes and gateways use to reach this node's gRPC server, if it differs
+    /// from `grpc_addr` (containers, NAT).
+    #[arg(long, env = "MARQUEE_NODE_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Address to serve `/metrics`, `/healthz` and `/readyz` on.
+    #[arg(long, env = "MARQUEE_NODE_HTTP_ADDR", default_value = "127.0.0.1:9001")]
+    pub http_addr: SocketAddr,
+    /// Directory holding this node's RocksDB. Created if missing.
+    #[arg(long, env = "MARQUEE_NODE_DATA_DIR", default_value = "./data/node")]
+    pub data_dir: PathBuf,
+    /// Initialize a new cluster whose voters are `--peers` (run on exactly one node, once;
+    /// ignored when the node already has Raft state).
+    #[arg(long, env = "MARQUEE_NODE_BOOTSTRAP")]
+    pub bootstrap: bool,
+    /// Initial voters as `id=host:port,...`, used with `--bootstrap`.
+    #[arg(long, env = "MARQUEE_NODE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// gRPC address of any cluster member: ask it to add this node as a voter.
+    #[arg(long, env = "MARQUEE_NODE_JOIN")]
+    pub join: Option<String>,
+    /// Default hold lifetime stamped into holds that do not ask for one (cluster-wide
+    /// setting: give every node the same value).
+    #[arg(long, env = "MARQUEE_NODE_HOLD_TTL_MS", default_value_t = raft_store::limits::HOLD_TTL_MS_DEFAULT)]
+    pub hold_ttl_ms: u64,
+    /// Build a snapshot after this many applied entries since the last one.
+    #[arg(long, env = "MARQUEE_NODE_SNAPSHOT_LOGS", default_value_t = 20_000)]
+    pub snapshot_logs: u64,
+    /// Entries kept in the log behind a snapshot, so a briefly lagging follower can catch up
+    /// without a snapshot transfer.
+    #[arg(long, env = "MARQUEE_NODE_LOGS_KEPT", default_value_t = 2_000)]
+    pub logs_kept: u64,
+    /// Raft heartbeat interval.
+    #[arg(long, env = "MARQUEE_NODE_HEARTBEAT_MS", default_value_t = 150)]
+    pub heartbeat_ms: u64,
+    /// Minimum election timeout (the maximum is twice this).
+    #[arg(long, env = "MARQUEE_NODE_ELECTION_TIMEOUT_MS", default_value_t = 750)]
+    pub election_timeout_ms: u64,
+    /// How often the leader checks for due holds and proposes `ExpireDue`.
+    #[arg(long, env = "MARQUEE_NODE_EXPIRY_TICK_MS", default_value_t = 500)]
+    pub expiry_tick_ms: u64,
+    /// fsync every group-commit batch. Turning this off loses acknowledged writes on power
+    /// failure; it exists only to measure the disk's share in benchmarks.
+    #[arg(long, env = "MARQUEE_NODE_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fsync: bool,
+}
+
+impl Config {
+    /// The address other nodes reach this node at.
+    pub fn advertised(&self) -> String {
+        self.advertise_addr.clone().unwrap_or_else(|| self.grpc_addr.to_string())
+    }
+
+    /// Parses `--peers`.
+    ///
+    /// # Errors
+    /// An entry that is not `id=host:port`.
+    pub fn parsed_peers(&self) -> Result<Vec<(u64, String)>, String> {
+        self.peers
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (id, addr) = p.split_once('=').ok_or_else(|| format!("peer {p:?} is not id=host:port"))?;
+                let id = id.trim().parse::<u64>().map_err(|_| format!("peer {p:?} has a bad id"))?;
+                if id == 0 {
+                    return Err("node id 0 is reserved".into());
+                }
+                Ok((id, addr.trim().to_owned()))
+            })
+            .collect()
+    }
+}

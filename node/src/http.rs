@@ -1,0 +1,72 @@
+//! The node's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (process up) and `/readyz`
+//! (every local replica knows a leader).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router as HttpRouter;
+use prometheus::{Encoder, TextEncoder};
+use raft_store::Db;
+
+use crate::metrics::{sync_counter, Metrics};
+use crate::router::Router;
+use crate::service::group_status;
+
+/// State of the HTTP endpoints.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Local replicas.
+    pub router: Router,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Database (writer stats).
+    pub db: Db,
+    /// This node's id.
+    pub node_id: u64,
+}
+
+/// The HTTP routes.
+pub fn routes(state: HttpState) -> HttpRouter {
+    HttpRouter::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
+    let m = &state.metrics;
+    for group in state.router.all() {
+        let status = group_status(&group, state.node_id);
+        let label = group.id.to_string();
+        let fields: [(&str, u64); 7] = [
+            ("term", status.term),
+            ("is_leader", u64::from(status.is_leader)),
+            ("leader_id", status.leader_id),
+            ("last_log_index", status.last_log_index),
+            ("applied_index", status.applied_index),
+            ("snapshot_index", status.snapshot_index),
+            ("purged_index", status.purged_index),
+        ];
+        for (field, value) in fields {
+            m.raft.with_label_values(&[label.as_str(), field]).set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+    let stats = state.db.stats();
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    sync_counter(&m.writer_batches, load(&stats.batches));
+    sync_counter(&m.writer_writes, load(&stats.writes));
+    sync_counter(&m.writer_bytes, load(&stats.bytes));
+    let mut buffer = Vec::new();
+    TextEncoder::new().encode(&m.registry.gather(), &mut buffer).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    String::from_utf8(buffer).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    for group in state.router.all() {
+        if group.raft.metrics().borrow().current_leader.is_none() {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("group {} has no known leader", group.id));
+        }
+    }
+    (StatusCode::OK, "ready".into())
+}

@@ -1,0 +1,43 @@
+//! Group id -> local replica. Answers `NotLeader` with the leader's address when this node's
+//! replica is not the leader.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use proto::pb::NotLeader;
+use proto::GroupId;
+
+use crate::group::Group;
+
+/// The replicas hosted by this node.
+#[derive(Clone, Default)]
+pub struct Router {
+    groups: Arc<RwLock<BTreeMap<GroupId, Arc<Group>>>>,
+}
+
+impl Router {
+    /// Registers a replica.
+    pub fn insert(&self, group: Arc<Group>) {
+        self.groups.write().expect("router lock is never held across a panic").insert(group.id, group);
+    }
+
+    /// The local replica of `id`.
+    pub fn get(&self, id: GroupId) -> Option<Arc<Group>> {
+        self.groups.read().expect("router lock is never held across a panic").get(&id).cloned()
+    }
+
+    /// Every local replica, by group id.
+    pub fn all(&self) -> Vec<Arc<Group>> {
+        self.groups.read().expect("router lock is never held across a panic").values().cloned().collect()
+    }
+}
+
+/// Builds a `NotLeader` answer from openraft's forwarding hint.
+pub fn not_leader(
+    hint: &openraft::error::ForwardToLeader<raft_store::NodeId, openraft::BasicNode>,
+) -> NotLeader {
+    NotLeader {
+        leader_id: hint.leader_id.unwrap_or(0),
+        leader_addr: hint.leader_node.as_ref().map(|n| n.addr.clone()).unwrap_or_default(),
+    }
+}

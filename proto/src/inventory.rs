@@ -1,0 +1,651 @@
+//! The inventory vocabulary shared by the state machine (in `raft-store`) and its clients (the
+//! gateway): identifiers, seat layouts, commands, their outcomes and read queries.
+//!
+//! Commands travel inside Raft entries as serde-JSON of [`LogCommand`], whose `v` field versions
+//! the encoding: a replica that meets a version it does not know stops loudly rather than guess.
+//! Outcomes are *deterministic*: every replica applying the same entry computes the same
+//! [`Outcome`], so a rejection (seats taken, hold expired…) is a committed, replayable answer,
+//! never a transient error.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the [`LogCommand`] encoding written by this build.
+pub const COMMAND_VERSION: u32 = 1;
+
+/// A show (one screening or performance). Chosen by the proposer, unique cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShowId(pub u64);
+
+/// A seat within a show's layout, e.g. `C7` (row label + number).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SeatId(pub String);
+
+/// Who holds or booked seats. Until accounts exist this is the gateway's temporary
+/// `X-Marquee-User` header value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OwnerId(pub String);
+
+/// Identifies an object created by a log entry: the show it belongs to (for routing) and the
+/// index of the entry that created it (unique within the show's group). Rendered `"{show}-{seq}"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryRef {
+    /// The show the object belongs to.
+    pub show_id: ShowId,
+    /// Log index of the entry that created the object.
+    pub seq: u64,
+}
+
+macro_rules! entry_ref_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub EntryRef);
+
+        impl $name {
+            /// Builds the id from the show and the creating entry's log index.
+            pub fn new(show_id: ShowId, seq: u64) -> Self {
+                Self(EntryRef { show_id, seq })
+            }
+            /// The show this object belongs to.
+            pub fn show_id(&self) -> ShowId {
+                self.0.show_id
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}-{}", self.0.show_id.0, self.0.seq)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseIdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let (show, seq) = s.split_once('-').ok_or(ParseIdError)?;
+                let show = show.parse::<u64>().map_err(|_| ParseIdError)?;
+                let seq = seq.parse::<u64>().map_err(|_| ParseIdError)?;
+                Ok(Self::new(ShowId(show), seq))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+entry_ref_id!(
+    /// A hold on seats, created by a `Hold` entry.
+    HoldId
+);
+entry_ref_id!(
+    /// A booking, created by a `BeginCheckout` entry.
+    BookingId
+);
+
+/// A string that is not a valid `{show}-{seq}` id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed id: expected \"<show>-<seq>\" with two unsigned integers")]
+pub struct ParseIdError;
+
+/// Money in minor units (paise, cents) of one currency.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Money {
+    /// Amount in the currency's minor unit.
+    pub amount_minor: i64,
+    /// ISO 4217 code, e.g. `INR`.
+    pub currency: String,
+}
+
+/// A seat category and its price for one show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategorySpec {
+    /// Category name, e.g. `premium`.
+    pub name: String,
+    /// Price of one seat, in the show currency's minor unit.
+    pub price_minor: i64,
+}
+
+/// One row of seats. Seats are numbered 1..=`seats` and identified `"{label}{number}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSpec {
+    /// Row label, e.g. `A`. ASCII letters only, so seat ids parse unambiguously.
+    pub label: String,
+    /// Category of every seat in this row.
+    pub category: String,
+    /// Number of seats in the row.
+    pub seats: u32,
+    /// Seat numbers after which an aisle or gap breaks adjacency.
+    #[serde(default)]
+    pub aisles_after: Vec<u32>,
+}
+
+/// A show's seat layout and prices, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Rows in order from the screen/stage backwards.
+    pub rows: Vec<RowSpec>,
+    /// Categories with prices; every row's category must be listed.
+    pub categories: Vec<CategorySpec>,
+    /// ISO 4217 currency of all prices.
+    pub currency: String,
+}
+
+/// Which seats a hold asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatSelection {
+    /// Exactly these seats, all or nothing.
+    Seats(Vec<SeatId>),
+    /// The best `quantity` free seats of a category, adjacent in one row where possible.
+    BestAvailable {
+        /// Party size.
+        quantity: u32,
+        /// Category to pick from.
+        category: String,
+    },
+}
+
+/// A command proposed by a client. The leader wraps it in a [`LogCommand`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Create a show with a seat layout; every seat starts free.
+    CreateShow {
+        /// Chosen by the proposer; rejected if it exists.
+        show_id: ShowId,
+        /// Display title.
+        title: String,
+        /// Show start, Unix milliseconds.
+        starts_at_ms: u64,
+        /// Seats and prices.
+        layout: Layout,
+    },
+    /// Hold seats for an owner until `ttl_ms` after the entry's time.
+    Hold {
+        /// The show.
+        show_id: ShowId,
+        /// The holder.
+        owner: OwnerId,
+        /// Which seats.
+        selection: SeatSelection,
+        /// Hold lifetime; `None` uses the cluster default. Capped at the hard maximum.
+        ttl_ms: Option<u64>,
+    },
+    /// Release an active hold early.
+    Release {
+        /// The hold.
+        hold_id: HoldId,
+        /// Must be the holder.
+        owner: OwnerId,
+    },
+    /// Pin an active hold for a payment: creates a pending booking with the amount to charge.
+    BeginCheckout {
+        /// The hold to pay for.
+        hold_id: HoldId,
+        /// Must be the holder.
+        owner: OwnerId,
+        /// How long the payment may take before the checkout expires.
+        window_ms: u64,
+    },
+    /// Payment succeeded: the pending booking becomes confirmed, its seats sold.
+    Confirm {
+        /// The pending booking.
+        booking_id: BookingId,
+        /// The payment provider's reference for the charge.
+        payment_ref: String,
+    },
+    /// Payment failed or was refunded: the pending booking fails and its seats are freed.
+    FailCheckout {
+        /// The pending booking.
+        booking_id: BookingId,
+        /// Why, for the record.
+        reason: String,
+    },
+    /// Cancel a confirmed booking (after its refund): seats are freed.
+    CancelBooking {
+        /// The booking.
+        booking_id: BookingId,
+        /// Must be the booker.
+        owner: OwnerId,
+        /// Reference of the refund that was issued.
+        refund_ref: String,
+    },
+    /// Expire holds and checkouts whose deadline is at or before the entry's time.
+    ExpireDue,
+}
+
+impl Command {
+    /// Stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateShow { .. } => "create_show",
+            Command::Hold { .. } => "hold",
+            Command::Release { .. } => "release",
+            Command::BeginCheckout { .. } => "begin_checkout",
+            Command::Confirm { .. } => "confirm",
+            Command::FailCheckout { .. } => "fail_checkout",
+            Command::CancelBooking { .. } => "cancel_booking",
+            Command::ExpireDue => "expire_due",
+        }
+    }
+
+    /// The show a command acts on (for routing), if it names one.
+    pub fn show_id(&self) -> Option<ShowId> {
+        match self {
+            Command::CreateShow { show_id, .. } | Command::Hold { show_id, .. } => Some(*show_id),
+            Command::Release { hold_id, .. } | Command::BeginCheckout { hold_id, .. } => {
+                Some(hold_id.show_id())
+            }
+            Command::Confirm { booking_id, .. }
+            | Command::FailCheckout { booking_id, .. }
+            | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
+            Command::ExpireDue => None,
+        }
+    }
+}
+
+/// What a client sends to a leader: a command and an optional request id for idempotency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Replays with the same id return the first outcome instead of acting again.
+    pub request_id: Option<String>,
+    /// The command.
+    pub command: Command,
+}
+
+/// The payload of a Raft entry: a proposal stamped by the leader with the log time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCommand {
+    /// Encoding version, [`COMMAND_VERSION`].
+    pub v: u32,
+    /// Leader's wall clock when proposing, Unix ms. Apply uses `max(now_ms, previous)`.
+    pub now_ms: u64,
+    /// See [`Proposal::request_id`].
+    pub request_id: Option<String>,
+    /// The command.
+    pub command: Command,
+}
+
+/// State of one seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatStatus {
+    /// Can be held.
+    Available,
+    /// In an active hold or a checkout.
+    Held,
+    /// In a confirmed booking.
+    Sold,
+}
+
+/// Lifecycle of a hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Holding seats until `expires_at_ms`.
+    Active,
+    /// Pinned by a pending booking while payment runs.
+    CheckingOut,
+    /// Released by its owner.
+    Released,
+    /// Passed its expiry unconfirmed.
+    Expired,
+    /// Turned into a confirmed booking.
+    Booked,
+    /// Its checkout failed; seats freed.
+    Failed,
+}
+
+/// A hold as seen by clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    /// Id.
+    pub hold_id: HoldId,
+    /// The show.
+    pub show_id: ShowId,
+    /// The holder.
+    pub owner: OwnerId,
+    /// Held seats, in layout order.
+    pub seats: Vec<SeatId>,
+    /// Sum of seat prices.
+    pub amount: Money,
+    /// Deadline (log time, Unix ms).
+    pub expires_at_ms: u64,
+    /// Lifecycle state.
+    pub status: HoldStatus,
+    /// The pending or confirmed booking made from this hold.
+    pub booking_id: Option<BookingId>,
+}
+
+/// Lifecycle of a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    /// Checkout begun, payment in progress.
+    PendingPayment,
+    /// Paid; seats sold; ticket issued.
+    Confirmed,
+    /// Payment failed or the checkout expired; seats freed.
+    Failed,
+    /// Cancelled after confirmation and refunded; seats freed.
+    Cancelled,
+}
+
+/// A booking as seen by clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingView {
+    /// Id.
+    pub booking_id: BookingId,
+    /// The show.
+    pub show_id: ShowId,
+    /// The hold it was made from.
+    pub hold_id: HoldId,
+    /// The booker.
+    pub owner: OwnerId,
+    /// Seats, in layout order.
+    pub seats: Vec<SeatId>,
+    /// Amount charged (or to be charged).
+    pub amount: Money,
+    /// Lifecycle state.
+    pub status: BookingStatus,
+    /// Payment deadline while pending (log time, Unix ms).
+    pub payment_deadline_ms: u64,
+    /// Payment provider reference once confirmed.
+    pub payment_ref: Option<String>,
+    /// Refund reference once cancelled.
+    pub refund_ref: Option<String>,
+    /// Code printed on the ticket once confirmed (derived from the log, not random).
+    pub ticket_code: Option<String>,
+    /// Why a booking failed.
+    pub failure_reason: Option<String>,
+}
+
+/// The successful result of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// `CreateShow` succeeded.
+    ShowCreated {
+        /// The new show.
+        show_id: ShowId,
+        /// Number of seats.
+        capacity: u32,
+    },
+    /// `Hold` succeeded.
+    Held {
+        /// The hold.
+        hold: HoldView,
+    },
+    /// `Release` succeeded.
+    Released {
+        /// The hold, now released.
+        hold: HoldView,
+    },
+    /// `BeginCheckout`, `Confirm`, `FailCheckout` or `CancelBooking` succeeded.
+    Booking {
+        /// The booking in its new state.
+        booking: BookingView,
+    },
+    /// `ExpireDue` ran.
+    Expired {
+        /// Holds expired by this entry.
+        holds: u32,
+        /// Checkouts expired by this entry.
+        checkouts: u32,
+    },
+}
+
+/// Why a command was refused. Deterministic: committed and replayed like any result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Rejection {
+    /// No such show in this group.
+    #[error("show {show_id:?} not found")]
+    ShowNotFound {
+        /// The show.
+        show_id: ShowId,
+    },
+    /// `CreateShow` for an id that exists.
+    #[error("show {show_id:?} already exists")]
+    ShowExists {
+        /// The show.
+        show_id: ShowId,
+    },
+    /// The layout is malformed or over the limits.
+    #[error("invalid layout: {reason}")]
+    InvalidLayout {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Seats not in the show's layout.
+    #[error("unknown seats: {seats:?}")]
+    UnknownSeats {
+        /// The seats.
+        seats: Vec<SeatId>,
+    },
+    /// Seats held or sold by someone else.
+    #[error("seats unavailable: {seats:?}")]
+    SeatsUnavailable {
+        /// The seats.
+        seats: Vec<SeatId>,
+    },
+    /// `BestAvailable` found fewer free seats than asked.
+    #[error("only {available} seats available in category {category}")]
+    NotEnoughSeats {
+        /// The category.
+        category: String,
+        /// Free seats in it.
+        available: u32,
+    },
+    /// Category not in the show's layout.
+    #[error("unknown category {category}")]
+    UnknownCategory {
+        /// The category.
+        category: String,
+    },
+    /// Party empty, repeated seats, or over the maximum size.
+    #[error("invalid party: {reason}")]
+    InvalidParty {
+        /// What is wrong.
+        reason: String,
+        /// Maximum party size.
+        party_size_max: u32,
+    },
+    /// Owner already has the maximum number of active holds on this show.
+    #[error("too many active holds (max {holds_per_owner_max})")]
+    TooManyHolds {
+        /// The limit.
+        holds_per_owner_max: u32,
+    },
+    /// No such hold.
+    #[error("hold not found")]
+    HoldNotFound,
+    /// The hold passed its expiry.
+    #[error("hold expired")]
+    HoldExpired,
+    /// The hold is not active (released, booked, failed or in checkout).
+    #[error("hold is {status:?}")]
+    HoldNotActive {
+        /// Its state.
+        status: HoldStatus,
+    },
+    /// The hold or booking belongs to another owner.
+    #[error("not the owner")]
+    NotOwner,
+    /// No such booking.
+    #[error("booking not found")]
+    BookingNotFound,
+    /// The booking is not in the state the command needs.
+    #[error("booking is {status:?}")]
+    BookingWrongState {
+        /// Its state.
+        status: BookingStatus,
+    },
+    /// A request id was reused with a different command.
+    #[error("request id reused with a different command")]
+    RequestIdReused,
+}
+
+/// The committed result of a command.
+pub type Outcome = Result<Reply, Rejection>;
+
+/// A read against a group's state machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Query {
+    /// The seat map of a show.
+    SeatMap {
+        /// The show.
+        show_id: ShowId,
+    },
+    /// One hold.
+    Hold {
+        /// The hold.
+        hold_id: HoldId,
+    },
+    /// One booking.
+    Booking {
+        /// The booking.
+        booking_id: BookingId,
+    },
+    /// Every confirmed booking of a show (audits and tests).
+    ShowBookings {
+        /// The show.
+        show_id: ShowId,
+    },
+    /// Applied index and state digest of the replica.
+    Digest,
+}
+
+/// One seat in a seat map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatView {
+    /// Id, e.g. `C7`.
+    pub seat_id: SeatId,
+    /// Number within the row.
+    pub number: u32,
+    /// Category.
+    pub category: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// State at `version`.
+    pub status: SeatStatus,
+    /// An aisle follows this seat.
+    pub aisle_after: bool,
+}
+
+/// One row in a seat map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowView {
+    /// Label.
+    pub label: String,
+    /// Seats in order.
+    pub seats: Vec<SeatView>,
+}
+
+/// A show's seats at a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatMap {
+    /// The show.
+    pub show_id: ShowId,
+    /// Title.
+    pub title: String,
+    /// Start time, Unix ms.
+    pub starts_at_ms: u64,
+    /// Bumped by every applied change to the show.
+    pub version: u64,
+    /// Currency of prices.
+    pub currency: String,
+    /// Count of available seats.
+    pub available: u32,
+    /// Rows.
+    pub rows: Vec<RowView>,
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueryResult {
+    /// For [`Query::SeatMap`].
+    SeatMap {
+        /// The map.
+        seat_map: SeatMap,
+    },
+    /// For [`Query::Hold`].
+    Hold {
+        /// The hold.
+        hold: HoldView,
+    },
+    /// For [`Query::Booking`].
+    Booking {
+        /// The booking.
+        booking: BookingView,
+    },
+    /// For [`Query::ShowBookings`].
+    Bookings {
+        /// Confirmed bookings, ordered by id.
+        bookings: Vec<BookingView>,
+    },
+    /// For [`Query::Digest`].
+    Digest {
+        /// Last applied log index.
+        applied_index: u64,
+        /// FNV-1a digest of the state.
+        digest: u64,
+    },
+    /// The show, hold or booking does not exist on this group.
+    NotFound,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_strings_and_json() {
+        let id = HoldId::new(ShowId(42), 7);
+        assert_eq!(id.to_string(), "42-7");
+        assert_eq!("42-7".parse::<HoldId>(), Ok(id));
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"42-7\"");
+        assert_eq!(serde_json::from_str::<HoldId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for bad in ["", "42", "-7", "42-", "a-1", "1-b", "1-2-3", "18446744073709551616-1"] {
+            assert!(bad.parse::<BookingId>().is_err(), "{bad} should not parse");
+        }
+    }
+
+    #[test]
+    fn log_command_json_is_tagged_and_versioned() {
+        let cmd = LogCommand {
+            v: COMMAND_VERSION,
+            now_ms: 5,
+            request_id: Some("r1".into()),
+            command: Command::ExpireDue,
+        };
+        let json = serde_json::to_value(&cmd).unwrap();
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["command"]["type"], "expire_due");
+        let back: LogCommand = serde_json::from_value(json).unwrap();
+        assert_eq!(back, cmd);
+    }
+}

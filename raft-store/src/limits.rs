@@ -1,0 +1,46 @@
+//! Bounds of the storage and the inventory state machine. Config may lower a bound, never
+//! raise it past these hard maxima.
+
+/// Seats in one party (one hold).
+pub const PARTY_SIZE_MAX: u32 = 10;
+/// Active holds (including checkouts) one owner may have on one show.
+pub const HOLDS_PER_OWNER_MAX: u32 = 2;
+/// Default hold lifetime: 10 minutes.
+pub const HOLD_TTL_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Longest hold lifetime a proposer may ask for: 2 hours.
+pub const HOLD_TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
+/// Shortest hold lifetime: 1 second (tests use short holds).
+pub const HOLD_TTL_MS_MIN: u64 = 1000;
+/// Longest payment window of a checkout: 15 minutes.
+pub const CHECKOUT_WINDOW_MS_MAX: u64 = 15 * 60 * 1000;
+/// How long ended holds stay readable before they are pruned: 1 hour of log time.
+pub const ENDED_HOLD_RETENTION_MS: u64 = 60 * 60 * 1000;
+/// How long an idempotency entry answers replays: 24 hours of log time.
+pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+/// Idempotency entries per group; the oldest are evicted first beyond this.
+pub const IDEMPOTENCY_ENTRIES_MAX: usize = 1_000_000;
+/// Longest request id accepted.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+/// Rows in a layout.
+pub const ROWS_MAX: usize = 100;
+/// Seats in one row.
+pub const ROW_SEATS_MAX: u32 = 200;
+/// Seats in a layout.
+pub const SHOW_SEATS_MAX: u32 = 10_000;
+/// Categories in a layout.
+pub const CATEGORIES_MAX: usize = 16;
+/// Length of a title, owner id, category name or row label.
+pub const NAME_BYTES_MAX: usize = 200;
+/// Longest row label (ASCII letters).
+pub const ROW_LABEL_BYTES_MAX: usize = 3;
+/// Highest seat price in minor units (keeps sums far from overflow).
+pub const PRICE_MINOR_MAX: i64 = 100_000_000;
+
+/// Writes queued for the writer thread before proposers wait (backpressure).
+pub const WRITER_QUEUE_CAPACITY: usize = 4096;
+/// Bytes merged into one synced batch.
+pub const WRITER_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+const _: () = assert!(PARTY_SIZE_MAX <= ROW_SEATS_MAX);
+const _: () = assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
+const _: () = assert!((SHOW_SEATS_MAX as i64) * PRICE_MINOR_MAX < i64::MAX / 2);

@@ -1,0 +1,885 @@
+//! The inventory state machine: seats, holds, checkouts and bookings of the shows one Raft
+//! group owns, as a pure function of the log.
+//!
+//! [`Inventory::apply`] depends on nothing but the current state and the entry: time is the
+//! entry's `now_ms` (clamped so it never runs backwards, even when a new leader's clock is
+//! behind the old one's), ids derive from the log index, and every collection is a `BTreeMap`
+//! or `BTreeSet` so iteration order, snapshots and digests are identical on every replica
+//! (ARCHITECTURE.md invariant 5).
+//!
+//! Guarantees, checked by the property tests in this module:
+//! - A seat is in at most one active hold or confirmed booking (invariant 1): every seat has
+//!   exactly one [`SeatState`], changed only through the transitions below.
+//! - A hold or checkout past its deadline frees its seats before any later command is applied
+//!   (invariant 3): every apply first runs expiry at the entry's time, so expiry is exact in log
+//!   time whether or not an `ExpireDue` entry has been proposed yet.
+//! - A replayed request id returns the first outcome and changes nothing (invariant 6).
+//!
+//! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
+//! rules) are decided by the proposer and carried in the command.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proto::inventory::{
+    BookingId, BookingStatus, BookingView, Command, HoldId, HoldStatus, HoldView, Layout, LogCommand,
+    Money, OwnerId, Outcome, Query, QueryResult, Rejection, Reply, RowView, SeatId, SeatMap,
+    SeatSelection, SeatStatus, SeatView, ShowId, COMMAND_VERSION,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{
+    CATEGORIES_MAX, CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, HOLDS_PER_OWNER_MAX,
+    HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX,
+    IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX, PARTY_SIZE_MAX, PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX,
+    ROWS_MAX, ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX, SHOW_SEATS_MAX,
+};
+
+/// Who occupies a seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeatState {
+    /// Nobody.
+    Free,
+    /// An active or checking-out hold.
+    Held(HoldId),
+    /// A confirmed booking.
+    Sold(BookingId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Row {
+    label: String,
+    category: String,
+    aisles_after: BTreeSet<u32>,
+    /// `seats[n - 1]` is seat number `n`.
+    seats: Vec<SeatState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Show {
+    title: String,
+    starts_at_ms: u64,
+    currency: String,
+    prices: BTreeMap<String, i64>,
+    rows: Vec<Row>,
+    /// Bumped by every applied change to the show.
+    version: u64,
+    available: u32,
+    /// Active (and checking-out) holds per owner, for the per-owner limit.
+    active_holds_by_owner: BTreeMap<OwnerId, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Hold {
+    owner: OwnerId,
+    /// (row index, seat number) in layout order.
+    seats: Vec<(u32, u32)>,
+    amount_minor: i64,
+    expires_at_ms: u64,
+    status: HoldStatus,
+    booking_id: Option<BookingId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Booking {
+    hold_id: HoldId,
+    owner: OwnerId,
+    seats: Vec<(u32, u32)>,
+    amount_minor: i64,
+    status: BookingStatus,
+    payment_deadline_ms: u64,
+    payment_ref: Option<String>,
+    refund_ref: Option<String>,
+    ticket_code: Option<String>,
+    failure_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct IdempotencyEntry {
+    expires_at_ms: u64,
+    fingerprint: u64,
+    outcome: Outcome,
+}
+
+/// The replicated state of one inventory group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Log time of the last applied entry (never decreases).
+    now_ms: u64,
+    shows: BTreeMap<ShowId, Show>,
+    holds: BTreeMap<HoldId, Hold>,
+    bookings: BTreeMap<BookingId, Booking>,
+    /// Active holds by expiry.
+    hold_deadlines: BTreeSet<(u64, HoldId)>,
+    /// Pending checkouts by payment deadline.
+    checkout_deadlines: BTreeSet<(u64, BookingId)>,
+    /// Ended holds by the time they are pruned.
+    ended_holds: BTreeSet<(u64, HoldId)>,
+    idempotency: BTreeMap<String, IdempotencyEntry>,
+    idempotency_expiry: BTreeSet<(u64, String)>,
+}
+
+impl Inventory {
+    /// Applies one entry at log index `index` and returns its outcome.
+    ///
+    /// # Panics
+    /// If the entry's encoding version is newer than this build understands: a replica must
+    /// stop rather than guess (STYLE §6).
+    pub fn apply(&mut self, index: u64, entry: &LogCommand) -> Outcome {
+        assert!(
+            entry.v <= COMMAND_VERSION,
+            "log entry {index} has command version {} but this build knows up to {COMMAND_VERSION}; \
+             upgrade this node",
+            entry.v
+        );
+        self.now_ms = self.now_ms.max(entry.now_ms);
+        let now = self.now_ms;
+        let expired = self.expire_due(now);
+        self.prune(now);
+
+        let fingerprint = entry.request_id.as_ref().map(|_| fingerprint(&entry.command));
+        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
+            if let Some(previous) = self.idempotency.get(request_id) {
+                if previous.fingerprint != fingerprint {
+                    return Err(Rejection::RequestIdReused);
+                }
+                return previous.outcome.clone();
+            }
+        }
+
+        let outcome = match &entry.command {
+            Command::CreateShow { show_id, title, starts_at_ms, layout } => {
+                self.create_show(*show_id, title, *starts_at_ms, layout)
+            }
+            Command::Hold { show_id, owner, selection, ttl_ms } => {
+                self.hold(index, now, *show_id, owner, selection, *ttl_ms)
+            }
+            Command::Release { hold_id, owner } => self.release(now, *hold_id, owner),
+            Command::BeginCheckout { hold_id, owner, window_ms } => {
+                self.begin_checkout(index, now, *hold_id, owner, *window_ms)
+            }
+            Command::Confirm { booking_id, payment_ref } => {
+                self.confirm(index, *booking_id, payment_ref)
+            }
+            Command::FailCheckout { booking_id, reason } => {
+                self.fail_checkout(*booking_id, reason.clone())
+            }
+            Command::CancelBooking { booking_id, owner, refund_ref } => {
+                self.cancel_booking(*booking_id, owner, refund_ref)
+            }
+            Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
+        };
+
+        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
+            if request_id.len() <= REQUEST_ID_BYTES_MAX {
+                self.remember(request_id.clone(), now, fingerprint, outcome.clone());
+            }
+        }
+        outcome
+    }
+
+    /// Earliest deadline (hold expiry or payment deadline) still pending, in log time.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let hold = self.hold_deadlines.first().map(|(at, _)| *at);
+        let checkout = self.checkout_deadlines.first().map(|(at, _)| *at);
+        match (hold, checkout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Log time of the last applied entry.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Answers a read.
+    pub fn query(&self, query: &Query) -> QueryResult {
+        match query {
+            Query::SeatMap { show_id } => match self.seat_map(*show_id) {
+                Some(seat_map) => QueryResult::SeatMap { seat_map },
+                None => QueryResult::NotFound,
+            },
+            Query::Hold { hold_id } => match self.holds.get(hold_id) {
+                Some(hold) => QueryResult::Hold { hold: self.hold_view(*hold_id, hold) },
+                None => QueryResult::NotFound,
+            },
+            Query::Booking { booking_id } => match self.bookings.get(booking_id) {
+                Some(booking) => {
+                    QueryResult::Booking { booking: self.booking_view(*booking_id, booking) }
+                }
+                None => QueryResult::NotFound,
+            },
+            Query::ShowBookings { show_id } => {
+                if !self.shows.contains_key(show_id) {
+                    return QueryResult::NotFound;
+                }
+                let bookings = self
+                    .bookings
+                    .range(BookingId::new(*show_id, 0)..=BookingId::new(*show_id, u64::MAX))
+                    .filter(|(_, b)| b.status == BookingStatus::Confirmed)
+                    .map(|(id, b)| self.booking_view(*id, b))
+                    .collect();
+                QueryResult::Bookings { bookings }
+            }
+            // The caller knows the applied index; it fills it in (see `StateMachineStore`).
+            Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
+        }
+    }
+
+    /// FNV-1a digest of the whole state. Equal on replicas that applied the same log prefix.
+    ///
+    /// # Panics
+    /// Never: the state has only string map keys, which JSON always encodes.
+    pub fn digest(&self) -> u64 {
+        let bytes = serde_json::to_vec(self).expect("inventory state serializes: all map keys are strings or ids");
+        fnv1a(&bytes)
+    }
+
+    /// Checks the structural invariants (every seat state agrees with its hold or booking;
+    /// availability counts are right). Full scan: for tests and debug builds.
+    ///
+    /// # Panics
+    /// On any violation, naming it.
+    pub fn check_invariants(&self) {
+        for (show_id, show) in &self.shows {
+            let mut free = 0;
+            for (row_index, row) in show.rows.iter().enumerate() {
+                for (offset, state) in row.seats.iter().enumerate() {
+                    let seat = (row_index as u32, offset as u32 + 1);
+                    match state {
+                        SeatState::Free => free += 1,
+                        SeatState::Held(hold_id) => {
+                            let hold = self.holds.get(hold_id).expect("held seat's hold exists");
+                            assert_eq!(hold_id.show_id(), *show_id, "hold belongs to the seat's show");
+                            assert!(
+                                matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut),
+                                "held seat's hold is active or checking out"
+                            );
+                            assert!(hold.seats.contains(&seat), "held seat is in its hold");
+                        }
+                        SeatState::Sold(booking_id) => {
+                            let booking =
+                                self.bookings.get(booking_id).expect("sold seat's booking exists");
+                            assert_eq!(booking.status, BookingStatus::Confirmed, "sold seat's booking is confirmed");
+                            assert!(booking.seats.contains(&seat), "sold seat is in its booking");
+                        }
+                    }
+                }
+            }
+            assert_eq!(free, show.available, "available count matches free seats");
+        }
+        for (hold_id, hold) in &self.holds {
+            let show = self.shows.get(&hold_id.show_id()).expect("hold's show exists");
+            let live = matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut);
+            for (row, number) in &hold.seats {
+                let state = show.rows[*row as usize].seats[*number as usize - 1];
+                if live {
+                    assert_eq!(state, SeatState::Held(*hold_id), "live hold's seats are held by it");
+                } else {
+                    assert_ne!(state, SeatState::Held(*hold_id), "ended hold holds no seat");
+                }
+            }
+            assert_eq!(
+                hold.status == HoldStatus::Active,
+                self.hold_deadlines.contains(&(hold.expires_at_ms, *hold_id)),
+                "exactly the active holds have a deadline"
+            );
+        }
+        for (booking_id, booking) in &self.bookings {
+            let show = self.shows.get(&booking_id.show_id()).expect("booking's show exists");
+            if booking.status == BookingStatus::Confirmed {
+                for (row, number) in &booking.seats {
+                    let state = show.rows[*row as usize].seats[*number as usize - 1];
+                    assert_eq!(state, SeatState::Sold(*booking_id), "confirmed booking's seats are sold to it");
+                }
+            }
+        }
+    }
+
+    fn create_show(
+        &mut self,
+        show_id: ShowId,
+        title: &str,
+        starts_at_ms: u64,
+        layout: &Layout,
+    ) -> Outcome {
+        if self.shows.contains_key(&show_id) {
+            return Err(Rejection::ShowExists { show_id });
+        }
+        let show = build_show(title, starts_at_ms, layout)
+            .map_err(|reason| Rejection::InvalidLayout { reason })?;
+        let capacity = show.available;
+        self.shows.insert(show_id, show);
+        Ok(Reply::ShowCreated { show_id, capacity })
+    }
+
+    fn hold(
+        &mut self,
+        index: u64,
+        now: u64,
+        show_id: ShowId,
+        owner: &OwnerId,
+        selection: &SeatSelection,
+        ttl_ms: Option<u64>,
+    ) -> Outcome {
+        let show = self.shows.get_mut(&show_id).ok_or(Rejection::ShowNotFound { show_id })?;
+        let active = show.active_holds_by_owner.get(owner).copied().unwrap_or(0);
+        if active >= HOLDS_PER_OWNER_MAX {
+            return Err(Rejection::TooManyHolds { holds_per_owner_max: HOLDS_PER_OWNER_MAX });
+        }
+        let seats = match selection {
+            SeatSelection::Seats(seat_ids) => pick_explicit(show, seat_ids)?,
+            SeatSelection::BestAvailable { quantity, category } => {
+                pick_best(show, *quantity, category)?
+            }
+        };
+        let hold_id = HoldId::new(show_id, index);
+        let ttl = ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
+        let expires_at_ms = now.saturating_add(ttl);
+        let mut amount_minor = 0;
+        for (row, number) in &seats {
+            let row = &mut show.rows[*row as usize];
+            amount_minor += show.prices[&row.category];
+            row.seats[*number as usize - 1] = SeatState::Held(hold_id);
+        }
+        show.available -= seats.len() as u32;
+        show.version += 1;
+        *show.active_holds_by_owner.entry(owner.clone()).or_insert(0) += 1;
+        let hold = Hold {
+            owner: owner.clone(),
+            seats,
+            amount_minor,
+            expires_at_ms,
+            status: HoldStatus::Active,
+            booking_id: None,
+        };
+        self.hold_deadlines.insert((expires_at_ms, hold_id));
+        let view = self.hold_view(hold_id, &hold);
+        self.holds.insert(hold_id, hold);
+        Ok(Reply::Held { hold: view })
+    }
+
+    fn release(&mut self, now: u64, hold_id: HoldId, owner: &OwnerId) -> Outcome {
+        let hold = self.active_hold(hold_id, owner)?;
+        let expires_at_ms = hold.expires_at_ms;
+        self.hold_deadlines.remove(&(expires_at_ms, hold_id));
+        self.end_hold(now, hold_id, HoldStatus::Released);
+        let hold = self.holds.get(&hold_id).expect("hold exists: just ended it");
+        Ok(Reply::Released { hold: self.hold_view(hold_id, hold) })
+    }
+
+    fn begin_checkout(
+        &mut self,
+        index: u64,
+        now: u64,
+        hold_id: HoldId,
+        owner: &OwnerId,
+        window_ms: u64,
+    ) -> Outcome {
+        let hold = self.active_hold(hold_id, owner)?;
+        let expires_at_ms = hold.expires_at_ms;
+        let booking_id = BookingId::new(hold_id.show_id(), index);
+        let payment_deadline_ms = now.saturating_add(window_ms.min(CHECKOUT_WINDOW_MS_MAX));
+        let booking = Booking {
+            hold_id,
+            owner: hold.owner.clone(),
+            seats: hold.seats.clone(),
+            amount_minor: hold.amount_minor,
+            status: BookingStatus::PendingPayment,
+            payment_deadline_ms,
+            payment_ref: None,
+            refund_ref: None,
+            ticket_code: None,
+            failure_reason: None,
+        };
+        self.hold_deadlines.remove(&(expires_at_ms, hold_id));
+        let hold = self.holds.get_mut(&hold_id).expect("hold exists: checked active above");
+        hold.status = HoldStatus::CheckingOut;
+        hold.booking_id = Some(booking_id);
+        self.checkout_deadlines.insert((payment_deadline_ms, booking_id));
+        self.bump(hold_id.show_id());
+        let view = self.booking_view(booking_id, &booking);
+        self.bookings.insert(booking_id, booking);
+        Ok(Reply::Booking { booking: view })
+    }
+
+    fn confirm(&mut self, index: u64, booking_id: BookingId, payment_ref: &str) -> Outcome {
+        let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
+        if booking.status != BookingStatus::PendingPayment {
+            return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        let (deadline, hold_id, seats) =
+            (booking.payment_deadline_ms, booking.hold_id, booking.seats.clone());
+        self.checkout_deadlines.remove(&(deadline, booking_id));
+        let show_id = booking_id.show_id();
+        let show = self.shows.get_mut(&show_id).expect("booking's show exists");
+        for (row, number) in &seats {
+            show.rows[*row as usize].seats[*number as usize - 1] = SeatState::Sold(booking_id);
+        }
+        show.version += 1;
+        let hold = self.holds.get_mut(&hold_id).expect("booking's hold exists while pending");
+        let owner = hold.owner.clone();
+        hold.status = HoldStatus::Booked;
+        decrement_owner(show, &owner);
+        self.ended_holds.insert((self.now_ms.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
+        let booking = self.bookings.get_mut(&booking_id).expect("booking exists: read above");
+        booking.status = BookingStatus::Confirmed;
+        booking.payment_ref = Some(payment_ref.to_owned());
+        booking.ticket_code = Some(ticket_code(booking_id, index));
+        let booking = self.bookings.get(&booking_id).expect("booking exists: updated above");
+        Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
+    }
+
+    fn fail_checkout(&mut self, booking_id: BookingId, reason: String) -> Outcome {
+        let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
+        if booking.status != BookingStatus::PendingPayment {
+            return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        self.fail_pending(booking_id, reason);
+        let booking = self.bookings.get(&booking_id).expect("booking exists: just failed it");
+        Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
+    }
+
+    fn cancel_booking(&mut self, booking_id: BookingId, owner: &OwnerId, refund_ref: &str) -> Outcome {
+        let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
+        if &booking.owner != owner {
+            return Err(Rejection::NotOwner);
+        }
+        if booking.status != BookingStatus::Confirmed {
+            return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        let seats = booking.seats.clone();
+        let show = self.shows.get_mut(&booking_id.show_id()).expect("booking's show exists");
+        free_seats(show, &seats);
+        show.version += 1;
+        let booking = self.bookings.get_mut(&booking_id).expect("booking exists: read above");
+        booking.status = BookingStatus::Cancelled;
+        booking.refund_ref = Some(refund_ref.to_owned());
+        let booking = self.bookings.get(&booking_id).expect("booking exists: updated above");
+        Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
+    }
+
+    /// Expires every hold and checkout due at `now`. Returns (holds, checkouts) expired.
+    fn expire_due(&mut self, now: u64) -> (u32, u32) {
+        let mut holds = 0;
+        while let Some(&(at, hold_id)) = self.hold_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.hold_deadlines.pop_first();
+            self.end_hold(now, hold_id, HoldStatus::Expired);
+            holds += 1;
+        }
+        let mut checkouts = 0;
+        while let Some(&(at, booking_id)) = self.checkout_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.fail_pending(booking_id, "payment window expired".to_owned());
+            checkouts += 1;
+        }
+        (holds, checkouts)
+    }
+
+    fn prune(&mut self, now: u64) {
+        while let Some(&(at, hold_id)) = self.ended_holds.first() {
+            if at > now {
+                break;
+            }
+            self.ended_holds.pop_first();
+            self.holds.remove(&hold_id);
+        }
+        while let Some((at, _)) = self.idempotency_expiry.first() {
+            if *at > now && self.idempotency.len() <= IDEMPOTENCY_ENTRIES_MAX {
+                break;
+            }
+            let (_, request_id) = self.idempotency_expiry.pop_first().expect("first() was Some");
+            self.idempotency.remove(&request_id);
+        }
+    }
+
+    fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
+        let expires_at_ms = now.saturating_add(IDEMPOTENCY_TTL_MS);
+        self.idempotency_expiry.insert((expires_at_ms, request_id.clone()));
+        self.idempotency.insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
+    }
+
+    /// Fails a pending checkout: booking failed, hold failed, seats freed.
+    fn fail_pending(&mut self, booking_id: BookingId, reason: String) {
+        let booking = self.bookings.get_mut(&booking_id).expect("pending booking exists");
+        assert_eq!(booking.status, BookingStatus::PendingPayment, "only pending checkouts fail");
+        booking.status = BookingStatus::Failed;
+        booking.failure_reason = Some(reason);
+        let (deadline, hold_id) = (booking.payment_deadline_ms, booking.hold_id);
+        self.checkout_deadlines.remove(&(deadline, booking_id));
+        self.end_hold(self.now_ms, hold_id, HoldStatus::Failed);
+    }
+
+    /// Ends a live hold: frees its seats and schedules its pruning. The caller has removed
+    /// its deadline entry.
+    fn end_hold(&mut self, now: u64, hold_id: HoldId, status: HoldStatus) {
+        let hold = self.holds.get_mut(&hold_id).expect("ended hold exists");
+        assert!(
+            matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut),
+            "only live holds end"
+        );
+        hold.status = status;
+        let show = self.shows.get_mut(&hold_id.show_id()).expect("hold's show exists");
+        free_seats(show, &hold.seats);
+        decrement_owner(show, &hold.owner);
+        show.version += 1;
+        self.ended_holds.insert((now.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
+    }
+
+    fn active_hold(&self, hold_id: HoldId, owner: &OwnerId) -> Result<&Hold, Rejection> {
+        let hold = self.holds.get(&hold_id).ok_or(Rejection::HoldNotFound)?;
+        if &hold.owner != owner {
+            return Err(Rejection::NotOwner);
+        }
+        match hold.status {
+            HoldStatus::Active => Ok(hold),
+            HoldStatus::Expired => Err(Rejection::HoldExpired),
+            status => Err(Rejection::HoldNotActive { status }),
+        }
+    }
+
+    fn bump(&mut self, show_id: ShowId) {
+        if let Some(show) = self.shows.get_mut(&show_id) {
+            show.version += 1;
+        }
+    }
+
+    fn seat_ids(&self, show_id: ShowId, seats: &[(u32, u32)]) -> Vec<SeatId> {
+        let show = self.shows.get(&show_id).expect("object's show exists");
+        seats.iter().map(|(row, n)| seat_id(&show.rows[*row as usize].label, *n)).collect()
+    }
+
+    fn money(&self, show_id: ShowId, amount_minor: i64) -> Money {
+        let show = self.shows.get(&show_id).expect("object's show exists");
+        Money { amount_minor, currency: show.currency.clone() }
+    }
+
+    fn hold_view(&self, hold_id: HoldId, hold: &Hold) -> HoldView {
+        let show_id = hold_id.show_id();
+        HoldView {
+            hold_id,
+            show_id,
+            owner: hold.owner.clone(),
+            seats: self.seat_ids(show_id, &hold.seats),
+            amount: self.money(show_id, hold.amount_minor),
+            expires_at_ms: hold.expires_at_ms,
+            status: hold.status,
+            booking_id: hold.booking_id,
+        }
+    }
+
+    fn booking_view(&self, booking_id: BookingId, booking: &Booking) -> BookingView {
+        let show_id = booking_id.show_id();
+        BookingView {
+            booking_id,
+            show_id,
+            hold_id: booking.hold_id,
+            owner: booking.owner.clone(),
+            seats: self.seat_ids(show_id, &booking.seats),
+            amount: self.money(show_id, booking.amount_minor),
+            status: booking.status,
+            payment_deadline_ms: booking.payment_deadline_ms,
+            payment_ref: booking.payment_ref.clone(),
+            refund_ref: booking.refund_ref.clone(),
+            ticket_code: booking.ticket_code.clone(),
+            failure_reason: booking.failure_reason.clone(),
+        }
+    }
+
+    fn seat_map(&self, show_id: ShowId) -> Option<SeatMap> {
+        let show = self.shows.get(&show_id)?;
+        let rows = show
+            .rows
+            .iter()
+            .map(|row| RowView {
+                label: row.label.clone(),
+                seats: row
+                    .seats
+                    .iter()
+                    .enumerate()
+                    .map(|(offset, state)| {
+                        let number = offset as u32 + 1;
+                        SeatView {
+                            seat_id: seat_id(&row.label, number),
+                            number,
+                            category: row.category.clone(),
+                            price_minor: show.prices[&row.category],
+                            status: match state {
+                                SeatState::Free => SeatStatus::Available,
+                                SeatState::Held(_) => SeatStatus::Held,
+                                SeatState::Sold(_) => SeatStatus::Sold,
+                            },
+                            aisle_after: row.aisles_after.contains(&number),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Some(SeatMap {
+            show_id,
+            title: show.title.clone(),
+            starts_at_ms: show.starts_at_ms,
+            version: show.version,
+            currency: show.currency.clone(),
+            available: show.available,
+            rows,
+        })
+    }
+}
+
+fn decrement_owner(show: &mut Show, owner: &OwnerId) {
+    let count = show.active_holds_by_owner.get_mut(owner).expect("live hold's owner is counted");
+    *count -= 1;
+    if *count == 0 {
+        show.active_holds_by_owner.remove(owner);
+    }
+}
+
+fn free_seats(show: &mut Show, seats: &[(u32, u32)]) {
+    for (row, number) in seats {
+        show.rows[*row as usize].seats[*number as usize - 1] = SeatState::Free;
+    }
+    show.available += seats.len() as u32;
+}
+
+/// `"{label}{number}"`, e.g. `C7`.
+pub fn seat_id(label: &str, number: u32) -> SeatId {
+    SeatId(format!("{label}{number}"))
+}
+
+/// Validates a layout and builds the show with every seat free.
+fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, String> {
+    if title.is_empty() || title.len() > NAME_BYTES_MAX {
+        return Err(format!("title must be 1..={NAME_BYTES_MAX} bytes"));
+    }
+    if layout.currency.len() != 3 || !layout.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err("currency must be a 3-letter ISO 4217 code".into());
+    }
+    if layout.categories.is_empty() || layout.categories.len() > CATEGORIES_MAX {
+        return Err(format!("categories must number 1..={CATEGORIES_MAX}"));
+    }
+    let mut prices = BTreeMap::new();
+    for category in &layout.categories {
+        if category.name.is_empty() || category.name.len() > NAME_BYTES_MAX {
+            return Err(format!("category names must be 1..={NAME_BYTES_MAX} bytes"));
+        }
+        if !(0..=PRICE_MINOR_MAX).contains(&category.price_minor) {
+            return Err(format!("category {} price must be 0..={PRICE_MINOR_MAX}", category.name));
+        }
+        if prices.insert(category.name.clone(), category.price_minor).is_some() {
+            return Err(format!("category {} listed twice", category.name));
+        }
+    }
+    if layout.rows.is_empty() || layout.rows.len() > ROWS_MAX {
+        return Err(format!("rows must number 1..={ROWS_MAX}"));
+    }
+    let mut labels = BTreeSet::new();
+    let mut rows = Vec::with_capacity(layout.rows.len());
+    let mut total: u32 = 0;
+    for row in &layout.rows {
+        let label_ok = !row.label.is_empty()
+            && row.label.len() <= ROW_LABEL_BYTES_MAX
+            && row.label.bytes().all(|b| b.is_ascii_uppercase());
+        if !label_ok {
+            return Err(format!("row label {:?} must be 1..={ROW_LABEL_BYTES_MAX} uppercase ASCII letters", row.label));
+        }
+        if !labels.insert(row.label.clone()) {
+            return Err(format!("row {} listed twice", row.label));
+        }
+        if !prices.contains_key(&row.category) {
+            return Err(format!("row {} has unknown category {}", row.label, row.category));
+        }
+        if row.seats == 0 || row.seats > ROW_SEATS_MAX {
+            return Err(format!("row {} must have 1..={ROW_SEATS_MAX} seats", row.label));
+        }
+        if row.aisles_after.iter().any(|n| *n == 0 || *n >= row.seats) {
+            return Err(format!("row {} has an aisle outside its seats", row.label));
+        }
+        total += row.seats;
+        if total > SHOW_SEATS_MAX {
+            return Err(format!("a show has at most {SHOW_SEATS_MAX} seats"));
+        }
+        rows.push(Row {
+            label: row.label.clone(),
+            category: row.category.clone(),
+            aisles_after: row.aisles_after.iter().copied().collect(),
+            seats: vec![SeatState::Free; row.seats as usize],
+        });
+    }
+    Ok(Show {
+        title: title.to_owned(),
+        starts_at_ms,
+        currency: layout.currency.clone(),
+        prices,
+        rows,
+        version: 1,
+        available: total,
+        active_holds_by_owner: BTreeMap::new(),
+    })
+}
+
+fn check_party(size: usize) -> Result<(), Rejection> {
+    if size == 0 {
+        return Err(Rejection::InvalidParty { reason: "no seats requested".into(), party_size_max: PARTY_SIZE_MAX });
+    }
+    if size > PARTY_SIZE_MAX as usize {
+        return Err(Rejection::InvalidParty {
+            reason: format!("party of {size} is over the maximum"),
+            party_size_max: PARTY_SIZE_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Resolves explicit seat ids, all or nothing, in layout order.
+fn pick_explicit(show: &Show, seat_ids: &[SeatId]) -> Result<Vec<(u32, u32)>, Rejection> {
+    check_party(seat_ids.len())?;
+    let mut unknown = Vec::new();
+    let mut unavailable = Vec::new();
+    let mut seats = BTreeSet::new();
+    for id in seat_ids {
+        match locate(show, id) {
+            None => unknown.push(id.clone()),
+            Some(seat) => {
+                if !seats.insert(seat) {
+                    return Err(Rejection::InvalidParty {
+                        reason: format!("seat {} requested twice", id.0),
+                        party_size_max: PARTY_SIZE_MAX,
+                    });
+                }
+                if show.rows[seat.0 as usize].seats[seat.1 as usize - 1] != SeatState::Free {
+                    unavailable.push(id.clone());
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(Rejection::UnknownSeats { seats: unknown });
+    }
+    if !unavailable.is_empty() {
+        unavailable.sort();
+        return Err(Rejection::SeatsUnavailable { seats: unavailable });
+    }
+    Ok(seats.into_iter().collect())
+}
+
+fn locate(show: &Show, id: &SeatId) -> Option<(u32, u32)> {
+    let split = id.0.find(|c: char| c.is_ascii_digit())?;
+    let (label, number) = id.0.split_at(split);
+    if number.starts_with('0') {
+        return None;
+    }
+    let number: u32 = number.parse().ok()?;
+    let row = show.rows.iter().position(|r| r.label == label)?;
+    (number >= 1 && number as usize <= show.rows[row].seats.len()).then_some((row as u32, number))
+}
+
+/// Picks the best `quantity` free seats of `category`.
+///
+/// Preference, in order: one adjacent block (not spanning an aisle) that does not strand a
+/// single free seat beside it; rows nearest the sweet spot two thirds of the way back; blocks
+/// nearest the row's centre; then layout order. If no row has an adjacent block, the first
+/// free seats in layout order. Integer scores only, ties broken by (row, seat number).
+fn pick_best(show: &Show, quantity: u32, category: &str) -> Result<Vec<(u32, u32)>, Rejection> {
+    check_party(quantity as usize)?;
+    if !show.prices.contains_key(category) {
+        return Err(Rejection::UnknownCategory { category: category.to_owned() });
+    }
+    let n = quantity as usize;
+    let sweet_row = (show.rows.len() as i64 * 2) / 3;
+    // (orphan penalty, row distance, centre distance, row, start)
+    let mut best: Option<(u8, i64, i64, usize, usize)> = None;
+    for (row_index, row) in show.rows.iter().enumerate() {
+        if row.category != category {
+            continue;
+        }
+        let len = row.seats.len();
+        let mut start = 0;
+        while start < len {
+            if row.seats[start] != SeatState::Free {
+                start += 1;
+                continue;
+            }
+            // A run of free seats [start, end) with no aisle inside.
+            let mut end = start + 1;
+            while end < len
+                && row.seats[end] == SeatState::Free
+                && !row.aisles_after.contains(&(end as u32))
+            {
+                end += 1;
+            }
+            let run = end - start;
+            if run >= n {
+                for first in start..=end - n {
+                    let left = first - start;
+                    let right = end - (first + n);
+                    let orphan = u8::from(left == 1) + u8::from(right == 1);
+                    let centre = (2 * first + n) as i64 - len as i64;
+                    let score =
+                        (orphan, (row_index as i64 - sweet_row).abs(), centre.abs(), row_index, first);
+                    if best.is_none_or(|b| score < b) {
+                        best = Some(score);
+                    }
+                }
+            }
+            start = end;
+        }
+    }
+    if let Some((_, _, _, row, first)) = best {
+        return Ok((first..first + n).map(|offset| (row as u32, offset as u32 + 1)).collect());
+    }
+    let free: Vec<(u32, u32)> = show
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.category == category)
+        .flat_map(|(row_index, row)| {
+            row.seats
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s == SeatState::Free)
+                .map(move |(offset, _)| (row_index as u32, offset as u32 + 1))
+        })
+        .collect();
+    if free.len() < n {
+        return Err(Rejection::NotEnoughSeats { category: category.to_owned(), available: free.len() as u32 });
+    }
+    Ok(free.into_iter().take(n).collect())
+}
+
+/// A ticket code derived from the booking and the confirming entry: stable on every replica.
+fn ticket_code(booking_id: BookingId, index: u64) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut h = fnv1a(format!("{booking_id}/{index}").as_bytes());
+    let mut code = String::with_capacity(10);
+    code.push_str("MQ");
+    for _ in 0..8 {
+        code.push(ALPHABET[(h % 32) as usize] as char);
+        h /= 32;
+    }
+    code
+}
+
+fn fingerprint(command: &Command) -> u64 {
+    let bytes = serde_json::to_vec(command).expect("commands serialize: plain data");
+    fnv1a(&bytes)
+}
+
+/// 64-bit FNV-1a.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+#[path = "inventory_tests.rs"]
+mod tests;

@@ -1,0 +1,557 @@
+//! Unit and property tests of the inventory state machine against a small model.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use proto::inventory::*;
+
+use super::*;
+
+const SHOW: ShowId = ShowId(7);
+
+fn layout() -> Layout {
+    Layout {
+        rows: vec![
+            RowSpec { label: "A".into(), category: "standard".into(), seats: 6, aisles_after: vec![3] },
+            RowSpec { label: "B".into(), category: "standard".into(), seats: 6, aisles_after: vec![] },
+            RowSpec { label: "C".into(), category: "premium".into(), seats: 4, aisles_after: vec![] },
+        ],
+        categories: vec![
+            CategorySpec { name: "standard".into(), price_minor: 200 },
+            CategorySpec { name: "premium".into(), price_minor: 500 },
+        ],
+        currency: "INR".into(),
+    }
+}
+
+fn entry(now_ms: u64, request_id: Option<&str>, command: Command) -> LogCommand {
+    LogCommand { v: COMMAND_VERSION, now_ms, request_id: request_id.map(str::to_owned), command }
+}
+
+fn created() -> Inventory {
+    let mut inv = Inventory::default();
+    let create = Command::CreateShow { show_id: SHOW, title: "Film".into(), starts_at_ms: 10_000_000, layout: layout() };
+    assert_eq!(inv.apply(1, &entry(0, None, create)), Ok(Reply::ShowCreated { show_id: SHOW, capacity: 16 }));
+    inv
+}
+
+fn seats(ids: &[&str]) -> SeatSelection {
+    SeatSelection::Seats(ids.iter().map(|s| SeatId((*s).into())).collect())
+}
+
+fn hold_cmd(owner: &str, selection: SeatSelection) -> Command {
+    Command::Hold { show_id: SHOW, owner: OwnerId(owner.into()), selection, ttl_ms: Some(5_000) }
+}
+
+fn held(outcome: Outcome) -> HoldView {
+    match outcome {
+        Ok(Reply::Held { hold }) => hold,
+        other => panic!("expected a hold, got {other:?}"),
+    }
+}
+
+fn booking(outcome: Outcome) -> BookingView {
+    match outcome {
+        Ok(Reply::Booking { booking }) => booking,
+        other => panic!("expected a booking, got {other:?}"),
+    }
+}
+
+#[test]
+fn hold_is_all_or_nothing() {
+    let mut inv = created();
+    held(inv.apply(2, &entry(1, None, hold_cmd("u1", seats(&["A1", "A2"])))));
+    let outcome = inv.apply(3, &entry(2, None, hold_cmd("u2", seats(&["A2", "A3"]))));
+    assert_eq!(outcome, Err(Rejection::SeatsUnavailable { seats: vec![SeatId("A2".into())] }));
+    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+    assert_eq!(seat_map.available, 14, "the failed hold took nothing");
+    inv.check_invariants();
+}
+
+#[test]
+fn hold_rejects_party_over_limit_and_unknown_seats() {
+    let mut inv = created();
+    let many: Vec<String> = (1..=6).map(|n| format!("A{n}")).chain((1..=6).map(|n| format!("B{n}"))).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(matches!(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&many)))), Err(Rejection::InvalidParty { .. })));
+    assert!(matches!(inv.apply(3, &entry(1, None, hold_cmd("u", seats(&[])))), Err(Rejection::InvalidParty { .. })));
+    assert!(matches!(inv.apply(4, &entry(1, None, hold_cmd("u", seats(&["A1", "A1"])))), Err(Rejection::InvalidParty { .. })));
+    for bad in ["Z1", "A0", "A7", "A01", "1A", ""] {
+        assert_eq!(
+            inv.apply(5, &entry(1, None, hold_cmd("u", seats(&[bad])))),
+            Err(Rejection::UnknownSeats { seats: vec![SeatId(bad.into())] }),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn owner_hold_limit_is_enforced_per_show() {
+    let mut inv = created();
+    held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["A1"])))));
+    held(inv.apply(3, &entry(1, None, hold_cmd("u", seats(&["A2"])))));
+    assert_eq!(
+        inv.apply(4, &entry(1, None, hold_cmd("u", seats(&["A3"])))),
+        Err(Rejection::TooManyHolds { holds_per_owner_max: HOLDS_PER_OWNER_MAX })
+    );
+    held(inv.apply(5, &entry(1, None, hold_cmd("other", seats(&["A3"])))));
+}
+
+#[test]
+fn expire_due_frees_seats_at_expiry() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["C1"])))));
+    assert_eq!(hold.expires_at_ms, 6_000);
+    assert_eq!(inv.apply(3, &entry(5_999, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 0, checkouts: 0 }));
+    assert_eq!(inv.apply(4, &entry(6_000, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 1, checkouts: 0 }));
+    held(inv.apply(5, &entry(6_001, None, hold_cmd("v", seats(&["C1"])))));
+    let QueryResult::Hold { hold } = inv.query(&Query::Hold { hold_id: hold.hold_id }) else { panic!() };
+    assert_eq!(hold.status, HoldStatus::Expired);
+    inv.check_invariants();
+}
+
+#[test]
+fn expired_hold_is_freed_even_without_an_expire_entry() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["C1"])))));
+    // A later command at log time past the expiry sees the seat free.
+    held(inv.apply(3, &entry(7_000, None, hold_cmd("v", seats(&["C1"])))));
+    let checkout = Command::BeginCheckout { hold_id: hold.hold_id, owner: OwnerId("u".into()), window_ms: 1000 };
+    assert_eq!(inv.apply(4, &entry(7_001, None, checkout)), Err(Rejection::HoldExpired));
+}
+
+#[test]
+fn time_never_runs_backwards() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(10_000, None, hold_cmd("u", seats(&["A1"])))));
+    // A new leader with a slow clock stamps an older time: log time stays at 10 000.
+    held(inv.apply(3, &entry(50, None, hold_cmd("v", seats(&["A2"])))));
+    assert_eq!(inv.now_ms(), 10_000);
+    assert_eq!(hold.expires_at_ms, 15_000);
+}
+
+#[test]
+fn checkout_confirm_and_cancel_round_trip() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["C1", "C2"])))));
+    assert_eq!(hold.amount, Money { amount_minor: 1000, currency: "INR".into() });
+    let owner = OwnerId("u".into());
+    let pending = booking(inv.apply(3, &entry(2, None, Command::BeginCheckout { hold_id: hold.hold_id, owner: owner.clone(), window_ms: 60_000 })));
+    assert_eq!(pending.status, BookingStatus::PendingPayment);
+    // Pinned: the hold's own expiry no longer frees the seats during payment.
+    assert_eq!(inv.apply(4, &entry(10_000, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 0, checkouts: 0 }));
+    let confirmed = booking(inv.apply(5, &entry(10_001, None, Command::Confirm { booking_id: pending.booking_id, payment_ref: "pay_1".into() })));
+    assert_eq!(confirmed.status, BookingStatus::Confirmed);
+    assert!(confirmed.ticket_code.as_deref().is_some_and(|c| c.starts_with("MQ") && c.len() == 10));
+    assert_eq!(
+        inv.apply(6, &entry(10_002, None, Command::CancelBooking { booking_id: pending.booking_id, owner: OwnerId("x".into()), refund_ref: "r".into() })),
+        Err(Rejection::NotOwner)
+    );
+    let cancelled = booking(inv.apply(7, &entry(10_003, None, Command::CancelBooking { booking_id: pending.booking_id, owner, refund_ref: "ref_1".into() })));
+    assert_eq!(cancelled.status, BookingStatus::Cancelled);
+    held(inv.apply(8, &entry(10_004, None, hold_cmd("v", seats(&["C1", "C2"])))));
+    inv.check_invariants();
+}
+
+#[test]
+fn late_payment_after_checkout_expiry_is_rejected() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["C1"])))));
+    let pending = booking(inv.apply(3, &entry(2, None, Command::BeginCheckout { hold_id: hold.hold_id, owner: OwnerId("u".into()), window_ms: 1_000 })));
+    let late = inv.apply(4, &entry(1_002, None, Command::Confirm { booking_id: pending.booking_id, payment_ref: "p".into() }));
+    assert_eq!(late, Err(Rejection::BookingWrongState { status: BookingStatus::Failed }));
+    inv.check_invariants();
+}
+
+#[test]
+fn replayed_request_returns_first_outcome_and_acts_once() {
+    let mut inv = created();
+    let first = inv.apply(2, &entry(1, Some("req-1"), hold_cmd("u", seats(&["A1"]))));
+    let replay = inv.apply(3, &entry(2, Some("req-1"), hold_cmd("u", seats(&["A1"]))));
+    assert_eq!(first, replay);
+    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+    assert_eq!(seat_map.available, 15);
+    assert_eq!(inv.apply(4, &entry(3, Some("req-1"), hold_cmd("u", seats(&["A2"])))), Err(Rejection::RequestIdReused));
+}
+
+#[test]
+fn best_available_prefers_adjacent_centre_seats_without_orphans() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", SeatSelection::BestAvailable { quantity: 2, category: "standard".into() }))));
+    // Rows A and B are standard; B is the sweet-spot row; B3+B4 is the centre block.
+    assert_eq!(hold.seats, vec![SeatId("B3".into()), SeatId("B4".into())]);
+    // A's aisle after seat 3 splits it into blocks of three: no block of four there, B has
+    // only two-seat runs left, so four seats fall back to the first free ones.
+    let hold = held(inv.apply(3, &entry(1, None, hold_cmd("v", SeatSelection::BestAvailable { quantity: 4, category: "standard".into() }))));
+    assert_eq!(hold.seats.len(), 4);
+    assert_eq!(
+        inv.apply(4, &entry(1, None, hold_cmd("w", SeatSelection::BestAvailable { quantity: 1, category: "balcony".into() }))),
+        Err(Rejection::UnknownCategory { category: "balcony".into() })
+    );
+    inv.check_invariants();
+}
+
+#[test]
+fn invalid_layouts_are_rejected() {
+    let mut inv = Inventory::default();
+    let mut bad = layout();
+    bad.rows[0].category = "nope".into();
+    let create = |layout| Command::CreateShow { show_id: SHOW, title: "x".into(), starts_at_ms: 0, layout };
+    assert!(matches!(inv.apply(1, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
+    let mut bad = layout();
+    bad.rows[1].label = "a1".into();
+    assert!(matches!(inv.apply(2, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
+    let mut bad = layout();
+    bad.rows[0].seats = ROW_SEATS_MAX + 1;
+    assert!(matches!(inv.apply(3, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
+    assert!(matches!(inv.apply(4, &entry(0, None, create(layout()))), Ok(Reply::ShowCreated { .. })));
+    assert_eq!(inv.apply(5, &entry(0, None, create(layout()))), Err(Rejection::ShowExists { show_id: SHOW }));
+}
+
+// ---- Property test against a model -------------------------------------------------------
+
+/// What the model believes about a seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelSeat {
+    Free,
+    Held(HoldId),
+    Sold(BookingId),
+}
+
+#[derive(Debug, Clone)]
+struct ModelHold {
+    owner: String,
+    seats: Vec<SeatId>,
+    expires_at: u64,
+    live: bool,
+    checking_out: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ModelBooking {
+    owner: String,
+    hold: HoldId,
+    status: BookingStatus,
+    deadline: u64,
+}
+
+/// A deliberately naive model: linear scans, no indexes.
+#[derive(Debug, Default)]
+struct Model {
+    now: u64,
+    seats: BTreeMap<SeatId, (String, ModelSeat)>,
+    holds: BTreeMap<HoldId, ModelHold>,
+    bookings: BTreeMap<BookingId, ModelBooking>,
+    replies: BTreeMap<String, (Command, Outcome)>,
+}
+
+impl Model {
+    fn new() -> Model {
+        let mut m = Model::default();
+        for row in layout().rows {
+            for n in 1..=row.seats {
+                m.seats.insert(SeatId(format!("{}{n}", row.label)), (row.category.clone(), ModelSeat::Free));
+            }
+        }
+        m
+    }
+
+    fn free(&mut self, seats: &[SeatId]) {
+        for s in seats {
+            self.seats.get_mut(s).unwrap().1 = ModelSeat::Free;
+        }
+    }
+
+    fn advance(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        let due: Vec<HoldId> = self
+            .holds
+            .iter()
+            .filter(|(_, h)| h.live && !h.checking_out && h.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let seats = self.holds[&id].seats.clone();
+            self.free(&seats);
+            self.holds.get_mut(&id).unwrap().live = false;
+        }
+        let due: Vec<BookingId> = self
+            .bookings
+            .iter()
+            .filter(|(_, b)| b.status == BookingStatus::PendingPayment && b.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.fail(id);
+        }
+    }
+
+    fn fail(&mut self, id: BookingId) {
+        let hold = self.bookings[&id].hold;
+        self.bookings.get_mut(&id).unwrap().status = BookingStatus::Failed;
+        let seats = self.holds[&hold].seats.clone();
+        self.free(&seats);
+        let h = self.holds.get_mut(&hold).unwrap();
+        h.live = false;
+        h.checking_out = false;
+    }
+
+    fn live_holds_of(&self, owner: &str) -> usize {
+        self.holds.values().filter(|h| h.live && h.owner == owner).count()
+    }
+
+    /// Checks the SUT's outcome for `cmd` (applied at `index`) and updates the model.
+    fn check(&mut self, index: u64, cmd: &Command, outcome: &Outcome) {
+        match cmd {
+            Command::Hold { owner, selection, ttl_ms, .. } => {
+                let too_many = self.live_holds_of(&owner.0) >= HOLDS_PER_OWNER_MAX as usize;
+                match selection {
+                    SeatSelection::Seats(ids) => {
+                        let taken: Vec<SeatId> = ids.iter().filter(|s| self.seats[*s].1 != ModelSeat::Free).cloned().collect();
+                        let expect_ok = !too_many && taken.is_empty();
+                        assert_eq!(outcome.is_ok(), expect_ok, "hold {ids:?}: {outcome:?}");
+                        if too_many {
+                            assert!(matches!(outcome, Err(Rejection::TooManyHolds { .. })));
+                        } else if !taken.is_empty() {
+                            assert!(matches!(outcome, Err(Rejection::SeatsUnavailable { .. })), "{outcome:?}");
+                        }
+                    }
+                    SeatSelection::BestAvailable { quantity, category } => {
+                        let free = self.seats.values().filter(|(c, s)| c == category && *s == ModelSeat::Free).count();
+                        let expect_ok = !too_many && free >= *quantity as usize;
+                        assert_eq!(outcome.is_ok(), expect_ok, "best {quantity} {category}: {outcome:?}");
+                    }
+                }
+                if let Ok(Reply::Held { hold }) = outcome {
+                    let id = HoldId::new(SHOW, index);
+                    assert_eq!(hold.hold_id, id);
+                    assert_eq!(hold.expires_at_ms, self.now + ttl_ms.unwrap());
+                    let mut amount = 0;
+                    for s in &hold.seats {
+                        let (category, state) = self.seats.get_mut(s).unwrap();
+                        assert_eq!(*state, ModelSeat::Free, "SUT held a seat the model has taken: {s:?}");
+                        if let SeatSelection::BestAvailable { category: wanted, .. } = selection {
+                            assert_eq!(category, wanted);
+                        }
+                        amount += if category == "premium" { 500 } else { 200 };
+                        *state = ModelSeat::Held(id);
+                    }
+                    assert_eq!(hold.amount.amount_minor, amount);
+                    self.holds.insert(id, ModelHold { owner: owner.0.clone(), seats: hold.seats.clone(), expires_at: hold.expires_at_ms, live: true, checking_out: false });
+                }
+            }
+            Command::Release { hold_id, owner } => {
+                let expect = self.expect_active(*hold_id, &owner.0);
+                assert_eq!(outcome.is_ok(), expect.is_ok(), "release: {outcome:?} vs {expect:?}");
+                if outcome.is_ok() {
+                    let seats = self.holds[hold_id].seats.clone();
+                    self.free(&seats);
+                    self.holds.get_mut(hold_id).unwrap().live = false;
+                }
+            }
+            Command::BeginCheckout { hold_id, owner, window_ms } => {
+                let expect = self.expect_active(*hold_id, &owner.0);
+                assert_eq!(outcome.is_ok(), expect.is_ok(), "checkout: {outcome:?} vs {expect:?}");
+                if let Ok(Reply::Booking { booking }) = outcome {
+                    assert_eq!(booking.booking_id, BookingId::new(SHOW, index));
+                    self.holds.get_mut(hold_id).unwrap().checking_out = true;
+                    self.bookings.insert(booking.booking_id, ModelBooking { owner: owner.0.clone(), hold: *hold_id, status: BookingStatus::PendingPayment, deadline: self.now + window_ms });
+                }
+            }
+            Command::Confirm { booking_id, .. } => {
+                let pending = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::PendingPayment);
+                assert_eq!(outcome.is_ok(), pending, "confirm: {outcome:?}");
+                if pending {
+                    let b = self.bookings.get_mut(booking_id).unwrap();
+                    b.status = BookingStatus::Confirmed;
+                    let hold = b.hold;
+                    let h = self.holds.get_mut(&hold).unwrap();
+                    h.live = false;
+                    h.checking_out = false;
+                    for s in h.seats.clone() {
+                        self.seats.get_mut(&s).unwrap().1 = ModelSeat::Sold(*booking_id);
+                    }
+                }
+            }
+            Command::FailCheckout { booking_id, .. } => {
+                let pending = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::PendingPayment);
+                assert_eq!(outcome.is_ok(), pending, "fail: {outcome:?}");
+                if pending {
+                    self.fail(*booking_id);
+                }
+            }
+            Command::CancelBooking { booking_id, owner, .. } => {
+                let ok = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::Confirmed && b.owner == owner.0);
+                assert_eq!(outcome.is_ok(), ok, "cancel: {outcome:?}");
+                if ok {
+                    self.bookings.get_mut(booking_id).unwrap().status = BookingStatus::Cancelled;
+                    let seats = self.holds[&self.bookings[booking_id].hold].seats.clone();
+                    self.free(&seats);
+                }
+            }
+            Command::ExpireDue | Command::CreateShow { .. } => {}
+        }
+    }
+
+    fn expect_active(&self, hold_id: HoldId, owner: &str) -> Result<(), &'static str> {
+        let h = self.holds.get(&hold_id).ok_or("missing")?;
+        if h.owner != owner {
+            return Err("owner");
+        }
+        if !h.live || h.checking_out {
+            return Err("not active");
+        }
+        Ok(())
+    }
+
+    /// Compares the model's seat map with the SUT's.
+    fn compare(&self, inv: &Inventory) {
+        let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+        for row in &seat_map.rows {
+            for seat in &row.seats {
+                let expected = match self.seats[&seat.seat_id].1 {
+                    ModelSeat::Free => SeatStatus::Available,
+                    ModelSeat::Held(_) => SeatStatus::Held,
+                    ModelSeat::Sold(_) => SeatStatus::Sold,
+                };
+                assert_eq!(seat.status, expected, "seat {:?}", seat.seat_id);
+            }
+        }
+        let sold = self.seats.values().filter(|(_, s)| matches!(s, ModelSeat::Sold(_))).count();
+        let QueryResult::Bookings { bookings } = inv.query(&Query::ShowBookings { show_id: SHOW }) else { panic!() };
+        assert_eq!(bookings.iter().map(|b| b.seats.len()).sum::<usize>(), sold, "sold seats equal confirmed booking seats");
+    }
+}
+
+/// A step of a generated run: a command template resolved against the ids created so far.
+#[derive(Debug, Clone)]
+enum Op {
+    HoldSeats { owner: u8, seats: Vec<u8>, ttl: u64 },
+    HoldBest { owner: u8, quantity: u32, premium: bool, ttl: u64 },
+    Release { pick: usize, owner: u8 },
+    Checkout { pick: usize, owner: u8, window: u64 },
+    Confirm { pick: usize },
+    Fail { pick: usize },
+    Cancel { pick: usize, owner: u8 },
+    Expire,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..3, prop::collection::vec(0u8..16, 1..4), 1_000u64..8_000).prop_map(|(owner, seats, ttl)| Op::HoldSeats { owner, seats, ttl }),
+        2 => (0u8..3, 1u32..5, any::<bool>(), 1_000u64..8_000).prop_map(|(owner, quantity, premium, ttl)| Op::HoldBest { owner, quantity, premium, ttl }),
+        1 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Release { pick, owner }),
+        2 => (any::<usize>(), 0u8..3, 500u64..6_000).prop_map(|(pick, owner, window)| Op::Checkout { pick, owner, window }),
+        2 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Fail { pick }),
+        1 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Cancel { pick, owner }),
+        1 => Just(Op::Expire),
+    ]
+}
+
+fn seat_by_index(i: u8) -> SeatId {
+    let all: Vec<SeatId> = Model::new().seats.keys().cloned().collect();
+    all[i as usize % all.len()].clone()
+}
+
+fn resolve(op: &Op, holds: &[HoldId], bookings: &[BookingId]) -> Command {
+    let owner = |o: u8| OwnerId(format!("user{o}"));
+    let pick_hold = |p: usize| if holds.is_empty() { HoldId::new(SHOW, 999_999) } else { holds[p % holds.len()] };
+    let pick_booking = |p: usize| if bookings.is_empty() { BookingId::new(SHOW, 999_999) } else { bookings[p % bookings.len()] };
+    match op {
+        Op::HoldSeats { owner: o, seats, ttl } => {
+            let mut ids: Vec<SeatId> = seats.iter().map(|i| seat_by_index(*i)).collect();
+            ids.sort();
+            ids.dedup();
+            Command::Hold { show_id: SHOW, owner: owner(*o), selection: SeatSelection::Seats(ids), ttl_ms: Some(*ttl) }
+        }
+        Op::HoldBest { owner: o, quantity, premium, ttl } => Command::Hold {
+            show_id: SHOW,
+            owner: owner(*o),
+            selection: SeatSelection::BestAvailable { quantity: *quantity, category: if *premium { "premium" } else { "standard" }.into() },
+            ttl_ms: Some(*ttl),
+        },
+        Op::Release { pick, owner: o } => Command::Release { hold_id: pick_hold(*pick), owner: owner(*o) },
+        Op::Checkout { pick, owner: o, window } => Command::BeginCheckout { hold_id: pick_hold(*pick), owner: owner(*o), window_ms: *window },
+        Op::Confirm { pick } => Command::Confirm { booking_id: pick_booking(*pick), payment_ref: format!("pay{pick}") },
+        Op::Fail { pick } => Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() },
+        Op::Cancel { pick, owner: o } => Command::CancelBooking { booking_id: pick_booking(*pick), owner: owner(*o), refund_ref: "refund".into() },
+        Op::Expire => Command::ExpireDue,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Random runs with advancing log time, replays and expiry match the model at every step,
+    /// and keep the structural invariants.
+    #[test]
+    fn state_machine_matches_model(steps in prop::collection::vec((op(), 0u64..2_500, prop::option::weighted(0.3, 0u8..6)), 1..120)) {
+        let mut inv = created();
+        let mut model = Model::new();
+        let mut holds = Vec::new();
+        let mut bookings = Vec::new();
+        let mut now = 0;
+        for (i, (op, dt, request)) in steps.iter().enumerate() {
+            let index = i as u64 + 2;
+            now += dt;
+            let command = resolve(op, &holds, &bookings);
+            let request_id = request.map(|r| format!("req{r}"));
+            let before = inv.clone();
+            let outcome = inv.apply(index, &entry(now, request_id.as_deref(), command.clone()));
+            model.advance(now);
+            if let Some(request_id) = &request_id {
+                if let Some((first_command, first_outcome)) = model.replies.get(request_id) {
+                    // A replay: the first outcome, and no effect beyond the clock-driven expiry.
+                    if *first_command == command {
+                        prop_assert_eq!(&outcome, first_outcome);
+                    } else {
+                        prop_assert_eq!(&outcome, &Err(Rejection::RequestIdReused));
+                    }
+                    let mut expected = before;
+                    expected.apply(index, &entry(now, None, Command::ExpireDue));
+                    prop_assert_eq!(expected.query(&Query::SeatMap { show_id: SHOW }), inv.query(&Query::SeatMap { show_id: SHOW }));
+                    inv.check_invariants();
+                    continue;
+                }
+                model.replies.insert(request_id.clone(), (command.clone(), outcome.clone()));
+            }
+            model.check(index, &command, &outcome);
+            match &outcome {
+                Ok(Reply::Held { hold }) => holds.push(hold.hold_id),
+                Ok(Reply::Booking { booking }) if booking.status == BookingStatus::PendingPayment => bookings.push(booking.booking_id),
+                _ => {}
+            }
+            inv.check_invariants();
+            model.compare(&inv);
+        }
+    }
+
+    /// Two replicas applying the same log end with equal digests, and a snapshot round trip
+    /// preserves the state exactly.
+    #[test]
+    fn same_log_same_digest_and_snapshot_round_trip(steps in prop::collection::vec((op(), 0u64..2_500), 1..80)) {
+        let mut a = created();
+        let mut b = created();
+        let mut holds = Vec::new();
+        let mut bookings = Vec::new();
+        let mut now = 0;
+        for (i, (op, dt)) in steps.iter().enumerate() {
+            now += dt;
+            let e = entry(now, None, resolve(op, &holds, &bookings));
+            let outcome = a.apply(i as u64 + 2, &e);
+            prop_assert_eq!(&outcome, &b.apply(i as u64 + 2, &e));
+            match outcome {
+                Ok(Reply::Held { hold }) => holds.push(hold.hold_id),
+                Ok(Reply::Booking { booking }) => bookings.push(booking.booking_id),
+                _ => {}
+            }
+        }
+        prop_assert_eq!(a.digest(), b.digest());
+        let bytes = serde_json::to_vec(&a).unwrap();
+        let restored = crate::state_machine::inventory_from_bytes(&bytes).unwrap();
+        prop_assert_eq!(restored.digest(), a.digest());
+        prop_assert_eq!(restored, a);
+    }
+}

@@ -1,0 +1,479 @@
+//! Test harness: starts real `marquee-node` and `marquee-gateway` processes on loopback ports
+//! in a temporary directory, and kills them all when dropped.
+//!
+//! The binaries are the ones cargo built next to the test executable (`cargo build --workspace
+//! --bins` first; the README's test command does this). Nothing here sleeps to wait for a
+//! condition: [`eventually`] polls with a deadline.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use proto::pb::cluster_client::ClusterClient;
+use proto::pb::{GroupStatus, StatusRequest};
+use serde_json::{json, Value};
+
+/// Admin token used by test gateways.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Directory holding the workspace's binaries.
+///
+/// # Panics
+/// If the binaries were not built.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps").to_path_buf();
+    for bin in ["marquee-node", "marquee-gateway"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} not found: run `cargo build --workspace --bins` before the integration tests",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A free loopback port (bound then released; the OS does not hand it out again at once).
+///
+/// # Panics
+/// If no port can be bound.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+}
+
+/// Polls `check` until it returns `Ok(Some(value))` or `timeout` passes.
+///
+/// # Errors
+/// The deadline passed; the last error or `None` is reported with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("condition not met");
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Options of a test cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of nodes (all voters).
+    pub nodes: usize,
+    /// `--snapshot-logs` for every node.
+    pub snapshot_logs: u64,
+    /// `--logs-kept` for every node.
+    pub logs_kept: u64,
+    /// `--hold-ttl-ms` default.
+    pub hold_ttl_ms: u64,
+    /// `--checkout-window-ms` of the gateway.
+    pub checkout_window_ms: u64,
+    /// `--payment-timeout-ms` of the gateway.
+    pub payment_timeout_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            snapshot_logs: 20_000,
+            logs_kept: 2_000,
+            hold_ttl_ms: 600_000,
+            checkout_window_ms: 120_000,
+            payment_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// One node process.
+pub struct Node {
+    /// Node id.
+    pub id: u64,
+    /// gRPC address.
+    pub grpc: String,
+    /// HTTP address.
+    pub http: String,
+    args: Vec<String>,
+    child: Mutex<Option<Child>>,
+    log: PathBuf,
+}
+
+impl Node {
+    fn spawn(&self, bins: &Path) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(bins.join("marquee-node"))
+            .args(&self.args)
+            .env("MARQUEE_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawning marquee-node")?;
+        *self.lock() = Some(child);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// SIGKILLs the process.
+    pub fn kill(&self) {
+        let child = self.lock().take();
+        if let Some(mut child) = child {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOPs (`pause = true`) or SIGCONTs the process.
+    ///
+    /// # Errors
+    /// The process is not running or `kill` failed.
+    pub fn signal_pause(&self, pause: bool) -> Result<()> {
+        let pid = self.lock().as_ref().context("node not running")?.id();
+        let status = Command::new("kill").arg(if pause { "-STOP" } else { "-CONT" }).arg(pid.to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -STOP/-CONT failed");
+        Ok(())
+    }
+
+    /// The node's view of the inventory group.
+    ///
+    /// # Errors
+    /// The node is unreachable.
+    pub async fn status(&self) -> Result<GroupStatus> {
+        let mut client = ClusterClient::connect(format!("http://{}", self.grpc)).await?;
+        let reply = tokio::time::timeout(Duration::from_secs(2), client.status(StatusRequest {}))
+            .await
+            .context("status timed out")??
+            .into_inner();
+        reply.groups.into_iter().next().context("node hosts no group")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running cluster: nodes and one gateway.
+pub struct Cluster {
+    /// Nodes, index `i` has id `i + 1`.
+    pub nodes: Vec<Node>,
+    /// Gateway base URL, e.g. `http://127.0.0.1:12345`.
+    pub url: String,
+    gateway: Option<Child>,
+    bins: PathBuf,
+    /// Kept so the data outlives the processes; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    /// Starts `options.nodes` nodes (node 1 bootstraps) and a gateway, and waits until the
+    /// gateway is ready.
+    ///
+    /// # Errors
+    /// A process failed to start or the cluster was not ready within 60 s.
+    pub async fn start(options: Options) -> Result<Cluster> {
+        let bins = bin_dir();
+        let dir = tempfile::tempdir()?;
+        let ports: Vec<(u16, u16)> = (0..options.nodes).map(|_| (free_port(), free_port())).collect();
+        let peers: Vec<String> =
+            ports.iter().enumerate().map(|(i, (grpc, _))| format!("{}=127.0.0.1:{grpc}", i + 1)).collect();
+        let mut nodes = Vec::new();
+        for (i, (grpc, http)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let mut args = vec![
+                format!("--id={id}"),
+                format!("--grpc-addr=127.0.0.1:{grpc}"),
+                format!("--http-addr=127.0.0.1:{http}"),
+                format!("--data-dir={}", dir.path().join(format!("node{id}")).display()),
+                format!("--peers={}", peers.join(",")),
+                format!("--snapshot-logs={}", options.snapshot_logs),
+                format!("--logs-kept={}", options.logs_kept),
+                format!("--hold-ttl-ms={}", options.hold_ttl_ms),
+                "--expiry-tick-ms=200".into(),
+            ];
+            if id == 1 {
+                args.push("--bootstrap".into());
+            }
+            let node = Node {
+                id,
+                grpc: format!("127.0.0.1:{grpc}"),
+                http: format!("127.0.0.1:{http}"),
+                args,
+                child: Mutex::new(None),
+                log: dir.path().join(format!("node{id}.log")),
+            };
+            node.spawn(&bins)?;
+            nodes.push(node);
+        }
+        let gateway_port = free_port();
+        let node_addrs: Vec<String> = nodes.iter().map(|n| n.grpc.clone()).collect();
+        let log = std::fs::File::create(dir.path().join("gateway.log"))?;
+        let gateway = Command::new(bins.join("marquee-gateway"))
+            .arg(format!("--listen=127.0.0.1:{gateway_port}"))
+            .arg(format!("--nodes={}", node_addrs.join(",")))
+            .arg(format!("--admin-token={ADMIN_TOKEN}"))
+            .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
+            .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawning marquee-gateway")?;
+        let cluster = Cluster {
+            nodes,
+            url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway: Some(gateway),
+            bins,
+            dir,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+        };
+        cluster.wait_ready().await?;
+        Ok(cluster)
+    }
+
+    /// Waits until the gateway answers `/readyz` (a leader serves linearizable reads).
+    ///
+    /// # Errors
+    /// Not ready within 60 s.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let url = format!("{}/readyz", self.url);
+        eventually("gateway ready", Duration::from_secs(60), || async {
+            let response = self.http.get(&url).send().await?;
+            Ok(response.status().is_success().then_some(()))
+        })
+        .await
+        .with_context(|| self.logs_hint())
+    }
+
+    /// Where the process logs are, for failure messages.
+    pub fn logs_hint(&self) -> String {
+        format!("process logs in {}", self.dir.path().display())
+    }
+
+    /// Restarts a killed node with its original arguments and data.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn restart(&self, index: usize) -> Result<()> {
+        self.nodes[index].spawn(&self.bins)
+    }
+
+    /// Index of the node that currently leads the inventory group, per a majority of answers.
+    ///
+    /// # Errors
+    /// No leader known within 30 s.
+    pub async fn leader(&self) -> Result<usize> {
+        eventually("a leader", Duration::from_secs(30), || async {
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                if let Ok(status) = node.status().await {
+                    if status.is_leader {
+                        return Ok(Some((node.id - 1) as usize));
+                    }
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// Waits until every running node applied the same index with the same digest, and
+    /// returns the statuses.
+    ///
+    /// # Errors
+    /// Not converged within `timeout`.
+    pub async fn converged(&self, timeout: Duration) -> Result<Vec<GroupStatus>> {
+        eventually("replicas to converge", timeout, || async {
+            let mut statuses = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                statuses.push(node.status().await?);
+            }
+            let first = &statuses[0];
+            let same = statuses.iter().all(|s| s.applied_index == first.applied_index && s.digest == first.digest);
+            Ok(same.then_some(statuses))
+        })
+        .await
+    }
+
+    /// Creates a show with `rows` rows of `seats` standard seats; returns its id.
+    ///
+    /// # Errors
+    /// The request failed.
+    pub async fn create_show(&self, rows: usize, seats: u32) -> Result<u64> {
+        let rows: Vec<Value> = (0..rows)
+            .map(|r| json!({"label": row_label(r), "category": "standard", "seats": seats, "aisles_after": []}))
+            .collect();
+        let body = json!({
+            "title": "Test Show",
+            "starts_at_ms": 4_102_444_800_000u64,
+            "layout": {"rows": rows, "categories": [{"name": "standard", "price_minor": 25_000}], "currency": "INR"}
+        });
+        let response = self
+            .http
+            .post(format!("{}/v1/admin/shows", self.url))
+            .header("x-marquee-admin-token", ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 201, "create show: {} {}", response.status(), response.text().await?);
+        let created: Value = response.json().await?;
+        created["show_id"].as_u64().context("show_id in reply")
+    }
+
+    /// Confirmed bookings of a show, via the admin API.
+    ///
+    /// # Errors
+    /// The request failed.
+    pub async fn bookings(&self, show_id: u64) -> Result<Vec<Value>> {
+        let response = self
+            .http
+            .get(format!("{}/v1/admin/shows/{show_id}/bookings", self.url))
+            .header("x-marquee-admin-token", ADMIN_TOKEN)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 200, "bookings: {}", response.status());
+        let body: Value = response.json().await?;
+        body["bookings"].as_array().cloned().context("bookings array")
+    }
+
+    /// The seat map of a show.
+    ///
+    /// # Errors
+    /// The request failed.
+    pub async fn seat_map(&self, show_id: u64) -> Result<Value> {
+        let response = self.http.get(format!("{}/v1/shows/{show_id}/seats", self.url)).send().await?;
+        anyhow::ensure!(response.status() == 200, "seat map: {}", response.status());
+        Ok(response.json().await?)
+    }
+
+    /// Seat ids with the given status in a seat map.
+    pub fn seats_with_status(seat_map: &Value, status: &str) -> Vec<String> {
+        seat_map["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|row| row["seats"].as_array().cloned().unwrap_or_default())
+            .filter(|seat| seat["status"] == status)
+            .filter_map(|seat| seat["seat_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: show the tail of every process log before the dir is removed.
+            let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
+            logs.push(self.dir.path().join("gateway.log"));
+            for log in logs {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+                eprintln!("---- tail of {} ----\n{tail}", log.display());
+            }
+        }
+        if let Some(mut gateway) = self.gateway.take() {
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+        for node in &self.nodes {
+            // SIGKILL also ends a SIGSTOPped process on Linux: no SIGCONT needed.
+            node.kill();
+        }
+    }
+}
+
+/// Row label for row index `r`: A..Z, then AA, AB, ...
+pub fn row_label(r: usize) -> String {
+    if r < 26 {
+        ((b'A' + r as u8) as char).to_string()
+    } else {
+        format!("{}{}", row_label(r / 26 - 1), row_label(r % 26))
+    }
+}
+
+/// A user session against the gateway.
+pub struct User<'a> {
+    /// The cluster.
+    pub cluster: &'a Cluster,
+    /// The `X-Marquee-User` id.
+    pub id: String,
+}
+
+impl User<'_> {
+    /// `POST /v1/shows/{id}/holds` with a JSON body; returns (status, body).
+    ///
+    /// # Errors
+    /// Transport failure.
+    pub async fn hold(&self, show_id: u64, body: Value) -> Result<(u16, Value)> {
+        let response = self
+            .cluster
+            .http
+            .post(format!("{}/v1/shows/{show_id}/holds", self.cluster.url))
+            .header("x-marquee-user", &self.id)
+            .json(&body)
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `POST /v1/bookings`; returns (status, body).
+    ///
+    /// # Errors
+    /// Transport failure.
+    pub async fn book(&self, hold_id: &str, token: &str, key: &str) -> Result<(u16, Value)> {
+        let response = self
+            .cluster
+            .http
+            .post(format!("{}/v1/bookings", self.cluster.url))
+            .header("x-marquee-user", &self.id)
+            .header("idempotency-key", key)
+            .json(&json!({"hold_id": hold_id, "payment_token": token}))
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// A request with this user's header; returns (status, body).
+    ///
+    /// # Errors
+    /// Transport failure.
+    pub async fn send(&self, method: reqwest::Method, path: &str) -> Result<(u16, Value)> {
+        let response = self
+            .cluster
+            .http
+            .request(method, format!("{}{path}", self.cluster.url))
+            .header("x-marquee-user", &self.id)
+            .send()
+            .await?;
+        Ok((response.status().as_u16(), response.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+/// Seat ids listed in a hold or booking body.
+pub fn seat_list(body: &Value) -> Vec<String> {
+    body["seats"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}

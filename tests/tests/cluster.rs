@@ -1,0 +1,268 @@
+//! Cluster tests with real processes: the promise that no seat is sold twice and no
+//! acknowledged booking is lost, through races, leader crashes and restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tests::{eventually, seat_list, Cluster, Options, User};
+
+fn seed() -> u64 {
+    let seed = std::env::var("MARQUEE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("MARQUEE_SEED={seed}");
+    seed
+}
+
+/// Every confirmed booking's seats are disjoint, match the sold seats of the map exactly, and
+/// include every booking a client was told succeeded.
+async fn audit(cluster: &Cluster, show_id: u64, acknowledged: &[(String, Vec<String>)]) -> anyhow::Result<usize> {
+    let bookings = cluster.bookings(show_id).await?;
+    let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for booking in &bookings {
+        let id = booking["booking_id"].as_str().unwrap_or_default().to_owned();
+        for seat in seat_list(booking) {
+            if let Some(other) = owner_of.insert(seat.clone(), id.clone()) {
+                anyhow::bail!("seat {seat} sold twice: bookings {other} and {id}");
+            }
+        }
+        by_id.insert(id, seat_list(booking));
+    }
+    let sold: BTreeSet<String> = Cluster::seats_with_status(&cluster.seat_map(show_id).await?, "sold").into_iter().collect();
+    let booked: BTreeSet<String> = owner_of.keys().cloned().collect();
+    anyhow::ensure!(sold == booked, "sold seats {sold:?} != booked seats {booked:?}");
+    for (id, seats) in acknowledged {
+        let stored = by_id.get(id).ok_or_else(|| anyhow::anyhow!("acknowledged booking {id} lost"))?;
+        anyhow::ensure!(stored == seats, "booking {id} seats changed: {seats:?} -> {stored:?}");
+    }
+    Ok(bookings.len())
+}
+
+/// Many clients race for the same few seats: no two successful holds ever overlap (holds do
+/// not expire during the test), and bookings never sell a seat twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_clients_never_share_a_seat() {
+    let cluster = Cluster::start(Options::default()).await.unwrap();
+    let show = cluster.create_show(2, 10).await.unwrap();
+    let seed = seed();
+    let held: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let acknowledged: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for worker in 0..48u64 {
+        let (cluster, held, acknowledged) = (&cluster, Arc::clone(&held), Arc::clone(&acknowledged));
+        tasks.push(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ worker);
+            let user = User { cluster, id: format!("racer{worker}") };
+            for attempt in 0..4 {
+                let n = rng.random_range(1..=3);
+                let start = rng.random_range(1..=10 - n + 1);
+                let row = if rng.random_bool(0.5) { "A" } else { "B" };
+                let seats: Vec<String> = (start..start + n).map(|s| format!("{row}{s}")).collect();
+                let (status, body) = user.hold(show, json!({ "seats": seats })).await.unwrap();
+                match status {
+                    201 => {
+                        let hold_id = body["hold_id"].as_str().unwrap().to_owned();
+                        held.lock().unwrap().push((hold_id.clone(), seat_list(&body)));
+                        if rng.random_bool(0.7) {
+                            let (status, booking) = user.book(&hold_id, "tok_success", &format!("k{worker}-{attempt}")).await.unwrap();
+                            assert_eq!(status, 201, "{booking}");
+                            acknowledged.lock().unwrap().push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+                        }
+                    }
+                    409 => assert!(body["type"].as_str().unwrap().ends_with("seats-unavailable") || body["type"].as_str().unwrap().ends_with("too-many-holds"), "{body}"),
+                    other => panic!("unexpected status {other}: {body}"),
+                }
+            }
+        });
+    }
+    futures_join_all(tasks).await;
+    let held = held.lock().unwrap().clone();
+    let mut seat_holder: BTreeMap<String, String> = BTreeMap::new();
+    for (hold_id, seats) in &held {
+        for seat in seats {
+            if let Some(other) = seat_holder.insert(seat.clone(), hold_id.clone()) {
+                panic!("seat {seat} granted to holds {other} and {hold_id}");
+            }
+        }
+    }
+    assert!(!held.is_empty(), "some holds succeeded");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let count = audit(&cluster, show, &acknowledged).await.unwrap();
+    assert_eq!(count, acknowledged.len());
+    cluster.converged(Duration::from_secs(20)).await.unwrap();
+}
+
+/// Runs a booking load through the gateway; SIGKILLs the leader mid-way; bookings continue
+/// after the election, and every acknowledged booking survives, also after the old leader
+/// restarts and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_crash_under_load_loses_no_acknowledged_booking() {
+    let cluster = Cluster::start(Options::default()).await.unwrap();
+    let show = cluster.create_show(20, 20).await.unwrap();
+    let seed = seed();
+    let acknowledged: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let after_kill = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let load = {
+        let (cluster, acknowledged, after_kill, killed, stop) =
+            (&cluster, Arc::clone(&acknowledged), Arc::clone(&after_kill), Arc::clone(&killed), Arc::clone(&stop));
+        let workers = (0..16u64).map(move |worker| {
+            let (acknowledged, after_kill, killed, stop) =
+                (Arc::clone(&acknowledged), Arc::clone(&after_kill), Arc::clone(&killed), Arc::clone(&stop));
+            async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ worker);
+                // Bounded: at most 200 journeys per worker.
+                for journey in 0..200 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let user = User { cluster, id: format!("w{worker}-{journey}") };
+                    let quantity = rng.random_range(1..=4);
+                    let Ok((201, hold)) = user.hold(show, json!({"quantity": quantity, "category": "standard"})).await else { continue };
+                    let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
+                    if let Ok((201, booking)) = user.book(&hold_id, "tok_success", &format!("key-{journey}")).await {
+                        acknowledged.lock().unwrap().push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+                        if killed.load(Ordering::Relaxed) {
+                            after_kill.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        });
+        futures_join_all(workers)
+    };
+    let chaos = async {
+        eventually("some bookings before the crash", Duration::from_secs(60), || async {
+            Ok((acknowledged.lock().unwrap().len() >= 20).then_some(()))
+        })
+        .await
+        .unwrap();
+        let leader = cluster.leader().await.unwrap();
+        eprintln!("killing leader node {}", leader + 1);
+        cluster.nodes[leader].kill();
+        killed.store(true, Ordering::Relaxed);
+        eventually("bookings after the crash", Duration::from_secs(60), || async {
+            Ok((after_kill.load(Ordering::Relaxed) >= 20).then_some(()))
+        })
+        .await
+        .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        leader
+    };
+    let (_, leader) = tokio::join!(load, chaos);
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    audit(&cluster, show, &acknowledged).await.unwrap();
+    cluster.restart(leader).unwrap();
+    let statuses = cluster.converged(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(statuses.len(), 3, "the restarted node caught up");
+    audit(&cluster, show, &acknowledged).await.unwrap();
+}
+
+/// A node that was down while the log moved on catches up: by log replay after a short
+/// outage, and by snapshot install after the leader purged the entries it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarted_node_catches_up_by_log_and_by_snapshot() {
+    let options = Options { snapshot_logs: 100, logs_kept: 20, ..Options::default() };
+    let cluster = Cluster::start(options).await.unwrap();
+    let show = cluster.create_show(10, 30).await.unwrap();
+    let leader = cluster.leader().await.unwrap();
+    let victim = (leader + 1) % 3;
+
+    // Short outage: a few entries, caught up from the log.
+    cluster.nodes[victim].kill();
+    let mut acknowledged = Vec::new();
+    book_some(&cluster, show, "short", 5, &mut acknowledged).await;
+    cluster.restart(victim).unwrap();
+    cluster.converged(Duration::from_secs(30)).await.unwrap();
+
+    // Long outage: far more entries than the leader keeps, so only a snapshot can help.
+    cluster.nodes[victim].kill();
+    book_some(&cluster, show, "long", 80, &mut acknowledged).await;
+    let leader_status = cluster.nodes[cluster.leader().await.unwrap()].status().await.unwrap();
+    assert!(leader_status.snapshot_index > 0, "leader built a snapshot: {leader_status:?}");
+    assert!(leader_status.purged_index > 0, "leader purged its log: {leader_status:?}");
+    cluster.restart(victim).unwrap();
+    let statuses = cluster.converged(Duration::from_secs(60)).await.unwrap();
+    let caught_up = cluster.nodes[victim].status().await.unwrap();
+    assert!(caught_up.snapshot_index > 0, "victim installed a snapshot: {caught_up:?}");
+    assert!(statuses.iter().all(|s| s.digest == caught_up.digest));
+    audit(&cluster, show, &acknowledged).await.unwrap();
+
+    // Full-cluster restart: every booking comes back.
+    for i in 0..3 {
+        cluster.nodes[i].kill();
+    }
+    for i in 0..3 {
+        cluster.restart(i).unwrap();
+    }
+    cluster.wait_ready().await.unwrap();
+    cluster.converged(Duration::from_secs(60)).await.unwrap();
+    audit(&cluster, show, &acknowledged).await.unwrap();
+}
+
+async fn book_some(cluster: &Cluster, show: u64, tag: &str, count: usize, acknowledged: &mut Vec<(String, Vec<String>)>) {
+    for i in 0..count {
+        let user = User { cluster, id: format!("{tag}{i}") };
+        let (status, hold) = user.hold(show, json!({"quantity": 2, "category": "standard"})).await.unwrap();
+        assert_eq!(status, 201, "{hold}");
+        let (status, booking) = user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "k").await.unwrap();
+        assert_eq!(status, 201, "{booking}");
+        acknowledged.push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+    }
+}
+
+/// A hold left alone frees its seats within a tick of its expiry, with no other traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_holds_expire_and_free_their_seats() {
+    let cluster = Cluster::start(Options::default()).await.unwrap();
+    let show = cluster.create_show(1, 5).await.unwrap();
+    let user = User { cluster: &cluster, id: "walker".into() };
+    let (status, hold) = user.hold(show, json!({"seats": ["A1", "A2"], "ttl_ms": 1000})).await.unwrap();
+    assert_eq!(status, 201, "{hold}");
+    let held = Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "held");
+    assert_eq!(held, vec!["A1", "A2"]);
+    eventually("seats freed by expiry", Duration::from_secs(10), || async {
+        let map = cluster.seat_map(show).await?;
+        Ok(Cluster::seats_with_status(&map, "held").is_empty().then_some(()))
+    })
+    .await
+    .unwrap();
+    let (status, body) = user.send(reqwest::Method::GET, &format!("/v1/holds/{}", hold["hold_id"].as_str().unwrap())).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "expired");
+    let (status, body) = user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "late").await.unwrap();
+    assert_eq!(status, 410, "{body}");
+    let other = User { cluster: &cluster, id: "next".into() };
+    let (status, _) = other.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
+    assert_eq!(status, 201);
+}
+
+/// Awaits all futures concurrently (no extra dependency for `join_all`).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for slot in &mut pending {
+            if let Some(future) = slot {
+                if future.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    all_done = false;
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
