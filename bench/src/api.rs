@@ -332,9 +332,9 @@ async fn send(request: RequestBuilder, expect: StatusCode) -> Result<Vec<u8>, Fa
 
 async fn exchange<T: DeserializeOwned>(request: RequestBuilder, expect: StatusCode) -> Timed<T> {
     let started = Instant::now();
-    let result = send(request, expect).await.and_then(|bytes| {
-        serde_json::from_slice(&bytes).map_err(|_| Failure::Transport("body"))
-    });
+    let result = send(request, expect)
+        .await
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|_| Failure::Transport("body")));
     Timed { result, micros: micros_since(started) }
 }
 

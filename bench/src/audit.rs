@@ -121,7 +121,7 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
     let sold_unbooked: Vec<&str> = sold.difference(&booked).copied().collect();
     if !sold_unbooked.is_empty() {
         audit.problems.push(format!(
-            "show {show_id}: {} seats sold but in no confirmed booking: {}",
+            "show {show_id}: {} seat(s) sold but in no confirmed booking: {}",
             sold_unbooked.len(),
             quote(&sold_unbooked)
         ));
@@ -129,7 +129,7 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
     let booked_unsold: Vec<&str> = booked.difference(&sold).copied().collect();
     if !booked_unsold.is_empty() {
         audit.problems.push(format!(
-            "show {show_id}: {} seats of confirmed bookings not marked sold: {}",
+            "show {show_id}: {} seat(s) of confirmed bookings not marked sold: {}",
             booked_unsold.len(),
             quote(&booked_unsold)
         ));
@@ -144,6 +144,15 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
                 ack.booking_id, ack.status
             ));
         }
+        let acked_seats: BTreeSet<&String> = ack.seats.iter().collect();
+        if acked_seats != ack.held.iter().collect() {
+            audit.problems.push(format!(
+                "show {show_id}: booking {} was acknowledged with seats {} but its hold had {}",
+                ack.booking_id,
+                quote(&ack.seats),
+                quote(&ack.held)
+            ));
+        }
         match listed.get(ack.booking_id.as_str()) {
             None => audit.problems.push(format!(
                 "show {show_id}: acknowledged booking {} (seats {}) is not among the confirmed \
@@ -152,9 +161,7 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
                 quote(&ack.seats)
             )),
             Some(listed) => {
-                let mine: BTreeSet<&String> = ack.seats.iter().collect();
-                let theirs: BTreeSet<&String> = listed.seats.iter().collect();
-                if mine != theirs {
+                if acked_seats != listed.seats.iter().collect() {
                     audit.problems.push(format!(
                         "show {show_id}: booking {} was acknowledged with seats {} but is listed \
                          with seats {}",
@@ -172,23 +179,26 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
     audit
 }
 
+fn unreadable(show_id: u64, what: &str, failure: &Failure) -> ShowAudit {
+    ShowAudit {
+        problems: vec![format!("show {show_id}: could not read the {what}: {failure}")],
+        ..ShowAudit::default()
+    }
+}
+
 async fn audit_show(api: &Api, show_id: u64, acked: &[Acked]) -> ShowAudit {
     let mut round = 0;
     loop {
         round += 1;
         let bookings = read(|| api.show_bookings(show_id)).await;
         let map = read(|| api.seat_map(show_id, false)).await;
-        let audit = match (map, bookings) {
-            (Ok(map), Ok(bookings)) => check(show_id, &map, &bookings.bookings, acked),
-            (Err(failure), _) => ShowAudit {
-                problems: vec![format!("show {show_id}: could not read the seat map: {failure}")],
-                ..ShowAudit::default()
-            },
-            (_, Err(failure)) => ShowAudit {
-                problems: vec![format!("show {show_id}: could not read the bookings: {failure}")],
-                ..ShowAudit::default()
-            },
+        // Unreadable after retries: report it, re-reading more would not help.
+        let (map, bookings) = match (map, bookings) {
+            (Ok(map), Ok(bookings)) => (map, bookings),
+            (Err(failure), _) => return unreadable(show_id, "seat map", &failure),
+            (_, Err(failure)) => return unreadable(show_id, "bookings", &failure),
         };
+        let audit = check(show_id, &map, &bookings.bookings, acked);
         if audit.problems.is_empty() || round >= ROUNDS {
             return audit;
         }
@@ -211,7 +221,8 @@ pub async fn audit(api: &Api, show_ids: &[u64], acked: &[Acked]) -> AuditReport 
     let known: BTreeSet<u64> = show_ids.iter().copied().collect();
     for (show_id, acks) in &by_show {
         if !known.contains(show_id) {
-            problems.push(format!("{} bookings acknowledged on unknown show {show_id}", acks.len()));
+            problems
+                .push(format!("{} bookings acknowledged on unknown show {show_id}", acks.len()));
         }
     }
     let semaphore = Arc::new(Semaphore::new(PARALLELISM));
@@ -272,11 +283,13 @@ mod tests {
     }
 
     fn ack(id: &str, seats: &[&str]) -> Acked {
+        let seats: Vec<String> = seats.iter().map(|s| (*s).to_owned()).collect();
         Acked {
             show_id: 1,
             booking_id: id.into(),
             status: "confirmed".into(),
-            seats: seats.iter().map(|s| (*s).to_owned()).collect(),
+            held: seats.clone(),
+            seats,
         }
     }
 
@@ -291,13 +304,16 @@ mod tests {
     #[test]
     fn each_violation_is_reported() {
         let bookings = [booking("1-1", &["A1", "A2"]), booking("1-2", &["A2"])];
-        let acked = [ack("1-1", &["A1", "A3"]), ack("1-9", &["A4"])];
+        let mut wrong_hold = ack("1-1", &["A1", "A3"]);
+        wrong_hold.held = vec!["A1".into()];
+        let acked = [wrong_hold, ack("1-9", &["A4"])];
         let audit = check(1, &map(&["A1", "A3"]), &bookings, &acked);
         let text = audit.problems.join("\n");
         assert!(text.contains("two confirmed bookings"), "{text}");
         assert!(text.contains("sold but in no confirmed booking: A3"), "{text}");
         assert!(text.contains("not marked sold: A2"), "{text}");
         assert!(text.contains("1-9"), "{text}");
-        assert!(text.contains("acknowledged with seats A1,A3"), "{text}");
+        assert!(text.contains("listed with seats A1,A2"), "{text}");
+        assert!(text.contains("its hold had A1"), "{text}");
     }
 }

@@ -191,7 +191,12 @@ impl Report {
         let _ = writeln!(
             out,
             "{}  gateway {}  mode {}  concurrency {}  seed {}  run {}",
-            self.tool, c.gateway, c.mode.as_str(), c.concurrency, self.seed, self.run_tag
+            self.tool,
+            c.gateway,
+            c.mode.as_str(),
+            c.concurrency,
+            self.seed,
+            self.run_tag
         );
         let _ = writeln!(
             out,
@@ -226,12 +231,22 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{:<22}{:>10}{:>11.1}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10}",
-                o.label, o.count, o.ops_per_s, o.p50_ms, o.p99_ms, o.p999_ms, o.max_ms, o.errors_total
+                o.label,
+                o.count,
+                o.ops_per_s,
+                o.p50_ms,
+                o.p99_ms,
+                o.p999_ms,
+                o.max_ms,
+                o.errors_total
             );
         }
         let j = &self.journeys;
         let _ = writeln!(out);
-        let outcomes: Vec<String> = j.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let outcomes: Vec<String> = Outcome::ALL
+            .iter()
+            .map(|o| format!("{} {}", o.name(), j.outcomes.get(o.name()).copied().unwrap_or(0)))
+            .collect();
         let _ = writeln!(
             out,
             "journeys: {} ({:.1}/s, {:.1} seats booked/s): {}",

@@ -76,9 +76,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
 
     let concurrency = args.concurrency;
     let run = Arc::new(Run::new(api.clone(), args, shows, run_tag, Instant::now()));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|index| tokio::spawn(worker(Arc::clone(&run), index, seed)))
-        .collect();
+    let workers: Vec<_> =
+        (0..concurrency).map(|index| tokio::spawn(worker(Arc::clone(&run), index, seed))).collect();
     let interrupt = tokio::spawn(stop_on_ctrl_c(Arc::clone(&run)));
     let progress = tokio::spawn(progress(Arc::clone(&run)));
 
@@ -115,6 +114,9 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         anyhow::bail!("{lost_workers} workers failed; no report");
     }
 
+    if window_s == 0.0 {
+        eprintln!("marquee-bench: the run ended during the warm-up; nothing was measured");
+    }
     let show_ids = run.shows.all_ids();
     println!("auditing {} shows and {} acknowledged bookings...", show_ids.len(), acked.len());
     let audit = audit(&api, &show_ids, &acked).await;

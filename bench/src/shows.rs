@@ -107,7 +107,8 @@ impl Layout {
     /// `rows` rows of `seats` seats; the middle third of the rows is premium, the rest
     /// standard; rows of 8+ seats get aisles after a quarter and three quarters of the row.
     pub fn new(rows: u32, seats: u32) -> Layout {
-        let mut aisles: Vec<u32> = if seats >= 8 { vec![seats / 4, seats - seats / 4] } else { vec![] };
+        let mut aisles: Vec<u32> =
+            if seats >= 8 { vec![seats / 4, seats - seats / 4] } else { vec![] };
         aisles.retain(|a| *a >= 1 && *a < seats);
         aisles.dedup();
         let premium = if rows >= 3 { rows / 3..(2 * rows) / 3 } else { 0..0 };

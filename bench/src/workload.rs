@@ -31,6 +31,8 @@ pub struct Acked {
     pub status: String,
     /// Its seats in the 201 body.
     pub seats: Vec<String>,
+    /// The seats of the hold it was made from.
+    pub held: Vec<String>,
 }
 
 /// State shared by the workers of one run.
@@ -223,6 +225,7 @@ async fn journey(
                         booking_id: booking.booking_id,
                         status: booking.status,
                         seats: booking.seats,
+                        held: hold.seats,
                     });
                     Ended::new(Outcome::Booked)
                 }
@@ -289,7 +292,9 @@ async fn hold_adjacent(
                 stats.ok(Op::HoldConflict, timed.micros);
                 if let Failure::Status { body, .. } = &failure {
                     let reported = body.get("unavailable_seats").and_then(Value::as_array);
-                    taken.extend(reported.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned));
+                    taken.extend(
+                        reported.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned),
+                    );
                 }
             }
             Err(failure) => {

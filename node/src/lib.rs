@@ -121,11 +121,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     let http_shutdown = shutdown.clone();
     let http_state = http::HttpState { router: router.clone(), metrics, db, node_id: config.id };
-    let http_task = tokio::spawn(
+    let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http::routes(http_state))
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .into_future(),
-    );
+            .await
+    });
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");

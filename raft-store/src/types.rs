@@ -1,5 +1,7 @@
 //! The openraft type configuration shared by every Marquee Raft group.
 
+use std::io::Cursor;
+
 use proto::inventory::{LogCommand, Outcome};
 
 /// Node ids are positive integers chosen by the operator.
@@ -16,6 +18,7 @@ openraft::declare_raft_types!(
         R = ApplyResponse,
         NodeId = NodeId,
         Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
 );
 
 /// A log entry of a Marquee group.

@@ -510,7 +510,7 @@ proptest! {
                         prop_assert_eq!(&outcome, &Err(Rejection::RequestIdReused));
                     }
                     let mut expected = before;
-                    expected.apply(index, &entry(now, None, Command::ExpireDue));
+                    prop_assert!(expected.apply(index, &entry(now, None, Command::ExpireDue)).is_ok());
                     prop_assert_eq!(expected.query(&Query::SeatMap { show_id: SHOW }), inv.query(&Query::SeatMap { show_id: SHOW }));
                     inv.check_invariants();
                     continue;
