@@ -54,7 +54,9 @@ impl ClusterClient {
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
-        if let Some(channel) = self.channels.read().expect("channel map lock never poisoned").get(addr) {
+        if let Some(channel) =
+            self.channels.read().expect("channel map lock never poisoned").get(addr)
+        {
             return Ok(channel.clone());
         }
         let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -62,7 +64,10 @@ impl ClusterClient {
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .connect_lazy();
-        self.channels.write().expect("channel map lock never poisoned").insert(addr.to_owned(), channel.clone());
+        self.channels
+            .write()
+            .expect("channel map lock never poisoned")
+            .insert(addr.to_owned(), channel.clone());
         Ok(channel)
     }
 
@@ -76,7 +81,11 @@ impl ClusterClient {
     ///
     /// # Errors
     /// [`ClusterError::Unavailable`] if no leader answered within the retry budget.
-    pub async fn propose(&self, group: GroupId, proposal: &Proposal) -> Result<Outcome, ClusterError> {
+    pub async fn propose(
+        &self,
+        group: GroupId,
+        proposal: &Proposal,
+    ) -> Result<Outcome, ClusterError> {
         let bytes = codec::encode(proposal).map_err(|e| ClusterError::Invalid(e.to_string()))?;
         let retry_unknown = proposal.request_id.is_some();
         self.with_retries(retry_unknown, |addr| {
@@ -89,9 +98,9 @@ impl ClusterClient {
                     .map_err(Failure::from_status)?
                     .into_inner();
                 match reply.result {
-                    Some(propose_reply::Result::Outcome(bytes)) => {
-                        codec::decode(&bytes).map(Attempt::Done).map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string())))
-                    }
+                    Some(propose_reply::Result::Outcome(bytes)) => codec::decode(&bytes)
+                        .map(Attempt::Done)
+                        .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string()))),
                     Some(propose_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),
                     None => Err(Failure::Retry("empty reply".into())),
                 }
@@ -105,7 +114,12 @@ impl ClusterClient {
     ///
     /// # Errors
     /// [`ClusterError::Unavailable`] if no node answered within the retry budget.
-    pub async fn query(&self, group: GroupId, query: &Query, linearizable: bool) -> Result<QueryResult, ClusterError> {
+    pub async fn query(
+        &self,
+        group: GroupId,
+        query: &Query,
+        linearizable: bool,
+    ) -> Result<QueryResult, ClusterError> {
         let bytes = codec::encode(query).map_err(|e| ClusterError::Invalid(e.to_string()))?;
         self.with_retries(true, |addr| {
             let bytes = bytes.clone();
@@ -117,9 +131,9 @@ impl ClusterClient {
                     .map_err(Failure::from_status)?
                     .into_inner();
                 match reply.result {
-                    Some(query_reply::Result::Answer(bytes)) => {
-                        codec::decode(&bytes).map(Attempt::Done).map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string())))
-                    }
+                    Some(query_reply::Result::Answer(bytes)) => codec::decode(&bytes)
+                        .map(Attempt::Done)
+                        .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string()))),
                     Some(query_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),
                     None => Err(Failure::Retry("empty reply".into())),
                 }
@@ -128,7 +142,11 @@ impl ClusterClient {
         .await
     }
 
-    async fn with_retries<T, F, Fut>(&self, retry_unknown: bool, mut call: F) -> Result<T, ClusterError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        retry_unknown: bool,
+        mut call: F,
+    ) -> Result<T, ClusterError>
     where
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, Failure>>,
@@ -145,7 +163,10 @@ impl ClusterClient {
                 Some(leader) => leader,
                 None => {
                     next_node = (next_node + 1) % self.nodes.len().max(1);
-                    self.nodes.get(next_node).cloned().ok_or_else(|| ClusterError::Invalid("no nodes configured".into()))?
+                    self.nodes
+                        .get(next_node)
+                        .cloned()
+                        .ok_or_else(|| ClusterError::Invalid("no nodes configured".into()))?
                 }
             };
             let result = tokio::time::timeout(CALL_TIMEOUT, call(target.clone())).await;
@@ -220,7 +241,9 @@ impl Failure {
                 Failure::Fatal(ClusterError::Invalid(status.message().to_owned()))
             }
             // Refused before reaching the handler: nothing happened.
-            Code::Unavailable if status.message().contains("connect") => Failure::Retry(status.message().to_owned()),
+            Code::Unavailable if status.message().contains("connect") => {
+                Failure::Retry(status.message().to_owned())
+            }
             _ => Failure::Unknown(format!("{:?}: {}", status.code(), status.message())),
         }
     }

@@ -73,10 +73,15 @@ impl Metrics {
             registry.register(Box::new(c.clone())).expect("unique metric name");
             c
         };
-        let requests = counter("marquee_gateway_requests_total", "HTTP requests", &["method", "route", "status"]);
+        let requests = counter(
+            "marquee_gateway_requests_total",
+            "HTTP requests",
+            &["method", "route", "status"],
+        );
         let holds = counter("marquee_gateway_holds_total", "Hold events", &["event"]);
         let bookings = counter("marquee_gateway_bookings_total", "Booking outcomes", &["status"]);
-        let payments = counter("marquee_gateway_payments_total", "Payment call outcomes", &["outcome"]);
+        let payments =
+            counter("marquee_gateway_payments_total", "Payment call outcomes", &["outcome"]);
         let latency = HistogramVec::new(
             HistogramOpts::new("marquee_gateway_request_latency_seconds", "HTTP request latency")
                 .buckets(exponential_buckets(0.000_1, 2.0, 18).expect("static buckets")),

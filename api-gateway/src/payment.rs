@@ -51,9 +51,21 @@ pub enum PaymentError {
 /// A payment provider. Implementations must be idempotent per key.
 pub trait PaymentProvider: Send + Sync + 'static {
     /// Charges `amount_minor` with `token`, once per `key`.
-    fn charge<'a>(&'a self, key: &'a str, token: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
+    fn charge<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        amount_minor: i64,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
     /// Refunds the charge `charge_ref`, once per `key`.
-    fn refund<'a>(&'a self, key: &'a str, charge_ref: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        charge_ref: &'a str,
+        amount_minor: i64,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<Receipt, PaymentError>>;
     /// The charge made under `key`, if any.
     fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Receipt>, PaymentError>>;
 }
@@ -92,32 +104,52 @@ impl SandboxProvider {
 }
 
 impl PaymentProvider for SandboxProvider {
-    fn charge<'a>(&'a self, key: &'a str, token: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
+    fn charge<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        amount_minor: i64,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
         Box::pin(async move {
             if let Some(existing) = self.lock().charges.get(key) {
                 return Ok(existing.clone());
             }
-            let receipt = Receipt { reference: format!("ch_{key}"), amount_minor, currency: currency.to_owned() };
+            let receipt = Receipt {
+                reference: format!("ch_{key}"),
+                amount_minor,
+                currency: currency.to_owned(),
+            };
             match token {
                 "tok_success" => {
                     self.lock().charges.insert(key.to_owned(), receipt.clone());
                     Ok(receipt)
                 }
-                "tok_decline" => Err(PaymentError::Declined("card declined (sandbox tok_decline)".into())),
+                "tok_decline" => {
+                    Err(PaymentError::Declined("card declined (sandbox tok_decline)".into()))
+                }
                 "tok_timeout" => {
                     tokio::time::sleep(self.stall).await;
                     Err(PaymentError::Unknown("sandbox tok_timeout stalled".into()))
                 }
                 "tok_fail_after_charge" => {
                     self.lock().charges.insert(key.to_owned(), receipt);
-                    Err(PaymentError::Unknown("sandbox tok_fail_after_charge lost the response".into()))
+                    Err(PaymentError::Unknown(
+                        "sandbox tok_fail_after_charge lost the response".into(),
+                    ))
                 }
                 _ => Err(PaymentError::Declined("unknown sandbox token".into())),
             }
         })
     }
 
-    fn refund<'a>(&'a self, key: &'a str, charge_ref: &'a str, amount_minor: i64, currency: &'a str) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        charge_ref: &'a str,
+        amount_minor: i64,
+        currency: &'a str,
+    ) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
         Box::pin(async move {
             let mut ledger = self.lock();
             if let Some((_, existing)) = ledger.refunds.get(key) {
@@ -126,7 +158,11 @@ impl PaymentProvider for SandboxProvider {
             if !ledger.charges.values().any(|c| c.reference == charge_ref) {
                 return Err(PaymentError::Declined(format!("no charge {charge_ref} to refund")));
             }
-            let receipt = Receipt { reference: format!("rf_{key}"), amount_minor, currency: currency.to_owned() };
+            let receipt = Receipt {
+                reference: format!("rf_{key}"),
+                amount_minor,
+                currency: currency.to_owned(),
+            };
             ledger.refunds.insert(key.to_owned(), (charge_ref.to_owned(), receipt.clone()));
             Ok(receipt)
         })
@@ -162,8 +198,14 @@ mod tests {
     #[tokio::test]
     async fn decline_and_timeout_charge_nothing() {
         let sandbox = SandboxProvider::new(Duration::from_millis(1));
-        assert!(matches!(sandbox.charge("d", "tok_decline", 1, "INR").await, Err(PaymentError::Declined(_))));
-        assert!(matches!(sandbox.charge("t", "tok_timeout", 1, "INR").await, Err(PaymentError::Unknown(_))));
+        assert!(matches!(
+            sandbox.charge("d", "tok_decline", 1, "INR").await,
+            Err(PaymentError::Declined(_))
+        ));
+        assert!(matches!(
+            sandbox.charge("t", "tok_timeout", 1, "INR").await,
+            Err(PaymentError::Unknown(_))
+        ));
         assert!(sandbox.ledger().charges.is_empty());
     }
 

@@ -10,7 +10,9 @@
 //! and `Confirm`. The pending checkout then expires in the inventory, and the charge must be
 //! refunded by a recovery sweeper that asks the provider about expired checkouts (issue #5).
 
-use proto::inventory::{BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Rejection, Reply};
+use proto::inventory::{
+    BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Rejection, Reply,
+};
 
 use crate::http::error::ApiError;
 use crate::http::{load_booking, propose};
@@ -29,9 +31,19 @@ fn booking(reply: Reply) -> Result<BookingView, ApiError> {
 /// # Errors
 /// Rejections of the hold (expired, not active, not found), a declined or unavailable payment
 /// (nothing charged), an expired checkout (charge refunded), or an unreachable cluster.
-pub async fn book(state: &AppState, owner: &OwnerId, key: &str, hold_id: HoldId, token: &str) -> Result<BookingView, ApiError> {
+pub async fn book(
+    state: &AppState,
+    owner: &OwnerId,
+    key: &str,
+    hold_id: HoldId,
+    token: &str,
+) -> Result<BookingView, ApiError> {
     let base = format!("bk:{}:{key}", owner.0);
-    let begin = Command::BeginCheckout { hold_id, owner: owner.clone(), window_ms: state.checkout_window_ms };
+    let begin = Command::BeginCheckout {
+        hold_id,
+        owner: owner.clone(),
+        window_ms: state.checkout_window_ms,
+    };
     let pending = booking(propose(state, format!("{base}:begin"), begin).await?)?;
     let booking_id = pending.booking_id;
     let charge_key = booking_id.to_string();
@@ -89,7 +101,12 @@ pub async fn book(state: &AppState, owner: &OwnerId, key: &str, hold_id: HoldId,
     }
 }
 
-async fn fail(state: &AppState, base: &str, booking_id: BookingId, reason: &str) -> Result<(), ApiError> {
+async fn fail(
+    state: &AppState,
+    base: &str,
+    booking_id: BookingId,
+    reason: &str,
+) -> Result<(), ApiError> {
     let command = Command::FailCheckout { booking_id, reason: reason.to_owned() };
     match propose(state, format!("{base}:fail"), command).await {
         Ok(_) | Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
@@ -100,7 +117,11 @@ async fn fail(state: &AppState, base: &str, booking_id: BookingId, reason: &str)
     }
 }
 
-async fn refund(state: &AppState, booking_id: BookingId, charge: &Receipt) -> Result<Receipt, ApiError> {
+async fn refund(
+    state: &AppState,
+    booking_id: BookingId,
+    charge: &Receipt,
+) -> Result<Receipt, ApiError> {
     let key = format!("refund:{booking_id}");
     let result = tokio::time::timeout(
         state.payment_timeout,
@@ -125,20 +146,28 @@ async fn refund(state: &AppState, booking_id: BookingId, charge: &Receipt) -> Re
 ///
 /// # Errors
 /// Not the owner's booking (404), not confirmed (409), refund or cluster unavailable.
-pub async fn cancel(state: &AppState, owner: &OwnerId, booking_id: BookingId) -> Result<BookingView, ApiError> {
+pub async fn cancel(
+    state: &AppState,
+    owner: &OwnerId,
+    booking_id: BookingId,
+) -> Result<BookingView, ApiError> {
     let current = load_booking(state, booking_id, owner).await?;
     match current.status {
         BookingStatus::Cancelled => return Ok(current),
         BookingStatus::Confirmed => {}
         status => return Err(ApiError::Rejected(Rejection::BookingWrongState { status })),
     }
-    let payment_ref = current
-        .payment_ref
-        .clone()
-        .ok_or_else(|| ApiError::Internal("confirmed booking without a payment reference".into()))?;
-    let charge = Receipt { reference: payment_ref, amount_minor: current.amount.amount_minor, currency: current.amount.currency.clone() };
+    let payment_ref = current.payment_ref.clone().ok_or_else(|| {
+        ApiError::Internal("confirmed booking without a payment reference".into())
+    })?;
+    let charge = Receipt {
+        reference: payment_ref,
+        amount_minor: current.amount.amount_minor,
+        currency: current.amount.currency.clone(),
+    };
     let receipt = refund(state, booking_id, &charge).await?;
-    let command = Command::CancelBooking { booking_id, owner: owner.clone(), refund_ref: receipt.reference };
+    let command =
+        Command::CancelBooking { booking_id, owner: owner.clone(), refund_ref: receipt.reference };
     let cancelled = booking(propose(state, format!("cancel:{booking_id}"), command).await?)?;
     state.metrics.bookings.with_label_values(&["cancelled"]).inc();
     Ok(cancelled)

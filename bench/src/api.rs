@@ -26,7 +26,8 @@ pub enum Failure {
         /// `Retry-After` in seconds, when the gateway sent one.
         retry_after_s: Option<u64>,
     },
-    /// No usable answer: `timeout`, `connect`, `body` (undecodable success body) or `transport`.
+    /// No usable answer: `timeout`, `connect`, `request` (e.g. connection closed mid-request),
+    /// `body` (unreadable or undecodable body) or `transport`.
     Transport(&'static str),
 }
 
@@ -301,6 +302,8 @@ fn transport(e: &reqwest::Error) -> Failure {
         "connect"
     } else if e.is_decode() || e.is_body() {
         "body"
+    } else if e.is_request() {
+        "request"
     } else {
         "transport"
     })

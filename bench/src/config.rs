@@ -160,17 +160,20 @@ impl Args {
             self.rows * self.seats_per_row <= SHOW_SEATS_MAX,
             "--rows x --seats-per-row must be at most {SHOW_SEATS_MAX} seats"
         );
-        ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
+        ensure!((1..=100_000).contains(&self.concurrency), "--concurrency must be 1..=100000");
         ensure!(
-            self.duration_s.is_finite() && self.duration_s > 0.0,
-            "--duration-s must be positive"
+            self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 604_800.0,
+            "--duration-s must be positive and at most a week (604800)"
         );
         ensure!(self.journeys != Some(0), "--journeys must be positive");
         ensure!(
-            self.warmup_s.is_finite() && self.warmup_s >= 0.0,
-            "--warmup-s must be zero or positive"
+            self.warmup_s.is_finite() && (0.0..=3_600.0).contains(&self.warmup_s),
+            "--warmup-s must be 0..=3600"
         );
-        ensure!(self.zipf_s.is_finite() && self.zipf_s >= 0.0, "--zipf-s must be zero or positive");
+        ensure!(
+            self.zipf_s.is_finite() && (0.0..=10.0).contains(&self.zipf_s),
+            "--zipf-s must be 0..=10"
+        );
         ensure!(
             self.confirm_pct + self.release_pct <= 100,
             "--confirm-pct + --release-pct must be at most 100"

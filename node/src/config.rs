@@ -76,8 +76,10 @@ impl Config {
             .iter()
             .filter(|p| !p.is_empty())
             .map(|p| {
-                let (id, addr) = p.split_once('=').ok_or_else(|| format!("peer {p:?} is not id=host:port"))?;
-                let id = id.trim().parse::<u64>().map_err(|_| format!("peer {p:?} has a bad id"))?;
+                let (id, addr) =
+                    p.split_once('=').ok_or_else(|| format!("peer {p:?} is not id=host:port"))?;
+                let id =
+                    id.trim().parse::<u64>().map_err(|_| format!("peer {p:?} has a bad id"))?;
                 if id == 0 {
                     return Err("node id 0 is reserved".into());
                 }

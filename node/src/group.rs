@@ -31,7 +31,7 @@ pub struct Group {
 ///
 /// # Errors
 /// Inconsistent timing settings.
-pub fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigError> {
+pub fn raft_config(config: &Config) -> Result<openraft::Config, Box<openraft::ConfigError>> {
     openraft::Config {
         cluster_name: "marquee".into(),
         heartbeat_interval: config.heartbeat_ms,
@@ -45,6 +45,7 @@ pub fn raft_config(config: &Config) -> Result<openraft::Config, openraft::Config
         ..Default::default()
     }
     .validate()
+    .map_err(Box::new)
 }
 
 impl Group {
@@ -70,7 +71,14 @@ impl Group {
             sm.clone(),
         )
         .await?;
-        Ok(Arc::new(Group { id, raft, sm, log, last_stamp_ms: AtomicU64::new(0), hold_ttl_ms: config.hold_ttl_ms }))
+        Ok(Arc::new(Group {
+            id,
+            raft,
+            sm,
+            log,
+            last_stamp_ms: AtomicU64::new(0),
+            hold_ttl_ms: config.hold_ttl_ms,
+        }))
     }
 
     /// Wraps a client proposal into a log entry: stamps the log time (never below what this

@@ -49,7 +49,9 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
             ("purged_index", status.purged_index),
         ];
         for (field, value) in fields {
-            m.raft.with_label_values(&[label.as_str(), field]).set(i64::try_from(value).unwrap_or(i64::MAX));
+            m.raft
+                .with_label_values(&[label.as_str(), field])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
         }
     }
     let stats = state.db.stats();
@@ -58,14 +60,19 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
     sync_counter(&m.writer_writes, load(&stats.writes));
     sync_counter(&m.writer_bytes, load(&stats.bytes));
     let mut buffer = Vec::new();
-    TextEncoder::new().encode(&m.registry.gather(), &mut buffer).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    TextEncoder::new()
+        .encode(&m.registry.gather(), &mut buffer)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     String::from_utf8(buffer).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     for group in state.router.all() {
         if group.raft.metrics().borrow().current_leader.is_none() {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("group {} has no known leader", group.id));
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("group {} has no known leader", group.id),
+            );
         }
     }
     (StatusCode::OK, "ready".into())

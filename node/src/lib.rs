@@ -59,13 +59,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let router = Router::default();
 
     let apply_latency = metrics.apply_latency.with_label_values(&[&INVENTORY_GROUP.to_string()]);
-    let observer: ApplyObserver = Arc::new(move |_entries, took: Duration| apply_latency.observe(took.as_secs_f64()));
-    let group = Group::open(INVENTORY_GROUP, config.id, &config, db.clone(), channels.clone(), observer).await?;
+    let observer: ApplyObserver =
+        Arc::new(move |_entries, took: Duration| apply_latency.observe(took.as_secs_f64()));
+    let group =
+        Group::open(INVENTORY_GROUP, config.id, &config, db.clone(), channels.clone(), observer)
+            .await?;
     router.insert(Arc::clone(&group));
 
     if config.bootstrap && !group.raft.is_initialized().await? {
         anyhow::ensure!(!peers.is_empty(), "--bootstrap needs --peers");
-        anyhow::ensure!(peers.iter().any(|(id, _)| *id == config.id), "--peers must include this node");
+        anyhow::ensure!(
+            peers.iter().any(|(id, _)| *id == config.id),
+            "--peers must include this node"
+        );
         let members: BTreeMap<u64, BasicNode> =
             peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
         group.raft.initialize(members).await.context("initializing the cluster")?;
@@ -92,7 +98,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
     }
 
-    let service = NodeService { router: router.clone(), metrics: metrics.clone(), node_id: config.id, advertised: config.advertised() };
+    let service = NodeService {
+        router: router.clone(),
+        metrics: metrics.clone(),
+        node_id: config.id,
+        advertised: config.advertised(),
+    };
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(

@@ -2,7 +2,8 @@
 //! show or user ids.
 
 use prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// The node's metrics.
@@ -34,19 +35,31 @@ impl Metrics {
     /// If two metrics share a name: a programming error caught by any test that starts a node.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let latency = || exponential_buckets(0.000_1, 2.0, 18).expect("static bucket parameters are valid");
+        let latency =
+            || exponential_buckets(0.000_1, 2.0, 18).expect("static bucket parameters are valid");
         let commands = IntCounterVec::new(
-            Opts::new("marquee_node_commands_total", "Commands proposed through this node by kind and outcome"),
+            Opts::new(
+                "marquee_node_commands_total",
+                "Commands proposed through this node by kind and outcome",
+            ),
             &["kind", "outcome"],
         )
         .expect("valid metric");
         let propose_latency = HistogramVec::new(
-            HistogramOpts::new("marquee_node_propose_latency_seconds", "Proposal to applied outcome").buckets(latency()),
+            HistogramOpts::new(
+                "marquee_node_propose_latency_seconds",
+                "Proposal to applied outcome",
+            )
+            .buckets(latency()),
             &["kind"],
         )
         .expect("valid metric");
         let apply_latency = HistogramVec::new(
-            HistogramOpts::new("marquee_node_apply_latency_seconds", "Time to apply a batch of entries").buckets(latency()),
+            HistogramOpts::new(
+                "marquee_node_apply_latency_seconds",
+                "Time to apply a batch of entries",
+            )
+            .buckets(latency()),
             &["group"],
         )
         .expect("valid metric");
@@ -56,11 +69,18 @@ impl Metrics {
         )
         .expect("valid metric");
         let writer_batches =
-            IntCounter::new("marquee_node_writer_batches_total", "Synced group-commit batches").expect("valid metric");
-        let writer_writes =
-            IntCounter::new("marquee_node_writer_writes_total", "Writes merged into group-commit batches").expect("valid metric");
-        let writer_bytes =
-            IntCounter::new("marquee_node_writer_bytes_total", "Bytes written by the group-commit writer").expect("valid metric");
+            IntCounter::new("marquee_node_writer_batches_total", "Synced group-commit batches")
+                .expect("valid metric");
+        let writer_writes = IntCounter::new(
+            "marquee_node_writer_writes_total",
+            "Writes merged into group-commit batches",
+        )
+        .expect("valid metric");
+        let writer_bytes = IntCounter::new(
+            "marquee_node_writer_bytes_total",
+            "Bytes written by the group-commit writer",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(propose_latency.clone()),
@@ -72,7 +92,16 @@ impl Metrics {
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        Metrics { registry, commands, propose_latency, apply_latency, raft, writer_batches, writer_writes, writer_bytes }
+        Metrics {
+            registry,
+            commands,
+            propose_latency,
+            apply_latency,
+            raft,
+            writer_batches,
+            writer_writes,
+            writer_bytes,
+        }
     }
 }
 

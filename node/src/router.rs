@@ -18,7 +18,10 @@ pub struct Router {
 impl Router {
     /// Registers a replica.
     pub fn insert(&self, group: Arc<Group>) {
-        self.groups.write().expect("router lock is never held across a panic").insert(group.id, group);
+        self.groups
+            .write()
+            .expect("router lock is never held across a panic")
+            .insert(group.id, group);
     }
 
     /// The local replica of `id`.
@@ -28,7 +31,12 @@ impl Router {
 
     /// Every local replica, by group id.
     pub fn all(&self) -> Vec<Arc<Group>> {
-        self.groups.read().expect("router lock is never held across a panic").values().cloned().collect()
+        self.groups
+            .read()
+            .expect("router lock is never held across a panic")
+            .values()
+            .cloned()
+            .collect()
     }
 }
 

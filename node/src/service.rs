@@ -11,8 +11,8 @@ use proto::pb::cluster_server::Cluster;
 use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
-    join_reply, propose_reply, query_reply, GroupStatus, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
-    QueryReply, QueryRequest, RaftReply, RaftRequest, StatusReply, StatusRequest,
+    join_reply, propose_reply, query_reply, GroupStatus, JoinReply, JoinRequest, ProposeReply,
+    ProposeRequest, QueryReply, QueryRequest, RaftReply, RaftRequest, StatusReply, StatusRequest,
 };
 use proto::{codec, GroupId};
 use raft_store::limits::REQUEST_ID_BYTES_MAX;
@@ -46,7 +46,9 @@ pub struct NodeService {
 
 impl NodeService {
     fn group(&self, id: u64) -> Result<std::sync::Arc<Group>, Status> {
-        self.router.get(GroupId(id)).ok_or_else(|| Status::not_found(format!("group {id} is not hosted on this node")))
+        self.router
+            .get(GroupId(id))
+            .ok_or_else(|| Status::not_found(format!("group {id} is not hosted on this node")))
     }
 }
 
@@ -70,7 +72,10 @@ fn outcome_label(outcome: &Outcome) -> String {
 
 #[tonic::async_trait]
 impl RaftTransport for NodeService {
-    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         let group = self.group(request.group_id)?;
         let rpc = decode(&request.payload)?;
@@ -84,7 +89,10 @@ impl RaftTransport for NodeService {
         reply(group.raft.vote(rpc).await).map(Response::new)
     }
 
-    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<Response<RaftReply>, Status> {
         let request = request.into_inner();
         let group = self.group(request.group_id)?;
         let rpc = decode(&request.payload)?;
@@ -95,30 +103,45 @@ impl RaftTransport for NodeService {
 #[tonic::async_trait]
 impl Inventory for NodeService {
     #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
-    async fn propose(&self, request: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
         let request = request.into_inner();
         let group = self.group(request.group_id)?;
         let proposal: Proposal = decode(&request.proposal)?;
-        if proposal.request_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > REQUEST_ID_BYTES_MAX) {
-            return Err(Status::invalid_argument(format!("request id must be 1..={REQUEST_ID_BYTES_MAX} bytes")));
+        if proposal
+            .request_id
+            .as_ref()
+            .is_some_and(|id| id.is_empty() || id.len() > REQUEST_ID_BYTES_MAX)
+        {
+            return Err(Status::invalid_argument(format!(
+                "request id must be 1..={REQUEST_ID_BYTES_MAX} bytes"
+            )));
         }
         let kind = proposal.command.kind();
         let entry = group.stamp(proposal);
         let started = Instant::now();
-        let result = match tokio::time::timeout(PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
-            Err(_) => {
-                self.metrics.commands.with_label_values(&[kind, "timeout"]).inc();
-                return Err(Status::deadline_exceeded(
+        let result =
+            match tokio::time::timeout(PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
+                Err(_) => {
+                    self.metrics.commands.with_label_values(&[kind, "timeout"]).inc();
+                    return Err(Status::deadline_exceeded(
                     "not applied in time; the outcome is unknown: retry with the same request id",
                 ));
-            }
-            Ok(result) => result,
-        };
+                }
+                Ok(result) => result,
+            };
         let reply = match result {
             Ok(response) => {
-                let outcome = response.data.ok_or_else(|| Status::internal("normal entry without an outcome"))?;
+                let outcome = response
+                    .data
+                    .ok_or_else(|| Status::internal("normal entry without an outcome"))?;
                 self.metrics.commands.with_label_values(&[kind, &outcome_label(&outcome)]).inc();
-                self.metrics.propose_latency.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .propose_latency
+                    .with_label_values(&[kind])
+                    .observe(started.elapsed().as_secs_f64());
                 propose_reply::Result::Outcome(encode(&outcome)?)
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
@@ -139,9 +162,13 @@ impl Inventory for NodeService {
         let query: Query = decode(&request.query)?;
         if request.linearizable {
             match tokio::time::timeout(READ_INDEX_TIMEOUT, group.raft.ensure_linearizable()).await {
-                Err(_) => return Err(Status::deadline_exceeded("read index not confirmed in time")),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded("read index not confirmed in time"))
+                }
                 Ok(Ok(_)) => {}
-                Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(hint)))) => {
+                Ok(Err(RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(hint),
+                ))) => {
                     let result = Some(query_reply::Result::NotLeader(not_leader(&hint)));
                     return Ok(Response::new(QueryReply { result }));
                 }
@@ -149,7 +176,9 @@ impl Inventory for NodeService {
             }
         }
         let answer = group.sm.query(&query);
-        Ok(Response::new(QueryReply { result: Some(query_reply::Result::Answer(encode(&answer)?)) }))
+        Ok(Response::new(QueryReply {
+            result: Some(query_reply::Result::Answer(encode(&answer)?)),
+        }))
     }
 }
 
@@ -181,9 +210,16 @@ pub fn group_status(group: &Group, node_id: u64) -> GroupStatus {
 
 #[tonic::async_trait]
 impl Cluster for NodeService {
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
         let groups = self.router.all().iter().map(|g| group_status(g, self.node_id)).collect();
-        Ok(Response::new(StatusReply { node_id: self.node_id, grpc_addr: self.advertised.clone(), groups }))
+        Ok(Response::new(StatusReply {
+            node_id: self.node_id,
+            grpc_addr: self.advertised.clone(),
+            groups,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id, joining = request.get_ref().node_id))]
@@ -201,7 +237,13 @@ impl Cluster for NodeService {
                 return Ok(());
             }
             group.raft.add_learner(request.node_id, node, true).await?;
-            group.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([request.node_id])), false).await?;
+            group
+                .raft
+                .change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([request.node_id])),
+                    false,
+                )
+                .await?;
             Ok(())
         })
         .await

@@ -38,7 +38,8 @@ impl Channels {
     /// # Errors
     /// The address does not form a valid URI.
     pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut channels = self.channels.lock().expect("channel pool mutex is never held across a panic");
+        let mut channels =
+            self.channels.lock().expect("channel pool mutex is never held across a panic");
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
@@ -70,7 +71,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Network {
-        Network { group: self.group, target, channel: self.channels.get(&node.addr).map_err(|e| e.to_string()) }
+        Network {
+            group: self.group,
+            target,
+            channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -100,8 +105,12 @@ impl Network {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let channel = self.channel.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
-        let payload = codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let channel = self
+            .channel
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
+        let payload =
+            codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = RaftTransportClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
@@ -121,7 +130,12 @@ impl Network {
                     Method::Vote => RPCTypes::Vote,
                     Method::Snapshot => RPCTypes::InstallSnapshot,
                 };
-                return Err(RPCError::Timeout(Timeout { action, id: 0, target: self.target, timeout: ttl }));
+                return Err(RPCError::Timeout(Timeout {
+                    action,
+                    id: 0,
+                    target: self.target,
+                    timeout: ttl,
+                }));
             }
             Ok(Err(status)) => {
                 return Err(match status.code() {
@@ -142,7 +156,9 @@ impl Network {
                     codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
                 Err(RPCError::RemoteError(RemoteError::new(self.target, error)))
             }
-            None => Err(RPCError::Network(NetworkError::new(&std::io::Error::other("empty raft reply")))),
+            None => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
+                "empty raft reply",
+            )))),
         }
     }
 }
@@ -160,8 +176,10 @@ impl RaftNetwork<TypeConfig> for Network {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.call(Method::Snapshot, &rpc, option.hard_ttl()).await
     }
 

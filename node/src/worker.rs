@@ -28,7 +28,12 @@ fn wall_ms() -> u64 {
 /// # Cancel safety
 /// Runs until `cancel` fires; a proposal in flight at that moment may or may not commit, which
 /// is harmless (`ExpireDue` is idempotent).
-pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration, cancel: CancellationToken) {
+pub async fn expiry_ticker(
+    group: Arc<Group>,
+    node_id: u64,
+    tick: Duration,
+    cancel: CancellationToken,
+) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -40,13 +45,15 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration, canc
             continue;
         }
         let due = group.sm.read().inventory.next_deadline_ms();
-        if !due.is_some_and(|at| at <= wall_ms()) {
+        if due.is_none_or(|at| at > wall_ms()) {
             continue;
         }
         let entry = group.stamp(Proposal { request_id: None, command: Command::ExpireDue });
         match tokio::time::timeout(EXPIRE_PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!(group = %group.id, error = %e, "expire proposal not applied"),
+            Ok(Err(e)) => {
+                tracing::debug!(group = %group.id, error = %e, "expire proposal not applied")
+            }
             Err(_) => tracing::warn!(group = %group.id, "expire proposal timed out"),
         }
     }
@@ -69,7 +76,9 @@ pub async fn join(
         }
         let request = JoinRequest { group_id: group.0, node_id, grpc_addr: advertised.clone() };
         let result = match channels.get(&target) {
-            Ok(channel) => ClusterClient::new(channel).join(request).await.map(tonic::Response::into_inner),
+            Ok(channel) => {
+                ClusterClient::new(channel).join(request).await.map(tonic::Response::into_inner)
+            }
             Err(e) => Err(tonic::Status::invalid_argument(e.to_string())),
         };
         match result.map(|r| r.result) {

@@ -16,7 +16,9 @@ pub mod pb {
 }
 
 /// A Raft group: 0 is reserved for the meta group; inventory shards are 1.. .
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct GroupId(pub u64);
 

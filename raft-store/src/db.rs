@@ -102,7 +102,9 @@ impl Db {
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
         options.set_write_buffer_size(64 * 1024 * 1024);
-        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let cfs = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = Arc::new(DB::open_cf_descriptors(&options, path, cfs)?);
         let (queue, jobs) = mpsc::channel(WRITER_QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -159,7 +161,8 @@ impl Db {
     /// # Errors
     /// RocksDB read failure.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let handle = self.db.cf_handle(cf).ok_or_else(|| Error::Io(format!("no column family {cf}")))?;
+        let handle =
+            self.db.cf_handle(cf).ok_or_else(|| Error::Io(format!("no column family {cf}")))?;
         Ok(self.db.get_cf(&handle, key)?)
     }
 }
@@ -199,7 +202,11 @@ fn elapsed_nanos(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn write_batch(db: &DB, jobs: &[WriteJob], options: &WriteOptions) -> std::result::Result<(), String> {
+fn write_batch(
+    db: &DB,
+    jobs: &[WriteJob],
+    options: &WriteOptions,
+) -> std::result::Result<(), String> {
     let mut batch = WriteBatch::default();
     for op in jobs.iter().flat_map(|job| job.ops.iter()) {
         match op {

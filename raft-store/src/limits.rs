@@ -42,5 +42,6 @@ pub const WRITER_QUEUE_CAPACITY: usize = 4096;
 pub const WRITER_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 const _: () = assert!(PARTY_SIZE_MAX <= ROW_SEATS_MAX);
-const _: () = assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
+const _: () =
+    assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
 const _: () = assert!((SHOW_SEATS_MAX as i64) * PRICE_MINOR_MAX < i64::MAX / 2);

@@ -53,7 +53,8 @@ impl LogStore {
             last_purged: read_json(&db, CF_META, &keys::meta_key(group, MetaTag::Purged))?,
             entries: BTreeMap::new(),
         };
-        let cf = db.raw().cf_handle(CF_LOG).ok_or_else(|| Error::Io("no log column family".into()))?;
+        let cf =
+            db.raw().cf_handle(CF_LOG).ok_or_else(|| Error::Io("no log column family".into()))?;
         let start = keys::log_key(group, 0);
         let end = keys::log_key(group, u64::MAX);
         for item in db.raw().iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward)) {
@@ -103,7 +104,9 @@ impl LogStore {
 fn read_json<T: serde::de::DeserializeOwned>(db: &Db, cf: &str, key: &[u8]) -> Result<Option<T>> {
     match db.get(cf, key)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt(e.to_string())),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt(e.to_string()))
+        }
     }
 }
 
@@ -145,7 +148,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId>) -> std::result::Result<(), StorageError> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId>,
+    ) -> std::result::Result<(), StorageError> {
         self.lock().committed = committed;
         let op = self.put_meta(MetaTag::Committed, &committed).map_err(storage_error)?;
         // Not awaited: the committed id only speeds up re-applying after a restart, and the FIFO
@@ -157,7 +163,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> std::result::Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> std::result::Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -172,7 +182,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 if let Some((last, _)) = inner.entries.last_key_value() {
                     assert_eq!(*last + 1, index, "appended entries are consecutive");
                 }
-                ops.push(Op::Put { cf: CF_LOG, key: keys::log_key(self.group, index).to_vec(), value });
+                ops.push(Op::Put {
+                    cf: CF_LOG,
+                    key: keys::log_key(self.group, index).to_vec(),
+                    value,
+                });
                 inner.entries.insert(index, entry);
             }
         }

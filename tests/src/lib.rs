@@ -26,7 +26,11 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>
-    let dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
     for bin in ["marquee-node", "marquee-gateway"] {
         assert!(
             dir.join(bin).exists(),
@@ -42,7 +46,10 @@ pub fn bin_dir() -> PathBuf {
 /// # Panics
 /// If no port can be bound.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind an ephemeral port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
 }
 
 /// Polls `check` until it returns `Ok(Some(value))` or `timeout` passes.
@@ -151,7 +158,10 @@ impl Node {
     /// The process is not running or `kill` failed.
     pub fn signal_pause(&self, pause: bool) -> Result<()> {
         let pid = self.lock().as_ref().context("node not running")?.id();
-        let status = Command::new("kill").arg(if pause { "-STOP" } else { "-CONT" }).arg(pid.to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(if pause { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()?;
         anyhow::ensure!(status.success(), "kill -STOP/-CONT failed");
         Ok(())
     }
@@ -199,9 +209,13 @@ impl Cluster {
     pub async fn start(options: Options) -> Result<Cluster> {
         let bins = bin_dir();
         let dir = tempfile::tempdir()?;
-        let ports: Vec<(u16, u16)> = (0..options.nodes).map(|_| (free_port(), free_port())).collect();
-        let peers: Vec<String> =
-            ports.iter().enumerate().map(|(i, (grpc, _))| format!("{}=127.0.0.1:{grpc}", i + 1)).collect();
+        let ports: Vec<(u16, u16)> =
+            (0..options.nodes).map(|_| (free_port(), free_port())).collect();
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (grpc, _))| format!("{}=127.0.0.1:{grpc}", i + 1))
+            .collect();
         let mut nodes = Vec::new();
         for (i, (grpc, http)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -312,7 +326,9 @@ impl Cluster {
                 statuses.push(node.status().await?);
             }
             let first = &statuses[0];
-            let same = statuses.iter().all(|s| s.applied_index == first.applied_index && s.digest == first.digest);
+            let same = statuses
+                .iter()
+                .all(|s| s.applied_index == first.applied_index && s.digest == first.digest);
             Ok(same.then_some(statuses))
         })
         .await
@@ -338,7 +354,12 @@ impl Cluster {
             .json(&body)
             .send()
             .await?;
-        anyhow::ensure!(response.status() == 201, "create show: {} {}", response.status(), response.text().await?);
+        anyhow::ensure!(
+            response.status() == 201,
+            "create show: {} {}",
+            response.status(),
+            response.text().await?
+        );
         let created: Value = response.json().await?;
         created["show_id"].as_u64().context("show_id in reply")
     }
@@ -364,7 +385,8 @@ impl Cluster {
     /// # Errors
     /// The request failed.
     pub async fn seat_map(&self, show_id: u64) -> Result<Value> {
-        let response = self.http.get(format!("{}/v1/shows/{show_id}/seats", self.url)).send().await?;
+        let response =
+            self.http.get(format!("{}/v1/shows/{show_id}/seats", self.url)).send().await?;
         anyhow::ensure!(response.status() == 200, "seat map: {}", response.status());
         Ok(response.json().await?)
     }
@@ -475,5 +497,10 @@ impl User<'_> {
 
 /// Seat ids listed in a hold or booking body.
 pub fn seat_list(body: &Value) -> Vec<String> {
-    body["seats"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    body["seats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }

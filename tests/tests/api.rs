@@ -1,10 +1,19 @@
 //! REST contract tests against a real cluster: validation, problem+json errors, the booking
 //! saga's payment fault paths, idempotent replays and cancellation with refunds.
 
+// Test code: a panic is how a helper reports a failed check.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{json, Value};
 use tests::{seat_list, Cluster, Options, User, ADMIN_TOKEN};
 
-async fn raw(cluster: &Cluster, method: reqwest::Method, path: &str, user: Option<&str>, body: Option<&str>) -> (u16, String, Value) {
+async fn raw(
+    cluster: &Cluster,
+    method: reqwest::Method,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, Value) {
     let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
     if let Some(user) = user {
         request = request.header("x-marquee-user", user);
@@ -14,19 +23,35 @@ async fn raw(cluster: &Cluster, method: reqwest::Method, path: &str, user: Optio
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     (status, content_type, response.json().await.unwrap_or(Value::Null))
 }
 
 fn problem(status: u16, content_type: &str, body: &Value, slug: &str) {
     assert_eq!(content_type, "application/problem+json", "{body}");
     assert_eq!(body["status"], status, "{body}");
-    assert!(body["type"].as_str().unwrap().ends_with(&format!("/problems/{slug}")), "expected {slug}: {body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with(&format!("/problems/{slug}")),
+        "expected {slug}: {body}"
+    );
     assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
 }
 
 async fn ledger(cluster: &Cluster) -> Value {
-    cluster.http.get(format!("{}/v1/sandbox/payments", cluster.url)).header("x-marquee-admin-token", ADMIN_TOKEN).send().await.unwrap().json().await.unwrap()
+    cluster
+        .http
+        .get(format!("{}/v1/sandbox/payments", cluster.url))
+        .header("x-marquee-admin-token", ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,29 +67,58 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(s, 401);
     let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some("{not json")).await;
     problem(s, &ct, &b, "malformed-body");
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":"A1"}"#)).await;
+    let (s, ct, b) =
+        raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":"A1"}"#)).await;
     assert_eq!(s, 422);
     problem(s, &ct, &b, "malformed-body");
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"quantity":-2,"category":"standard"}"#)).await;
+    let (s, ct, b) = raw(
+        &cluster,
+        post.clone(),
+        &holds,
+        Some("u"),
+        Some(r#"{"quantity":-2,"category":"standard"}"#),
+    )
+    .await;
     problem(s, &ct, &b, "malformed-body");
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"quantity":0,"category":"standard"}"#)).await;
+    let (s, ct, b) = raw(
+        &cluster,
+        post.clone(),
+        &holds,
+        Some("u"),
+        Some(r#"{"quantity":0,"category":"standard"}"#),
+    )
+    .await;
     problem(s, &ct, &b, "validation-error");
     assert_eq!(s, 422);
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":["A1","Z9"]}"#)).await;
+    let (s, ct, b) =
+        raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":["A1","Z9"]}"#)).await;
     problem(s, &ct, &b, "unknown-seats");
     assert_eq!(b["unknown_seats"], json!(["Z9"]));
-    let eleven: Vec<String> = (1..=8).map(|n| format!("A{n}")).chain((1..=3).map(|n| format!("B{n}"))).collect();
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(&json!({"seats": eleven}).to_string())).await;
+    let eleven: Vec<String> =
+        (1..=8).map(|n| format!("A{n}")).chain((1..=3).map(|n| format!("B{n}"))).collect();
+    let (s, ct, b) =
+        raw(&cluster, post.clone(), &holds, Some("u"), Some(&json!({"seats": eleven}).to_string()))
+            .await;
     problem(s, &ct, &b, "validation-error");
     let huge = format!(r#"{{"seats":["{}"]}}"#, "A".repeat(100_000));
     let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(&huge)).await;
     assert_eq!(s, 413, "{b}");
     problem(s, &ct, &b, "payload-too-large");
-    let (s, ct, b) = raw(&cluster, post.clone(), "/v1/shows/999/holds", Some("u"), Some(r#"{"seats":["A1"]}"#)).await;
+    let (s, ct, b) =
+        raw(&cluster, post.clone(), "/v1/shows/999/holds", Some("u"), Some(r#"{"seats":["A1"]}"#))
+            .await;
     problem(s, &ct, &b, "show-not-found");
-    let (s, ct, b) = raw(&cluster, reqwest::Method::GET, "/v1/holds/not-an-id", Some("u"), None).await;
+    let (s, ct, b) =
+        raw(&cluster, reqwest::Method::GET, "/v1/holds/not-an-id", Some("u"), None).await;
     problem(s, &ct, &b, "not-found");
-    let (s, ct, b) = raw(&cluster, post.clone(), "/v1/bookings", Some("u"), Some(r#"{"hold_id":"1-1","payment_token":"tok_success"}"#)).await;
+    let (s, ct, b) = raw(
+        &cluster,
+        post.clone(),
+        "/v1/bookings",
+        Some("u"),
+        Some(r#"{"hold_id":"1-1","payment_token":"tok_success"}"#),
+    )
+    .await;
     problem(s, &ct, &b, "validation-error");
     let (s, ct, b) = raw(&cluster, post.clone(), "/v1/admin/shows", None, Some("{}")).await;
     problem(s, &ct, &b, "unauthorized");
@@ -74,7 +128,8 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_saga_handles_every_payment_outcome() {
-    let cluster = Cluster::start(Options { payment_timeout_ms: 300, ..Options::default() }).await.unwrap();
+    let cluster =
+        Cluster::start(Options { payment_timeout_ms: 300, ..Options::default() }).await.unwrap();
     let show = cluster.create_show(2, 8).await.unwrap();
 
     // Conflicts list the unavailable seats.
@@ -90,7 +145,8 @@ async fn booking_saga_handles_every_payment_outcome() {
 
     // Someone else's hold is invisible.
     let hold_id = hold["hold_id"].as_str().unwrap();
-    let (status, _) = bob.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
+    let (status, _) =
+        bob.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
     assert_eq!(status, 404);
     let (status, _) = bob.book(hold_id, "tok_success", "steal").await.unwrap();
     assert_eq!(status, 404);
@@ -107,42 +163,64 @@ async fn booking_saga_handles_every_payment_outcome() {
     // The same key with a different request is refused.
     let (status, other_hold) = alice.hold(show, json!({"seats": ["A5"]})).await.unwrap();
     assert_eq!(status, 201, "{other_hold}");
-    let (status, body) = alice.book(other_hold["hold_id"].as_str().unwrap(), "tok_success", "alice-1").await.unwrap();
+    let (status, body) = alice
+        .book(other_hold["hold_id"].as_str().unwrap(), "tok_success", "alice-1")
+        .await
+        .unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(body["type"].as_str().unwrap().ends_with("idempotency-key-reused"), "{body}");
 
     // Decline: 402, nothing charged, seats freed.
     let (_, hold) = bob.hold(show, json!({"seats": ["B1"]})).await.unwrap();
-    let (status, body) = bob.book(hold["hold_id"].as_str().unwrap(), "tok_decline", "bob-1").await.unwrap();
+    let (status, body) =
+        bob.book(hold["hold_id"].as_str().unwrap(), "tok_decline", "bob-1").await.unwrap();
     assert_eq!(status, 402, "{body}");
-    assert!(!Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "held").contains(&"B1".to_owned()));
+    assert!(!Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "held")
+        .contains(&"B1".to_owned()));
 
     // Timeout with no charge: 502, nothing charged, seats freed.
     let (_, hold) = bob.hold(show, json!({"seats": ["B2"]})).await.unwrap();
-    let (status, body) = bob.book(hold["hold_id"].as_str().unwrap(), "tok_timeout", "bob-2").await.unwrap();
+    let (status, body) =
+        bob.book(hold["hold_id"].as_str().unwrap(), "tok_timeout", "bob-2").await.unwrap();
     assert_eq!(status, 502, "{body}");
-    assert!(Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "available").contains(&"B2".to_owned()));
+    assert!(Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "available")
+        .contains(&"B2".to_owned()));
 
     // Charged but the response was lost: the lookup finds the charge and the booking confirms.
     let carol = User { cluster: &cluster, id: "carol".into() };
     let (_, hold) = carol.hold(show, json!({"seats": ["B3"]})).await.unwrap();
-    let (status, body) = carol.book(hold["hold_id"].as_str().unwrap(), "tok_fail_after_charge", "carol-1").await.unwrap();
+    let (status, body) = carol
+        .book(hold["hold_id"].as_str().unwrap(), "tok_fail_after_charge", "carol-1")
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{body}");
 
     // Cancellation: refund, then seats freed; only the owner may cancel; repeat is a no-op.
     let booking_id = booking["booking_id"].as_str().unwrap();
-    let (status, _) = bob.send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel")).await.unwrap();
+    let (status, _) = bob
+        .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
+        .await
+        .unwrap();
     assert_eq!(status, 404);
-    let (status, cancelled) = alice.send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel")).await.unwrap();
+    let (status, cancelled) = alice
+        .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
-    let (status, again) = alice.send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel")).await.unwrap();
+    let (status, again) = alice
+        .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
+        .await
+        .unwrap();
     assert_eq!((status, &again["status"]), (200, &json!("cancelled")));
     let ledger = ledger(&cluster).await;
     assert_eq!(ledger["refunds"].as_object().unwrap().len(), 1, "{ledger}");
     let map = cluster.seat_map(show).await.unwrap();
     let available = Cluster::seats_with_status(&map, "available");
-    assert!(seat_list(&booking).iter().all(|s| available.contains(s)), "cancelled seats are free again");
+    assert!(
+        seat_list(&booking).iter().all(|s| available.contains(s)),
+        "cancelled seats are free again"
+    );
 
     // Every charge ends as one confirmed booking or one refund.
     let charges = ledger["charges"].as_object().unwrap().len();

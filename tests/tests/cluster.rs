@@ -1,6 +1,9 @@
 //! Cluster tests with real processes: the promise that no seat is sold twice and no
 //! acknowledged booking is lost, through races, leader crashes and restarts.
 
+// Test code: a panic is how a helper reports a failed check.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,15 +13,25 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use tests::{eventually, seat_list, Cluster, Options, User};
 
+/// (booking or hold id, seats) pairs collected by concurrent clients.
+type Granted = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
 fn seed() -> u64 {
-    let seed = std::env::var("MARQUEE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed = std::env::var("MARQUEE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("MARQUEE_SEED={seed}");
     seed
 }
 
 /// Every confirmed booking's seats are disjoint, match the sold seats of the map exactly, and
 /// include every booking a client was told succeeded.
-async fn audit(cluster: &Cluster, show_id: u64, acknowledged: &[(String, Vec<String>)]) -> anyhow::Result<usize> {
+async fn audit(
+    cluster: &Cluster,
+    show_id: u64,
+    acknowledged: &[(String, Vec<String>)],
+) -> anyhow::Result<usize> {
     let bookings = cluster.bookings(show_id).await?;
     let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
     let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -31,11 +44,13 @@ async fn audit(cluster: &Cluster, show_id: u64, acknowledged: &[(String, Vec<Str
         }
         by_id.insert(id, seat_list(booking));
     }
-    let sold: BTreeSet<String> = Cluster::seats_with_status(&cluster.seat_map(show_id).await?, "sold").into_iter().collect();
+    let sold: BTreeSet<String> =
+        Cluster::seats_with_status(&cluster.seat_map(show_id).await?, "sold").into_iter().collect();
     let booked: BTreeSet<String> = owner_of.keys().cloned().collect();
     anyhow::ensure!(sold == booked, "sold seats {sold:?} != booked seats {booked:?}");
     for (id, seats) in acknowledged {
-        let stored = by_id.get(id).ok_or_else(|| anyhow::anyhow!("acknowledged booking {id} lost"))?;
+        let stored =
+            by_id.get(id).ok_or_else(|| anyhow::anyhow!("acknowledged booking {id} lost"))?;
         anyhow::ensure!(stored == seats, "booking {id} seats changed: {seats:?} -> {stored:?}");
     }
     Ok(bookings.len())
@@ -48,11 +63,12 @@ async fn racing_clients_never_share_a_seat() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(2, 10).await.unwrap();
     let seed = seed();
-    let held: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
-    let acknowledged: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let held: Granted = Arc::default();
+    let acknowledged: Granted = Arc::default();
     let mut tasks = Vec::new();
     for worker in 0..48u64 {
-        let (cluster, held, acknowledged) = (&cluster, Arc::clone(&held), Arc::clone(&acknowledged));
+        let (cluster, held, acknowledged) =
+            (&cluster, Arc::clone(&held), Arc::clone(&acknowledged));
         tasks.push(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ worker);
             let user = User { cluster, id: format!("racer{worker}") };
@@ -67,12 +83,22 @@ async fn racing_clients_never_share_a_seat() {
                         let hold_id = body["hold_id"].as_str().unwrap().to_owned();
                         held.lock().unwrap().push((hold_id.clone(), seat_list(&body)));
                         if rng.random_bool(0.7) {
-                            let (status, booking) = user.book(&hold_id, "tok_success", &format!("k{worker}-{attempt}")).await.unwrap();
+                            let (status, booking) = user
+                                .book(&hold_id, "tok_success", &format!("k{worker}-{attempt}"))
+                                .await
+                                .unwrap();
                             assert_eq!(status, 201, "{booking}");
-                            acknowledged.lock().unwrap().push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+                            acknowledged.lock().unwrap().push((
+                                booking["booking_id"].as_str().unwrap().to_owned(),
+                                seat_list(&booking),
+                            ));
                         }
                     }
-                    409 => assert!(body["type"].as_str().unwrap().ends_with("seats-unavailable") || body["type"].as_str().unwrap().ends_with("too-many-holds"), "{body}"),
+                    409 => assert!(
+                        body["type"].as_str().unwrap().ends_with("seats-unavailable")
+                            || body["type"].as_str().unwrap().ends_with("too-many-holds"),
+                        "{body}"
+                    ),
                     other => panic!("unexpected status {other}: {body}"),
                 }
             }
@@ -103,17 +129,26 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(20, 20).await.unwrap();
     let seed = seed();
-    let acknowledged: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let acknowledged: Granted = Arc::default();
     let after_kill = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
 
     let load = {
-        let (cluster, acknowledged, after_kill, killed, stop) =
-            (&cluster, Arc::clone(&acknowledged), Arc::clone(&after_kill), Arc::clone(&killed), Arc::clone(&stop));
+        let (cluster, acknowledged, after_kill, killed, stop) = (
+            &cluster,
+            Arc::clone(&acknowledged),
+            Arc::clone(&after_kill),
+            Arc::clone(&killed),
+            Arc::clone(&stop),
+        );
         let workers = (0..16u64).map(move |worker| {
-            let (acknowledged, after_kill, killed, stop) =
-                (Arc::clone(&acknowledged), Arc::clone(&after_kill), Arc::clone(&killed), Arc::clone(&stop));
+            let (acknowledged, after_kill, killed, stop) = (
+                Arc::clone(&acknowledged),
+                Arc::clone(&after_kill),
+                Arc::clone(&killed),
+                Arc::clone(&stop),
+            );
             async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ worker);
                 // Bounded: at most 200 journeys per worker.
@@ -123,10 +158,20 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
                     }
                     let user = User { cluster, id: format!("w{worker}-{journey}") };
                     let quantity = rng.random_range(1..=4);
-                    let Ok((201, hold)) = user.hold(show, json!({"quantity": quantity, "category": "standard"})).await else { continue };
+                    let Ok((201, hold)) = user
+                        .hold(show, json!({"quantity": quantity, "category": "standard"}))
+                        .await
+                    else {
+                        continue;
+                    };
                     let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
-                    if let Ok((201, booking)) = user.book(&hold_id, "tok_success", &format!("key-{journey}")).await {
-                        acknowledged.lock().unwrap().push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+                    if let Ok((201, booking)) =
+                        user.book(&hold_id, "tok_success", &format!("key-{journey}")).await
+                    {
+                        acknowledged.lock().unwrap().push((
+                            booking["booking_id"].as_str().unwrap().to_owned(),
+                            seat_list(&booking),
+                        ));
                         if killed.load(Ordering::Relaxed) {
                             after_kill.fetch_add(1, Ordering::Relaxed);
                         }
@@ -176,13 +221,13 @@ async fn restarted_node_catches_up_by_log_and_by_snapshot() {
     // Short outage: a few entries, caught up from the log.
     cluster.nodes[victim].kill();
     let mut acknowledged = Vec::new();
-    book_some(&cluster, show, "short", 5, &mut acknowledged).await;
+    book_some(&cluster, show, "short", 5, &mut acknowledged).await.unwrap();
     cluster.restart(victim).unwrap();
     cluster.converged(Duration::from_secs(30)).await.unwrap();
 
     // Long outage: far more entries than the leader keeps, so only a snapshot can help.
     cluster.nodes[victim].kill();
-    book_some(&cluster, show, "long", 80, &mut acknowledged).await;
+    book_some(&cluster, show, "long", 80, &mut acknowledged).await.unwrap();
     let leader_status = cluster.nodes[cluster.leader().await.unwrap()].status().await.unwrap();
     assert!(leader_status.snapshot_index > 0, "leader built a snapshot: {leader_status:?}");
     assert!(leader_status.purged_index > 0, "leader purged its log: {leader_status:?}");
@@ -205,15 +250,26 @@ async fn restarted_node_catches_up_by_log_and_by_snapshot() {
     audit(&cluster, show, &acknowledged).await.unwrap();
 }
 
-async fn book_some(cluster: &Cluster, show: u64, tag: &str, count: usize, acknowledged: &mut Vec<(String, Vec<String>)>) {
+async fn book_some(
+    cluster: &Cluster,
+    show: u64,
+    tag: &str,
+    count: usize,
+    acknowledged: &mut Vec<(String, Vec<String>)>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
     for i in 0..count {
         let user = User { cluster, id: format!("{tag}{i}") };
-        let (status, hold) = user.hold(show, json!({"quantity": 2, "category": "standard"})).await.unwrap();
-        assert_eq!(status, 201, "{hold}");
-        let (status, booking) = user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "k").await.unwrap();
-        assert_eq!(status, 201, "{booking}");
-        acknowledged.push((booking["booking_id"].as_str().unwrap().to_owned(), seat_list(&booking)));
+        let (status, hold) =
+            user.hold(show, json!({"quantity": 2, "category": "standard"})).await?;
+        anyhow::ensure!(status == 201, "hold: {status} {hold}");
+        let hold_id = hold["hold_id"].as_str().context("hold_id")?;
+        let (status, booking) = user.book(hold_id, "tok_success", "k").await?;
+        anyhow::ensure!(status == 201, "booking: {status} {booking}");
+        let booking_id = booking["booking_id"].as_str().context("booking_id")?.to_owned();
+        acknowledged.push((booking_id, seat_list(&booking)));
     }
+    Ok(())
 }
 
 /// A hold left alone frees its seats within a tick of its expiry, with no other traffic.
@@ -222,7 +278,8 @@ async fn abandoned_holds_expire_and_free_their_seats() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(1, 5).await.unwrap();
     let user = User { cluster: &cluster, id: "walker".into() };
-    let (status, hold) = user.hold(show, json!({"seats": ["A1", "A2"], "ttl_ms": 1000})).await.unwrap();
+    let (status, hold) =
+        user.hold(show, json!({"seats": ["A1", "A2"], "ttl_ms": 1000})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
     let held = Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "held");
     assert_eq!(held, vec!["A1", "A2"]);
@@ -232,10 +289,14 @@ async fn abandoned_holds_expire_and_free_their_seats() {
     })
     .await
     .unwrap();
-    let (status, body) = user.send(reqwest::Method::GET, &format!("/v1/holds/{}", hold["hold_id"].as_str().unwrap())).await.unwrap();
+    let (status, body) = user
+        .send(reqwest::Method::GET, &format!("/v1/holds/{}", hold["hold_id"].as_str().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert_eq!(body["status"], "expired");
-    let (status, body) = user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "late").await.unwrap();
+    let (status, body) =
+        user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "late").await.unwrap();
     assert_eq!(status, 410, "{body}");
     let other = User { cluster: &cluster, id: "next".into() };
     let (status, _) = other.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
@@ -243,7 +304,9 @@ async fn abandoned_holds_expire_and_free_their_seats() {
 }
 
 /// Awaits all futures concurrently (no extra dependency for `join_all`).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+async fn futures_join_all<F: std::future::Future<Output = ()>>(
+    futures: impl IntoIterator<Item = F>,
+) {
     let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
     std::future::poll_fn(|cx| {
@@ -265,4 +328,3 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl Int
     })
     .await;
 }
-

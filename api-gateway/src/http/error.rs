@@ -103,15 +103,23 @@ impl ApiError {
         use Rejection as R;
         let mut ext = Map::new();
         let (status, slug, title) = match self {
-            ApiError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request"),
-            ApiError::MalformedBody(status, _) => (*status, "malformed-body", "Malformed request body"),
+            ApiError::Validation(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request")
+            }
+            ApiError::MalformedBody(status, _) => {
+                (*status, "malformed-body", "Malformed request body")
+            }
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
             }
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            ApiError::Unauthorized(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            ApiError::PaymentDeclined(_) => (StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined"),
+            ApiError::PaymentDeclined(_) => {
+                (StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined")
+            }
             ApiError::CheckoutExpiredRefunded => {
                 (StatusCode::CONFLICT, "checkout-expired", "Checkout expired, payment refunded")
             }
@@ -123,11 +131,19 @@ impl ApiError {
                 ext.insert("retry_after_s".into(), json!(1));
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
             ApiError::Rejected(rejection) => match rejection {
-                R::ShowNotFound { .. } => (StatusCode::NOT_FOUND, "show-not-found", "Show not found"),
-                R::ShowExists { .. } => (StatusCode::CONFLICT, "show-exists", "Show already exists"),
-                R::InvalidLayout { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-layout", "Invalid seat layout"),
+                R::ShowNotFound { .. } => {
+                    (StatusCode::NOT_FOUND, "show-not-found", "Show not found")
+                }
+                R::ShowExists { .. } => {
+                    (StatusCode::CONFLICT, "show-exists", "Show already exists")
+                }
+                R::InvalidLayout { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid-layout", "Invalid seat layout")
+                }
                 R::UnknownSeats { seats: s } => {
                     ext.insert("unknown_seats".into(), seats(s));
                     (StatusCode::UNPROCESSABLE_ENTITY, "unknown-seats", "Unknown seats")
@@ -153,13 +169,17 @@ impl ApiError {
                 }
                 R::HoldNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 R::HoldExpired => (StatusCode::GONE, "hold-expired", "Hold expired"),
-                R::HoldNotActive { .. } => (StatusCode::CONFLICT, "hold-not-active", "Hold is not active"),
+                R::HoldNotActive { .. } => {
+                    (StatusCode::CONFLICT, "hold-not-active", "Hold is not active")
+                }
                 // Someone else's hold or booking is indistinguishable from a missing one.
                 R::NotOwner => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 R::BookingNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-                R::BookingWrongState { .. } => {
-                    (StatusCode::CONFLICT, "booking-wrong-state", "Booking is not in a state that allows this")
-                }
+                R::BookingWrongState { .. } => (
+                    StatusCode::CONFLICT,
+                    "booking-wrong-state",
+                    "Booking is not in a state that allows this",
+                ),
                 R::RequestIdReused => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "idempotency-key-reused",
@@ -182,9 +202,12 @@ impl IntoResponse for ApiError {
         let detail = if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
             match &self {
-                ApiError::Unavailable(_) => "the booking cluster could not be reached in time; retry shortly".to_owned(),
+                ApiError::Unavailable(_) => {
+                    "the booking cluster could not be reached in time; retry shortly".to_owned()
+                }
                 ApiError::PaymentUnavailable => {
-                    "the payment provider did not answer; nothing was charged, retry shortly".to_owned()
+                    "the payment provider did not answer; nothing was charged, retry shortly"
+                        .to_owned()
                 }
                 _ => "an internal error occurred; it has been logged".to_owned(),
             }

@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::inventory::{
-    BookingId, BookingView, Command, HoldId, HoldView, Layout, OwnerId, Proposal, Query as InvQuery, QueryResult,
-    Reply, SeatId, SeatSelection, ShowId,
+    BookingId, BookingView, Command, HoldId, HoldView, Layout, OwnerId, Proposal,
+    Query as InvQuery, QueryResult, Reply, SeatId, SeatSelection, ShowId,
 };
 use proto::INVENTORY_GROUP;
 use rand::Rng;
@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::limits::{
-    BODY_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, OWNER_BYTES_MAX, PARTY_SIZE_MAX, SHOW_ID_MAX, TTL_MS_MAX, TTL_MS_MIN,
+    BODY_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, OWNER_BYTES_MAX, PARTY_SIZE_MAX, SHOW_ID_MAX,
+    TTL_MS_MAX, TTL_MS_MIN,
 };
 use crate::saga;
 use crate::AppState;
@@ -66,7 +67,11 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     state.metrics.requests.with_label_values(&[&method, &route, &status]).inc();
-    state.metrics.latency.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -81,7 +86,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
             .headers
             .get("x-marquee-user")
             .ok_or_else(|| ApiError::Unauthorized("missing X-Marquee-User header".into()))?;
-        let value = value.to_str().map_err(|_| ApiError::Unauthorized("X-Marquee-User must be ASCII".into()))?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("X-Marquee-User must be ASCII".into()))?;
         let valid = !value.is_empty()
             && value.len() <= OWNER_BYTES_MAX
             && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
@@ -100,7 +107,10 @@ pub struct Admin;
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get("x-marquee-admin-token")
@@ -125,13 +135,21 @@ fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, Ap
 }
 
 /// Proposes a command with a fresh request id and returns its successful reply.
-pub(crate) async fn propose(state: &AppState, request_id: String, command: Command) -> Result<Reply, ApiError> {
+pub(crate) async fn propose(
+    state: &AppState,
+    request_id: String,
+    command: Command,
+) -> Result<Reply, ApiError> {
     let proposal = Proposal { request_id: Some(request_id), command };
     Ok(state.cluster.propose(INVENTORY_GROUP, &proposal).await??)
 }
 
 /// Reads from the inventory with a read index (linearizable).
-pub(crate) async fn query(state: &AppState, query: InvQuery, linearizable: bool) -> Result<QueryResult, ApiError> {
+pub(crate) async fn query(
+    state: &AppState,
+    query: InvQuery,
+    linearizable: bool,
+) -> Result<QueryResult, ApiError> {
     Ok(state.cluster.query(INVENTORY_GROUP, &query, linearizable).await?)
 }
 
@@ -198,8 +216,12 @@ async fn create_show(
         // Random ids within JavaScript's safe integer range, chosen by the proposer.
         None => rand::rng().random_range(1..=SHOW_ID_MAX),
     };
-    let command =
-        Command::CreateShow { show_id: ShowId(show_id), title: body.title, starts_at_ms: body.starts_at_ms, layout: body.layout };
+    let command = Command::CreateShow {
+        show_id: ShowId(show_id),
+        title: body.title,
+        starts_at_ms: body.starts_at_ms,
+        layout: body.layout,
+    };
     match propose(&state, request_id(), command).await? {
         Reply::ShowCreated { show_id, capacity } => {
             Ok((StatusCode::CREATED, Json(json!({ "show_id": show_id, "capacity": capacity }))))
@@ -225,7 +247,11 @@ async fn seat_map(
     let linearizable = match params.consistency.as_deref() {
         None | Some("strong") => true,
         Some("fast") => false,
-        Some(other) => return Err(ApiError::Validation(format!("consistency must be strong or fast, not {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "consistency must be strong or fast, not {other:?}"
+            )))
+        }
     };
     match query(&state, InvQuery::SeatMap { show_id: ShowId(show_id) }, linearizable).await? {
         QueryResult::SeatMap { seat_map } => Ok(Json(seat_map).into_response()),
@@ -241,7 +267,9 @@ async fn show_bookings(
 ) -> Result<Response, ApiError> {
     let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
     match query(&state, InvQuery::ShowBookings { show_id: ShowId(show_id) }, true).await? {
-        QueryResult::Bookings { bookings } => Ok(Json(json!({ "bookings": bookings })).into_response()),
+        QueryResult::Bookings { bookings } => {
+            Ok(Json(json!({ "bookings": bookings })).into_response())
+        }
         QueryResult::NotFound => Err(ApiError::NotFound("show")),
         other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
     }
@@ -267,7 +295,9 @@ async fn create_hold(
     let selection = match (body.seats, body.quantity, body.category) {
         (Some(seats), None, None) => {
             if seats.is_empty() || seats.len() > PARTY_SIZE_MAX {
-                return Err(ApiError::Validation(format!("seats must list 1..={PARTY_SIZE_MAX} seat ids")));
+                return Err(ApiError::Validation(format!(
+                    "seats must list 1..={PARTY_SIZE_MAX} seat ids"
+                )));
             }
             if seats.iter().any(|s| s.is_empty() || s.len() > 16) {
                 return Err(ApiError::Validation("seat ids are 1..=16 characters".into()));
@@ -291,7 +321,9 @@ async fn create_hold(
     };
     if let Some(ttl) = body.ttl_ms {
         if !(TTL_MS_MIN..=TTL_MS_MAX).contains(&ttl) {
-            return Err(ApiError::Validation(format!("ttl_ms must be {TTL_MS_MIN}..={TTL_MS_MAX}")));
+            return Err(ApiError::Validation(format!(
+                "ttl_ms must be {TTL_MS_MIN}..={TTL_MS_MAX}"
+            )));
         }
     }
     let command = Command::Hold { show_id: ShowId(show_id), owner, selection, ttl_ms: body.ttl_ms };
@@ -304,7 +336,11 @@ async fn create_hold(
     }
 }
 
-async fn load_hold(state: &AppState, hold_id: HoldId, owner: &OwnerId) -> Result<HoldView, ApiError> {
+async fn load_hold(
+    state: &AppState,
+    hold_id: HoldId,
+    owner: &OwnerId,
+) -> Result<HoldView, ApiError> {
     match query(state, InvQuery::Hold { hold_id }, true).await? {
         QueryResult::Hold { hold } if &hold.owner == owner => Ok(hold),
         QueryResult::Hold { .. } | QueryResult::NotFound => Err(ApiError::NotFound("hold")),
@@ -358,7 +394,10 @@ async fn create_booking(
         .to_str()
         .map_err(|_| ApiError::Validation("Idempotency-Key must be ASCII".into()))?
         .to_owned();
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_BYTES_MAX
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(ApiError::Validation(format!(
             "Idempotency-Key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
         )));
@@ -372,7 +411,11 @@ async fn create_booking(
     Ok((StatusCode::CREATED, Json(booking)))
 }
 
-pub(crate) async fn load_booking(state: &AppState, booking_id: BookingId, owner: &OwnerId) -> Result<BookingView, ApiError> {
+pub(crate) async fn load_booking(
+    state: &AppState,
+    booking_id: BookingId,
+    owner: &OwnerId,
+) -> Result<BookingView, ApiError> {
     match query(state, InvQuery::Booking { booking_id }, true).await? {
         QueryResult::Booking { booking } if &booking.owner == owner => Ok(booking),
         QueryResult::Booking { .. } | QueryResult::NotFound => Err(ApiError::NotFound("booking")),
@@ -398,7 +441,10 @@ async fn cancel_booking(
     Ok(Json(saga::cancel(&state, &owner, booking_id).await?))
 }
 
-async fn sandbox_ledger(State(state): State<Arc<AppState>>, _admin: Admin) -> Result<Response, ApiError> {
+async fn sandbox_ledger(
+    State(state): State<Arc<AppState>>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
     match &state.sandbox {
         Some(sandbox) => Ok(Json(sandbox.ledger()).into_response()),
         None => Err(ApiError::NotFound("sandbox ledger")),

@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, HoldId, HoldStatus, HoldView, Layout, LogCommand,
-    Money, OwnerId, Outcome, Query, QueryResult, Rejection, Reply, RowView, SeatId, SeatMap,
-    SeatSelection, SeatStatus, SeatView, ShowId, COMMAND_VERSION,
+    BookingId, BookingStatus, BookingView, Command, HoldId, HoldStatus, HoldView, Layout,
+    LogCommand, Money, Outcome, OwnerId, Query, QueryResult, Rejection, Reply, RowView, SeatId,
+    SeatMap, SeatSelection, SeatStatus, SeatView, ShowId, COMMAND_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -231,7 +231,8 @@ impl Inventory {
     /// # Panics
     /// Never: the state has only string map keys, which JSON always encodes.
     pub fn digest(&self) -> u64 {
-        let bytes = serde_json::to_vec(self).expect("inventory state serializes: all map keys are strings or ids");
+        let bytes = serde_json::to_vec(self)
+            .expect("inventory state serializes: all map keys are strings or ids");
         fnv1a(&bytes)
     }
 
@@ -250,7 +251,11 @@ impl Inventory {
                         SeatState::Free => free += 1,
                         SeatState::Held(hold_id) => {
                             let hold = self.holds.get(hold_id).expect("held seat's hold exists");
-                            assert_eq!(hold_id.show_id(), *show_id, "hold belongs to the seat's show");
+                            assert_eq!(
+                                hold_id.show_id(),
+                                *show_id,
+                                "hold belongs to the seat's show"
+                            );
                             assert!(
                                 matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut),
                                 "held seat's hold is active or checking out"
@@ -260,7 +265,11 @@ impl Inventory {
                         SeatState::Sold(booking_id) => {
                             let booking =
                                 self.bookings.get(booking_id).expect("sold seat's booking exists");
-                            assert_eq!(booking.status, BookingStatus::Confirmed, "sold seat's booking is confirmed");
+                            assert_eq!(
+                                booking.status,
+                                BookingStatus::Confirmed,
+                                "sold seat's booking is confirmed"
+                            );
                             assert!(booking.seats.contains(&seat), "sold seat is in its booking");
                         }
                     }
@@ -274,7 +283,11 @@ impl Inventory {
             for (row, number) in &hold.seats {
                 let state = show.rows[*row as usize].seats[*number as usize - 1];
                 if live {
-                    assert_eq!(state, SeatState::Held(*hold_id), "live hold's seats are held by it");
+                    assert_eq!(
+                        state,
+                        SeatState::Held(*hold_id),
+                        "live hold's seats are held by it"
+                    );
                 } else {
                     assert_ne!(state, SeatState::Held(*hold_id), "ended hold holds no seat");
                 }
@@ -290,7 +303,11 @@ impl Inventory {
             if booking.status == BookingStatus::Confirmed {
                 for (row, number) in &booking.seats {
                     let state = show.rows[*row as usize].seats[*number as usize - 1];
-                    assert_eq!(state, SeatState::Sold(*booking_id), "confirmed booking's seats are sold to it");
+                    assert_eq!(
+                        state,
+                        SeatState::Sold(*booking_id),
+                        "confirmed booking's seats are sold to it"
+                    );
                 }
             }
         }
@@ -440,7 +457,12 @@ impl Inventory {
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
 
-    fn cancel_booking(&mut self, booking_id: BookingId, owner: &OwnerId, refund_ref: &str) -> Outcome {
+    fn cancel_booking(
+        &mut self,
+        booking_id: BookingId,
+        owner: &OwnerId,
+        refund_ref: &str,
+    ) -> Outcome {
         let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
         if &booking.owner != owner {
             return Err(Rejection::NotOwner);
@@ -501,7 +523,8 @@ impl Inventory {
     fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
         let expires_at_ms = now.saturating_add(IDEMPOTENCY_TTL_MS);
         self.idempotency_expiry.insert((expires_at_ms, request_id.clone()));
-        self.idempotency.insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
+        self.idempotency
+            .insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
     }
 
     /// Fails a pending checkout: booking failed, hold failed, seats freed.
@@ -686,7 +709,10 @@ fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, S
             && row.label.len() <= ROW_LABEL_BYTES_MAX
             && row.label.bytes().all(|b| b.is_ascii_uppercase());
         if !label_ok {
-            return Err(format!("row label {:?} must be 1..={ROW_LABEL_BYTES_MAX} uppercase ASCII letters", row.label));
+            return Err(format!(
+                "row label {:?} must be 1..={ROW_LABEL_BYTES_MAX} uppercase ASCII letters",
+                row.label
+            ));
         }
         if !labels.insert(row.label.clone()) {
             return Err(format!("row {} listed twice", row.label));
@@ -725,7 +751,10 @@ fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, S
 
 fn check_party(size: usize) -> Result<(), Rejection> {
     if size == 0 {
-        return Err(Rejection::InvalidParty { reason: "no seats requested".into(), party_size_max: PARTY_SIZE_MAX });
+        return Err(Rejection::InvalidParty {
+            reason: "no seats requested".into(),
+            party_size_max: PARTY_SIZE_MAX,
+        });
     }
     if size > PARTY_SIZE_MAX as usize {
         return Err(Rejection::InvalidParty {
@@ -820,8 +849,13 @@ fn pick_best(show: &Show, quantity: u32, category: &str) -> Result<Vec<(u32, u32
                     let right = end - (first + n);
                     let orphan = u8::from(left == 1) + u8::from(right == 1);
                     let centre = (2 * first + n) as i64 - len as i64;
-                    let score =
-                        (orphan, (row_index as i64 - sweet_row).abs(), centre.abs(), row_index, first);
+                    let score = (
+                        orphan,
+                        (row_index as i64 - sweet_row).abs(),
+                        centre.abs(),
+                        row_index,
+                        first,
+                    );
                     if best.is_none_or(|b| score < b) {
                         best = Some(score);
                     }
@@ -847,7 +881,10 @@ fn pick_best(show: &Show, quantity: u32, category: &str) -> Result<Vec<(u32, u32
         })
         .collect();
     if free.len() < n {
-        return Err(Rejection::NotEnoughSeats { category: category.to_owned(), available: free.len() as u32 });
+        return Err(Rejection::NotEnoughSeats {
+            category: category.to_owned(),
+            available: free.len() as u32,
+        });
     }
     Ok(free.into_iter().take(n).collect())
 }

@@ -12,9 +12,24 @@ const SHOW: ShowId = ShowId(7);
 fn layout() -> Layout {
     Layout {
         rows: vec![
-            RowSpec { label: "A".into(), category: "standard".into(), seats: 6, aisles_after: vec![3] },
-            RowSpec { label: "B".into(), category: "standard".into(), seats: 6, aisles_after: vec![] },
-            RowSpec { label: "C".into(), category: "premium".into(), seats: 4, aisles_after: vec![] },
+            RowSpec {
+                label: "A".into(),
+                category: "standard".into(),
+                seats: 6,
+                aisles_after: vec![3],
+            },
+            RowSpec {
+                label: "B".into(),
+                category: "standard".into(),
+                seats: 6,
+                aisles_after: vec![],
+            },
+            RowSpec {
+                label: "C".into(),
+                category: "premium".into(),
+                seats: 4,
+                aisles_after: vec![],
+            },
         ],
         categories: vec![
             CategorySpec { name: "standard".into(), price_minor: 200 },
@@ -30,8 +45,16 @@ fn entry(now_ms: u64, request_id: Option<&str>, command: Command) -> LogCommand 
 
 fn created() -> Inventory {
     let mut inv = Inventory::default();
-    let create = Command::CreateShow { show_id: SHOW, title: "Film".into(), starts_at_ms: 10_000_000, layout: layout() };
-    assert_eq!(inv.apply(1, &entry(0, None, create)), Ok(Reply::ShowCreated { show_id: SHOW, capacity: 16 }));
+    let create = Command::CreateShow {
+        show_id: SHOW,
+        title: "Film".into(),
+        starts_at_ms: 10_000_000,
+        layout: layout(),
+    };
+    assert_eq!(
+        inv.apply(1, &entry(0, None, create)),
+        Ok(Reply::ShowCreated { show_id: SHOW, capacity: 16 })
+    );
     inv
 }
 
@@ -63,7 +86,9 @@ fn hold_is_all_or_nothing() {
     held(inv.apply(2, &entry(1, None, hold_cmd("u1", seats(&["A1", "A2"])))));
     let outcome = inv.apply(3, &entry(2, None, hold_cmd("u2", seats(&["A2", "A3"]))));
     assert_eq!(outcome, Err(Rejection::SeatsUnavailable { seats: vec![SeatId("A2".into())] }));
-    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else {
+        panic!()
+    };
     assert_eq!(seat_map.available, 14, "the failed hold took nothing");
     inv.check_invariants();
 }
@@ -71,11 +96,21 @@ fn hold_is_all_or_nothing() {
 #[test]
 fn hold_rejects_party_over_limit_and_unknown_seats() {
     let mut inv = created();
-    let many: Vec<String> = (1..=6).map(|n| format!("A{n}")).chain((1..=6).map(|n| format!("B{n}"))).collect();
+    let many: Vec<String> =
+        (1..=6).map(|n| format!("A{n}")).chain((1..=6).map(|n| format!("B{n}"))).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    assert!(matches!(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&many)))), Err(Rejection::InvalidParty { .. })));
-    assert!(matches!(inv.apply(3, &entry(1, None, hold_cmd("u", seats(&[])))), Err(Rejection::InvalidParty { .. })));
-    assert!(matches!(inv.apply(4, &entry(1, None, hold_cmd("u", seats(&["A1", "A1"])))), Err(Rejection::InvalidParty { .. })));
+    assert!(matches!(
+        inv.apply(2, &entry(1, None, hold_cmd("u", seats(&many)))),
+        Err(Rejection::InvalidParty { .. })
+    ));
+    assert!(matches!(
+        inv.apply(3, &entry(1, None, hold_cmd("u", seats(&[])))),
+        Err(Rejection::InvalidParty { .. })
+    ));
+    assert!(matches!(
+        inv.apply(4, &entry(1, None, hold_cmd("u", seats(&["A1", "A1"])))),
+        Err(Rejection::InvalidParty { .. })
+    ));
     for bad in ["Z1", "A0", "A7", "A01", "1A", ""] {
         assert_eq!(
             inv.apply(5, &entry(1, None, hold_cmd("u", seats(&[bad])))),
@@ -102,10 +137,18 @@ fn expire_due_frees_seats_at_expiry() {
     let mut inv = created();
     let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["C1"])))));
     assert_eq!(hold.expires_at_ms, 6_000);
-    assert_eq!(inv.apply(3, &entry(5_999, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 0, checkouts: 0 }));
-    assert_eq!(inv.apply(4, &entry(6_000, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 1, checkouts: 0 }));
+    assert_eq!(
+        inv.apply(3, &entry(5_999, None, Command::ExpireDue)),
+        Ok(Reply::Expired { holds: 0, checkouts: 0 })
+    );
+    assert_eq!(
+        inv.apply(4, &entry(6_000, None, Command::ExpireDue)),
+        Ok(Reply::Expired { holds: 1, checkouts: 0 })
+    );
     held(inv.apply(5, &entry(6_001, None, hold_cmd("v", seats(&["C1"])))));
-    let QueryResult::Hold { hold } = inv.query(&Query::Hold { hold_id: hold.hold_id }) else { panic!() };
+    let QueryResult::Hold { hold } = inv.query(&Query::Hold { hold_id: hold.hold_id }) else {
+        panic!()
+    };
     assert_eq!(hold.status, HoldStatus::Expired);
     inv.check_invariants();
 }
@@ -116,7 +159,11 @@ fn expired_hold_is_freed_even_without_an_expire_entry() {
     let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["C1"])))));
     // A later command at log time past the expiry sees the seat free.
     held(inv.apply(3, &entry(7_000, None, hold_cmd("v", seats(&["C1"])))));
-    let checkout = Command::BeginCheckout { hold_id: hold.hold_id, owner: OwnerId("u".into()), window_ms: 1000 };
+    let checkout = Command::BeginCheckout {
+        hold_id: hold.hold_id,
+        owner: OwnerId("u".into()),
+        window_ms: 1000,
+    };
     assert_eq!(inv.apply(4, &entry(7_001, None, checkout)), Err(Rejection::HoldExpired));
 }
 
@@ -136,18 +183,61 @@ fn checkout_confirm_and_cancel_round_trip() {
     let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["C1", "C2"])))));
     assert_eq!(hold.amount, Money { amount_minor: 1000, currency: "INR".into() });
     let owner = OwnerId("u".into());
-    let pending = booking(inv.apply(3, &entry(2, None, Command::BeginCheckout { hold_id: hold.hold_id, owner: owner.clone(), window_ms: 60_000 })));
+    let pending = booking(inv.apply(
+        3,
+        &entry(
+            2,
+            None,
+            Command::BeginCheckout {
+                hold_id: hold.hold_id,
+                owner: owner.clone(),
+                window_ms: 60_000,
+            },
+        ),
+    ));
     assert_eq!(pending.status, BookingStatus::PendingPayment);
     // Pinned: the hold's own expiry no longer frees the seats during payment.
-    assert_eq!(inv.apply(4, &entry(10_000, None, Command::ExpireDue)), Ok(Reply::Expired { holds: 0, checkouts: 0 }));
-    let confirmed = booking(inv.apply(5, &entry(10_001, None, Command::Confirm { booking_id: pending.booking_id, payment_ref: "pay_1".into() })));
+    assert_eq!(
+        inv.apply(4, &entry(10_000, None, Command::ExpireDue)),
+        Ok(Reply::Expired { holds: 0, checkouts: 0 })
+    );
+    let confirmed = booking(inv.apply(
+        5,
+        &entry(
+            10_001,
+            None,
+            Command::Confirm { booking_id: pending.booking_id, payment_ref: "pay_1".into() },
+        ),
+    ));
     assert_eq!(confirmed.status, BookingStatus::Confirmed);
     assert!(confirmed.ticket_code.as_deref().is_some_and(|c| c.starts_with("MQ") && c.len() == 10));
     assert_eq!(
-        inv.apply(6, &entry(10_002, None, Command::CancelBooking { booking_id: pending.booking_id, owner: OwnerId("x".into()), refund_ref: "r".into() })),
+        inv.apply(
+            6,
+            &entry(
+                10_002,
+                None,
+                Command::CancelBooking {
+                    booking_id: pending.booking_id,
+                    owner: OwnerId("x".into()),
+                    refund_ref: "r".into()
+                }
+            )
+        ),
         Err(Rejection::NotOwner)
     );
-    let cancelled = booking(inv.apply(7, &entry(10_003, None, Command::CancelBooking { booking_id: pending.booking_id, owner, refund_ref: "ref_1".into() })));
+    let cancelled = booking(inv.apply(
+        7,
+        &entry(
+            10_003,
+            None,
+            Command::CancelBooking {
+                booking_id: pending.booking_id,
+                owner,
+                refund_ref: "ref_1".into(),
+            },
+        ),
+    ));
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
     held(inv.apply(8, &entry(10_004, None, hold_cmd("v", seats(&["C1", "C2"])))));
     inv.check_invariants();
@@ -157,8 +247,26 @@ fn checkout_confirm_and_cancel_round_trip() {
 fn late_payment_after_checkout_expiry_is_rejected() {
     let mut inv = created();
     let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["C1"])))));
-    let pending = booking(inv.apply(3, &entry(2, None, Command::BeginCheckout { hold_id: hold.hold_id, owner: OwnerId("u".into()), window_ms: 1_000 })));
-    let late = inv.apply(4, &entry(1_002, None, Command::Confirm { booking_id: pending.booking_id, payment_ref: "p".into() }));
+    let pending = booking(inv.apply(
+        3,
+        &entry(
+            2,
+            None,
+            Command::BeginCheckout {
+                hold_id: hold.hold_id,
+                owner: OwnerId("u".into()),
+                window_ms: 1_000,
+            },
+        ),
+    ));
+    let late = inv.apply(
+        4,
+        &entry(
+            1_002,
+            None,
+            Command::Confirm { booking_id: pending.booking_id, payment_ref: "p".into() },
+        ),
+    );
     assert_eq!(late, Err(Rejection::BookingWrongState { status: BookingStatus::Failed }));
     inv.check_invariants();
 }
@@ -169,23 +277,58 @@ fn replayed_request_returns_first_outcome_and_acts_once() {
     let first = inv.apply(2, &entry(1, Some("req-1"), hold_cmd("u", seats(&["A1"]))));
     let replay = inv.apply(3, &entry(2, Some("req-1"), hold_cmd("u", seats(&["A1"]))));
     assert_eq!(first, replay);
-    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else {
+        panic!()
+    };
     assert_eq!(seat_map.available, 15);
-    assert_eq!(inv.apply(4, &entry(3, Some("req-1"), hold_cmd("u", seats(&["A2"])))), Err(Rejection::RequestIdReused));
+    assert_eq!(
+        inv.apply(4, &entry(3, Some("req-1"), hold_cmd("u", seats(&["A2"])))),
+        Err(Rejection::RequestIdReused)
+    );
 }
 
 #[test]
 fn best_available_prefers_adjacent_centre_seats_without_orphans() {
     let mut inv = created();
-    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", SeatSelection::BestAvailable { quantity: 2, category: "standard".into() }))));
+    let hold = held(inv.apply(
+        2,
+        &entry(
+            1,
+            None,
+            hold_cmd(
+                "u",
+                SeatSelection::BestAvailable { quantity: 2, category: "standard".into() },
+            ),
+        ),
+    ));
     // Rows A and B are standard; B is the sweet-spot row; B3+B4 is the centre block.
     assert_eq!(hold.seats, vec![SeatId("B3".into()), SeatId("B4".into())]);
     // A's aisle after seat 3 splits it into blocks of three: no block of four there, B has
     // only two-seat runs left, so four seats fall back to the first free ones.
-    let hold = held(inv.apply(3, &entry(1, None, hold_cmd("v", SeatSelection::BestAvailable { quantity: 4, category: "standard".into() }))));
+    let hold = held(inv.apply(
+        3,
+        &entry(
+            1,
+            None,
+            hold_cmd(
+                "v",
+                SeatSelection::BestAvailable { quantity: 4, category: "standard".into() },
+            ),
+        ),
+    ));
     assert_eq!(hold.seats.len(), 4);
     assert_eq!(
-        inv.apply(4, &entry(1, None, hold_cmd("w", SeatSelection::BestAvailable { quantity: 1, category: "balcony".into() }))),
+        inv.apply(
+            4,
+            &entry(
+                1,
+                None,
+                hold_cmd(
+                    "w",
+                    SeatSelection::BestAvailable { quantity: 1, category: "balcony".into() }
+                )
+            )
+        ),
         Err(Rejection::UnknownCategory { category: "balcony".into() })
     );
     inv.check_invariants();
@@ -196,16 +339,32 @@ fn invalid_layouts_are_rejected() {
     let mut inv = Inventory::default();
     let mut bad = layout();
     bad.rows[0].category = "nope".into();
-    let create = |layout| Command::CreateShow { show_id: SHOW, title: "x".into(), starts_at_ms: 0, layout };
-    assert!(matches!(inv.apply(1, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
+    let create =
+        |layout| Command::CreateShow { show_id: SHOW, title: "x".into(), starts_at_ms: 0, layout };
+    assert!(matches!(
+        inv.apply(1, &entry(0, None, create(bad))),
+        Err(Rejection::InvalidLayout { .. })
+    ));
     let mut bad = layout();
     bad.rows[1].label = "a1".into();
-    assert!(matches!(inv.apply(2, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
+    assert!(matches!(
+        inv.apply(2, &entry(0, None, create(bad))),
+        Err(Rejection::InvalidLayout { .. })
+    ));
     let mut bad = layout();
     bad.rows[0].seats = ROW_SEATS_MAX + 1;
-    assert!(matches!(inv.apply(3, &entry(0, None, create(bad))), Err(Rejection::InvalidLayout { .. })));
-    assert!(matches!(inv.apply(4, &entry(0, None, create(layout()))), Ok(Reply::ShowCreated { .. })));
-    assert_eq!(inv.apply(5, &entry(0, None, create(layout()))), Err(Rejection::ShowExists { show_id: SHOW }));
+    assert!(matches!(
+        inv.apply(3, &entry(0, None, create(bad))),
+        Err(Rejection::InvalidLayout { .. })
+    ));
+    assert!(matches!(
+        inv.apply(4, &entry(0, None, create(layout()))),
+        Ok(Reply::ShowCreated { .. })
+    ));
+    assert_eq!(
+        inv.apply(5, &entry(0, None, create(layout()))),
+        Err(Rejection::ShowExists { show_id: SHOW })
+    );
 }
 
 // ---- Property test against a model -------------------------------------------------------
@@ -250,7 +409,10 @@ impl Model {
         let mut m = Model::default();
         for row in layout().rows {
             for n in 1..=row.seats {
-                m.seats.insert(SeatId(format!("{}{n}", row.label)), (row.category.clone(), ModelSeat::Free));
+                m.seats.insert(
+                    SeatId(format!("{}{n}", row.label)),
+                    (row.category.clone(), ModelSeat::Free),
+                );
             }
         }
         m
@@ -308,19 +470,34 @@ impl Model {
                 let too_many = self.live_holds_of(&owner.0) >= HOLDS_PER_OWNER_MAX as usize;
                 match selection {
                     SeatSelection::Seats(ids) => {
-                        let taken: Vec<SeatId> = ids.iter().filter(|s| self.seats[*s].1 != ModelSeat::Free).cloned().collect();
+                        let taken: Vec<SeatId> = ids
+                            .iter()
+                            .filter(|s| self.seats[*s].1 != ModelSeat::Free)
+                            .cloned()
+                            .collect();
                         let expect_ok = !too_many && taken.is_empty();
                         assert_eq!(outcome.is_ok(), expect_ok, "hold {ids:?}: {outcome:?}");
                         if too_many {
                             assert!(matches!(outcome, Err(Rejection::TooManyHolds { .. })));
                         } else if !taken.is_empty() {
-                            assert!(matches!(outcome, Err(Rejection::SeatsUnavailable { .. })), "{outcome:?}");
+                            assert!(
+                                matches!(outcome, Err(Rejection::SeatsUnavailable { .. })),
+                                "{outcome:?}"
+                            );
                         }
                     }
                     SeatSelection::BestAvailable { quantity, category } => {
-                        let free = self.seats.values().filter(|(c, s)| c == category && *s == ModelSeat::Free).count();
+                        let free = self
+                            .seats
+                            .values()
+                            .filter(|(c, s)| c == category && *s == ModelSeat::Free)
+                            .count();
                         let expect_ok = !too_many && free >= *quantity as usize;
-                        assert_eq!(outcome.is_ok(), expect_ok, "best {quantity} {category}: {outcome:?}");
+                        assert_eq!(
+                            outcome.is_ok(),
+                            expect_ok,
+                            "best {quantity} {category}: {outcome:?}"
+                        );
                     }
                 }
                 if let Ok(Reply::Held { hold }) = outcome {
@@ -330,7 +507,11 @@ impl Model {
                     let mut amount = 0;
                     for s in &hold.seats {
                         let (category, state) = self.seats.get_mut(s).unwrap();
-                        assert_eq!(*state, ModelSeat::Free, "SUT held a seat the model has taken: {s:?}");
+                        assert_eq!(
+                            *state,
+                            ModelSeat::Free,
+                            "SUT held a seat the model has taken: {s:?}"
+                        );
                         if let SeatSelection::BestAvailable { category: wanted, .. } = selection {
                             assert_eq!(category, wanted);
                         }
@@ -338,7 +519,16 @@ impl Model {
                         *state = ModelSeat::Held(id);
                     }
                     assert_eq!(hold.amount.amount_minor, amount);
-                    self.holds.insert(id, ModelHold { owner: owner.0.clone(), seats: hold.seats.clone(), expires_at: hold.expires_at_ms, live: true, checking_out: false });
+                    self.holds.insert(
+                        id,
+                        ModelHold {
+                            owner: owner.0.clone(),
+                            seats: hold.seats.clone(),
+                            expires_at: hold.expires_at_ms,
+                            live: true,
+                            checking_out: false,
+                        },
+                    );
                 }
             }
             Command::Release { hold_id, owner } => {
@@ -356,11 +546,22 @@ impl Model {
                 if let Ok(Reply::Booking { booking }) = outcome {
                     assert_eq!(booking.booking_id, BookingId::new(SHOW, index));
                     self.holds.get_mut(hold_id).unwrap().checking_out = true;
-                    self.bookings.insert(booking.booking_id, ModelBooking { owner: owner.0.clone(), hold: *hold_id, status: BookingStatus::PendingPayment, deadline: self.now + window_ms });
+                    self.bookings.insert(
+                        booking.booking_id,
+                        ModelBooking {
+                            owner: owner.0.clone(),
+                            hold: *hold_id,
+                            status: BookingStatus::PendingPayment,
+                            deadline: self.now + window_ms,
+                        },
+                    );
                 }
             }
             Command::Confirm { booking_id, .. } => {
-                let pending = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::PendingPayment);
+                let pending = self
+                    .bookings
+                    .get(booking_id)
+                    .is_some_and(|b| b.status == BookingStatus::PendingPayment);
                 assert_eq!(outcome.is_ok(), pending, "confirm: {outcome:?}");
                 if pending {
                     let b = self.bookings.get_mut(booking_id).unwrap();
@@ -375,14 +576,20 @@ impl Model {
                 }
             }
             Command::FailCheckout { booking_id, .. } => {
-                let pending = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::PendingPayment);
+                let pending = self
+                    .bookings
+                    .get(booking_id)
+                    .is_some_and(|b| b.status == BookingStatus::PendingPayment);
                 assert_eq!(outcome.is_ok(), pending, "fail: {outcome:?}");
                 if pending {
                     self.fail(*booking_id);
                 }
             }
             Command::CancelBooking { booking_id, owner, .. } => {
-                let ok = self.bookings.get(booking_id).is_some_and(|b| b.status == BookingStatus::Confirmed && b.owner == owner.0);
+                let ok = self
+                    .bookings
+                    .get(booking_id)
+                    .is_some_and(|b| b.status == BookingStatus::Confirmed && b.owner == owner.0);
                 assert_eq!(outcome.is_ok(), ok, "cancel: {outcome:?}");
                 if ok {
                     self.bookings.get_mut(booking_id).unwrap().status = BookingStatus::Cancelled;
@@ -407,7 +614,9 @@ impl Model {
 
     /// Compares the model's seat map with the SUT's.
     fn compare(&self, inv: &Inventory) {
-        let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else { panic!() };
+        let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else {
+            panic!()
+        };
         for row in &seat_map.rows {
             for seat in &row.seats {
                 let expected = match self.seats[&seat.seat_id].1 {
@@ -419,8 +628,15 @@ impl Model {
             }
         }
         let sold = self.seats.values().filter(|(_, s)| matches!(s, ModelSeat::Sold(_))).count();
-        let QueryResult::Bookings { bookings } = inv.query(&Query::ShowBookings { show_id: SHOW }) else { panic!() };
-        assert_eq!(bookings.iter().map(|b| b.seats.len()).sum::<usize>(), sold, "sold seats equal confirmed booking seats");
+        let QueryResult::Bookings { bookings } = inv.query(&Query::ShowBookings { show_id: SHOW })
+        else {
+            panic!()
+        };
+        assert_eq!(
+            bookings.iter().map(|b| b.seats.len()).sum::<usize>(),
+            sold,
+            "sold seats equal confirmed booking seats"
+        );
     }
 }
 
@@ -457,26 +673,60 @@ fn seat_by_index(i: u8) -> SeatId {
 
 fn resolve(op: &Op, holds: &[HoldId], bookings: &[BookingId]) -> Command {
     let owner = |o: u8| OwnerId(format!("user{o}"));
-    let pick_hold = |p: usize| if holds.is_empty() { HoldId::new(SHOW, 999_999) } else { holds[p % holds.len()] };
-    let pick_booking = |p: usize| if bookings.is_empty() { BookingId::new(SHOW, 999_999) } else { bookings[p % bookings.len()] };
+    let pick_hold = |p: usize| {
+        if holds.is_empty() {
+            HoldId::new(SHOW, 999_999)
+        } else {
+            holds[p % holds.len()]
+        }
+    };
+    let pick_booking = |p: usize| {
+        if bookings.is_empty() {
+            BookingId::new(SHOW, 999_999)
+        } else {
+            bookings[p % bookings.len()]
+        }
+    };
     match op {
         Op::HoldSeats { owner: o, seats, ttl } => {
             let mut ids: Vec<SeatId> = seats.iter().map(|i| seat_by_index(*i)).collect();
             ids.sort();
             ids.dedup();
-            Command::Hold { show_id: SHOW, owner: owner(*o), selection: SeatSelection::Seats(ids), ttl_ms: Some(*ttl) }
+            Command::Hold {
+                show_id: SHOW,
+                owner: owner(*o),
+                selection: SeatSelection::Seats(ids),
+                ttl_ms: Some(*ttl),
+            }
         }
         Op::HoldBest { owner: o, quantity, premium, ttl } => Command::Hold {
             show_id: SHOW,
             owner: owner(*o),
-            selection: SeatSelection::BestAvailable { quantity: *quantity, category: if *premium { "premium" } else { "standard" }.into() },
+            selection: SeatSelection::BestAvailable {
+                quantity: *quantity,
+                category: if *premium { "premium" } else { "standard" }.into(),
+            },
             ttl_ms: Some(*ttl),
         },
-        Op::Release { pick, owner: o } => Command::Release { hold_id: pick_hold(*pick), owner: owner(*o) },
-        Op::Checkout { pick, owner: o, window } => Command::BeginCheckout { hold_id: pick_hold(*pick), owner: owner(*o), window_ms: *window },
-        Op::Confirm { pick } => Command::Confirm { booking_id: pick_booking(*pick), payment_ref: format!("pay{pick}") },
-        Op::Fail { pick } => Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() },
-        Op::Cancel { pick, owner: o } => Command::CancelBooking { booking_id: pick_booking(*pick), owner: owner(*o), refund_ref: "refund".into() },
+        Op::Release { pick, owner: o } => {
+            Command::Release { hold_id: pick_hold(*pick), owner: owner(*o) }
+        }
+        Op::Checkout { pick, owner: o, window } => Command::BeginCheckout {
+            hold_id: pick_hold(*pick),
+            owner: owner(*o),
+            window_ms: *window,
+        },
+        Op::Confirm { pick } => {
+            Command::Confirm { booking_id: pick_booking(*pick), payment_ref: format!("pay{pick}") }
+        }
+        Op::Fail { pick } => {
+            Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() }
+        }
+        Op::Cancel { pick, owner: o } => Command::CancelBooking {
+            booking_id: pick_booking(*pick),
+            owner: owner(*o),
+            refund_ref: "refund".into(),
+        },
         Op::Expire => Command::ExpireDue,
     }
 }

@@ -78,12 +78,17 @@ impl StateMachineStore {
     ///
     /// # Errors
     /// RocksDB failure or an undecodable snapshot.
-    pub fn open(db: Db, group: GroupId, observer: Option<ApplyObserver>) -> Result<StateMachineStore> {
+    pub fn open(
+        db: Db,
+        group: GroupId,
+        observer: Option<ApplyObserver>,
+    ) -> Result<StateMachineStore> {
         let meta = db.get(CF_SM, &keys::sm_key(group, SmTag::SnapshotMeta))?;
         let data = db.get(CF_SM, &keys::sm_key(group, SmTag::SnapshotData))?;
         let (applied, snapshot) = match (meta, data) {
             (Some(meta), Some(data)) => {
-                let meta: Meta = serde_json::from_slice(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
+                let meta: Meta =
+                    serde_json::from_slice(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
                 let applied = decode_snapshot(&meta, &data)?;
                 (applied, Some(StoredSnapshot { meta, data }))
             }
@@ -137,7 +142,11 @@ impl StateMachineStore {
         self.shared
             .db
             .write(vec![
-                Op::Put { cf: CF_SM, key: keys::sm_key(group, SmTag::SnapshotMeta).to_vec(), value: meta },
+                Op::Put {
+                    cf: CF_SM,
+                    key: keys::sm_key(group, SmTag::SnapshotMeta).to_vec(),
+                    value: meta,
+                },
                 Op::Put {
                     cf: CF_SM,
                     key: keys::sm_key(group, SmTag::SnapshotData).to_vec(),
@@ -149,8 +158,13 @@ impl StateMachineStore {
 }
 
 fn decode_snapshot(meta: &Meta, data: &[u8]) -> Result<Applied> {
-    let inventory: Inventory = serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(Applied { last_applied: meta.last_log_id, membership: meta.last_membership.clone(), inventory })
+    let inventory: Inventory =
+        serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Applied {
+        last_applied: meta.last_log_id,
+        membership: meta.last_membership.clone(),
+        inventory,
+    })
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
@@ -181,12 +195,17 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = StateMachineStore;
 
-    async fn applied_state(&mut self) -> std::result::Result<(Option<LogId>, Membership), StorageError> {
+    async fn applied_state(
+        &mut self,
+    ) -> std::result::Result<(Option<LogId>, Membership), StorageError> {
         let applied = self.read();
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> std::result::Result<Vec<ApplyResponse>, StorageError>
+    async fn apply<I>(
+        &mut self,
+        entries: I,
+    ) -> std::result::Result<Vec<ApplyResponse>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -225,7 +244,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> std::result::Result<Box<Cursor<Vec<u8>>>, StorageError> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> std::result::Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -251,7 +272,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> std::result::Result<Option<Snapshot<TypeConfig>>, StorageError> {
         Ok(self.lock_snapshot().as_ref().map(|s| Snapshot {
             meta: s.meta.clone(),
             snapshot: Box::new(Cursor::new(s.data.clone())),
