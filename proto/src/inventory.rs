@@ -416,13 +416,13 @@ pub enum Reply {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Rejection {
     /// No such show in this group.
-    #[error("show {show_id:?} not found")]
+    #[error("show {} not found", show_id.0)]
     ShowNotFound {
         /// The show.
         show_id: ShowId,
     },
     /// `CreateShow` for an id that exists.
-    #[error("show {show_id:?} already exists")]
+    #[error("show {} already exists", show_id.0)]
     ShowExists {
         /// The show.
         show_id: ShowId,
@@ -434,13 +434,13 @@ pub enum Rejection {
         reason: String,
     },
     /// Seats not in the show's layout.
-    #[error("unknown seats: {seats:?}")]
+    #[error("unknown seats: {}", seat_list(seats))]
     UnknownSeats {
         /// The seats.
         seats: Vec<SeatId>,
     },
     /// Seats held or sold by someone else.
-    #[error("seats unavailable: {seats:?}")]
+    #[error("seats unavailable: {}", seat_list(seats))]
     SeatsUnavailable {
         /// The seats.
         seats: Vec<SeatId>,
@@ -480,7 +480,7 @@ pub enum Rejection {
     #[error("hold expired")]
     HoldExpired,
     /// The hold is not active (released, booked, failed or in checkout).
-    #[error("hold is {status:?}")]
+    #[error("hold is {}", snake(status))]
     HoldNotActive {
         /// Its state.
         status: HoldStatus,
@@ -492,7 +492,7 @@ pub enum Rejection {
     #[error("booking not found")]
     BookingNotFound,
     /// The booking is not in the state the command needs.
-    #[error("booking is {status:?}")]
+    #[error("booking is {}", snake(status))]
     BookingWrongState {
         /// Its state.
         status: BookingStatus,
@@ -500,6 +500,15 @@ pub enum Rejection {
     /// A request id was reused with a different command.
     #[error("request id reused with a different command")]
     RequestIdReused,
+}
+
+fn seat_list(seats: &[SeatId]) -> String {
+    seats.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The snake_case wire name of a status enum, for messages.
+fn snake<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The committed result of a command.
