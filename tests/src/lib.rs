@@ -288,6 +288,33 @@ impl Cluster {
         format!("process logs in {}", self.dir.path().display())
     }
 
+    /// Starts one more node that joins the cluster through node 1 (`--join`); returns its index.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn add_joining_node(&mut self) -> Result<usize> {
+        let id = self.nodes.len() as u64 + 1;
+        let (grpc, http) = (free_port(), free_port());
+        let node = Node {
+            id,
+            grpc: format!("127.0.0.1:{grpc}"),
+            http: format!("127.0.0.1:{http}"),
+            args: vec![
+                format!("--id={id}"),
+                format!("--grpc-addr=127.0.0.1:{grpc}"),
+                format!("--http-addr=127.0.0.1:{http}"),
+                format!("--data-dir={}", self.dir.path().join(format!("node{id}")).display()),
+                format!("--join={}", self.nodes[0].grpc),
+                "--expiry-tick-ms=200".into(),
+            ],
+            child: Mutex::new(None),
+            log: self.dir.path().join(format!("node{id}.log")),
+        };
+        node.spawn(&self.bins)?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
     /// Restarts a killed node with its original arguments and data.
     ///
     /// # Errors

@@ -272,6 +272,28 @@ async fn book_some(
     Ok(())
 }
 
+/// A fourth node started with `--join` becomes a voter, catches up to the same digest, and the
+/// cluster keeps booking while it joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_node_becomes_a_voter_and_catches_up() {
+    let mut cluster = Cluster::start(Options::default()).await.unwrap();
+    let show = cluster.create_show(5, 10).await.unwrap();
+    let mut acknowledged = Vec::new();
+    book_some(&cluster, show, "before", 5, &mut acknowledged).await.unwrap();
+    let joined = cluster.add_joining_node().unwrap();
+    book_some(&cluster, show, "during", 5, &mut acknowledged).await.unwrap();
+    let status = eventually("node 4 to become a voter", Duration::from_secs(60), || async {
+        let status = cluster.nodes[joined].status().await?;
+        Ok(status.voters.contains(&4).then_some(status))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.voters, vec![1, 2, 3, 4]);
+    let statuses = cluster.converged(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(statuses.len(), 4);
+    audit(&cluster, show, &acknowledged).await.unwrap();
+}
+
 /// A hold left alone frees its seats within a tick of its expiry, with no other traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_holds_expire_and_free_their_seats() {
