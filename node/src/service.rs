@@ -70,33 +70,47 @@ fn outcome_label(outcome: &Outcome) -> String {
     }
 }
 
+impl NodeService {
+    /// Decodes a Raft RPC, hands it to the addressed group's replica and encodes the result.
+    async fn raft_call<Rpc, T, E, F, Fut>(
+        &self,
+        request: Request<RaftRequest>,
+        call: F,
+    ) -> Result<Response<RaftReply>, Status>
+    where
+        Rpc: serde::de::DeserializeOwned,
+        T: serde::Serialize,
+        E: serde::Serialize,
+        F: FnOnce(std::sync::Arc<Group>, Rpc) -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let request = request.into_inner();
+        let group = self.group(request.group_id)?;
+        let rpc = decode(&request.payload)?;
+        reply(call(group, rpc).await).map(Response::new)
+    }
+}
+
 #[tonic::async_trait]
 impl RaftTransport for NodeService {
     async fn append_entries(
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let request = request.into_inner();
-        let group = self.group(request.group_id)?;
-        let rpc = decode(&request.payload)?;
-        reply(group.raft.append_entries(rpc).await).map(Response::new)
+        self.raft_call(request, |group, rpc| async move { group.raft.append_entries(rpc).await })
+            .await
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let request = request.into_inner();
-        let group = self.group(request.group_id)?;
-        let rpc = decode(&request.payload)?;
-        reply(group.raft.vote(rpc).await).map(Response::new)
+        self.raft_call(request, |group, rpc| async move { group.raft.vote(rpc).await }).await
     }
 
     async fn install_snapshot(
         &self,
         request: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
-        let request = request.into_inner();
-        let group = self.group(request.group_id)?;
-        let rpc = decode(&request.payload)?;
-        reply(group.raft.install_snapshot(rpc).await).map(Response::new)
+        self.raft_call(request, |group, rpc| async move { group.raft.install_snapshot(rpc).await })
+            .await
     }
 }
 
