@@ -63,10 +63,12 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Status> {
 fn outcome_label(outcome: &Outcome) -> String {
     match outcome {
         Ok(_) => "ok".into(),
-        Err(rejection) => serde_json::to_value(rejection)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "rejected".into()),
+        // Externally tagged: a unit variant is its name, a struct variant a one-key object.
+        Err(rejection) => match serde_json::to_value(rejection) {
+            Ok(serde_json::Value::String(name)) => name,
+            Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+            _ => "rejected".into(),
+        },
     }
 }
 
