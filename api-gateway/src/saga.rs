@@ -90,6 +90,19 @@ pub async fn book(
             state.metrics.bookings.with_label_values(&["confirmed"]).inc();
             Ok(confirmed)
         }
+        Err(ApiError::Rejected(Rejection::BookingWrongState {
+            status: BookingStatus::Confirmed,
+        })) => {
+            // A retry whose idempotency entry was already evicted: the booking was confirmed by
+            // this very charge (the charge key is the booking id). Never refund it.
+            let confirmed = load_booking(state, booking_id, owner).await?;
+            if confirmed.payment_ref.as_deref() != Some(receipt.reference.as_str()) {
+                return Err(ApiError::Internal(format!(
+                    "booking {booking_id} confirmed by another charge"
+                )));
+            }
+            Ok(confirmed)
+        }
         Err(ApiError::Rejected(Rejection::BookingWrongState { status })) => {
             // The checkout expired (or failed) before the payment landed: give the money back.
             refund(state, booking_id, &receipt).await?;

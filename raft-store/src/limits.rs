@@ -17,8 +17,10 @@ pub const CHECKOUT_WINDOW_MS_MAX: u64 = 15 * 60 * 1000;
 pub const ENDED_HOLD_RETENTION_MS: u64 = 60 * 60 * 1000;
 /// How long an idempotency entry answers replays: 24 hours of log time.
 pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
-/// Idempotency entries per group; the oldest are evicted first beyond this.
-pub const IDEMPOTENCY_ENTRIES_MAX: usize = 1_000_000;
+/// Idempotency entries per group; the oldest are evicted first beyond this. Each entry keeps a
+/// full outcome (a few hundred bytes) in memory and in every snapshot, so this bounds both.
+/// Clients must tolerate a replay after eviction (the gateway's saga does).
+pub const IDEMPOTENCY_ENTRIES_MAX: usize = 250_000;
 /// Longest request id accepted.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Rows in a layout.
