@@ -78,8 +78,27 @@ pub struct WriterStats {
 #[derive(Clone)]
 pub struct Db {
     db: Arc<DB>,
-    queue: mpsc::Sender<WriteJob>,
+    writer: Arc<Writer>,
     stats: Arc<WriterStats>,
+}
+
+/// The writer thread and its queue. Dropping the last handle closes the queue and joins the
+/// thread, so the database is closed deterministically by whoever drops it last, never by a
+/// detached thread racing process exit (RocksDB segfaults if closed during exit).
+struct Writer {
+    queue: Option<mpsc::Sender<WriteJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("group-commit writer thread panicked");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -92,7 +111,8 @@ impl Db {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     ///
     /// `sync` makes every batch an fsync'ed write; turn it off only for benchmarks that
-    /// measure everything but the disk. The thread stops when every `Db` handle is dropped.
+    /// measure everything but the disk. The thread stops, and is joined, when the last `Db`
+    /// handle is dropped.
     ///
     /// # Errors
     /// RocksDB could not open the path.
@@ -110,11 +130,12 @@ impl Db {
         let stats = Arc::new(WriterStats::default());
         let writer_db = Arc::clone(&db);
         let writer_stats = Arc::clone(&stats);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("marquee-writer".into())
             .spawn(move || run_writer(&writer_db, jobs, sync, &writer_stats))
             .map_err(|e| Error::Io(e.to_string()))?;
-        Ok(Db { db, queue, stats })
+        let writer = Arc::new(Writer { queue: Some(queue), thread: Some(thread) });
+        Ok(Db { db, writer, stats })
     }
 
     /// The underlying database, for reads.
@@ -136,7 +157,8 @@ impl Db {
         ops: Vec<Op>,
         done: impl FnOnce(std::result::Result<(), String>) + Send + 'static,
     ) -> Result<()> {
-        self.queue
+        let queue = self.writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
+        queue
             .send(WriteJob { ops, done: Box::new(done) })
             .await
             .map_err(|_| Error::Io("writer thread stopped".into()))
