@@ -152,6 +152,28 @@ impl Node {
         }
     }
 
+    /// Sends SIGTERM and waits (up to `timeout`) for the process to exit; returns its exit code.
+    ///
+    /// # Errors
+    /// Not running, the signal failed, or the process did not exit in time.
+    pub fn terminate(&self, timeout: Duration) -> Result<Option<i32>> {
+        let mut child = self.lock().take().context("node not running")?;
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(exit) = child.try_wait()? {
+                return Ok(exit.code());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {} did not exit within {timeout:?} of SIGTERM", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGSTOPs (`pause = true`) or SIGCONTs the process.
     ///
     /// # Errors
