@@ -61,8 +61,13 @@ impl Group {
         channels: Channels,
         observer: ApplyObserver,
     ) -> anyhow::Result<Arc<Group>> {
-        let log = LogStore::open(db.clone(), id)?;
-        let sm = StateMachineStore::open(db, id, Some(observer))?;
+        // Loading scans the group's log and decodes its snapshot: blocking RocksDB reads.
+        let (log, sm) = tokio::task::spawn_blocking(move || {
+            let log = LogStore::open(db.clone(), id)?;
+            let sm = StateMachineStore::open(db, id, Some(observer))?;
+            Ok::<_, raft_store::Error>((log, sm))
+        })
+        .await??;
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config(config)?),
