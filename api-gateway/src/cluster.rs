@@ -1,18 +1,29 @@
-//! The gateway's client to the cluster: finds a group's leader and retries with bounded,
-//! jittered backoff on `NotLeader`, unreachable nodes and elections.
+//! The gateway's client to the cluster: routes each call show -> shard -> leader, and retries
+//! with bounded, jittered backoff on `NotLeader`, `WrongShard`, unreachable nodes and elections.
+//!
+//! Routing state is a cache, never a source of truth:
+//! - the **topology** (nodes, groups and their replicas) from the meta group, refreshed when a
+//!   node answers `WrongShard` or a group has no reachable replica;
+//! - **show -> shard**, filled on first use from the meta group (shows never change shard);
+//! - **shard -> leader address**, learned from successful calls and `NotLeader` hints.
+//!
+//! A command is only ever sent to the shard the meta group placed its show on; the node checks
+//! it hosts the group and answers `WrongShard` otherwise.
 //!
 //! Retrying a proposal whose outcome is unknown (timeout, connection lost mid-call) is safe only
 //! because every mutating proposal carries a request id: the state machine answers a replay
 //! with the first outcome instead of acting twice (ARCHITECTURE.md invariant 6). Proposals
 //! without a request id are never retried after an unknown outcome.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use proto::inventory::{Outcome, Proposal, Query, QueryResult};
+use proto::inventory::{Outcome, Proposal, Query, QueryResult, ShowId};
+use proto::meta::{MetaQuery, MetaQueryResult, Topology};
 use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{propose_reply, query_reply, NotLeader, ProposeRequest, QueryRequest};
-use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX};
+use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX, META_GROUP};
 use rand::Rng;
 use tonic::transport::{Channel, Endpoint};
 
@@ -22,6 +33,10 @@ pub const ATTEMPTS_MAX: u32 = 12;
 pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
 /// Per-attempt timeout of a gRPC call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(6);
+/// Shows whose shard is cached; the cache is cleared when it grows past this.
+const SHOW_CACHE_MAX: usize = 200_000;
+/// Minimum spacing of topology refreshes.
+const TOPOLOGY_REFRESH_MIN: Duration = Duration::from_millis(200);
 
 /// Why a call to the cluster did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -32,25 +47,50 @@ pub enum ClusterError {
     /// The node rejected the request as malformed (a gateway bug).
     #[error("request rejected by node: {0}")]
     Invalid(String),
+    /// The meta group has no placement for the show.
+    #[error("show {0} is not placed on any shard")]
+    UnknownShow(u64),
+}
+
+#[derive(Default)]
+struct Routes {
+    topology: Option<Topology>,
+    refreshed_at: Option<Instant>,
+    leaders: HashMap<GroupId, String>,
+    shows: HashMap<ShowId, GroupId>,
 }
 
 /// Client to the nodes of one cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterClient {
-    nodes: Arc<Vec<String>>,
-    channels: Arc<RwLock<std::collections::HashMap<String, Channel>>>,
-    leader: Arc<RwLock<Option<String>>>,
+    seeds: Arc<Vec<String>>,
+    channels: Arc<RwLock<HashMap<String, Channel>>>,
+    routes: Arc<RwLock<Routes>>,
 }
 
 enum Attempt<T> {
     Done(T),
     Redirect(NotLeader),
+    WrongShard(u64),
 }
 
 impl ClusterClient {
-    /// A client for the nodes at `nodes` (`host:port` gRPC addresses).
-    pub fn new(nodes: Vec<String>) -> ClusterClient {
-        ClusterClient { nodes: Arc::new(nodes), channels: Arc::default(), leader: Arc::default() }
+    /// A client that discovers the cluster through `seeds` (`host:port` gRPC addresses of
+    /// nodes; at least one must host a meta replica).
+    pub fn new(seeds: Vec<String>) -> ClusterClient {
+        ClusterClient {
+            seeds: Arc::new(seeds),
+            channels: Arc::default(),
+            routes: Arc::default(),
+        }
+    }
+
+    fn routes(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
+        self.routes.read().expect("routes lock never poisoned")
+    }
+
+    fn routes_mut(&self) -> std::sync::RwLockWriteGuard<'_, Routes> {
+        self.routes.write().expect("routes lock never poisoned")
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
@@ -77,6 +117,77 @@ impl ClusterClient {
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
     }
 
+    /// Where to try a group: its replicas per the cached topology, or the seeds.
+    fn candidates(&self, group: GroupId) -> Vec<String> {
+        let routes = self.routes();
+        let replicas = routes.topology.as_ref().map(|t| t.replica_addrs(group)).unwrap_or_default();
+        if replicas.is_empty() {
+            self.seeds.as_ref().clone()
+        } else {
+            replicas
+        }
+    }
+
+    /// The cached topology, if one was loaded.
+    pub fn topology(&self) -> Option<Topology> {
+        self.routes().topology.clone()
+    }
+
+    /// Reloads the topology from the meta group (at most every 200 ms).
+    ///
+    /// # Errors
+    /// No meta replica answered.
+    pub async fn refresh_topology(&self) -> Result<Topology, ClusterError> {
+        if let Some(topology) = {
+            let routes = self.routes();
+            routes
+                .refreshed_at
+                .filter(|at| at.elapsed() < TOPOLOGY_REFRESH_MIN)
+                .and(routes.topology.clone())
+        } {
+            return Ok(topology);
+        }
+        let answer = self.query(META_GROUP, &Query::Meta(MetaQuery::Topology), false).await?;
+        let QueryResult::Meta(MetaQueryResult::Topology { topology }) = answer else {
+            return Err(ClusterError::Invalid(format!("unexpected topology answer {answer:?}")));
+        };
+        let mut routes = self.routes_mut();
+        routes.topology = Some(topology.clone());
+        routes.refreshed_at = Some(Instant::now());
+        Ok(topology)
+    }
+
+    /// The shard that owns `show`, from the cache or the meta group.
+    ///
+    /// # Errors
+    /// [`ClusterError::UnknownShow`] if the meta group never placed it.
+    pub async fn locate(&self, show: ShowId) -> Result<GroupId, ClusterError> {
+        if let Some(group) = self.routes().shows.get(&show) {
+            return Ok(*group);
+        }
+        let query = Query::Meta(MetaQuery::LocateShow { show_id: show });
+        // A follower may not have applied a placement made a moment ago: confirm a miss with
+        // a linearizable read before calling the show unknown.
+        for linearizable in [false, true] {
+            if let QueryResult::Meta(MetaQueryResult::Located { group, .. }) =
+                self.query(META_GROUP, &query, linearizable).await?
+            {
+                self.remember_show(show, group);
+                return Ok(group);
+            }
+        }
+        Err(ClusterError::UnknownShow(show.0))
+    }
+
+    /// Records a placement (after `PlaceShow`).
+    pub fn remember_show(&self, show: ShowId, group: GroupId) {
+        let mut routes = self.routes_mut();
+        if routes.shows.len() >= SHOW_CACHE_MAX {
+            routes.shows.clear();
+        }
+        routes.shows.insert(show, group);
+    }
+
     /// Proposes a command to the group's leader and returns its committed outcome.
     ///
     /// # Errors
@@ -88,7 +199,7 @@ impl ClusterClient {
     ) -> Result<Outcome, ClusterError> {
         let bytes = codec::encode(proposal).map_err(|e| ClusterError::Invalid(e.to_string()))?;
         let retry_unknown = proposal.request_id.is_some();
-        self.with_retries(retry_unknown, |addr| {
+        self.with_retries(group, retry_unknown, |addr| {
             let bytes = bytes.clone();
             async move {
                 let mut client = self.client(&addr)?;
@@ -98,10 +209,11 @@ impl ClusterClient {
                     .map_err(Failure::from_status)?
                     .into_inner();
                 match reply.result {
-                    Some(propose_reply::Result::Outcome(bytes)) => codec::decode(&bytes)
-                        .map(Attempt::Done)
-                        .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string()))),
+                    Some(propose_reply::Result::Outcome(bytes)) => decode(&bytes),
                     Some(propose_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),
+                    Some(propose_reply::Result::WrongShard(w)) => {
+                        Ok(Attempt::WrongShard(w.map_version))
+                    }
                     None => Err(Failure::Retry("empty reply".into())),
                 }
             }
@@ -121,7 +233,7 @@ impl ClusterClient {
         linearizable: bool,
     ) -> Result<QueryResult, ClusterError> {
         let bytes = codec::encode(query).map_err(|e| ClusterError::Invalid(e.to_string()))?;
-        self.with_retries(true, |addr| {
+        self.with_retries(group, true, |addr| {
             let bytes = bytes.clone();
             async move {
                 let mut client = self.client(&addr)?;
@@ -131,10 +243,11 @@ impl ClusterClient {
                     .map_err(Failure::from_status)?
                     .into_inner();
                 match reply.result {
-                    Some(query_reply::Result::Answer(bytes)) => codec::decode(&bytes)
-                        .map(Attempt::Done)
-                        .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string()))),
+                    Some(query_reply::Result::Answer(bytes)) => decode(&bytes),
                     Some(query_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),
+                    Some(query_reply::Result::WrongShard(w)) => {
+                        Ok(Attempt::WrongShard(w.map_version))
+                    }
                     None => Err(Failure::Retry("empty reply".into())),
                 }
             }
@@ -144,6 +257,7 @@ impl ClusterClient {
 
     async fn with_retries<T, F, Fut>(
         &self,
+        group: GroupId,
         retry_unknown: bool,
         mut call: F,
     ) -> Result<T, ClusterError>
@@ -152,18 +266,20 @@ impl ClusterClient {
         Fut: std::future::Future<Output = Result<Attempt<T>, Failure>>,
     {
         let started = Instant::now();
-        let mut next_node = rand::rng().random_range(0..self.nodes.len().max(1));
+        let mut candidates = self.candidates(group);
+        let mut next_node = rand::rng().random_range(0..candidates.len().max(1));
         let mut last_error = String::from("no attempt made");
         let mut backoff = Duration::from_millis(20);
         for _ in 0..ATTEMPTS_MAX {
             if started.elapsed() > RETRY_BUDGET {
                 break;
             }
-            let target = match self.leader.read().expect("leader lock never poisoned").clone() {
+            let cached = self.routes().leaders.get(&group).cloned();
+            let target = match cached {
                 Some(leader) => leader,
                 None => {
-                    next_node = (next_node + 1) % self.nodes.len().max(1);
-                    self.nodes
+                    next_node = (next_node + 1) % candidates.len().max(1);
+                    candidates
                         .get(next_node)
                         .cloned()
                         .ok_or_else(|| ClusterError::Invalid("no nodes configured".into()))?
@@ -172,23 +288,49 @@ impl ClusterClient {
             let result = tokio::time::timeout(CALL_TIMEOUT, call(target.clone())).await;
             let pause = match result {
                 Ok(Ok(Attempt::Done(value))) => {
-                    *self.leader.write().expect("leader lock never poisoned") = Some(target);
+                    self.routes_mut().leaders.insert(group, target);
                     return Ok(value);
                 }
                 Ok(Ok(Attempt::Redirect(hint))) => {
                     let known = !hint.leader_addr.is_empty() && hint.leader_addr != target;
-                    *self.leader.write().expect("leader lock never poisoned") =
-                        known.then(|| hint.leader_addr.clone());
-                    last_error = format!("{target} is not the leader");
+                    let mut routes = self.routes_mut();
+                    if known {
+                        routes.leaders.insert(group, hint.leader_addr.clone());
+                    } else {
+                        routes.leaders.remove(&group);
+                    }
+                    last_error = format!("{target} is not the leader of group {group}");
                     // A known new leader is tried at once; an election in progress is waited out.
                     !known
+                }
+                Ok(Ok(Attempt::WrongShard(map_version))) => {
+                    self.forget_leader(group, &target);
+                    last_error = format!("{target} does not host group {group}");
+                    // The replica moved: reload the map (best effort) and try its new home.
+                    let stale = self
+                        .routes()
+                        .topology
+                        .as_ref()
+                        .is_none_or(|t| map_version == 0 || t.version <= map_version);
+                    if stale && group != META_GROUP {
+                        if let Ok(topology) = Box::pin(self.refresh_topology()).await {
+                            let fresh = topology.replica_addrs(group);
+                            if !fresh.is_empty() {
+                                candidates = fresh;
+                            }
+                        }
+                    }
+                    if candidates.len() > 1 {
+                        candidates.retain(|c| *c != target);
+                    }
+                    false
                 }
                 Ok(Err(Failure::Fatal(e))) => return Err(e),
                 Ok(Err(Failure::Unknown(e))) if !retry_unknown => {
                     return Err(ClusterError::Unavailable(format!("outcome unknown: {e}")))
                 }
                 Ok(Err(Failure::Retry(e) | Failure::Unknown(e))) => {
-                    self.forget_leader(&target);
+                    self.forget_leader(group, &target);
                     last_error = format!("{target}: {e}");
                     true
                 }
@@ -196,7 +338,7 @@ impl ClusterClient {
                     return Err(ClusterError::Unavailable("timed out; outcome unknown".into()))
                 }
                 Err(_) => {
-                    self.forget_leader(&target);
+                    self.forget_leader(group, &target);
                     last_error = format!("{target}: timed out");
                     true
                 }
@@ -210,12 +352,18 @@ impl ClusterClient {
         Err(ClusterError::Unavailable(last_error))
     }
 
-    fn forget_leader(&self, addr: &str) {
-        let mut leader = self.leader.write().expect("leader lock never poisoned");
-        if leader.as_deref() == Some(addr) {
-            *leader = None;
+    fn forget_leader(&self, group: GroupId, addr: &str) {
+        let mut routes = self.routes_mut();
+        if routes.leaders.get(&group).is_some_and(|leader| leader == addr) {
+            routes.leaders.remove(&group);
         }
     }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Attempt<T>, Failure> {
+    codec::decode(bytes)
+        .map(Attempt::Done)
+        .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string())))
 }
 
 enum Failure {
@@ -237,7 +385,7 @@ impl Failure {
     fn from_status(status: tonic::Status) -> Failure {
         use tonic::Code;
         match status.code() {
-            Code::InvalidArgument | Code::NotFound | Code::Internal => {
+            Code::InvalidArgument | Code::Internal => {
                 Failure::Fatal(ClusterError::Invalid(status.message().to_owned()))
             }
             // Refused before reaching the handler: nothing happened.

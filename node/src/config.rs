@@ -32,7 +32,15 @@ pub struct Config {
     /// Initial voters as `id=host:port,...`, used with `--bootstrap`.
     #[arg(long, env = "MARQUEE_NODE_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
-    /// gRPC address of any cluster member: ask it to add this node as a voter.
+    /// Inventory shards to create at bootstrap (used with `--bootstrap`).
+    #[arg(long, env = "MARQUEE_NODE_SHARDS", default_value_t = 8)]
+    pub shards: u64,
+    /// Replicas of each group, the meta group included (used with `--bootstrap`; capped at the
+    /// number of peers).
+    #[arg(long, env = "MARQUEE_NODE_REPLICAS", default_value_t = 3)]
+    pub replicas: usize,
+    /// gRPC address of a meta-group member: register this node in the cluster's registry. It
+    /// then holds no replicas until an operator moves some to it (`marqueectl rebalance`).
     #[arg(long, env = "MARQUEE_NODE_JOIN")]
     pub join: Option<String>,
     /// Default hold lifetime stamped into holds that do not ask for one (cluster-wide

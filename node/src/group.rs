@@ -8,6 +8,7 @@ use openraft::{Raft, SnapshotPolicy};
 use proto::inventory::{Command, LogCommand, Proposal, COMMAND_VERSION};
 use proto::GroupId;
 use raft_store::{ApplyObserver, Db, LogStore, NodeId, StateMachineStore, TypeConfig};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::transport::{Channels, NetworkFactory};
@@ -22,6 +23,9 @@ pub struct Group {
     pub sm: StateMachineStore,
     /// The log (shared with openraft), for status.
     pub log: LogStore,
+    /// Cancelled when the replica is deleted from this node or the node shuts down; stops the
+    /// group's background jobs.
+    pub cancel: CancellationToken,
     /// Highest time this node stamped on a proposal of this group.
     last_stamp_ms: AtomicU64,
     hold_ttl_ms: u64,
@@ -49,6 +53,12 @@ pub fn raft_config(config: &Config) -> Result<openraft::Config, Box<openraft::Co
 }
 
 impl Group {
+    /// Whether this node's replica counts itself a voter of the group (its local view of the
+    /// membership, which may lag the leader's).
+    pub fn is_local_voter(&self, node_id: NodeId) -> bool {
+        self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|id| id == node_id)
+    }
+
     /// Opens the group's storage and starts its Raft replica.
     ///
     /// # Errors
@@ -60,6 +70,7 @@ impl Group {
         db: Db,
         channels: Channels,
         observer: ApplyObserver,
+        cancel: CancellationToken,
     ) -> anyhow::Result<Arc<Group>> {
         // Loading scans the group's log and decodes its snapshot: blocking RocksDB reads.
         let (log, sm) = tokio::task::spawn_blocking(move || {
@@ -81,6 +92,7 @@ impl Group {
             raft,
             sm,
             log,
+            cancel,
             last_stamp_ms: AtomicU64::new(0),
             hold_ttl_ms: config.hold_ttl_ms,
         }))
@@ -91,7 +103,7 @@ impl Group {
     pub fn stamp(&self, proposal: Proposal) -> LogCommand {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
-        let floor = self.sm.read().inventory.now_ms();
+        let floor = self.sm.read().now_ms();
         let now_ms = wall_ms.max(floor);
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
         let now_ms = now_ms.max(previous);

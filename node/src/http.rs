@@ -8,7 +8,7 @@ use axum::Router as HttpRouter;
 use prometheus::{Encoder, TextEncoder};
 use raft_store::Db;
 
-use crate::metrics::{sync_counter, Metrics};
+use crate::metrics::{sync_counter, Metrics, RAFT_FIELDS};
 use crate::router::Router;
 use crate::service::group_status;
 
@@ -37,18 +37,18 @@ pub fn routes(state: HttpState) -> HttpRouter {
 async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
     let m = &state.metrics;
     for group in state.router.all() {
-        let status = group_status(&group, state.node_id);
+        let status = group_status(&group, state.node_id, false);
         let label = group.id.to_string();
-        let fields: [(&str, u64); 7] = [
-            ("term", status.term),
-            ("is_leader", u64::from(status.is_leader)),
-            ("leader_id", status.leader_id),
-            ("last_log_index", status.last_log_index),
-            ("applied_index", status.applied_index),
-            ("snapshot_index", status.snapshot_index),
-            ("purged_index", status.purged_index),
+        let values = [
+            status.term,
+            u64::from(status.is_leader),
+            status.leader_id,
+            status.last_log_index,
+            status.applied_index,
+            status.snapshot_index,
+            status.purged_index,
         ];
-        for (field, value) in fields {
+        for (field, value) in RAFT_FIELDS.into_iter().zip(values) {
             m.raft
                 .with_label_values(&[label.as_str(), field])
                 .set(i64::try_from(value).unwrap_or(i64::MAX));

@@ -6,11 +6,13 @@
 //! [`worker`] (expiry ticker, join), [`http`] (metrics and health). The group-commit writer
 //! lives with the storage in `raft-store` (`raft_store::db`).
 //!
-//! Today a node hosts the single inventory group [`proto::INVENTORY_GROUP`]; the router and
-//! storage are keyed by group id so more groups slot in without format changes.
+//! A node hosts any number of groups ([`host`]): the meta group on its meta voters and the
+//! inventory shards the shard map places on it. [`bootstrap`] lays out a new cluster.
 
+pub mod bootstrap;
 pub mod config;
 pub mod group;
+pub mod host;
 pub mod http;
 pub mod metrics;
 pub mod router;
@@ -18,27 +20,21 @@ pub mod service;
 pub mod transport;
 pub mod worker;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use openraft::BasicNode;
 use proto::pb::cluster_server::ClusterServer;
 use proto::pb::inventory_server::InventoryServer;
 use proto::pb::raft_transport_server::RaftTransportServer;
-use proto::{GRPC_MESSAGE_BYTES_MAX, INVENTORY_GROUP};
-use raft_store::{ApplyObserver, Db};
+use proto::GRPC_MESSAGE_BYTES_MAX;
+use raft_store::Db;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 
-use crate::group::Group;
+use crate::host::Host;
 use crate::metrics::Metrics;
-use crate::router::Router;
 use crate::service::NodeService;
-use crate::transport::Channels;
 
 /// Runs a node until `shutdown` fires.
 ///
@@ -47,6 +43,11 @@ use crate::transport::Channels;
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(config.id > 0, "node id must be positive");
     let peers = config.parsed_peers().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        (1..=raft_store::keys::GROUP_ID_MAX).contains(&config.shards),
+        "--shards must be at least 1"
+    );
+    anyhow::ensure!((1..=7).contains(&config.replicas), "--replicas must be 1..=7");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("db");
@@ -54,56 +55,37 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let db = tokio::task::spawn_blocking(move || Db::open(&db_path, fsync))
         .await?
         .context("opening RocksDB")?;
-    let metrics = Metrics::new();
-    let channels = Channels::default();
-    let router = Router::default();
+    let config = Arc::new(config);
+    let host = Host::new(Arc::clone(&config), db.clone(), Metrics::new(), shutdown.clone());
+    host.open_hosted().await?;
+    tracing::info!(groups = host.router.all().len(), "local replicas open");
 
-    let apply_latency = metrics.apply_latency.with_label_values(&[&INVENTORY_GROUP.to_string()]);
-    let observer: ApplyObserver =
-        Arc::new(move |_entries, took: Duration| apply_latency.observe(took.as_secs_f64()));
-    let group =
-        Group::open(INVENTORY_GROUP, config.id, &config, db.clone(), channels.clone(), observer)
-            .await?;
-    router.insert(Arc::clone(&group));
-
-    if config.bootstrap && !group.raft.is_initialized().await? {
+    if config.bootstrap {
         anyhow::ensure!(!peers.is_empty(), "--bootstrap needs --peers");
-        anyhow::ensure!(
-            peers.iter().any(|(id, _)| *id == config.id),
-            "--peers must include this node"
-        );
-        let members: BTreeMap<u64, BasicNode> =
-            peers.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
-        group.raft.initialize(members).await.context("initializing the cluster")?;
-        tracing::info!(voters = peers.len(), "bootstrapped a new cluster");
+        let plan = bootstrap::Plan {
+            peers: peers.iter().cloned().collect(),
+            shards: config.shards,
+            replicas: config.replicas,
+        };
+        anyhow::ensure!(plan.peers.contains_key(&config.id), "--peers must include this node");
+        let host = host.clone();
+        host.tasks.clone().spawn(async move {
+            if let Err(e) = bootstrap::run(host, plan).await {
+                tracing::error!(error = %format!("{e:#}"), "bootstrap failed");
+            }
+        });
     }
-
-    let tasks = TaskTracker::new();
-    tasks.spawn(worker::expiry_ticker(
-        Arc::clone(&group),
-        config.id,
-        Duration::from_millis(config.expiry_tick_ms),
-        shutdown.child_token(),
-    ));
     if let Some(seed) = config.join.clone() {
-        if !group.raft.is_initialized().await? {
-            tasks.spawn(worker::join(
-                channels.clone(),
-                seed,
-                INVENTORY_GROUP,
-                config.id,
-                config.advertised(),
-                shutdown.child_token(),
-            ));
-        }
+        host.tasks.spawn(worker::join(
+            host.channels.clone(),
+            seed,
+            config.id,
+            config.advertised(),
+            shutdown.child_token(),
+        ));
     }
 
-    let service = NodeService {
-        router: router.clone(),
-        metrics: metrics.clone(),
-        node_id: config.id,
-        advertised: config.advertised(),
-    };
+    let service = NodeService { host: host.clone(), advertised: config.advertised() };
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -131,7 +113,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         async move { grpc_shutdown.cancelled().await },
     ));
     let http_shutdown = shutdown.clone();
-    let http_state = http::HttpState { router: router.clone(), metrics, db, node_id: config.id };
+    let http_state = http::HttpState {
+        router: host.router.clone(),
+        metrics: host.metrics.clone(),
+        db,
+        node_id: config.id,
+    };
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http::routes(http_state))
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
@@ -140,9 +127,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    tasks.close();
-    tasks.wait().await;
-    for group in router.all() {
+    host.tasks.close();
+    host.tasks.wait().await;
+    for group in host.router.all() {
         if let Err(e) = group.raft.shutdown().await {
             tracing::warn!(group = %group.id, error = %e, "raft shutdown");
         }

@@ -105,6 +105,28 @@ impl Metrics {
     }
 }
 
+/// Fields of the per-group `marquee_node_raft` gauge.
+pub const RAFT_FIELDS: [&str; 7] = [
+    "term",
+    "is_leader",
+    "leader_id",
+    "last_log_index",
+    "applied_index",
+    "snapshot_index",
+    "purged_index",
+];
+
+impl Metrics {
+    /// Drops the series of a group this node no longer hosts.
+    pub fn forget_group(&self, group: proto::GroupId) {
+        let label = group.to_string();
+        for field in RAFT_FIELDS {
+            let _ = self.raft.remove_label_values(&[label.as_str(), field]);
+        }
+        let _ = self.apply_latency.remove_label_values(&[label.as_str()]);
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -24,6 +24,11 @@ impl Router {
             .insert(group.id, group);
     }
 
+    /// Unregisters a replica, returning it.
+    pub fn remove(&self, id: GroupId) -> Option<Arc<Group>> {
+        self.groups.write().expect("router lock is never held across a panic").remove(&id)
+    }
+
     /// The local replica of `id`.
     pub fn get(&self, id: GroupId) -> Option<Arc<Group>> {
         self.groups.read().expect("router lock is never held across a panic").get(&id).cloned()

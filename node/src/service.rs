@@ -1,26 +1,35 @@
 //! The node's gRPC services: Raft transport (server side), inventory (proposals and reads)
-//! and cluster (status, join).
+//! and cluster (status, registration, replica lifecycle and membership steps).
+//!
+//! A request for a group this node does not host is answered `WrongShard` (client routing)
+//! or `NOT_FOUND` (Raft and operator calls); a request that reached a follower is answered
+//! `NotLeader` with the leader's address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use proto::inventory::{Outcome, Proposal, Query};
+use proto::inventory::{Command, Outcome, Proposal, Query};
+use proto::meta::MetaCommand;
 use proto::pb::cluster_server::Cluster;
 use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
-    join_reply, propose_reply, query_reply, GroupStatus, JoinReply, JoinRequest, ProposeReply,
-    ProposeRequest, QueryReply, QueryRequest, RaftReply, RaftRequest, StatusReply, StatusRequest,
+    change_membership_reply, change_membership_request, join_reply, propose_reply, query_reply,
+    Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
+    GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
+    QueryReply, QueryRequest, RaftReply, RaftRequest, StatusReply, StatusRequest, WrongShard,
 };
-use proto::{codec, GroupId};
+use proto::{codec, GroupId, META_GROUP};
 use raft_store::limits::REQUEST_ID_BYTES_MAX;
 use tonic::{Request, Response, Status};
 
 use crate::group::Group;
+use crate::host::Host;
 use crate::metrics::Metrics;
-use crate::router::{not_leader, Router};
+use crate::router::not_leader;
 use crate::transport::reply;
 
 /// How long a proposal may wait to be committed and applied before the client is told the
@@ -28,27 +37,37 @@ use crate::transport::reply;
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a linearizable read may wait for its read index.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a join may take (catching up a learner included).
-const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Implements all three services over the node's router.
+/// How long one membership step may take (a learner catching up included).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Implements all three services over the node's replicas.
 #[derive(Clone)]
 pub struct NodeService {
-    /// The local replicas.
-    pub router: Router,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// This node's id.
-    pub node_id: u64,
+    /// The node's replicas.
+    pub host: Host,
     /// This node's advertised gRPC address.
     pub advertised: String,
 }
 
 impl NodeService {
-    fn group(&self, id: u64) -> Result<std::sync::Arc<Group>, Status> {
-        self.router
+    fn group(&self, id: u64) -> Result<Arc<Group>, Status> {
+        self.host
+            .router
             .get(GroupId(id))
             .ok_or_else(|| Status::not_found(format!("group {id} is not hosted on this node")))
+    }
+
+    fn wrong_shard(&self) -> WrongShard {
+        WrongShard { map_version: self.host.map_version() }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.host.metrics
+    }
+
+    fn node_id(&self) -> u64 {
+        self.host.node_id()
     }
 }
 
@@ -124,7 +143,10 @@ impl Inventory for NodeService {
         request: Request<ProposeRequest>,
     ) -> Result<Response<ProposeReply>, Status> {
         let request = request.into_inner();
-        let group = self.group(request.group_id)?;
+        let Ok(group) = self.group(request.group_id) else {
+            let result = Some(propose_reply::Result::WrongShard(self.wrong_shard()));
+            return Ok(Response::new(ProposeReply { result }));
+        };
         let proposal: Proposal = decode(&request.proposal)?;
         if proposal
             .request_id
@@ -141,7 +163,7 @@ impl Inventory for NodeService {
         let result =
             match tokio::time::timeout(PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
                 Err(_) => {
-                    self.metrics.commands.with_label_values(&[kind, "timeout"]).inc();
+                    self.metrics().commands.with_label_values(&[kind, "timeout"]).inc();
                     return Err(Status::deadline_exceeded(
                     "not applied in time; the outcome is unknown: retry with the same request id",
                 ));
@@ -153,19 +175,19 @@ impl Inventory for NodeService {
                 let outcome = response
                     .data
                     .ok_or_else(|| Status::internal("normal entry without an outcome"))?;
-                self.metrics.commands.with_label_values(&[kind, &outcome_label(&outcome)]).inc();
-                self.metrics
+                self.metrics().commands.with_label_values(&[kind, &outcome_label(&outcome)]).inc();
+                self.metrics()
                     .propose_latency
                     .with_label_values(&[kind])
                     .observe(started.elapsed().as_secs_f64());
                 propose_reply::Result::Outcome(encode(&outcome)?)
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
-                self.metrics.commands.with_label_values(&[kind, "not_leader"]).inc();
+                self.metrics().commands.with_label_values(&[kind, "not_leader"]).inc();
                 propose_reply::Result::NotLeader(not_leader(&hint))
             }
             Err(e) => {
-                self.metrics.commands.with_label_values(&[kind, "unavailable"]).inc();
+                self.metrics().commands.with_label_values(&[kind, "unavailable"]).inc();
                 return Err(Status::unavailable(e.to_string()));
             }
         };
@@ -174,7 +196,10 @@ impl Inventory for NodeService {
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryReply>, Status> {
         let request = request.into_inner();
-        let group = self.group(request.group_id)?;
+        let Ok(group) = self.group(request.group_id) else {
+            let result = Some(query_reply::Result::WrongShard(self.wrong_shard()));
+            return Ok(Response::new(QueryReply { result }));
+        };
         let query: Query = decode(&request.query)?;
         if request.linearizable {
             match tokio::time::timeout(READ_INDEX_TIMEOUT, group.raft.ensure_linearizable()).await {
@@ -198,15 +223,26 @@ impl Inventory for NodeService {
     }
 }
 
-/// Status of one local replica.
-pub fn group_status(group: &Group, node_id: u64) -> GroupStatus {
+/// Status of one local replica; `with_digest` also hashes its whole state (costly on big
+/// states, so metrics scrapes skip it).
+pub fn group_status(group: &Group, node_id: u64, with_digest: bool) -> GroupStatus {
     let metrics = group.raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
-    let digest = match group.sm.query(&Query::Digest) {
-        proto::inventory::QueryResult::Digest { digest, .. } => digest,
+    let digest = match with_digest.then(|| group.sm.query(&Query::Digest)) {
+        Some(proto::inventory::QueryResult::Digest { digest, .. }) => digest,
         _ => 0,
+    };
+    let matched = metrics
+        .replication
+        .as_ref()
+        .map(|r| r.iter().map(|(id, log)| (*id, log.map_or(0, |l| l.index))).collect())
+        .unwrap_or_default();
+    let map_version = if group.id == META_GROUP {
+        group.sm.read().meta.topology().version
+    } else {
+        0
     };
     GroupStatus {
         group_id: group.id.0,
@@ -221,6 +257,8 @@ pub fn group_status(group: &Group, node_id: u64) -> GroupStatus {
         is_leader: metrics.current_leader == Some(node_id),
         digest,
         state: format!("{:?}", metrics.state),
+        matched,
+        map_version,
     }
 }
 
@@ -228,52 +266,182 @@ pub fn group_status(group: &Group, node_id: u64) -> GroupStatus {
 impl Cluster for NodeService {
     async fn status(
         &self,
-        _request: Request<StatusRequest>,
+        request: Request<StatusRequest>,
     ) -> Result<Response<StatusReply>, Status> {
-        let groups = self.router.all().iter().map(|g| group_status(g, self.node_id)).collect();
-        Ok(Response::new(StatusReply {
-            node_id: self.node_id,
-            grpc_addr: self.advertised.clone(),
-            groups,
-        }))
+        let node_id = self.node_id();
+        let with_digest = request.into_inner().with_digest;
+        let groups =
+            self.host.router.all().iter().map(|g| group_status(g, node_id, with_digest)).collect();
+        Ok(Response::new(StatusReply { node_id, grpc_addr: self.advertised.clone(), groups }))
     }
 
-    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id, joining = request.get_ref().node_id))]
+    #[tracing::instrument(skip_all, fields(joining = request.get_ref().node_id))]
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         let request = request.into_inner();
-        if request.node_id == 0 {
-            return Err(Status::invalid_argument("node id 0 is reserved"));
-        }
-        let group = self.group(request.group_id)?;
-        let node = BasicNode { addr: request.grpc_addr.clone() };
-        let result = tokio::time::timeout(JOIN_TIMEOUT, async {
-            let voters: BTreeSet<u64> =
-                group.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-            if voters.contains(&request.node_id) {
-                return Ok(());
-            }
-            group.raft.add_learner(request.node_id, node, true).await?;
-            group
-                .raft
-                .change_membership(
-                    ChangeMembers::AddVoterIds(BTreeSet::from([request.node_id])),
-                    false,
-                )
-                .await?;
-            Ok(())
-        })
-        .await
-        .map_err(|_| Status::deadline_exceeded("learner did not catch up in time"))?;
+        let meta = self.group(META_GROUP.0).map_err(|_| {
+            Status::not_found("this node hosts no meta replica: join through a meta member")
+        })?;
+        let command = Command::Meta(MetaCommand::RegisterNode {
+            node_id: request.node_id,
+            addr: request.grpc_addr.clone(),
+        });
+        let entry = meta.stamp(Proposal { request_id: None, command });
+        let result = tokio::time::timeout(PROPOSE_TIMEOUT, meta.raft.client_write(entry))
+            .await
+            .map_err(|_| Status::deadline_exceeded("registration not applied in time"))?;
         let reply = match result {
-            Ok(()) => {
-                tracing::info!(node = request.node_id, addr = %request.grpc_addr, "node joined as voter");
-                join_reply::Result::Ok(true)
-            }
+            Ok(response) => match response.data {
+                Some(Ok(_)) => {
+                    tracing::info!(node = request.node_id, addr = %request.grpc_addr, "node registered");
+                    join_reply::Result::Ok(true)
+                }
+                Some(Err(rejection)) => return Err(Status::failed_precondition(rejection.to_string())),
+                None => return Err(Status::internal("normal entry without an outcome")),
+            },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
                 join_reply::Result::NotLeader(not_leader(&hint))
             }
-            Err(e) => return Err(Status::failed_precondition(e.to_string())),
+            Err(e) => return Err(Status::unavailable(e.to_string())),
         };
         Ok(Response::new(JoinReply { result: Some(reply) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn create_replica(&self, request: Request<GroupRequest>) -> Result<Response<Ack>, Status> {
+        let group = GroupId(request.into_inner().group_id);
+        self.host
+            .open_group(group)
+            .await
+            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        Ok(Response::new(Ack {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn delete_replica(
+        &self,
+        request: Request<DeleteReplicaRequest>,
+    ) -> Result<Response<Ack>, Status> {
+        let request = request.into_inner();
+        if let Some(group) = self.host.router.get(GroupId(request.group_id)) {
+            if !request.force && group.is_local_voter(self.node_id()) {
+                return Err(Status::failed_precondition(
+                    "this replica still counts itself a voter: remove it from the group first",
+                ));
+            }
+        }
+        self.host
+            .delete_group(GroupId(request.group_id))
+            .await
+            .map_err(|e| Status::internal(format!("{e:#}")))?;
+        Ok(Response::new(Ack {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn initialize_group(
+        &self,
+        request: Request<InitializeGroupRequest>,
+    ) -> Result<Response<Ack>, Status> {
+        let request = request.into_inner();
+        let members: BTreeMap<u64, BasicNode> = request
+            .members
+            .into_iter()
+            .map(|m| (m.node_id, BasicNode { addr: m.addr }))
+            .collect();
+        if members.is_empty() || members.contains_key(&0) {
+            return Err(Status::invalid_argument("members must be non-empty positive node ids"));
+        }
+        let group = self
+            .host
+            .open_group(GroupId(request.group_id))
+            .await
+            .map_err(|e| Status::failed_precondition(format!("{e:#}")))?;
+        let initialized =
+            group.raft.is_initialized().await.map_err(|e| Status::internal(e.to_string()))?;
+        if !initialized {
+            match group.raft.initialize(members).await {
+                Ok(()) => tracing::info!(group = %group.id, "group initialized"),
+                // Lost a race with another initializer or a leader's first append: fine.
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(Status::failed_precondition(e.to_string())),
+            }
+        }
+        Ok(Response::new(Ack {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn change_membership(
+        &self,
+        request: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<ChangeMembershipReply>, Status> {
+        let request = request.into_inner();
+        let group = self.group(request.group_id)?;
+        let change = request
+            .change
+            .ok_or_else(|| Status::invalid_argument("a membership change must name one step"))?;
+        let raft = &group.raft;
+        let step = async {
+            match change {
+                change_membership_request::Change::AddLearner(member) => {
+                    if member.node_id == 0 || member.addr.is_empty() {
+                        return Ok(Err(Status::invalid_argument("learner needs an id and address")));
+                    }
+                    let node = BasicNode { addr: member.addr };
+                    raft.add_learner(member.node_id, node, true).await.map(|_| Ok(()))
+                }
+                change_membership_request::Change::Promote(ids) => {
+                    let ids: BTreeSet<u64> = ids.ids.into_iter().collect();
+                    raft.change_membership(ChangeMembers::AddVoterIds(ids), false)
+                        .await
+                        .map(|_| Ok(()))
+                }
+                change_membership_request::Change::Remove(ids) => {
+                    let membership =
+                        raft.metrics().borrow().membership_config.membership().clone();
+                    let voters: BTreeSet<u64> =
+                        ids.ids.iter().copied().filter(|id| membership.voter_ids().any(|v| v == *id)).collect();
+                    if !voters.is_empty() {
+                        raft.change_membership(ChangeMembers::RemoveVoters(voters), false).await?;
+                    }
+                    let membership =
+                        raft.metrics().borrow().membership_config.membership().clone();
+                    let learners: BTreeSet<u64> = ids
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|id| membership.learner_ids().any(|l| l == *id))
+                        .collect();
+                    if !learners.is_empty() {
+                        raft.change_membership(ChangeMembers::RemoveNodes(learners), false)
+                            .await?;
+                    }
+                    Ok(Ok(()))
+                }
+            }
+        };
+        let result = tokio::time::timeout(MEMBERSHIP_TIMEOUT, step)
+            .await
+            .map_err(|_| Status::deadline_exceeded("membership step did not finish in time"))?;
+        let reply = match result {
+            Ok(Ok(())) => {
+                change_membership_reply::Result::Status(group_status(&group, self.node_id(), false))
+            }
+            Ok(Err(status)) => return Err(status),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
+                change_membership_reply::Result::NotLeader(not_leader(&hint))
+            }
+            Err(e) => return Err(Status::failed_precondition(e.to_string())),
+        };
+        tracing::info!(group = %group.id, "membership step done");
+        Ok(Response::new(ChangeMembershipReply { result: Some(reply) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn campaign(&self, request: Request<GroupRequest>) -> Result<Response<Ack>, Status> {
+        let group = self.group(request.into_inner().group_id)?;
+        if !group.is_local_voter(self.node_id()) {
+            return Err(Status::failed_precondition("only a voter can campaign"));
+        }
+        group.raft.trigger().elect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(Ack {}))
     }
 }

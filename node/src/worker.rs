@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proto::inventory::{Command, Proposal};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::{join_reply, JoinRequest};
-use proto::GroupId;
+use proto::META_GROUP;
 use tokio_util::sync::CancellationToken;
 
 use crate::group::Group;
@@ -26,14 +26,10 @@ fn wall_ms() -> u64 {
 /// expired seats are freed within one tick even when no other command arrives.
 ///
 /// # Cancel safety
-/// Runs until `cancel` fires; a proposal in flight at that moment may or may not commit, which
+/// Runs until the group's `cancel` fires; a proposal in flight at that moment may or may not commit, which
 /// is harmless (`ExpireDue` is idempotent).
-pub async fn expiry_ticker(
-    group: Arc<Group>,
-    node_id: u64,
-    tick: Duration,
-    cancel: CancellationToken,
-) {
+pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
+    let cancel = group.cancel.clone();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -59,12 +55,11 @@ pub async fn expiry_ticker(
     }
 }
 
-/// Asks the cluster (through `seed`, following leader hints) to add this node to `group` as a
-/// voter. Retries once a second, bounded.
+/// Asks the meta group (through `seed`, following leader hints) to register this node.
+/// Retries once a second, bounded.
 pub async fn join(
     channels: Channels,
     seed: String,
-    group: GroupId,
     node_id: u64,
     advertised: String,
     cancel: CancellationToken,
@@ -74,7 +69,7 @@ pub async fn join(
         if cancel.is_cancelled() {
             return;
         }
-        let request = JoinRequest { group_id: group.0, node_id, grpc_addr: advertised.clone() };
+        let request = JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: advertised.clone() };
         let result = match channels.get(&target) {
             Ok(channel) => {
                 ClusterClient::new(channel).join(request).await.map(tonic::Response::into_inner)
@@ -83,7 +78,7 @@ pub async fn join(
         };
         match result.map(|r| r.result) {
             Ok(Some(join_reply::Result::Ok(_))) => {
-                tracing::info!(%group, "joined the cluster as a voter");
+                tracing::info!("registered in the cluster");
                 return;
             }
             Ok(Some(join_reply::Result::NotLeader(hint))) if !hint.leader_addr.is_empty() => {
@@ -101,5 +96,5 @@ pub async fn join(
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    tracing::error!(%group, "gave up joining the cluster after {JOIN_ATTEMPTS_MAX} attempts");
+    tracing::error!("gave up joining the cluster after {JOIN_ATTEMPTS_MAX} attempts");
 }

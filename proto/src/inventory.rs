@@ -229,6 +229,8 @@ pub enum Command {
     },
     /// Expire holds and checkouts whose deadline is at or before the entry's time.
     ExpireDue,
+    /// A change to the meta group (group 0 only; inventory groups reject it).
+    Meta(crate::meta::MetaCommand),
 }
 
 impl Command {
@@ -243,6 +245,7 @@ impl Command {
             Command::FailCheckout { .. } => "fail_checkout",
             Command::CancelBooking { .. } => "cancel_booking",
             Command::ExpireDue => "expire_due",
+            Command::Meta(meta) => meta.kind(),
         }
     }
 
@@ -256,7 +259,7 @@ impl Command {
             Command::Confirm { booking_id, .. }
             | Command::FailCheckout { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
-            Command::ExpireDue => None,
+            Command::ExpireDue | Command::Meta(_) => None,
         }
     }
 }
@@ -410,6 +413,8 @@ pub enum Reply {
         /// Checkouts expired by this entry.
         checkouts: u32,
     },
+    /// A meta command succeeded.
+    Meta(crate::meta::MetaReply),
 }
 
 /// Why a command was refused. Deterministic: committed and replayed like any result.
@@ -501,6 +506,27 @@ pub enum Rejection {
     /// A request id was reused with a different command.
     #[error("request id reused with a different command")]
     RequestIdReused,
+    /// A meta command sent to an inventory group, or an inventory command to the meta group.
+    #[error("command sent to the wrong kind of group")]
+    WrongGroup,
+    /// A meta command named a node the registry does not know (or one that was removed).
+    #[error("node {node_id} is not registered")]
+    NodeNotFound {
+        /// The node.
+        node_id: u64,
+    },
+    /// A meta command named a group the map does not know.
+    #[error("group {group} not found")]
+    GroupNotFound {
+        /// The group.
+        group: crate::GroupId,
+    },
+    /// A meta command that would leave the map inconsistent.
+    #[error("invalid placement: {reason}")]
+    InvalidPlacement {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 fn seat_list(seats: &[SeatId]) -> String {
@@ -541,6 +567,20 @@ pub enum Query {
     },
     /// Applied index and state digest of the replica.
     Digest,
+    /// A read of the meta group (group 0 only).
+    Meta(crate::meta::MetaQuery),
+}
+
+impl Query {
+    /// The show a read is about (for routing), if it names one.
+    pub fn show_id(&self) -> Option<ShowId> {
+        match self {
+            Query::SeatMap { show_id } | Query::ShowBookings { show_id } => Some(*show_id),
+            Query::Hold { hold_id } => Some(hold_id.show_id()),
+            Query::Booking { booking_id } => Some(booking_id.show_id()),
+            Query::Digest | Query::Meta(_) => None,
+        }
+    }
 }
 
 /// One seat in a seat map.
@@ -621,6 +661,8 @@ pub enum QueryResult {
     },
     /// The show, hold or booking does not exist on this group.
     NotFound,
+    /// The answer to a meta read.
+    Meta(crate::meta::MetaQueryResult),
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Everything two crates must agree on lives here; nothing here does I/O.
 
 pub mod inventory;
+pub mod meta;
 
 /// Generated gRPC code (tonic + prost).
 #[allow(missing_docs, clippy::all)]
@@ -28,8 +29,7 @@ impl std::fmt::Display for GroupId {
     }
 }
 
-/// The inventory group used while the cluster has a single shard.
-pub const INVENTORY_GROUP: GroupId = GroupId(1);
+pub use meta::META_GROUP;
 
 /// Largest gRPC message a node or gateway accepts or sends.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;

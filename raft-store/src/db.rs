@@ -18,7 +18,9 @@ use std::time::Instant;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::keys::COLUMN_FAMILIES;
+use proto::GroupId;
+
+use crate::keys::{self, CF_META, COLUMN_FAMILIES};
 use crate::limits::{WRITER_BATCH_BYTES_MAX, WRITER_QUEUE_CAPACITY};
 use crate::{Error, Result};
 
@@ -176,6 +178,61 @@ impl Db {
         })
         .await?;
         rx.await.map_err(|_| Error::Io("writer thread stopped".into()))?.map_err(Error::Io)
+    }
+
+    /// Groups this node hosts replicas of, as recorded by [`Db::set_hosted`].
+    ///
+    /// # Errors
+    /// RocksDB read failure.
+    pub fn hosted_groups(&self) -> Result<Vec<GroupId>> {
+        let handle = self
+            .db
+            .cf_handle(CF_META)
+            .ok_or_else(|| Error::Io(format!("no column family {CF_META}")))?;
+        let (from, to) = keys::hosted_range();
+        let mut groups = Vec::new();
+        let mode = rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(&handle, mode) {
+            let (key, _) = item?;
+            if key.as_ref() >= to.as_slice() {
+                break;
+            }
+            let group = keys::hosted_key_group(&key)
+                .ok_or_else(|| Error::Corrupt("malformed hosted-group key".into()))?;
+            groups.push(group);
+        }
+        Ok(groups)
+    }
+
+    /// Records (durably) that this node hosts a replica of `group`, so it is reopened on start.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub async fn set_hosted(&self, group: GroupId) -> Result<()> {
+        self.write(vec![Op::Put {
+            cf: CF_META,
+            key: keys::hosted_key(group).to_vec(),
+            value: Vec::new(),
+        }])
+        .await
+    }
+
+    /// Deletes every record of `group` (log, Raft metadata, snapshot) and its hosted record,
+    /// in one synced batch. The replica must be shut down first.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub async fn delete_group(&self, group: GroupId) -> Result<()> {
+        let (from, to) = keys::group_range(group);
+        let mut ops: Vec<Op> = COLUMN_FAMILIES
+            .iter()
+            .map(|cf| Op::DeleteRange { cf, from: from.clone(), to: to.clone() })
+            .collect();
+        let hosted = keys::hosted_key(group).to_vec();
+        let mut hosted_end = hosted.clone();
+        hosted_end.push(0);
+        ops.push(Op::DeleteRange { cf: CF_META, from: hosted, to: hosted_end });
+        self.write(ops).await
     }
 
     /// Reads one key.

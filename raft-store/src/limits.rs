@@ -47,3 +47,10 @@ const _: () = assert!(PARTY_SIZE_MAX <= ROW_SEATS_MAX);
 const _: () =
     assert!(HOLD_TTL_MS_MIN <= HOLD_TTL_MS_DEFAULT && HOLD_TTL_MS_DEFAULT <= HOLD_TTL_MS_MAX);
 const _: () = assert!((SHOW_SEATS_MAX as i64) * PRICE_MINOR_MAX < i64::MAX / 2);
+
+/// Nodes the meta registry holds (removed ones included).
+pub const META_NODES_MAX: usize = 1_000;
+/// Groups the shard map holds.
+pub const META_GROUPS_MAX: usize = 4_096;
+/// Bytes of a node's advertised address.
+pub const NODE_ADDR_BYTES_MAX: usize = 256;

@@ -5,6 +5,7 @@
 //! --bins` first; the README's test command does this). Nothing here sleeps to wait for a
 //! condition: [`eventually`] polls with a deadline.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,7 +32,7 @@ pub fn bin_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps")
         .to_path_buf();
-    for bin in ["marquee-node", "marquee-gateway"] {
+    for bin in ["marquee-node", "marquee-gateway", "marqueectl"] {
         assert!(
             dir.join(bin).exists(),
             "{} not found: run `cargo build --workspace --bins` before the integration tests",
@@ -79,8 +80,10 @@ where
 /// Options of a test cluster.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Number of nodes (all voters).
+    /// Number of nodes (all bootstrap peers).
     pub nodes: usize,
+    /// Inventory shards created at bootstrap.
+    pub shards: u64,
     /// `--snapshot-logs` for every node.
     pub snapshot_logs: u64,
     /// `--logs-kept` for every node.
@@ -97,6 +100,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             nodes: 3,
+            shards: 1,
             snapshot_logs: 20_000,
             logs_kept: 2_000,
             hold_ttl_ms: 600_000,
@@ -188,17 +192,38 @@ impl Node {
         Ok(())
     }
 
-    /// The node's view of the inventory group.
+    /// The node's view of every replica it hosts (with state digests).
     ///
     /// # Errors
     /// The node is unreachable.
-    pub async fn status(&self) -> Result<GroupStatus> {
+    pub async fn statuses(&self) -> Result<Vec<GroupStatus>> {
         let mut client = ClusterClient::connect(format!("http://{}", self.grpc)).await?;
-        let reply = tokio::time::timeout(Duration::from_secs(2), client.status(StatusRequest {}))
+        let request = StatusRequest { with_digest: true };
+        let reply = tokio::time::timeout(Duration::from_secs(5), client.status(request))
             .await
             .context("status timed out")??
             .into_inner();
-        reply.groups.into_iter().next().context("node hosts no group")
+        Ok(reply.groups)
+    }
+
+    /// The node's view of `group`.
+    ///
+    /// # Errors
+    /// The node is unreachable or hosts no replica of the group.
+    pub async fn group_status(&self, group: u64) -> Result<GroupStatus> {
+        self.statuses()
+            .await?
+            .into_iter()
+            .find(|g| g.group_id == group)
+            .with_context(|| format!("node {} hosts no replica of group {group}", self.id))
+    }
+
+    /// The node's view of inventory shard 1 (the only shard of a default test cluster).
+    ///
+    /// # Errors
+    /// The node is unreachable or hosts no replica of shard 1.
+    pub async fn status(&self) -> Result<GroupStatus> {
+        self.group_status(1).await
     }
 }
 
@@ -247,6 +272,7 @@ impl Cluster {
                 format!("--http-addr=127.0.0.1:{http}"),
                 format!("--data-dir={}", dir.path().join(format!("node{id}")).display()),
                 format!("--peers={}", peers.join(",")),
+                format!("--shards={}", options.shards),
                 format!("--snapshot-logs={}", options.snapshot_logs),
                 format!("--logs-kept={}", options.logs_kept),
                 format!("--hold-ttl-ms={}", options.hold_ttl_ms),
@@ -315,7 +341,18 @@ impl Cluster {
     /// # Errors
     /// Spawning failed.
     pub fn add_joining_node(&mut self) -> Result<usize> {
-        let id = self.nodes.len() as u64 + 1;
+        let node = self.joining_node(self.nodes.len() as u64 + 1)?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Starts a node with id `id` that registers through node 1 (`--join`) and returns it
+    /// without adding it to [`Cluster::nodes`] (so it can start while the cluster is borrowed
+    /// by running clients). It is killed when dropped.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn joining_node(&self, id: u64) -> Result<Node> {
         let (grpc, http) = (free_port(), free_port());
         let node = Node {
             id,
@@ -333,8 +370,7 @@ impl Cluster {
             log: self.dir.path().join(format!("node{id}.log")),
         };
         node.spawn(&self.bins)?;
-        self.nodes.push(node);
-        Ok(self.nodes.len() - 1)
+        Ok(node)
     }
 
     /// Restarts a killed node with its original arguments and data.
@@ -345,16 +381,24 @@ impl Cluster {
         self.nodes[index].spawn(&self.bins)
     }
 
-    /// Index of the node that currently leads the inventory group, per a majority of answers.
+    /// Index of the node that currently leads inventory shard 1.
     ///
     /// # Errors
     /// No leader known within 30 s.
     pub async fn leader(&self) -> Result<usize> {
+        self.leader_of(1).await
+    }
+
+    /// Index of the node that currently leads `group`.
+    ///
+    /// # Errors
+    /// No leader known within 30 s.
+    pub async fn leader_of(&self, group: u64) -> Result<usize> {
         eventually("a leader", Duration::from_secs(30), || async {
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                if let Ok(status) = node.status().await {
+            for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running()) {
+                if let Ok(status) = node.group_status(group).await {
                     if status.is_leader {
-                        return Ok(Some((node.id - 1) as usize));
+                        return Ok(Some(i));
                     }
                 }
             }
@@ -363,24 +407,67 @@ impl Cluster {
         .await
     }
 
-    /// Waits until every running node applied the same index with the same digest, and
-    /// returns the statuses.
+    /// Waits until, for every group, every running node hosting it applied the same index with
+    /// the same digest; returns the statuses of shard 1 (node order), for the single-shard
+    /// tests.
     ///
     /// # Errors
     /// Not converged within `timeout`.
     pub async fn converged(&self, timeout: Duration) -> Result<Vec<GroupStatus>> {
+        let all = self.all_converged(timeout).await?;
+        Ok(all.into_iter().filter(|(group, _)| *group == 1).flat_map(|(_, s)| s).collect())
+    }
+
+    /// Like [`Cluster::converged`], returning every group's replica statuses.
+    ///
+    /// # Errors
+    /// Not converged within `timeout`.
+    pub async fn all_converged(
+        &self,
+        timeout: Duration,
+    ) -> Result<std::collections::BTreeMap<u64, Vec<GroupStatus>>> {
         eventually("replicas to converge", timeout, || async {
-            let mut statuses = Vec::new();
+            let mut groups = std::collections::BTreeMap::<u64, Vec<GroupStatus>>::new();
             for node in self.nodes.iter().filter(|n| n.is_running()) {
-                statuses.push(node.status().await?);
+                for status in node.statuses().await? {
+                    groups.entry(status.group_id).or_default().push(status);
+                }
             }
-            let first = &statuses[0];
-            let same = statuses
-                .iter()
-                .all(|s| s.applied_index == first.applied_index && s.digest == first.digest);
-            Ok(same.then_some(statuses))
+            let same = groups.values().all(|statuses| {
+                let first = &statuses[0];
+                statuses
+                    .iter()
+                    .all(|s| s.applied_index == first.applied_index && s.digest == first.digest)
+            });
+            Ok(same.then_some(groups))
         })
         .await
+    }
+
+    /// Runs `marqueectl` against this cluster's nodes; returns its stdout.
+    ///
+    /// # Errors
+    /// It exited with a failure (its stderr is in the error).
+    pub async fn ctl(&self, args: &[&str]) -> Result<String> {
+        let nodes: Vec<String> =
+            self.nodes.iter().filter(|n| n.is_running()).map(|n| n.grpc.clone()).collect();
+        let output = tokio::process::Command::new(self.bins.join("marqueectl"))
+            .arg(format!("--nodes={}", nodes.join(",")))
+            .args(args)
+            .output()
+            .await
+            .context("running marqueectl")?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        anyhow::ensure!(output.status.success(), "marqueectl {args:?} failed: {stderr}");
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `marqueectl status --json`.
+    ///
+    /// # Errors
+    /// marqueectl failed or printed something else than JSON.
+    pub async fn ctl_status(&self) -> Result<Value> {
+        Ok(serde_json::from_str(&self.ctl(&["status", "--json"]).await?)?)
     }
 
     /// Creates a show with `rows` rows of `seats` standard seats; returns its id.
@@ -552,4 +639,62 @@ pub fn seat_list(body: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|s| s.as_str().map(str::to_owned))
         .collect()
+}
+
+/// Every confirmed booking's seats are disjoint, match the sold seats of the map exactly, and
+/// include every booking a client was told succeeded. Returns the number of bookings.
+///
+/// # Errors
+/// An invariant is broken, or the cluster could not be read.
+pub async fn audit(
+    cluster: &Cluster,
+    show_id: u64,
+    acknowledged: &[(String, Vec<String>)],
+) -> Result<usize> {
+    let bookings = cluster.bookings(show_id).await?;
+    let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for booking in &bookings {
+        let id = booking["booking_id"].as_str().unwrap_or_default().to_owned();
+        for seat in seat_list(booking) {
+            if let Some(other) = owner_of.insert(seat.clone(), id.clone()) {
+                bail!("seat {seat} sold twice: bookings {other} and {id}");
+            }
+        }
+        by_id.insert(id, seat_list(booking));
+    }
+    let sold: BTreeSet<String> =
+        Cluster::seats_with_status(&cluster.seat_map(show_id).await?, "sold").into_iter().collect();
+    let booked: BTreeSet<String> = owner_of.keys().cloned().collect();
+    anyhow::ensure!(sold == booked, "sold seats {sold:?} != booked seats {booked:?}");
+    for (id, seats) in acknowledged {
+        let stored =
+            by_id.get(id).ok_or_else(|| anyhow::anyhow!("acknowledged booking {id} lost"))?;
+        anyhow::ensure!(stored == seats, "booking {id} seats changed: {seats:?} -> {stored:?}");
+    }
+    Ok(bookings.len())
+}
+
+
+/// Runs futures concurrently on the current task until all finish.
+pub async fn join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for slot in &mut pending {
+            if let Some(future) = slot {
+                if future.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    all_done = false;
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }

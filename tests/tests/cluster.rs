@@ -4,14 +4,14 @@
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tests::{eventually, seat_list, Cluster, Options, User};
+use tests::{audit, eventually, join_all, seat_list, Cluster, Options, User};
 
 /// (booking or hold id, seats) pairs collected by concurrent clients.
 type Granted = Arc<Mutex<Vec<(String, Vec<String>)>>>;
@@ -23,37 +23,6 @@ fn seed() -> u64 {
         .unwrap_or_else(rand::random);
     eprintln!("MARQUEE_SEED={seed}");
     seed
-}
-
-/// Every confirmed booking's seats are disjoint, match the sold seats of the map exactly, and
-/// include every booking a client was told succeeded.
-async fn audit(
-    cluster: &Cluster,
-    show_id: u64,
-    acknowledged: &[(String, Vec<String>)],
-) -> anyhow::Result<usize> {
-    let bookings = cluster.bookings(show_id).await?;
-    let mut owner_of: BTreeMap<String, String> = BTreeMap::new();
-    let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for booking in &bookings {
-        let id = booking["booking_id"].as_str().unwrap_or_default().to_owned();
-        for seat in seat_list(booking) {
-            if let Some(other) = owner_of.insert(seat.clone(), id.clone()) {
-                anyhow::bail!("seat {seat} sold twice: bookings {other} and {id}");
-            }
-        }
-        by_id.insert(id, seat_list(booking));
-    }
-    let sold: BTreeSet<String> =
-        Cluster::seats_with_status(&cluster.seat_map(show_id).await?, "sold").into_iter().collect();
-    let booked: BTreeSet<String> = owner_of.keys().cloned().collect();
-    anyhow::ensure!(sold == booked, "sold seats {sold:?} != booked seats {booked:?}");
-    for (id, seats) in acknowledged {
-        let stored =
-            by_id.get(id).ok_or_else(|| anyhow::anyhow!("acknowledged booking {id} lost"))?;
-        anyhow::ensure!(stored == seats, "booking {id} seats changed: {seats:?} -> {stored:?}");
-    }
-    Ok(bookings.len())
 }
 
 /// Many clients race for the same few seats: no two successful holds ever overlap (holds do
@@ -104,7 +73,7 @@ async fn racing_clients_never_share_a_seat() {
             }
         });
     }
-    futures_join_all(tasks).await;
+    join_all(tasks).await;
     let held = held.lock().unwrap().clone();
     let mut seat_holder: BTreeMap<String, String> = BTreeMap::new();
     for (hold_id, seats) in &held {
@@ -179,7 +148,7 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
                 }
             }
         });
-        futures_join_all(workers)
+        join_all(workers)
     };
     let chaos = async {
         eventually("some bookings before the crash", Duration::from_secs(60), || async {
@@ -272,25 +241,34 @@ async fn book_some(
     Ok(())
 }
 
-/// A fourth node started with `--join` becomes a voter, catches up to the same digest, and the
-/// cluster keeps booking while it joins.
+/// A fourth node started with `--join` registers in the meta group; `marqueectl move` then
+/// moves shard 1's replica from node 3 to it (learner, catch-up, promote, remove) while
+/// bookings continue, and node 3's copy is deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn joining_node_becomes_a_voter_and_catches_up() {
+async fn joined_node_takes_over_a_replica_by_move() {
     let mut cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(5, 10).await.unwrap();
     let mut acknowledged = Vec::new();
     book_some(&cluster, show, "before", 5, &mut acknowledged).await.unwrap();
     let joined = cluster.add_joining_node().unwrap();
-    book_some(&cluster, show, "during", 5, &mut acknowledged).await.unwrap();
-    let status = eventually("node 4 to become a voter", Duration::from_secs(60), || async {
-        let status = cluster.nodes[joined].status().await?;
-        Ok(status.voters.contains(&4).then_some(status))
+    eventually("node 4 to register", Duration::from_secs(30), || async {
+        let status = cluster.ctl_status().await?;
+        Ok(status["nodes"].as_array().is_some_and(|n| n.len() == 4).then_some(()))
     })
     .await
     .unwrap();
-    assert_eq!(status.voters, vec![1, 2, 3, 4]);
+    let (moved, ()) = tokio::join!(cluster.ctl(&["move", "--group=1", "--from=3", "--to=4"]), async {
+        book_some(&cluster, show, "during", 5, &mut acknowledged).await.unwrap();
+    });
+    moved.unwrap();
+    let status = cluster.nodes[joined].status().await.unwrap();
+    assert_eq!(status.voters, vec![1, 2, 4]);
     let statuses = cluster.converged(Duration::from_secs(30)).await.unwrap();
-    assert_eq!(statuses.len(), 4);
+    assert_eq!(statuses.len(), 3, "nodes 1, 2 and 4 hold shard 1: {statuses:?}");
+    assert!(cluster.nodes[2].status().await.is_err(), "node 3's replica of shard 1 was deleted");
+    let map = cluster.ctl_status().await.unwrap();
+    let shard = map["groups"].as_array().unwrap().iter().find(|g| g["group"] == 1).unwrap().clone();
+    assert_eq!(shard["replicas"], json!([1, 2, 4]), "the map records the move: {shard}");
     audit(&cluster, show, &acknowledged).await.unwrap();
 }
 
@@ -367,30 +345,4 @@ async fn abandoned_holds_expire_and_free_their_seats() {
     let other = User { cluster: &cluster, id: "next".into() };
     let (status, _) = other.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201);
-}
-
-/// Awaits all futures concurrently (no extra dependency for `join_all`).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(
-    futures: impl IntoIterator<Item = F>,
-) {
-    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for slot in &mut pending {
-            if let Some(future) = slot {
-                if future.as_mut().poll(cx).is_ready() {
-                    *slot = None;
-                } else {
-                    all_done = false;
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
 }

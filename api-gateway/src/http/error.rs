@@ -56,6 +56,7 @@ impl From<ClusterError> for ApiError {
         match e {
             ClusterError::Unavailable(cause) => ApiError::Unavailable(cause),
             ClusterError::Invalid(cause) => ApiError::Internal(cause),
+            ClusterError::UnknownShow(_) => ApiError::NotFound("show"),
         }
     }
 }
@@ -185,6 +186,14 @@ impl ApiError {
                     "idempotency-key-reused",
                     "Idempotency-Key reused with a different request",
                 ),
+                // Placement and routing answers the gateway never provokes on a client's
+                // behalf: reaching one is a gateway or cluster bug.
+                R::WrongGroup
+                | R::NodeNotFound { .. }
+                | R::GroupNotFound { .. }
+                | R::InvalidPlacement { .. } => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+                }
             },
         };
         (status, slug, title, ext)

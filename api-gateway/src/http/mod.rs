@@ -20,9 +20,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use proto::inventory::{
     BookingId, BookingView, Command, HoldId, HoldView, Layout, OwnerId, Proposal,
-    Query as InvQuery, QueryResult, Reply, SeatId, SeatSelection, ShowId,
+    Query as InvQuery, QueryResult, Rejection, Reply, SeatId, SeatSelection, ShowId,
 };
-use proto::INVENTORY_GROUP;
+use proto::meta::{MetaCommand, MetaReply};
+use proto::META_GROUP;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,6 +32,7 @@ use crate::limits::{
     BODY_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, OWNER_BYTES_MAX, PARTY_SIZE_MAX, SHOW_ID_MAX,
     TTL_MS_MAX, TTL_MS_MIN,
 };
+use crate::cluster::ClusterError;
 use crate::saga;
 use crate::AppState;
 use error::ApiError;
@@ -134,23 +136,86 @@ fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, Ap
     raw.parse().map_err(|_| ApiError::NotFound(what))
 }
 
-/// Proposes a command with a fresh request id and returns its successful reply.
+/// Proposes a command with a request id to the shard that owns its show and returns its
+/// successful reply.
 pub(crate) async fn propose(
     state: &AppState,
     request_id: String,
     command: Command,
 ) -> Result<Reply, ApiError> {
+    let show = command
+        .show_id()
+        .ok_or_else(|| ApiError::Internal(format!("{} names no show", command.kind())))?;
+    let group = match state.cluster.locate(show).await {
+        Ok(group) => group,
+        // No shard has the show, so nothing the command names exists: answer as a shard would.
+        Err(ClusterError::UnknownShow(_)) => {
+            return Err(ApiError::Rejected(match command {
+                Command::Release { .. } | Command::BeginCheckout { .. } => Rejection::HoldNotFound,
+                Command::Confirm { .. }
+                | Command::FailCheckout { .. }
+                | Command::CancelBooking { .. } => Rejection::BookingNotFound,
+                _ => Rejection::ShowNotFound { show_id: show },
+            }))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let proposal = Proposal { request_id: Some(request_id), command };
-    Ok(state.cluster.propose(INVENTORY_GROUP, &proposal).await??)
+    Ok(state.cluster.propose(group, &proposal).await??)
 }
 
-/// Reads from the inventory with a read index (linearizable).
+/// Reads from the shard that owns the query's show; `linearizable` uses a read index.
 pub(crate) async fn query(
     state: &AppState,
     query: InvQuery,
     linearizable: bool,
 ) -> Result<QueryResult, ApiError> {
-    Ok(state.cluster.query(INVENTORY_GROUP, &query, linearizable).await?)
+    let show = query.show_id().ok_or_else(|| ApiError::Internal("query names no show".into()))?;
+    let group = match state.cluster.locate(show).await {
+        Ok(group) => group,
+        // An unplaced show has no holds, bookings or seats: the same answer a shard gives.
+        Err(ClusterError::UnknownShow(_)) => return Ok(QueryResult::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(state.cluster.query(group, &query, linearizable).await?)
+}
+
+/// Places a new show on a shard (meta group) and creates it there. If the shard refuses the
+/// show (bad layout, id taken), the placement is withdrawn again unless the show exists.
+async fn place_and_create(
+    state: &AppState,
+    show_id: ShowId,
+    command: Command,
+) -> Result<Reply, ApiError> {
+    let seats = match &command {
+        Command::CreateShow { layout, .. } => {
+            layout.rows.iter().fold(0u32, |sum, row| sum.saturating_add(row.seats))
+        }
+        _ => 0,
+    };
+    let place = Proposal {
+        request_id: None,
+        command: Command::Meta(MetaCommand::PlaceShow { show_id, seats }),
+    };
+    let group = match state.cluster.propose(META_GROUP, &place).await?? {
+        Reply::Meta(MetaReply::Placed { group, .. }) => group,
+        other => return Err(ApiError::Internal(format!("unexpected placement reply {other:?}"))),
+    };
+    state.cluster.remember_show(show_id, group);
+    let proposal = Proposal { request_id: Some(request_id()), command };
+    let outcome = state.cluster.propose(group, &proposal).await?;
+    if let Err(rejection) = &outcome {
+        if !matches!(rejection, Rejection::ShowExists { .. }) {
+            let unplace = Proposal {
+                request_id: None,
+                command: Command::Meta(MetaCommand::UnplaceShow { show_id, seats }),
+            };
+            if let Err(e) = state.cluster.propose(META_GROUP, &unplace).await {
+                tracing::warn!(show = show_id.0, error = %e, "could not withdraw a placement");
+            }
+        }
+    }
+    Ok(outcome?)
 }
 
 /// A hold as returned by the API.
@@ -222,7 +287,7 @@ async fn create_show(
         starts_at_ms: body.starts_at_ms,
         layout: body.layout,
     };
-    match propose(&state, request_id(), command).await? {
+    match place_and_create(&state, ShowId(show_id), command).await? {
         Reply::ShowCreated { show_id, capacity } => {
             Ok((StatusCode::CREATED, Json(json!({ "show_id": show_id, "capacity": capacity }))))
         }
@@ -451,8 +516,14 @@ async fn sandbox_ledger(
     }
 }
 
+/// Ready when the meta group answers a linearizable read with a shard map that has shards
+/// (a bootstrapping cluster is not ready until its map is recorded).
 async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
-    query(&state, InvQuery::Digest, true).await?;
+    state.cluster.query(META_GROUP, &InvQuery::Digest, true).await?;
+    let topology = state.cluster.refresh_topology().await?;
+    if topology.shards().is_empty() {
+        return Err(ApiError::Unavailable("the cluster has no shard map yet".into()));
+    }
     Ok("ready")
 }
 

@@ -167,6 +167,7 @@ impl Inventory {
                 self.cancel_booking(*booking_id, owner, refund_ref)
             }
             Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
+            Command::Meta(_) => Err(Rejection::WrongGroup),
         };
 
         if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
@@ -223,6 +224,7 @@ impl Inventory {
             }
             // The caller knows the applied index; it fills it in (see `StateMachineStore`).
             Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
+            Query::Meta(_) => QueryResult::NotFound,
         }
     }
 

@@ -598,6 +598,7 @@ impl Model {
                 }
             }
             Command::ExpireDue | Command::CreateShow { .. } => {}
+            Command::Meta(_) => assert_eq!(outcome, &Err(Rejection::WrongGroup)),
         }
     }
 

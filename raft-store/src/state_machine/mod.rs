@@ -1,6 +1,10 @@
-//! openraft state machine for an inventory group, with snapshots persisted in RocksDB.
+//! openraft state machine of a group, with snapshots persisted in RocksDB.
 //!
-//! The [`Inventory`] lives in memory behind a `RwLock` shared with the node's read path.
+//! Group 0 (the meta group) applies [`meta::MetaState`]; every other group is an inventory shard
+//! applying [`Inventory`]. A command of the other kind is answered with a deterministic
+//! `WrongGroup` rejection, so one type config serves both.
+//!
+//! The state lives in memory behind a `RwLock` shared with the node's read path.
 //! Applying does no I/O: the synced log is the durable record, and on restart openraft re-applies
 //! it on top of the last persisted snapshot. Snapshots serialize the whole inventory (JSON),
 //! are written to the `sm` column family through the group-commit writer before openraft is
@@ -12,6 +16,7 @@
 //! is applied.
 
 pub mod inventory;
+pub mod meta;
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 use proto::inventory::{Query, QueryResult};
-use proto::GroupId;
+use proto::{GroupId, META_GROUP};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, Op};
@@ -42,8 +47,17 @@ pub struct Applied {
     pub last_applied: Option<LogId>,
     /// Last applied membership config.
     pub membership: Membership,
-    /// The inventory.
+    /// The inventory (inventory shards).
     pub inventory: Inventory,
+    /// The registry and shard map (the meta group).
+    pub meta: meta::MetaState,
+}
+
+impl Applied {
+    /// Log time of the last applied entry.
+    pub fn now_ms(&self) -> u64 {
+        self.inventory.now_ms().max(self.meta.now_ms())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +103,7 @@ impl StateMachineStore {
             (Some(meta), Some(data)) => {
                 let meta: Meta =
                     serde_json::from_slice(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
-                let applied = decode_snapshot(&meta, &data)?;
+                let applied = decode_snapshot(group, &meta, &data)?;
                 (applied, Some(StoredSnapshot { meta, data }))
             }
             _ => (Applied::default(), None),
@@ -118,7 +132,12 @@ impl StateMachineStore {
     /// Answers a query from the applied state.
     pub fn query(&self, query: &Query) -> QueryResult {
         let applied = self.read();
-        match applied.inventory.query(query) {
+        let answer = if self.shared.group == META_GROUP {
+            applied.meta.query(query)
+        } else {
+            applied.inventory.query(query)
+        };
+        match answer {
             QueryResult::Digest { digest, .. } => QueryResult::Digest {
                 applied_index: applied.last_applied.map_or(0, |id| id.index),
                 digest,
@@ -157,24 +176,43 @@ impl StateMachineStore {
     }
 }
 
-fn decode_snapshot(meta: &Meta, data: &[u8]) -> Result<Applied> {
-    let inventory: Inventory =
-        serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(Applied {
+/// A snapshot is the JSON of the group's state: [`meta::MetaState`] for group 0, [`Inventory`]
+/// for shards.
+fn decode_snapshot(group: GroupId, meta: &Meta, data: &[u8]) -> Result<Applied> {
+    let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
+    let mut applied = Applied {
         last_applied: meta.last_log_id,
         membership: meta.last_membership.clone(),
-        inventory,
-    })
+        ..Applied::default()
+    };
+    if group == META_GROUP {
+        applied.meta = serde_json::from_slice(data).map_err(corrupt)?;
+    } else {
+        applied.inventory = serde_json::from_slice(data).map_err(corrupt)?;
+    }
+    Ok(applied)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
         // Clone under the lock (fast), serialize outside it so applies are not stalled.
-        let (inventory, last_applied, membership) = {
+        enum State {
+            Meta(meta::MetaState),
+            Inventory(Inventory),
+        }
+        let (state, last_applied, membership) = {
             let applied = self.read();
-            (applied.inventory.clone(), applied.last_applied, applied.membership.clone())
+            let state = if self.shared.group == META_GROUP {
+                State::Meta(applied.meta.clone())
+            } else {
+                State::Inventory(applied.inventory.clone())
+            };
+            (state, applied.last_applied, applied.membership.clone())
         };
-        let data = tokio::task::spawn_blocking(move || serde_json::to_vec(&inventory))
+        let data = tokio::task::spawn_blocking(move || match state {
+            State::Meta(meta) => serde_json::to_vec(&meta),
+            State::Inventory(inventory) => serde_json::to_vec(&inventory),
+        })
             .await
             .map_err(|e| Error::Io(e.to_string()).into_storage_error())?
             .map_err(|e| Error::Corrupt(e.to_string()).into_storage_error())?;
@@ -231,11 +269,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         None
                     }
+                    EntryPayload::Normal(command) if self.shared.group == META_GROUP => {
+                        Some(applied.meta.apply(&command))
+                    }
                     EntryPayload::Normal(command) => Some(applied.inventory.apply(index, &command)),
                 };
                 responses.push(response);
             }
-            if cfg!(debug_assertions) && cfg!(test) {
+            if cfg!(debug_assertions) && cfg!(test) && self.shared.group != META_GROUP {
                 applied.inventory.check_invariants();
             }
         }
@@ -261,7 +302,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> std::result::Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let decoded = decode_snapshot(meta, &data).map_err(Error::into_storage_error)?;
+        let decoded =
+            decode_snapshot(self.shared.group, meta, &data).map_err(Error::into_storage_error)?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         // Persist first: if we crash after, the restart loads this snapshot.
         self.persist_snapshot(&stored).await.map_err(Error::into_storage_error)?;

@@ -1,0 +1,625 @@
+//! `marqueectl`'s library: reading a cluster's state and changing its membership and
+//! placement through the nodes' `Cluster` and `Inventory` gRPC services.
+//!
+//! Every operation is a sequence of idempotent steps, so an operation interrupted (the tool
+//! killed, a node restarted) is finished by running it again. A replica move is always
+//! *add learner -> wait for catch-up (log or snapshot) -> promote -> remove the old voter ->
+//! delete its data -> record the new replica set in the meta group*: the group keeps a voting
+//! majority throughout, so bookings continue while replicas move.
+//!
+//! The meta group's map is updated *after* each membership change; the Raft membership of a
+//! group is the truth, and [`Admin::move_replica`] re-records it when it finds the two apart.
+
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use proto::inventory::{Command, Outcome, Proposal, Query, QueryResult, Reply};
+use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply, NodeState, Topology};
+use proto::pb::cluster_client::ClusterClient;
+use proto::pb::inventory_client::InventoryClient;
+use proto::pb::{
+    change_membership_reply, change_membership_request, propose_reply, query_reply,
+    ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest, GroupStatus, Member, NodeIds,
+    ProposeRequest, QueryRequest, StatusReply, StatusRequest,
+};
+use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX, META_GROUP};
+use tonic::transport::{Channel, Endpoint};
+
+/// Attempts of one step that meets elections or unreachable nodes.
+const STEP_ATTEMPTS_MAX: u32 = 40;
+/// Pause between attempts.
+const STEP_PAUSE: Duration = Duration::from_millis(250);
+/// How long to wait for a leadership change after a campaign.
+const CAMPAIGN_WAIT: Duration = Duration::from_secs(4);
+/// Per-call timeout of a gRPC call (a learner catch-up can take a while).
+const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// No node answered, or the step kept failing.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The request makes no sense for this cluster (unknown node, not a replica, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The meta group refused a change.
+    #[error("refused by the meta group: {0}")]
+    Refused(String),
+}
+
+type Result<T> = std::result::Result<T, CtlError>;
+
+/// What one node reported, or why it could not.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The node.
+    pub node_id: u64,
+    /// Its address.
+    pub addr: String,
+    /// Its status, or the error reaching it.
+    pub status: std::result::Result<StatusReply, String>,
+}
+
+/// The whole cluster as seen now: the meta group's map and every registered node's report.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    /// The map.
+    pub topology: Topology,
+    /// Reports by node id.
+    pub nodes: BTreeMap<u64, NodeReport>,
+}
+
+impl ClusterView {
+    /// The status of `group` on its leader, if a reachable node leads it.
+    pub fn leader_status(&self, group: GroupId) -> Option<(u64, &GroupStatus)> {
+        self.nodes.values().find_map(|report| {
+            let status = report.status.as_ref().ok()?;
+            let g = status.groups.iter().find(|g| g.group_id == group.0 && g.is_leader)?;
+            Some((report.node_id, g))
+        })
+    }
+
+    /// The status of `group` on `node`.
+    pub fn replica_status(&self, node: u64, group: GroupId) -> Option<&GroupStatus> {
+        let status = self.nodes.get(&node)?.status.as_ref().ok()?;
+        status.groups.iter().find(|g| g.group_id == group.0)
+    }
+}
+
+/// A client for operator actions against one cluster.
+pub struct Admin {
+    seeds: Vec<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+    log: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Admin {
+    /// A client that finds the cluster through `seeds` (gRPC addresses; at least one should
+    /// host a meta replica). `log` receives one line per step taken.
+    pub fn new(seeds: Vec<String>, log: impl Fn(&str) + Send + Sync + 'static) -> Admin {
+        Admin { seeds, channels: Mutex::default(), log: Box::new(log) }
+    }
+
+    fn say(&self, line: &str) {
+        (self.log)(line);
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel> {
+        let mut channels = self.channels.lock().expect("channel map lock never poisoned");
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| CtlError::Invalid(format!("bad address {addr}: {e}")))?
+            .connect_timeout(Duration::from_millis(700))
+            .timeout(CALL_TIMEOUT)
+            .connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn cluster(&self, addr: &str) -> Result<ClusterClient<Channel>> {
+        Ok(ClusterClient::new(self.channel(addr)?)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    fn inventory(&self, addr: &str) -> Result<InventoryClient<Channel>> {
+        Ok(InventoryClient::new(self.channel(addr)?)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    /// Meta group candidates: the seeds, then every known meta replica.
+    fn meta_candidates(&self, topology: Option<&Topology>) -> Vec<String> {
+        let mut candidates = topology.map(|t| t.replica_addrs(META_GROUP)).unwrap_or_default();
+        for seed in &self.seeds {
+            if !candidates.contains(seed) {
+                candidates.push(seed.clone());
+            }
+        }
+        candidates
+    }
+
+    /// The meta group's current map (linearizable read on its leader).
+    ///
+    /// # Errors
+    /// No meta replica answered.
+    pub async fn topology(&self) -> Result<Topology> {
+        let candidates = self.meta_candidates(None);
+        let query = codec::encode(&Query::Meta(MetaQuery::Topology))
+            .map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let mut target = None;
+        let mut last = String::from("no meta replica reachable");
+        for attempt in 0..STEP_ATTEMPTS_MAX as usize {
+            let addr = target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
+            let reply = async {
+                self.inventory(&addr)?
+                    .query(QueryRequest {
+                        group_id: META_GROUP.0,
+                        query: query.clone(),
+                        linearizable: true,
+                    })
+                    .await
+                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))
+            }
+            .await;
+            match reply.map(|r| r.into_inner().result) {
+                Ok(Some(query_reply::Result::Answer(bytes))) => {
+                    return match codec::decode::<QueryResult>(&bytes) {
+                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => Ok(topology),
+                        other => Err(CtlError::Invalid(format!("unexpected answer {other:?}"))),
+                    }
+                }
+                Ok(Some(query_reply::Result::NotLeader(hint))) if !hint.leader_addr.is_empty() => {
+                    target = Some(hint.leader_addr);
+                    continue;
+                }
+                Ok(_) => last = format!("{addr}: no meta leader there"),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        Err(CtlError::Unavailable(last))
+    }
+
+    /// Proposes a meta command on the meta leader.
+    ///
+    /// # Errors
+    /// The meta group is unreachable or refused the change.
+    pub async fn meta(&self, command: MetaCommand) -> Result<Reply> {
+        let topology = self.topology().await.ok();
+        let candidates = self.meta_candidates(topology.as_ref());
+        let proposal = codec::encode(&Proposal { request_id: None, command: Command::Meta(command) })
+            .map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let mut target = None;
+        let mut last = String::from("no meta replica reachable");
+        for attempt in 0..STEP_ATTEMPTS_MAX as usize {
+            let addr = target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
+            let reply = async {
+                self.inventory(&addr)?
+                    .propose(ProposeRequest { group_id: META_GROUP.0, proposal: proposal.clone() })
+                    .await
+                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))
+            }
+            .await;
+            match reply.map(|r| r.into_inner().result) {
+                Ok(Some(propose_reply::Result::Outcome(bytes))) => {
+                    let outcome: Outcome =
+                        codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
+                    return outcome.map_err(|r| CtlError::Refused(r.to_string()));
+                }
+                Ok(Some(propose_reply::Result::NotLeader(hint))) if !hint.leader_addr.is_empty() => {
+                    target = Some(hint.leader_addr);
+                    continue;
+                }
+                Ok(_) => last = format!("{addr}: no meta leader there"),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        Err(CtlError::Unavailable(last))
+    }
+
+    /// The map plus every registered (not removed) node's status.
+    ///
+    /// # Errors
+    /// The meta group is unreachable.
+    pub async fn view(&self) -> Result<ClusterView> {
+        let topology = self.topology().await?;
+        let mut nodes = BTreeMap::new();
+        for (id, info) in &topology.nodes {
+            if info.state == NodeState::Removed {
+                continue;
+            }
+            let status = async {
+                let mut client = self.cluster(&info.addr)?;
+                let mut request = tonic::Request::new(StatusRequest { with_digest: false });
+                request.set_timeout(Duration::from_secs(3));
+                client
+                    .status(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))
+            }
+            .await
+            .map_err(|e| e.to_string());
+            nodes.insert(*id, NodeReport { node_id: *id, addr: info.addr.clone(), status });
+        }
+        Ok(ClusterView { topology, nodes })
+    }
+
+    /// Registers a node (normally the node does it itself with `--join`).
+    ///
+    /// # Errors
+    /// The meta group refused (id removed before, bad address) or is unreachable.
+    pub async fn add_node(&self, node_id: u64, addr: &str) -> Result<()> {
+        self.meta(MetaCommand::RegisterNode { node_id, addr: addr.to_owned() }).await?;
+        self.say(&format!("node {node_id} registered at {addr}"));
+        Ok(())
+    }
+
+    /// Runs one membership step on the group's leader, following leader hints.
+    async fn change(
+        &self,
+        group: GroupId,
+        change: change_membership_request::Change,
+    ) -> Result<GroupStatus> {
+        let mut last = String::new();
+        for _ in 0..STEP_ATTEMPTS_MAX {
+            let view = self.view().await?;
+            let Some((leader, _)) = view.leader_status(group) else {
+                last = format!("group {group} has no reachable leader");
+                tokio::time::sleep(STEP_PAUSE).await;
+                continue;
+            };
+            let addr = view.nodes.get(&leader).map(|n| n.addr.clone()).unwrap_or_default();
+            let request = ChangeMembershipRequest { group_id: group.0, change: Some(change.clone()) };
+            let reply = async {
+                self.cluster(&addr)?
+                    .change_membership(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|s| CtlError::Unavailable(format!("{:?}: {}", s.code(), s.message())))
+            }
+            .await;
+            match reply.map(|r| r.result) {
+                Ok(Some(change_membership_reply::Result::Status(status))) => return Ok(status),
+                Ok(_) => last = format!("{addr} is no longer the leader of group {group}"),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        Err(CtlError::Unavailable(last))
+    }
+
+    async fn node_call<F, Fut>(&self, addr: &str, what: &str, call: F) -> Result<()>
+    where
+        F: Fn(ClusterClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<proto::pb::Ack>, tonic::Status>>,
+    {
+        let mut last = String::new();
+        for _ in 0..STEP_ATTEMPTS_MAX {
+            match call(self.cluster(addr)?).await {
+                Ok(_) => return Ok(()),
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    return Err(CtlError::Invalid(format!("{what} on {addr}: {}", status.message())))
+                }
+                Err(status) => last = format!("{what} on {addr}: {}", status.message()),
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        Err(CtlError::Unavailable(last))
+    }
+
+    /// Moves `group`'s replica from node `from` to node `to`: learner, catch-up, promote,
+    /// remove, delete, record. Safe to re-run after an interruption.
+    ///
+    /// # Errors
+    /// Unknown nodes, `to` already a replica, or a step that kept failing.
+    pub async fn move_replica(&self, group: GroupId, from: u64, to: u64) -> Result<()> {
+        let view = self.view().await?;
+        let topology = &view.topology;
+        let to_addr = match topology.nodes.get(&to) {
+            Some(n) if n.state == NodeState::Active => n.addr.clone(),
+            Some(_) => return Err(CtlError::Invalid(format!("node {to} is not active"))),
+            None => return Err(CtlError::Invalid(format!("node {to} is not registered"))),
+        };
+        let (_, leader) = view
+            .leader_status(group)
+            .ok_or_else(|| CtlError::Unavailable(format!("group {group} has no reachable leader")))?;
+        let voters: BTreeSet<u64> = leader.voters.iter().copied().collect();
+        if !voters.contains(&from) {
+            if voters.contains(&to) {
+                // A previous run got past the membership change: just record it.
+                self.record(group, &voters).await?;
+                return Ok(());
+            }
+            return Err(CtlError::Invalid(format!("node {from} holds no replica of group {group}")));
+        }
+        if voters.contains(&to) {
+            return Err(CtlError::Invalid(format!("node {to} already holds a replica of group {group}")));
+        }
+        self.say(&format!("group {group}: moving replica {from} -> {to}"));
+        self.node_call(&to_addr, "create replica", |mut c| async move {
+            c.create_replica(GroupRequest { group_id: group.0 }).await
+        })
+        .await?;
+        let learner = Member { node_id: to, addr: to_addr.clone() };
+        self.change(group, change_membership_request::Change::AddLearner(learner)).await?;
+        self.say(&format!("group {group}: learner {to} caught up"));
+        self.change(group, change_membership_request::Change::Promote(NodeIds { ids: vec![to] }))
+            .await?;
+        self.say(&format!("group {group}: {to} promoted to voter"));
+        if leader.leader_id == from {
+            // Hand leadership over before removing the leader, so writes see one election at
+            // most; if the hand-over does not happen, removal makes the old leader step down.
+            let _ = self.transfer_leader(group, to).await;
+        }
+        let status = self
+            .change(group, change_membership_request::Change::Remove(NodeIds { ids: vec![from] }))
+            .await?;
+        self.say(&format!("group {group}: {from} removed"));
+        if let Some(from_node) = topology.nodes.get(&from) {
+            let deleted = self
+                .node_call(&from_node.addr, "delete replica", |mut c| async move {
+                    c.delete_replica(DeleteReplicaRequest { group_id: group.0, force: true }).await
+                })
+                .await;
+            if let Err(e) = deleted {
+                self.say(&format!(
+                    "group {group}: could not delete the old replica on node {from} ({e}); \
+                     delete it when the node is back (marqueectl delete-replica)"
+                ));
+            }
+        }
+        self.record(group, &status.voters.iter().copied().collect()).await
+    }
+
+    async fn record(&self, group: GroupId, voters: &BTreeSet<u64>) -> Result<()> {
+        self.meta(MetaCommand::SetReplicas { group, replicas: voters.clone() }).await?;
+        self.say(&format!("group {group}: map records replicas {voters:?}"));
+        Ok(())
+    }
+
+    /// Deletes a node's replica of a group after it was removed from the membership.
+    ///
+    /// # Errors
+    /// The node still counts itself a voter (use `force` only if the leader says otherwise).
+    pub async fn delete_replica(&self, node: u64, group: GroupId, force: bool) -> Result<()> {
+        let topology = self.topology().await?;
+        let addr = topology
+            .nodes
+            .get(&node)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| CtlError::Invalid(format!("node {node} is not registered")))?;
+        self.node_call(&addr, "delete replica", |mut c| async move {
+            c.delete_replica(DeleteReplicaRequest { group_id: group.0, force }).await
+        })
+        .await
+    }
+
+    /// Makes `to` the leader of `group` by having it campaign, and waits to see it lead.
+    ///
+    /// # Errors
+    /// `to` is not a voter or did not win within a few tries.
+    pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<()> {
+        let topology = self.topology().await?;
+        let addr = topology
+            .nodes
+            .get(&to)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| CtlError::Invalid(format!("node {to} is not registered")))?;
+        for _ in 0..3 {
+            self.node_call(&addr, "campaign", |mut c| async move {
+                c.campaign(GroupRequest { group_id: group.0 }).await
+            })
+            .await?;
+            let deadline = Instant::now() + CAMPAIGN_WAIT;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let view = self.view().await?;
+                if view.leader_status(group).is_some_and(|(id, _)| id == to) {
+                    self.say(&format!("group {group}: node {to} leads"));
+                    return Ok(());
+                }
+            }
+        }
+        Err(CtlError::Unavailable(format!("node {to} did not become leader of group {group}")))
+    }
+
+    /// Moves every replica off `node` (onto the active nodes holding the fewest), marking it
+    /// draining first so nothing new lands on it; with `remove`, then marks it removed.
+    ///
+    /// # Errors
+    /// Not enough other active nodes, or a move that kept failing.
+    pub async fn drain(&self, node: u64, remove: bool) -> Result<()> {
+        self.meta(MetaCommand::SetNodeState { node_id: node, state: NodeState::Draining }).await?;
+        self.say(&format!("node {node} draining"));
+        loop {
+            let topology = self.topology().await?;
+            let Some((group, replicas)) = topology
+                .groups
+                .iter()
+                .find(|(_, g)| g.replicas.contains(&node))
+                .map(|(id, g)| (*id, g.replicas.clone()))
+            else {
+                break;
+            };
+            let target = least_loaded(&topology, &replicas).ok_or_else(|| {
+                CtlError::Invalid(format!("no active node can take group {group}'s replica"))
+            })?;
+            self.move_replica(group, node, target).await?;
+        }
+        self.say(&format!("node {node} holds no replicas"));
+        if remove {
+            self.meta(MetaCommand::SetNodeState { node_id: node, state: NodeState::Removed })
+                .await?;
+            self.say(&format!("node {node} removed: it can be stopped"));
+        }
+        Ok(())
+    }
+
+    /// Moves replicas from the most to the least loaded active nodes until every active node
+    /// holds within one replica of the others, then balances leaders.
+    ///
+    /// # Errors
+    /// A move that kept failing.
+    pub async fn rebalance(&self) -> Result<()> {
+        let groups = self.topology().await?.groups.len();
+        for _ in 0..groups * 3 {
+            let topology = self.topology().await?;
+            let counts = replica_counts(&topology);
+            let (Some((&busiest, &most)), Some((&idlest, &least))) = (
+                counts.iter().max_by_key(|(id, c)| (**c, std::cmp::Reverse(**id))),
+                counts.iter().min_by_key(|(id, c)| (**c, **id)),
+            ) else {
+                break;
+            };
+            if most <= least + 1 {
+                break;
+            }
+            // Prefer moving a shard; the meta group moves only if nothing else can.
+            let Some(group) = topology
+                .groups
+                .iter()
+                .filter(|(_, g)| g.replicas.contains(&busiest) && !g.replicas.contains(&idlest))
+                .min_by_key(|(id, _)| (**id == META_GROUP, **id))
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            self.move_replica(group, busiest, idlest).await?;
+        }
+        self.balance_leaders().await
+    }
+
+    /// Spreads group leadership evenly over the active nodes by asking under-loaded voters to
+    /// campaign.
+    ///
+    /// # Errors
+    /// The cluster state could not be read.
+    pub async fn balance_leaders(&self) -> Result<()> {
+        let groups = self.topology().await?.groups.len();
+        for _ in 0..groups * 2 {
+            let view = self.view().await?;
+            let active: Vec<u64> = view
+                .topology
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.state == NodeState::Active)
+                .map(|(id, _)| *id)
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            let mut leaders: BTreeMap<u64, Vec<GroupId>> =
+                active.iter().map(|id| (*id, Vec::new())).collect();
+            for group in view.topology.groups.keys() {
+                if let Some((leader, _)) = view.leader_status(*group) {
+                    leaders.entry(leader).or_default().push(*group);
+                }
+            }
+            let ceiling = groups.div_ceil(active.len());
+            let floor = groups / active.len();
+            let Some((&busy, led)) = leaders
+                .iter()
+                .filter(|(_, led)| led.len() > ceiling || (led.len() > floor + 1))
+                .max_by_key(|(_, led)| led.len())
+            else {
+                break;
+            };
+            // A group it leads with a voter that leads fewer than the floor... or the fewest.
+            let candidate = led.iter().find_map(|group| {
+                let voters = &view.topology.groups.get(group)?.replicas;
+                voters
+                    .iter()
+                    .filter(|v| **v != busy && active.contains(v))
+                    .filter(|v| leaders.get(v).is_some_and(|l| l.len() + 1 < led.len()))
+                    .min_by_key(|v| leaders.get(v).map_or(0, Vec::len))
+                    .map(|v| (*group, *v))
+            });
+            let Some((group, to)) = candidate else {
+                break;
+            };
+            if let Err(e) = self.transfer_leader(group, to).await {
+                self.say(&format!("group {group}: leadership to {to} failed: {e}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replicas held per active node.
+pub fn replica_counts(topology: &Topology) -> BTreeMap<u64, usize> {
+    let mut counts: BTreeMap<u64, usize> = topology
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.state == NodeState::Active)
+        .map(|(id, _)| (*id, 0))
+        .collect();
+    for group in topology.groups.values() {
+        for replica in &group.replicas {
+            if let Some(count) = counts.get_mut(replica) {
+                *count += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The active node outside `exclude` holding the fewest replicas (lowest id on ties).
+pub fn least_loaded(topology: &Topology, exclude: &BTreeSet<u64>) -> Option<u64> {
+    replica_counts(topology)
+        .into_iter()
+        .filter(|(id, _)| !exclude.contains(id))
+        .min_by_key(|(id, count)| (*count, *id))
+        .map(|(id, _)| id)
+}
+
+/// The reply of a meta change as a topology, for callers that print it.
+pub fn reply_topology(reply: &Reply) -> Option<&Topology> {
+    match reply {
+        Reply::Meta(MetaReply::Topology { topology }) => Some(topology),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::meta::{GroupInfo, GroupKind, NodeInfo};
+
+    use super::*;
+
+    fn topology(groups: &[(u64, &[u64])], nodes: &[(u64, NodeState)]) -> Topology {
+        Topology {
+            version: 1,
+            nodes: nodes
+                .iter()
+                .map(|(id, state)| (*id, NodeInfo { addr: format!("n{id}"), state: *state }))
+                .collect(),
+            groups: groups
+                .iter()
+                .map(|(id, replicas)| {
+                    let kind = if *id == 0 { GroupKind::Meta } else { GroupKind::Inventory };
+                    let replicas = replicas.iter().copied().collect();
+                    (GroupId(*id), GroupInfo { kind, replicas, shows: 0, seats: 0 })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn least_loaded_skips_draining_nodes_and_current_replicas() {
+        let t = topology(
+            &[(0, &[1, 2, 3]), (1, &[1, 2, 3]), (2, &[1, 2, 4])],
+            &[(1, NodeState::Active), (2, NodeState::Active), (3, NodeState::Draining), (4, NodeState::Active), (5, NodeState::Active)],
+        );
+        assert_eq!(replica_counts(&t).get(&5), Some(&0));
+        assert_eq!(replica_counts(&t).get(&3), None, "draining nodes take nothing");
+        assert_eq!(least_loaded(&t, &BTreeSet::from([1, 2, 3])), Some(5));
+        assert_eq!(least_loaded(&t, &BTreeSet::from([5, 1, 2])), Some(4));
+    }
+}

@@ -1,0 +1,135 @@
+//! `marqueectl`: operator CLI for a Marquee cluster (status, nodes, replica placement,
+//! leadership). See `docs/operations.md`.
+
+use clap::{Parser, Subcommand};
+use ctl::Admin;
+use proto::GroupId;
+
+/// Operate a Marquee cluster.
+#[derive(Debug, Parser)]
+#[command(name = "marqueectl", version, about)]
+struct Cli {
+    /// gRPC addresses of cluster nodes to start from (at least one meta replica), comma
+    /// separated.
+    #[arg(long, env = "MARQUEE_NODES", value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    nodes: Vec<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Nodes, groups, replicas, leaders, log positions and replication lag.
+    Status {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a node (a node started with `--join` registers itself).
+    AddNode {
+        /// The node's id.
+        #[arg(long)]
+        id: u64,
+        /// Its gRPC address.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Move every replica off a node; with `--remove`, then retire it.
+    Drain {
+        /// The node.
+        #[arg(long)]
+        node: u64,
+        /// Mark the node removed once empty (it can then be stopped for good).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Retire an empty node.
+    RemoveNode {
+        /// The node.
+        #[arg(long)]
+        node: u64,
+    },
+    /// Move one replica of a group from one node to another.
+    Move {
+        /// The group.
+        #[arg(long)]
+        group: u64,
+        /// Node giving up its replica.
+        #[arg(long)]
+        from: u64,
+        /// Node receiving it.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Make a node the leader of a group.
+    TransferLeader {
+        /// The group.
+        #[arg(long)]
+        group: u64,
+        /// The voter to lead it.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Spread group leaders evenly over the active nodes.
+    BalanceLeaders,
+    /// Even out replicas over the active nodes, then balance leaders.
+    Rebalance,
+    /// Delete a node's leftover replica of a group (after a move whose old node was down).
+    DeleteReplica {
+        /// The node.
+        #[arg(long)]
+        node: u64,
+        /// The group.
+        #[arg(long)]
+        group: u64,
+        /// Delete even if the replica still counts itself a voter (check `status` first).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let admin = Admin::new(cli.nodes, |line| eprintln!("{line}"));
+    match run(&admin, cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("marqueectl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(admin: &Admin, command: Cmd) -> anyhow::Result<()> {
+    match command {
+        Cmd::Status { json } => {
+            let view = admin.view().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ctl::view::to_json(&view))?);
+            } else {
+                print!("{}", ctl::view::render(&view));
+            }
+        }
+        Cmd::AddNode { id, addr } => admin.add_node(id, &addr).await?,
+        Cmd::Drain { node, remove } => admin.drain(node, remove).await?,
+        Cmd::RemoveNode { node } => {
+            admin
+                .meta(proto::meta::MetaCommand::SetNodeState {
+                    node_id: node,
+                    state: proto::meta::NodeState::Removed,
+                })
+                .await?;
+            eprintln!("node {node} removed");
+        }
+        Cmd::Move { group, from, to } => admin.move_replica(GroupId(group), from, to).await?,
+        Cmd::TransferLeader { group, to } => admin.transfer_leader(GroupId(group), to).await?,
+        Cmd::BalanceLeaders => admin.balance_leaders().await?,
+        Cmd::Rebalance => admin.rebalance().await?,
+        Cmd::DeleteReplica { node, group, force } => {
+            admin.delete_replica(node, GroupId(group), force).await?;
+            eprintln!("deleted group {group}'s replica on node {node}");
+        }
+    }
+    Ok(())
+}

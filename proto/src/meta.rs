@@ -1,0 +1,272 @@
+//! The meta group's vocabulary (group 0): the node registry and the versioned shard map.
+//!
+//! The meta group decides *placement*: which inventory shard owns each show and which nodes
+//! should hold each group's replicas. A group's actual replica set is its Raft membership; the
+//! operator tool (`marqueectl`) changes the membership first and then records the result here
+//! with [`MetaCommand::SetReplicas`], so the map is what clients route by and what operators
+//! read, never what makes a node a voter.
+//!
+//! Every meta command is naturally idempotent (setting a value, placing a show that may already
+//! be placed), so a retried proposal cannot act twice even without a request id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::ShowId;
+use crate::GroupId;
+
+/// The meta group's id.
+pub const META_GROUP: GroupId = GroupId(0);
+
+/// Lifecycle of a node in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Takes new replicas.
+    Active,
+    /// Being emptied: takes no new replicas.
+    Draining,
+    /// Left the cluster; kept so its id is never reused by accident.
+    Removed,
+}
+
+/// A node in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// gRPC address other nodes and gateways reach it at.
+    pub addr: String,
+    /// Lifecycle state.
+    pub state: NodeState,
+}
+
+/// What a group stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// Group 0: this registry and map.
+    Meta,
+    /// Seats, holds and bookings of the shows placed on it.
+    Inventory,
+}
+
+/// A group in the shard map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// What it stores.
+    pub kind: GroupKind,
+    /// Nodes that hold its replicas (its voters, as last recorded).
+    pub replicas: BTreeSet<u64>,
+    /// Shows placed on it.
+    pub shows: u64,
+    /// Seats of the shows placed on it (the load placement balances).
+    pub seats: u64,
+}
+
+/// Nodes and groups, without the per-show placement (small enough to cache whole).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Bumped by every change to nodes, groups or placement.
+    pub version: u64,
+    /// The node registry.
+    pub nodes: BTreeMap<u64, NodeInfo>,
+    /// Every group, the meta group included.
+    pub groups: BTreeMap<GroupId, GroupInfo>,
+}
+
+impl Topology {
+    /// Addresses of a group's replicas, in node id order (unknown nodes skipped).
+    pub fn replica_addrs(&self, group: GroupId) -> Vec<String> {
+        self.groups
+            .get(&group)
+            .map(|g| {
+                g.replicas
+                    .iter()
+                    .filter_map(|id| self.nodes.get(id).map(|n| n.addr.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Inventory shard ids.
+    pub fn shards(&self) -> Vec<GroupId> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.kind == GroupKind::Inventory)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// A change to the meta state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaCommand {
+    /// Records the bootstrap layout. Applies only to an empty map; later calls return the
+    /// existing topology unchanged (so a restarted bootstrap is harmless).
+    InitCluster {
+        /// Initial nodes and their addresses.
+        nodes: BTreeMap<u64, String>,
+        /// Replicas of the meta group.
+        meta_replicas: BTreeSet<u64>,
+        /// Inventory shards and their replicas.
+        shards: BTreeMap<GroupId, BTreeSet<u64>>,
+    },
+    /// Adds a node or updates its address; a removed node may not come back under its id.
+    RegisterNode {
+        /// The node.
+        node_id: u64,
+        /// Its gRPC address.
+        addr: String,
+    },
+    /// Moves a node through its lifecycle.
+    SetNodeState {
+        /// The node.
+        node_id: u64,
+        /// New state.
+        state: NodeState,
+    },
+    /// Records a group's replica set after a membership change.
+    SetReplicas {
+        /// The group.
+        group: GroupId,
+        /// Its voters.
+        replicas: BTreeSet<u64>,
+    },
+    /// Places a show on the least-loaded shard (by seats, then shows, then lowest id), or
+    /// returns its existing placement.
+    PlaceShow {
+        /// The show.
+        show_id: ShowId,
+        /// Its capacity, counted as load.
+        seats: u32,
+    },
+    /// Forgets a placement whose show was never created (its `CreateShow` was rejected).
+    UnplaceShow {
+        /// The show.
+        show_id: ShowId,
+        /// Capacity given when it was placed.
+        seats: u32,
+    },
+}
+
+impl MetaCommand {
+    /// Stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MetaCommand::InitCluster { .. } => "init_cluster",
+            MetaCommand::RegisterNode { .. } => "register_node",
+            MetaCommand::SetNodeState { .. } => "set_node_state",
+            MetaCommand::SetReplicas { .. } => "set_replicas",
+            MetaCommand::PlaceShow { .. } => "place_show",
+            MetaCommand::UnplaceShow { .. } => "unplace_show",
+        }
+    }
+}
+
+/// The successful result of a meta command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaReply {
+    /// The topology after the change.
+    Topology {
+        /// The topology.
+        topology: Topology,
+    },
+    /// Where a show lives.
+    Placed {
+        /// The show.
+        show_id: ShowId,
+        /// Its shard.
+        group: GroupId,
+        /// Map version after placing it.
+        map_version: u64,
+    },
+    /// `UnplaceShow` done (or nothing to do).
+    Unplaced {
+        /// The show.
+        show_id: ShowId,
+    },
+}
+
+/// A read of the meta state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaQuery {
+    /// Nodes and groups.
+    Topology,
+    /// The shard of one show.
+    LocateShow {
+        /// The show.
+        show_id: ShowId,
+    },
+}
+
+/// The answer to a [`MetaQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaQueryResult {
+    /// For [`MetaQuery::Topology`].
+    Topology {
+        /// The topology.
+        topology: Topology,
+    },
+    /// For [`MetaQuery::LocateShow`].
+    Located {
+        /// The show.
+        show_id: ShowId,
+        /// Its shard.
+        group: GroupId,
+        /// Map version of the answering replica.
+        map_version: u64,
+    },
+}
+
+/// Round-robin placement of `shards` groups of `replicas` replicas over `nodes`, the first
+/// replica of each being the one to initialize it (and so its first leader): shard `i` starts at
+/// node `i mod n`, spreading both replicas and first leaders evenly.
+pub fn initial_placement(
+    nodes: &[u64],
+    shards: u64,
+    replicas: usize,
+) -> BTreeMap<GroupId, Vec<u64>> {
+    let n = nodes.len();
+    let replicas = replicas.min(n);
+    (1..=shards)
+        .map(|shard| {
+            let start = usize::try_from(shard - 1).unwrap_or(0) % n.max(1);
+            let members = (0..replicas).map(|k| nodes[(start + k) % n]).collect();
+            (GroupId(shard), members)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_placement_spreads_replicas_and_first_replicas() {
+        let placement = initial_placement(&[1, 2, 3, 4], 16, 3);
+        assert_eq!(placement.len(), 16);
+        let mut replicas = BTreeMap::<u64, usize>::new();
+        let mut firsts = BTreeMap::<u64, usize>::new();
+        for members in placement.values() {
+            assert_eq!(members.len(), 3);
+            assert_eq!(members.iter().collect::<BTreeSet<_>>().len(), 3, "distinct nodes");
+            *firsts.entry(members[0]).or_default() += 1;
+            for m in members {
+                *replicas.entry(*m).or_default() += 1;
+            }
+        }
+        assert!(replicas.values().all(|&c| c == 12), "{replicas:?}");
+        assert!(firsts.values().all(|&c| c == 4), "{firsts:?}");
+    }
+
+    #[test]
+    fn initial_placement_caps_replicas_at_the_node_count() {
+        let placement = initial_placement(&[7], 2, 3);
+        assert_eq!(placement[&GroupId(1)], vec![7]);
+        assert_eq!(placement[&GroupId(2)], vec![7]);
+    }
+}
