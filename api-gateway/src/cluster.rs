@@ -78,11 +78,7 @@ impl ClusterClient {
     /// A client that discovers the cluster through `seeds` (`host:port` gRPC addresses of
     /// nodes; at least one must host a meta replica).
     pub fn new(seeds: Vec<String>) -> ClusterClient {
-        ClusterClient {
-            seeds: Arc::new(seeds),
-            channels: Arc::default(),
-            routes: Arc::default(),
-        }
+        ClusterClient { seeds: Arc::new(seeds), channels: Arc::default(), routes: Arc::default() }
     }
 
     fn routes(&self) -> std::sync::RwLockReadGuard<'_, Routes> {

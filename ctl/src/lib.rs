@@ -23,7 +23,7 @@ use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{
     change_membership_reply, change_membership_request, propose_reply, query_reply,
     ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest, GroupStatus, Member, NodeIds,
-    ProposeRequest, QueryRequest, StatusReply, StatusRequest,
+    ProposeRequest, QueryRequest, SetElectionRequest, StatusReply, StatusRequest,
 };
 use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX, META_GROUP};
 use tonic::transport::{Channel, Endpoint};
@@ -33,7 +33,9 @@ const STEP_ATTEMPTS_MAX: u32 = 40;
 /// Pause between attempts.
 const STEP_PAUSE: Duration = Duration::from_millis(250);
 /// How long to wait for a leadership change after a campaign.
-const CAMPAIGN_WAIT: Duration = Duration::from_secs(4);
+const CAMPAIGN_WAIT: Duration = Duration::from_secs(2);
+/// How long the other voters are kept from starting elections during a leadership transfer.
+const ELECTION_HOLD: Duration = Duration::from_secs(10);
 /// Per-call timeout of a gRPC call (a learner catch-up can take a while).
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -154,7 +156,8 @@ impl Admin {
         let mut target = None;
         let mut last = String::from("no meta replica reachable");
         for attempt in 0..STEP_ATTEMPTS_MAX as usize {
-            let addr = target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
+            let addr =
+                target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
             let reply = async {
                 self.inventory(&addr)?
                     .query(QueryRequest {
@@ -169,7 +172,9 @@ impl Admin {
             match reply.map(|r| r.into_inner().result) {
                 Ok(Some(query_reply::Result::Answer(bytes))) => {
                     return match codec::decode::<QueryResult>(&bytes) {
-                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => Ok(topology),
+                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => {
+                            Ok(topology)
+                        }
                         other => Err(CtlError::Invalid(format!("unexpected answer {other:?}"))),
                     }
                 }
@@ -192,12 +197,14 @@ impl Admin {
     pub async fn meta(&self, command: MetaCommand) -> Result<Reply> {
         let topology = self.topology().await.ok();
         let candidates = self.meta_candidates(topology.as_ref());
-        let proposal = codec::encode(&Proposal { request_id: None, command: Command::Meta(command) })
-            .map_err(|e| CtlError::Invalid(e.to_string()))?;
+        let proposal =
+            codec::encode(&Proposal { request_id: None, command: Command::Meta(command) })
+                .map_err(|e| CtlError::Invalid(e.to_string()))?;
         let mut target = None;
         let mut last = String::from("no meta replica reachable");
         for attempt in 0..STEP_ATTEMPTS_MAX as usize {
-            let addr = target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
+            let addr =
+                target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
             let reply = async {
                 self.inventory(&addr)?
                     .propose(ProposeRequest { group_id: META_GROUP.0, proposal: proposal.clone() })
@@ -211,7 +218,9 @@ impl Admin {
                         codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
                     return outcome.map_err(|r| CtlError::Refused(r.to_string()));
                 }
-                Ok(Some(propose_reply::Result::NotLeader(hint))) if !hint.leader_addr.is_empty() => {
+                Ok(Some(propose_reply::Result::NotLeader(hint)))
+                    if !hint.leader_addr.is_empty() =>
+                {
                     target = Some(hint.leader_addr);
                     continue;
                 }
@@ -276,7 +285,8 @@ impl Admin {
                 continue;
             };
             let addr = view.nodes.get(&leader).map(|n| n.addr.clone()).unwrap_or_default();
-            let request = ChangeMembershipRequest { group_id: group.0, change: Some(change.clone()) };
+            let request =
+                ChangeMembershipRequest { group_id: group.0, change: Some(change.clone()) };
             let reply = async {
                 self.cluster(&addr)?
                     .change_membership(request)
@@ -298,14 +308,19 @@ impl Admin {
     async fn node_call<F, Fut>(&self, addr: &str, what: &str, call: F) -> Result<()>
     where
         F: Fn(ClusterClient<Channel>) -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<tonic::Response<proto::pb::Ack>, tonic::Status>>,
+        Fut: std::future::Future<
+            Output = std::result::Result<tonic::Response<proto::pb::Ack>, tonic::Status>,
+        >,
     {
         let mut last = String::new();
         for _ in 0..STEP_ATTEMPTS_MAX {
             match call(self.cluster(addr)?).await {
                 Ok(_) => return Ok(()),
                 Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                    return Err(CtlError::Invalid(format!("{what} on {addr}: {}", status.message())))
+                    return Err(CtlError::Invalid(format!(
+                        "{what} on {addr}: {}",
+                        status.message()
+                    )))
                 }
                 Err(status) => last = format!("{what} on {addr}: {}", status.message()),
             }
@@ -327,9 +342,9 @@ impl Admin {
             Some(_) => return Err(CtlError::Invalid(format!("node {to} is not active"))),
             None => return Err(CtlError::Invalid(format!("node {to} is not registered"))),
         };
-        let (_, leader) = view
-            .leader_status(group)
-            .ok_or_else(|| CtlError::Unavailable(format!("group {group} has no reachable leader")))?;
+        let (_, leader) = view.leader_status(group).ok_or_else(|| {
+            CtlError::Unavailable(format!("group {group} has no reachable leader"))
+        })?;
         let voters: BTreeSet<u64> = leader.voters.iter().copied().collect();
         if !voters.contains(&from) {
             if voters.contains(&to) {
@@ -337,10 +352,14 @@ impl Admin {
                 self.record(group, &voters).await?;
                 return Ok(());
             }
-            return Err(CtlError::Invalid(format!("node {from} holds no replica of group {group}")));
+            return Err(CtlError::Invalid(format!(
+                "node {from} holds no replica of group {group}"
+            )));
         }
         if voters.contains(&to) {
-            return Err(CtlError::Invalid(format!("node {to} already holds a replica of group {group}")));
+            return Err(CtlError::Invalid(format!(
+                "node {to} already holds a replica of group {group}"
+            )));
         }
         self.say(&format!("group {group}: moving replica {from} -> {to}"));
         self.node_call(&to_addr, "create replica", |mut c| async move {
@@ -354,9 +373,15 @@ impl Admin {
             .await?;
         self.say(&format!("group {group}: {to} promoted to voter"));
         if leader.leader_id == from {
-            // Hand leadership over before removing the leader, so writes see one election at
-            // most; if the hand-over does not happen, removal makes the old leader step down.
-            let _ = self.transfer_leader(group, to).await;
+            // Hand leadership to a remaining voter first, so the group elects while the old
+            // leader still serves; if that fails, removal makes the old leader step down.
+            if let Some(next) = voters.iter().copied().find(|v| *v != from) {
+                if let Err(e) = self.transfer_leader(group, next).await {
+                    self.say(&format!(
+                        "group {group}: hand-over to {next} failed ({e}); removing anyway"
+                    ));
+                }
+            }
         }
         let status = self
             .change(group, change_membership_request::Change::Remove(NodeIds { ids: vec![from] }))
@@ -401,33 +426,72 @@ impl Admin {
         .await
     }
 
-    /// Makes `to` the leader of `group` by having it campaign, and waits to see it lead.
+    /// Makes `to` the leader of `group`: the other voters stop starting elections for a while
+    /// (they still vote), `to` campaigns until it wins, then elections are re-enabled.
+    ///
+    /// openraft 0.9 has no leadership transfer; with the others muted, the only candidate is
+    /// `to`, and it wins as soon as its log is current and the leader lease runs out.
     ///
     /// # Errors
-    /// `to` is not a voter or did not win within a few tries.
+    /// `to` is not a voter or did not win in time.
     pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<()> {
-        let topology = self.topology().await?;
-        let addr = topology
-            .nodes
-            .get(&to)
-            .map(|n| n.addr.clone())
-            .ok_or_else(|| CtlError::Invalid(format!("node {to} is not registered")))?;
-        for _ in 0..3 {
-            self.node_call(&addr, "campaign", |mut c| async move {
-                c.campaign(GroupRequest { group_id: group.0 }).await
-            })
-            .await?;
-            let deadline = Instant::now() + CAMPAIGN_WAIT;
-            while Instant::now() < deadline {
+        let view = self.view().await?;
+        let (leader, status) = view.leader_status(group).ok_or_else(|| {
+            CtlError::Unavailable(format!("group {group} has no reachable leader"))
+        })?;
+        if leader == to {
+            return Ok(());
+        }
+        if !status.voters.contains(&to) {
+            return Err(CtlError::Invalid(format!("node {to} is not a voter of group {group}")));
+        }
+        let addr_of = |id: u64| view.topology.nodes.get(&id).map(|n| n.addr.clone());
+        let to_addr =
+            addr_of(to).ok_or_else(|| CtlError::Invalid(format!("node {to} is not registered")))?;
+        let others: Vec<String> =
+            status.voters.iter().filter(|v| **v != to).filter_map(|v| addr_of(*v)).collect();
+        let hold_ms = u64::try_from(ELECTION_HOLD.as_millis()).unwrap_or(u64::MAX);
+        let set_election = |addr: String, enabled: bool| async move {
+            let request = SetElectionRequest { group_id: group.0, enabled, hold_ms };
+            match self.cluster(&addr) {
+                Ok(mut client) => client
+                    .set_election(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| s.message().to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        for addr in &others {
+            // Best effort: an unreachable voter cannot start elections either.
+            let _ = set_election(addr.clone(), false).await;
+        }
+        let mut won = false;
+        let deadline = Instant::now() + ELECTION_HOLD - Duration::from_secs(1);
+        while !won && Instant::now() < deadline {
+            let _ = self
+                .node_call(&to_addr, "campaign", |mut c| async move {
+                    c.campaign(GroupRequest { group_id: group.0 }).await
+                })
+                .await;
+            let wait_until = Instant::now() + CAMPAIGN_WAIT;
+            while Instant::now() < wait_until.min(deadline) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let view = self.view().await?;
-                if view.leader_status(group).is_some_and(|(id, _)| id == to) {
-                    self.say(&format!("group {group}: node {to} leads"));
-                    return Ok(());
+                if self.view().await?.leader_status(group).is_some_and(|(id, _)| id == to) {
+                    won = true;
+                    break;
                 }
             }
         }
-        Err(CtlError::Unavailable(format!("node {to} did not become leader of group {group}")))
+        for addr in others {
+            let _ = set_election(addr, true).await;
+        }
+        if won {
+            self.say(&format!("group {group}: node {to} leads"));
+            Ok(())
+        } else {
+            Err(CtlError::Unavailable(format!("node {to} did not become leader of group {group}")))
+        }
     }
 
     /// Moves every replica off `node` (onto the active nodes holding the fewest), marking it
@@ -615,7 +679,13 @@ mod tests {
     fn least_loaded_skips_draining_nodes_and_current_replicas() {
         let t = topology(
             &[(0, &[1, 2, 3]), (1, &[1, 2, 3]), (2, &[1, 2, 4])],
-            &[(1, NodeState::Active), (2, NodeState::Active), (3, NodeState::Draining), (4, NodeState::Active), (5, NodeState::Active)],
+            &[
+                (1, NodeState::Active),
+                (2, NodeState::Active),
+                (3, NodeState::Draining),
+                (4, NodeState::Active),
+                (5, NodeState::Active),
+            ],
         );
         assert_eq!(replica_counts(&t).get(&5), Some(&0));
         assert_eq!(replica_counts(&t).get(&3), None, "draining nodes take nothing");

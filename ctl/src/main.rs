@@ -11,7 +11,12 @@ use proto::GroupId;
 struct Cli {
     /// gRPC addresses of cluster nodes to start from (at least one meta replica), comma
     /// separated.
-    #[arg(long, env = "MARQUEE_NODES", value_delimiter = ',', default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")]
+    #[arg(
+        long,
+        env = "MARQUEE_NODES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
     nodes: Vec<String>,
     #[command(subcommand)]
     command: Cmd,

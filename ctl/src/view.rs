@@ -14,17 +14,32 @@ pub fn render(view: &ClusterView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "map version {}", t.version);
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}", "NODE", "ADDRESS", "STATE", "REACHABLE", "REPLICAS", "LEADS");
+    let _ = writeln!(
+        out,
+        "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}",
+        "NODE", "ADDRESS", "STATE", "REACHABLE", "REPLICAS", "LEADS"
+    );
     for (id, node) in &t.nodes {
         let replicas = t.groups.values().filter(|g| g.replicas.contains(id)).count();
-        let leads = t.groups.keys().filter(|g| view.leader_status(**g).is_some_and(|(l, _)| l == *id)).count();
+        let leads = t
+            .groups
+            .keys()
+            .filter(|g| view.leader_status(**g).is_some_and(|(l, _)| l == *id))
+            .count();
         let reachable = match view.nodes.get(id).map(|r| &r.status) {
             Some(Ok(_)) => "yes".to_owned(),
             Some(Err(_)) => "NO".to_owned(),
             None => "-".to_owned(),
         };
-        let state = serde_json::to_value(node.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let _ = writeln!(out, "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}", id, node.addr, state, reachable, replicas, leads);
+        let state = serde_json::to_value(node.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}",
+            id, node.addr, state, reachable, replicas, leads
+        );
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -43,7 +58,9 @@ pub fn render(view: &ClusterView) -> String {
             |(_, s)| join(s.voters.iter()) + &learners(&s.learners),
         );
         let (leader_id, term, last_log, applied, lag) = match leader {
-            Some((id, s)) => (id.to_string(), s.term.to_string(), s.last_log_index, s.applied_index, max_lag(s)),
+            Some((id, s)) => {
+                (id.to_string(), s.term.to_string(), s.last_log_index, s.applied_index, max_lag(s))
+            }
             None => ("NONE".into(), "-".into(), 0, 0, 0),
         };
         let replicas: Vec<String> = info
@@ -57,7 +74,16 @@ pub fn render(view: &ClusterView) -> String {
         let _ = writeln!(
             out,
             "{:<6} {:<9} {:>6} {:<12} {:>7} {:>6} {:>9} {:>9} {:>6}  {}",
-            group.0, kind, info.shows, voters, leader_id, term, last_log, applied, lag, replicas.join(" ")
+            group.0,
+            kind,
+            info.shows,
+            voters,
+            leader_id,
+            term,
+            last_log,
+            applied,
+            lag,
+            replicas.join(" ")
         );
     }
     out
@@ -77,12 +103,7 @@ fn learners(ids: &[u64]) -> String {
 
 /// Largest gap between the leader's last log index and a replica's matched index.
 fn max_lag(status: &proto::pb::GroupStatus) -> u64 {
-    status
-        .matched
-        .values()
-        .map(|m| status.last_log_index.saturating_sub(*m))
-        .max()
-        .unwrap_or(0)
+    status.matched.values().map(|m| status.last_log_index.saturating_sub(*m)).max().unwrap_or(0)
 }
 
 /// The same information as JSON.

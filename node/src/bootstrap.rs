@@ -51,10 +51,7 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
         .take(plan.replicas.clamp(1, ids.len()))
         .collect();
     let members = |replicas: &BTreeSet<u64>| -> Vec<Member> {
-        replicas
-            .iter()
-            .map(|id| Member { node_id: *id, addr: plan.peers[id].clone() })
-            .collect()
+        replicas.iter().map(|id| Member { node_id: *id, addr: plan.peers[id].clone() }).collect()
     };
 
     let meta_members = members(&meta_replicas);
@@ -64,10 +61,11 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
     let addr = &plan.peers[&me];
     initialize(&host, addr, META_GROUP, meta_members).await?;
 
-    let shards: BTreeMap<GroupId, BTreeSet<u64>> = initial_placement(&ids, plan.shards, plan.replicas)
-        .into_iter()
-        .map(|(group, replicas)| (group, replicas.into_iter().collect()))
-        .collect();
+    let shards: BTreeMap<GroupId, BTreeSet<u64>> =
+        initial_placement(&ids, plan.shards, plan.replicas)
+            .into_iter()
+            .map(|(group, replicas)| (group, replicas.into_iter().collect()))
+            .collect();
     let command = MetaCommand::InitCluster {
         nodes: plan.peers.clone(),
         meta_replicas: meta_replicas.clone(),
@@ -98,7 +96,11 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
             initialize(&host, &addr, *group, replicas.clone()).await?;
         }
     }
-    tracing::info!(shards = topology.shards().len(), nodes = topology.nodes.len(), "cluster bootstrapped");
+    tracing::info!(
+        shards = topology.shards().len(),
+        nodes = topology.nodes.len(),
+        "cluster bootstrapped"
+    );
     Ok(())
 }
 
@@ -115,7 +117,9 @@ where
     for attempt in 1..=ATTEMPTS_MAX {
         match step().await {
             Ok(value) => return Ok(value),
-            Err(e) if attempt % 20 == 1 => tracing::info!(attempt, error = %format!("{e:#}"), "{what}: retrying"),
+            Err(e) if attempt % 20 == 1 => {
+                tracing::info!(attempt, error = %format!("{e:#}"), "{what}: retrying")
+            }
             Err(_) => {}
         }
         tokio::select! {
@@ -180,7 +184,9 @@ async fn init_cluster(
                             .context("the meta group refused the initial map"),
                     }
                 }
-                Some(propose_reply::Result::NotLeader(_)) => anyhow::bail!("{target} is not the meta leader"),
+                Some(propose_reply::Result::NotLeader(_)) => {
+                    anyhow::bail!("{target} is not the meta leader")
+                }
                 Some(propose_reply::Result::WrongShard(_)) | None => {
                     anyhow::bail!("{target} hosts no meta replica yet")
                 }

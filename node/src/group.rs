@@ -56,7 +56,13 @@ impl Group {
     /// Whether this node's replica counts itself a voter of the group (its local view of the
     /// membership, which may lag the leader's).
     pub fn is_local_voter(&self, node_id: NodeId) -> bool {
-        self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|id| id == node_id)
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == node_id)
     }
 
     /// Opens the group's storage and starts its Raft replica.

@@ -20,7 +20,8 @@ use proto::pb::{
     change_membership_reply, change_membership_request, join_reply, propose_reply, query_reply,
     Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
     GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
-    QueryReply, QueryRequest, RaftReply, RaftRequest, StatusReply, StatusRequest, WrongShard,
+    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
+    StatusRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use raft_store::limits::REQUEST_ID_BYTES_MAX;
@@ -38,6 +39,8 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a linearizable read may wait for its read index.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Longest a replica stays unable to start elections after `SetElection(false)`.
+const ELECTION_HOLD_MAX_MS: u64 = 30_000;
 /// How long one membership step may take (a learner catching up included).
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -239,11 +242,8 @@ pub fn group_status(group: &Group, node_id: u64, with_digest: bool) -> GroupStat
         .as_ref()
         .map(|r| r.iter().map(|(id, log)| (*id, log.map_or(0, |l| l.index))).collect())
         .unwrap_or_default();
-    let map_version = if group.id == META_GROUP {
-        group.sm.read().meta.topology().version
-    } else {
-        0
-    };
+    let map_version =
+        if group.id == META_GROUP { group.sm.read().meta.topology().version } else { 0 };
     GroupStatus {
         group_id: group.id.0,
         term: metrics.current_term,
@@ -295,7 +295,9 @@ impl Cluster for NodeService {
                     tracing::info!(node = request.node_id, addr = %request.grpc_addr, "node registered");
                     join_reply::Result::Ok(true)
                 }
-                Some(Err(rejection)) => return Err(Status::failed_precondition(rejection.to_string())),
+                Some(Err(rejection)) => {
+                    return Err(Status::failed_precondition(rejection.to_string()))
+                }
                 None => return Err(Status::internal("normal entry without an outcome")),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
@@ -307,7 +309,10 @@ impl Cluster for NodeService {
     }
 
     #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
-    async fn create_replica(&self, request: Request<GroupRequest>) -> Result<Response<Ack>, Status> {
+    async fn create_replica(
+        &self,
+        request: Request<GroupRequest>,
+    ) -> Result<Response<Ack>, Status> {
         let group = GroupId(request.into_inner().group_id);
         self.host
             .open_group(group)
@@ -342,11 +347,8 @@ impl Cluster for NodeService {
         request: Request<InitializeGroupRequest>,
     ) -> Result<Response<Ack>, Status> {
         let request = request.into_inner();
-        let members: BTreeMap<u64, BasicNode> = request
-            .members
-            .into_iter()
-            .map(|m| (m.node_id, BasicNode { addr: m.addr }))
-            .collect();
+        let members: BTreeMap<u64, BasicNode> =
+            request.members.into_iter().map(|m| (m.node_id, BasicNode { addr: m.addr })).collect();
         if members.is_empty() || members.contains_key(&0) {
             return Err(Status::invalid_argument("members must be non-empty positive node ids"));
         }
@@ -383,7 +385,9 @@ impl Cluster for NodeService {
             match change {
                 change_membership_request::Change::AddLearner(member) => {
                     if member.node_id == 0 || member.addr.is_empty() {
-                        return Ok(Err(Status::invalid_argument("learner needs an id and address")));
+                        return Ok(Err(Status::invalid_argument(
+                            "learner needs an id and address",
+                        )));
                     }
                     let node = BasicNode { addr: member.addr };
                     raft.add_learner(member.node_id, node, true).await.map(|_| Ok(()))
@@ -395,15 +399,17 @@ impl Cluster for NodeService {
                         .map(|_| Ok(()))
                 }
                 change_membership_request::Change::Remove(ids) => {
-                    let membership =
-                        raft.metrics().borrow().membership_config.membership().clone();
-                    let voters: BTreeSet<u64> =
-                        ids.ids.iter().copied().filter(|id| membership.voter_ids().any(|v| v == *id)).collect();
+                    let membership = raft.metrics().borrow().membership_config.membership().clone();
+                    let voters: BTreeSet<u64> = ids
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|id| membership.voter_ids().any(|v| v == *id))
+                        .collect();
                     if !voters.is_empty() {
                         raft.change_membership(ChangeMembers::RemoveVoters(voters), false).await?;
                     }
-                    let membership =
-                        raft.metrics().borrow().membership_config.membership().clone();
+                    let membership = raft.metrics().borrow().membership_config.membership().clone();
                     let learners: BTreeSet<u64> = ids
                         .ids
                         .iter()
@@ -411,8 +417,7 @@ impl Cluster for NodeService {
                         .filter(|id| membership.learner_ids().any(|l| l == *id))
                         .collect();
                     if !learners.is_empty() {
-                        raft.change_membership(ChangeMembers::RemoveNodes(learners), false)
-                            .await?;
+                        raft.change_membership(ChangeMembers::RemoveNodes(learners), false).await?;
                     }
                     Ok(Ok(()))
                 }
@@ -442,6 +447,27 @@ impl Cluster for NodeService {
             return Err(Status::failed_precondition("only a voter can campaign"));
         }
         group.raft.trigger().elect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(Ack {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn set_election(
+        &self,
+        request: Request<SetElectionRequest>,
+    ) -> Result<Response<Ack>, Status> {
+        let request = request.into_inner();
+        let group = self.group(request.group_id)?;
+        group.raft.runtime_config().elect(request.enabled);
+        if !request.enabled {
+            let hold = Duration::from_millis(request.hold_ms.clamp(1, ELECTION_HOLD_MAX_MS));
+            let cancel = group.cancel.clone();
+            self.host.tasks.spawn(async move {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(hold) => group.raft.runtime_config().elect(true),
+                }
+            });
+        }
         Ok(Response::new(Ack {}))
     }
 }

@@ -69,7 +69,8 @@ pub async fn join(
         if cancel.is_cancelled() {
             return;
         }
-        let request = JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: advertised.clone() };
+        let request =
+            JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: advertised.clone() };
         let result = match channels.get(&target) {
             Ok(channel) => {
                 ClusterClient::new(channel).join(request).await.map(tonic::Response::into_inner)

@@ -675,7 +675,6 @@ pub async fn audit(
     Ok(bookings.len())
 }
 
-
 /// Runs futures concurrently on the current task until all finish.
 pub async fn join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
     let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();

@@ -257,9 +257,10 @@ async fn joined_node_takes_over_a_replica_by_move() {
     })
     .await
     .unwrap();
-    let (moved, ()) = tokio::join!(cluster.ctl(&["move", "--group=1", "--from=3", "--to=4"]), async {
-        book_some(&cluster, show, "during", 5, &mut acknowledged).await.unwrap();
-    });
+    let (moved, ()) =
+        tokio::join!(cluster.ctl(&["move", "--group=1", "--from=3", "--to=4"]), async {
+            book_some(&cluster, show, "during", 5, &mut acknowledged).await.unwrap();
+        });
     moved.unwrap();
     let status = cluster.nodes[joined].status().await.unwrap();
     assert_eq!(status.voters, vec![1, 2, 4]);

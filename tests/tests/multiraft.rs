@@ -27,7 +27,7 @@ struct Ledger {
     failures: usize,
 }
 
-fn group<'a>(status: &'a Value, id: u64) -> &'a Value {
+fn group(status: &Value, id: u64) -> &Value {
     status["groups"].as_array().unwrap().iter().find(|g| g["group"] == id).unwrap()
 }
 
@@ -44,7 +44,7 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     // One show per shard: the meta group places each new show on the least-loaded shard.
     let mut shows = Vec::new();
     for _ in 0..SHARDS {
-        shows.push(cluster.create_show(10, 20).await.unwrap());
+        shows.push(cluster.create_show(20, 30).await.unwrap());
     }
     let status = cluster.ctl_status().await.unwrap();
     for shard in 1..=SHARDS {
@@ -77,15 +77,30 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
                 };
                 let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
                 if rng.random_bool(0.2) {
-                    let _ = user.send(reqwest::Method::DELETE, &format!("/v1/holds/{hold_id}")).await;
+                    let _ =
+                        user.send(reqwest::Method::DELETE, &format!("/v1/holds/{hold_id}")).await;
                     continue;
                 }
                 match user.book(&hold_id, "tok_success", &format!("k{c}-{n}")).await {
                     Ok((201, booking)) => {
                         let id = booking["booking_id"].as_str().unwrap().to_owned();
-                        let mut ledger = ledger.lock().unwrap();
-                        ledger.acknowledged.entry(show).or_default().push((id, seat_list(&booking)));
-                        *ledger.by_phase.entry(at).or_default() += 1;
+                        {
+                            let mut ledger = ledger.lock().unwrap();
+                            *ledger.by_phase.entry(at).or_default() += 1;
+                        }
+                        // Cancel some, so seats come back and the shows never sell out. A
+                        // cancel whose outcome is unknown leaves the booking unasserted.
+                        if rng.random_bool(0.4) {
+                            let path = format!("/v1/bookings/{id}/cancel");
+                            let _ = user.send(reqwest::Method::POST, &path).await;
+                        } else {
+                            let mut ledger = ledger.lock().unwrap();
+                            ledger
+                                .acknowledged
+                                .entry(show)
+                                .or_default()
+                                .push((id, seat_list(&booking)));
+                        }
                     }
                     _ => ledger.lock().unwrap().failures += 1,
                 }
@@ -122,7 +137,8 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
         cluster_ref.ctl(&["rebalance"]).await.unwrap();
         wait_for_bookings("add").await;
         let status = cluster_ref.ctl_status().await.unwrap();
-        let node6_replicas = status["nodes"].as_array().unwrap()[5]["replicas"].as_array().unwrap().len();
+        let node6_replicas =
+            status["nodes"].as_array().unwrap()[5]["replicas"].as_array().unwrap().len();
         assert!(node6_replicas >= 7, "rebalance moved replicas to node 6: {status}");
 
         // Drain node 2 and remove it; then it can stop.
@@ -163,7 +179,11 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     let groups = status["groups"].as_array().unwrap().len();
     for node in status["nodes"].as_array().unwrap().iter().filter(|n| n["state"] == "active") {
         let leads = node["leads"].as_array().unwrap().len();
-        assert!(leads <= groups.div_ceil(5) + 1, "node {} leads {leads} of {groups}: {status}", node["node"]);
+        assert!(
+            leads <= groups.div_ceil(5) + 1,
+            "node {} leads {leads} of {groups}: {status}",
+            node["node"]
+        );
     }
 
     // Same applied index => same digest on every replica of every group (node 6 included).

@@ -28,11 +28,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::cluster::ClusterError;
 use crate::limits::{
     BODY_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, OWNER_BYTES_MAX, PARTY_SIZE_MAX, SHOW_ID_MAX,
     TTL_MS_MAX, TTL_MS_MIN,
 };
-use crate::cluster::ClusterError;
 use crate::saga;
 use crate::AppState;
 use error::ApiError;

@@ -250,7 +250,12 @@ mod tests {
     use super::*;
 
     fn entry(command: MetaCommand) -> LogCommand {
-        LogCommand { v: COMMAND_VERSION, now_ms: 1, request_id: None, command: Command::Meta(command) }
+        LogCommand {
+            v: COMMAND_VERSION,
+            now_ms: 1,
+            request_id: None,
+            command: Command::Meta(command),
+        }
     }
 
     fn cluster(nodes: &[u64], shards: u64) -> MetaState {

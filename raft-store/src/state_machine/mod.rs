@@ -213,9 +213,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             State::Meta(meta) => serde_json::to_vec(&meta),
             State::Inventory(inventory) => serde_json::to_vec(&inventory),
         })
-            .await
-            .map_err(|e| Error::Io(e.to_string()).into_storage_error())?
-            .map_err(|e| Error::Corrupt(e.to_string()).into_storage_error())?;
+        .await
+        .map_err(|e| Error::Io(e.to_string()).into_storage_error())?
+        .map_err(|e| Error::Corrupt(e.to_string()).into_storage_error())?;
         let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, seq),
