@@ -177,11 +177,11 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
     audit(&cluster, show, &acknowledged).await.unwrap();
 }
 
-/// A node that was down while the log moved on catches up: by log replay after a short
+/// A node that was down while the log moved on catches up (every one of its 5 groups): by log replay after a short
 /// outage, and by snapshot install after the leader purged the entries it missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarted_node_catches_up_by_log_and_by_snapshot() {
-    let options = Options { snapshot_logs: 100, logs_kept: 20, ..Options::default() };
+    let options = Options { snapshot_logs: 100, logs_kept: 20, shards: 4, ..Options::default() };
     let cluster = Cluster::start(options).await.unwrap();
     let show = cluster.create_show(10, 30).await.unwrap();
     let leader = cluster.leader().await.unwrap();
