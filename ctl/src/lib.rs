@@ -55,6 +55,15 @@ pub enum CtlError {
 
 type Result<T> = std::result::Result<T, CtlError>;
 
+/// One attempt at a meta-leader call.
+enum MetaStep<T> {
+    Done(T),
+    /// Not the leader; the leader's address if known (empty otherwise).
+    Redirect(String),
+    /// The node hosts no meta replica.
+    NotHere,
+}
+
 /// What one node reported, or why it could not.
 #[derive(Debug, Clone)]
 pub struct NodeReport {
@@ -145,49 +154,65 @@ impl Admin {
         candidates
     }
 
-    /// The meta group's current map (linearizable read on its leader).
-    ///
-    /// # Errors
-    /// No meta replica answered.
-    pub async fn topology(&self) -> Result<Topology> {
-        let candidates = self.meta_candidates(None);
-        let query = codec::encode(&Query::Meta(MetaQuery::Topology))
-            .map_err(|e| CtlError::Invalid(e.to_string()))?;
+    /// Calls the meta leader: tries `candidates` in turn, following leader hints, until
+    /// `call` gives an answer.
+    async fn on_meta_leader<T, F, Fut>(&self, candidates: &[String], call: F) -> Result<T>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<MetaStep<T>>>,
+    {
         let mut target = None;
         let mut last = String::from("no meta replica reachable");
         for attempt in 0..STEP_ATTEMPTS_MAX as usize {
             let addr =
                 target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
-            let reply = async {
-                self.inventory(&addr)?
-                    .query(QueryRequest {
-                        group_id: META_GROUP.0,
-                        query: query.clone(),
-                        linearizable: true,
-                    })
-                    .await
-                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))
-            }
-            .await;
-            match reply.map(|r| r.into_inner().result) {
-                Ok(Some(query_reply::Result::Answer(bytes))) => {
-                    return match codec::decode::<QueryResult>(&bytes) {
-                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => {
-                            Ok(topology)
-                        }
-                        other => Err(CtlError::Invalid(format!("unexpected answer {other:?}"))),
-                    }
-                }
-                Ok(Some(query_reply::Result::NotLeader(hint))) if !hint.leader_addr.is_empty() => {
-                    target = Some(hint.leader_addr);
+            match call(addr.clone()).await {
+                Ok(MetaStep::Done(value)) => return Ok(value),
+                Ok(MetaStep::Redirect(leader)) if !leader.is_empty() => {
+                    target = Some(leader);
                     continue;
                 }
-                Ok(_) => last = format!("{addr}: no meta leader there"),
-                Err(e) => last = format!("{addr}: {e}"),
+                Ok(MetaStep::Redirect(_)) => last = format!("{addr}: meta group has no leader"),
+                Ok(MetaStep::NotHere) => last = format!("{addr}: hosts no meta replica"),
+                Err(CtlError::Unavailable(e)) => last = format!("{addr}: {e}"),
+                Err(e) => return Err(e),
             }
             tokio::time::sleep(STEP_PAUSE).await;
         }
         Err(CtlError::Unavailable(last))
+    }
+
+    /// The meta group's current map (linearizable read on its leader).
+    ///
+    /// # Errors
+    /// No meta replica answered.
+    pub async fn topology(&self) -> Result<Topology> {
+        let query = codec::encode(&Query::Meta(MetaQuery::Topology))
+            .map_err(|e| CtlError::Invalid(e.to_string()))?;
+        self.on_meta_leader(&self.meta_candidates(None), |addr| {
+            let request =
+                QueryRequest { group_id: META_GROUP.0, query: query.clone(), linearizable: true };
+            async move {
+                let reply = self
+                    .inventory(&addr)?
+                    .query(request)
+                    .await
+                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))?;
+                match reply.into_inner().result {
+                    Some(query_reply::Result::Answer(bytes)) => match codec::decode(&bytes) {
+                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => {
+                            Ok(MetaStep::Done(topology))
+                        }
+                        other => Err(CtlError::Invalid(format!("unexpected answer {other:?}"))),
+                    },
+                    Some(query_reply::Result::NotLeader(hint)) => {
+                        Ok(MetaStep::Redirect(hint.leader_addr))
+                    }
+                    _ => Ok(MetaStep::NotHere),
+                }
+            }
+        })
+        .await
     }
 
     /// Proposes a meta command on the meta leader.
@@ -196,40 +221,31 @@ impl Admin {
     /// The meta group is unreachable or refused the change.
     pub async fn meta(&self, command: MetaCommand) -> Result<Reply> {
         let topology = self.topology().await.ok();
-        let candidates = self.meta_candidates(topology.as_ref());
         let proposal =
             codec::encode(&Proposal { request_id: None, command: Command::Meta(command) })
                 .map_err(|e| CtlError::Invalid(e.to_string()))?;
-        let mut target = None;
-        let mut last = String::from("no meta replica reachable");
-        for attempt in 0..STEP_ATTEMPTS_MAX as usize {
-            let addr =
-                target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
-            let reply = async {
-                self.inventory(&addr)?
-                    .propose(ProposeRequest { group_id: META_GROUP.0, proposal: proposal.clone() })
+        self.on_meta_leader(&self.meta_candidates(topology.as_ref()), |addr| {
+            let request = ProposeRequest { group_id: META_GROUP.0, proposal: proposal.clone() };
+            async move {
+                let reply = self
+                    .inventory(&addr)?
+                    .propose(request)
                     .await
-                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))
-            }
-            .await;
-            match reply.map(|r| r.into_inner().result) {
-                Ok(Some(propose_reply::Result::Outcome(bytes))) => {
-                    let outcome: Outcome =
-                        codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
-                    return outcome.map_err(|r| CtlError::Refused(r.to_string()));
+                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))?;
+                match reply.into_inner().result {
+                    Some(propose_reply::Result::Outcome(bytes)) => {
+                        let outcome: Outcome =
+                            codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
+                        outcome.map(MetaStep::Done).map_err(|r| CtlError::Refused(r.to_string()))
+                    }
+                    Some(propose_reply::Result::NotLeader(hint)) => {
+                        Ok(MetaStep::Redirect(hint.leader_addr))
+                    }
+                    _ => Ok(MetaStep::NotHere),
                 }
-                Ok(Some(propose_reply::Result::NotLeader(hint)))
-                    if !hint.leader_addr.is_empty() =>
-                {
-                    target = Some(hint.leader_addr);
-                    continue;
-                }
-                Ok(_) => last = format!("{addr}: no meta leader there"),
-                Err(e) => last = format!("{addr}: {e}"),
             }
-            tokio::time::sleep(STEP_PAUSE).await;
-        }
-        Err(CtlError::Unavailable(last))
+        })
+        .await
     }
 
     /// The map plus every registered (not removed) node's status.
