@@ -38,8 +38,16 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     eprintln!("MARQUEE_SEED={seed}");
-    let cluster =
-        Cluster::start(Options { nodes: 5, shards: SHARDS, ..Options::default() }).await.unwrap();
+    // Small snapshot thresholds: logs are purged behind snapshots, so replicas moved onto a
+    // node catch up by snapshot install, not only by log replay.
+    let options = Options {
+        nodes: 5,
+        shards: SHARDS,
+        snapshot_logs: 50,
+        logs_kept: 10,
+        ..Options::default()
+    };
+    let cluster = Cluster::start(options).await.unwrap();
 
     // One show per shard: the meta group places each new show on the least-loaded shard.
     let mut shows = Vec::new();
@@ -202,6 +210,12 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     })
     .await
     .unwrap();
+    // Logs were purged behind snapshots on the busy shards (so moves relied on snapshots).
+    let mut purged = 0;
+    for node in &everyone {
+        purged += node.statuses().await.unwrap().iter().filter(|g| g.purged_index > 0).count();
+    }
+    assert!(purged > 0, "some replica purged its log behind a snapshot");
 
     // No seat sold twice, no acknowledged booking lost.
     let mut total = 0;
