@@ -5,6 +5,8 @@
 //! --bins` first; the README's test command does this). Nothing here sleeps to wait for a
 //! condition: [`eventually`] polls with a deadline.
 
+pub mod chaos;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,311 @@
+//! Chaos clients and the final read.
+//!
+//! Each client is a Jepsen-style process: one operation at a time, each recorded as an invoke
+//! and a completion. A completion is `ok` for a success, `fail` for a deterministic 4xx
+//! rejection (nothing happened), `info` when the outcome is unknown (timeout, 5xx, connection
+//! lost); after an `info` the process is considered crashed and continues under a new process
+//! id, as its unknown operation may still take effect at any later time. Clients contend on a
+//! few small shows with explicit seats, so conflicts are frequent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use super::checker::{FinalState, LedgerFinal, ShowFinal};
+use super::history::{Event, EventType, OpKind, Recorder};
+
+/// Rows and seats of every chaos show (small, to make clients collide).
+pub const ROWS: usize = 2;
+/// Seats per row.
+pub const SEATS_PER_ROW: u32 = 8;
+
+/// What clients need to reach the cluster.
+#[derive(Clone)]
+pub struct Target {
+    /// Gateway base URLs.
+    pub gateways: Vec<String>,
+    /// Admin token.
+    pub admin_token: String,
+    /// HTTP client (bounded timeouts).
+    pub http: reqwest::Client,
+    /// `ttl_ms` of every hold.
+    pub hold_ttl_ms: u64,
+}
+
+fn event(process: i64, kind: EventType, op: OpKind, show: u64) -> Event {
+    Event {
+        process,
+        kind,
+        op,
+        time_ns: 0,
+        show,
+        seats: Vec::new(),
+        hold_id: None,
+        booking_id: None,
+        expires_at_ms: None,
+        wall_ms: 0,
+        detail: String::new(),
+    }
+}
+
+/// Creates `count` small shows through the first gateway that answers.
+///
+/// # Errors
+/// No gateway created them within a minute.
+pub async fn create_shows(target: &Target, count: usize) -> Result<Vec<u64>> {
+    let rows: Vec<Value> = (0..ROWS)
+        .map(|r| json!({"label": crate::row_label(r), "category": "standard", "seats": SEATS_PER_ROW, "aisles_after": []}))
+        .collect();
+    let body = json!({
+        "title": "Chaos Show",
+        "starts_at_ms": 4_102_444_800_000u64,
+        "layout": {"rows": rows, "categories": [{"name": "standard", "price_minor": 10_000}], "currency": "INR"}
+    });
+    let mut shows = Vec::new();
+    for _ in 0..count {
+        let id = crate::eventually("a show to be created", Duration::from_secs(60), || async {
+            let response = target
+                .http
+                .post(format!("{}/v1/admin/shows", target.gateways[0]))
+                .header("x-marquee-admin-token", &target.admin_token)
+                .json(&body)
+                .send()
+                .await?;
+            if response.status() != 201 {
+                anyhow::bail!("create show: {}", response.status());
+            }
+            let created: Value = response.json().await?;
+            Ok(created["show_id"].as_u64())
+        })
+        .await?;
+        shows.push(id);
+    }
+    Ok(shows)
+}
+
+/// The result class of an HTTP answer.
+fn classify(status: Option<u16>) -> EventType {
+    match status {
+        Some(200..=299) => EventType::Ok,
+        // 4xx except 408/429 are deterministic rejections: nothing happened.
+        Some(s @ 400..=499) if s != 408 && s != 429 => EventType::Fail,
+        _ => EventType::Info,
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (Option<u16>, Value, String) {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let detail = format!("{status} {}", body["type"].as_str().unwrap_or_default());
+            (Some(status), body, detail)
+        }
+        Err(e) => (None, Value::Null, format!("transport: {e}")),
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+}
+
+/// Runs one client until `stop`: holds 1–2 adjacent seats, then books (and sometimes
+/// cancels), releases or abandons the hold.
+pub async fn client(
+    index: usize,
+    clients: usize,
+    target: Target,
+    shows: Vec<u64>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) {
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9e37_79b9));
+    let gateway = target.gateways[index % target.gateways.len()].clone();
+    let mut process = index as i64;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let user = format!("p{process}-{n}");
+        let show = shows[rng.random_range(0..shows.len())];
+        let row = crate::row_label(rng.random_range(0..ROWS));
+        let first = rng.random_range(1..SEATS_PER_ROW);
+        let seats: Vec<String> = (first..=(first + rng.random_range(0..2)).min(SEATS_PER_ROW))
+            .map(|s| format!("{row}{s}"))
+            .collect();
+
+        let mut invoke = event(process, EventType::Invoke, OpKind::Hold, show);
+        invoke.seats = seats.clone();
+        recorder.record(invoke);
+        let request = target
+            .http
+            .post(format!("{gateway}/v1/shows/{show}/holds"))
+            .header("x-marquee-user", &user)
+            .json(&json!({"seats": seats, "ttl_ms": target.hold_ttl_ms}));
+        let (status, body, detail) = send(request).await;
+        let mut done = event(process, classify(status), OpKind::Hold, show);
+        done.detail = detail;
+        if done.kind == EventType::Ok {
+            done.hold_id = body["hold_id"].as_str().map(str::to_owned);
+            done.seats = strings(&body["seats"]);
+            done.expires_at_ms = body["expires_at_ms"].as_u64();
+        }
+        let outcome = done.kind;
+        let hold_id = done.hold_id.clone();
+        recorder.record(done);
+        if outcome == EventType::Info {
+            process += clients as i64;
+            continue;
+        }
+        let Some(hold_id) = hold_id.filter(|_| outcome == EventType::Ok) else { continue };
+
+        let choice = rng.random_range(0..10);
+        if choice < 6 {
+            let mut invoke = event(process, EventType::Invoke, OpKind::Book, show);
+            invoke.hold_id = Some(hold_id.clone());
+            recorder.record(invoke);
+            let request = target
+                .http
+                .post(format!("{gateway}/v1/bookings"))
+                .header("x-marquee-user", &user)
+                .header("idempotency-key", format!("{user}-book"))
+                .json(&json!({"hold_id": hold_id, "payment_token": "tok_success"}));
+            let (status, body, detail) = send(request).await;
+            let mut done = event(process, classify(status), OpKind::Book, show);
+            done.detail = detail;
+            done.hold_id = Some(hold_id.clone());
+            if done.kind == EventType::Ok {
+                done.booking_id = body["booking_id"].as_str().map(str::to_owned);
+                done.seats = strings(&body["seats"]);
+            }
+            let (outcome, booking) = (done.kind, done.booking_id.clone());
+            recorder.record(done);
+            if outcome == EventType::Info {
+                process += clients as i64;
+                continue;
+            }
+            if let (EventType::Ok, Some(booking)) = (outcome, booking) {
+                if rng.random_bool(0.3) {
+                    let mut invoke = event(process, EventType::Invoke, OpKind::Cancel, show);
+                    invoke.booking_id = Some(booking.clone());
+                    recorder.record(invoke);
+                    let request = target
+                        .http
+                        .post(format!("{gateway}/v1/bookings/{booking}/cancel"))
+                        .header("x-marquee-user", &user);
+                    let (status, _, detail) = send(request).await;
+                    let mut done = event(process, classify(status), OpKind::Cancel, show);
+                    done.detail = detail;
+                    done.booking_id = Some(booking);
+                    let outcome = done.kind;
+                    recorder.record(done);
+                    if outcome == EventType::Info {
+                        process += clients as i64;
+                    }
+                }
+            }
+        } else if choice < 8 {
+            let mut invoke = event(process, EventType::Invoke, OpKind::Release, show);
+            invoke.hold_id = Some(hold_id.clone());
+            recorder.record(invoke);
+            let request = target
+                .http
+                .delete(format!("{gateway}/v1/holds/{hold_id}"))
+                .header("x-marquee-user", &user);
+            let (status, _, detail) = send(request).await;
+            let mut done = event(process, classify(status), OpKind::Release, show);
+            done.detail = detail;
+            done.hold_id = Some(hold_id);
+            let outcome = done.kind;
+            recorder.record(done);
+            if outcome == EventType::Info {
+                process += clients as i64;
+            }
+        }
+        // else: abandon the hold; it expires.
+    }
+}
+
+/// Reads the final state through the first gateway: confirmed bookings and seat maps (strong
+/// reads) of every show, and the merged sandbox ledgers of all gateways.
+///
+/// # Errors
+/// A read failed within a minute of retries.
+pub async fn final_read(target: &Target, shows: &[u64]) -> Result<FinalState> {
+    let gateway = &target.gateways[0];
+    let mut state = FinalState::default();
+    for show in shows {
+        let fin = crate::eventually("final read of a show", Duration::from_secs(60), || async {
+            let bookings = target
+                .http
+                .get(format!("{gateway}/v1/admin/shows/{show}/bookings"))
+                .header("x-marquee-admin-token", &target.admin_token)
+                .send()
+                .await?;
+            let map = target
+                .http
+                .get(format!("{gateway}/v1/shows/{show}/seats?consistency=strong"))
+                .send()
+                .await?;
+            if bookings.status() != 200 || map.status() != 200 {
+                return Ok(None);
+            }
+            let bookings: Value = bookings.json().await?;
+            let map: Value = map.json().await?;
+            let mut fin = ShowFinal::default();
+            for booking in bookings["bookings"].as_array().into_iter().flatten() {
+                let id = booking["booking_id"].as_str().context("booking_id")?.to_owned();
+                fin.bookings.insert(id, strings(&booking["seats"]));
+            }
+            for seat in map["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["seats"].as_array().cloned().unwrap_or_default())
+            {
+                let id = seat["seat_id"].as_str().unwrap_or_default().to_owned();
+                match seat["status"].as_str() {
+                    Some("sold") => {
+                        fin.sold.insert(id);
+                    }
+                    Some("held") => {
+                        fin.held.insert(id);
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Some(fin))
+        })
+        .await?;
+        state.shows.insert(*show, fin);
+    }
+    state.read_at_ms = super::history::wall_ms();
+    let mut ledger = LedgerFinal::default();
+    for gateway in &target.gateways {
+        let response = target.http.get(format!("{gateway}/v1/sandbox/payments")).send().await?;
+        if response.status() != 200 {
+            return Ok(state);
+        }
+        let body: Value = response.json().await?;
+        for (key, receipt) in body["charges"].as_object().into_iter().flatten() {
+            ledger
+                .charges
+                .insert(key.clone(), receipt["reference"].as_str().unwrap_or_default().to_owned());
+        }
+        for (key, refund) in body["refunds"].as_object().into_iter().flatten() {
+            let charge = refund[0].as_str().unwrap_or_default().to_owned();
+            ledger.refunds.insert(format!("{gateway}/{key}"), charge);
+        }
+    }
+    state.ledger = Some(ledger);
+    Ok(state)
+}
+
+/// Per-group statuses keyed by node, for the replica check.
+pub type Statuses = BTreeMap<u64, Vec<proto::pb::GroupStatus>>;
