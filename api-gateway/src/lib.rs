@@ -21,6 +21,7 @@ use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterClient;
+use crate::payment::http::HttpProvider;
 use crate::payment::{PaymentProvider, SandboxProvider};
 
 /// `marquee-gateway`: Marquee's public REST API.
@@ -42,6 +43,10 @@ pub struct Config {
     /// Timeout of one payment provider call.
     #[arg(long, env = "MARQUEE_GATEWAY_PAYMENT_TIMEOUT_MS", default_value_t = 3_000)]
     pub payment_timeout_ms: u64,
+    /// Base URL of a `marquee-payments` service (e.g. `http://127.0.0.1:8090`). Unset: the
+    /// in-process sandbox provider.
+    #[arg(long, env = "MARQUEE_PAYMENTS_URL")]
+    pub payments_url: Option<String>,
 }
 
 /// Gateway metrics.
@@ -107,6 +112,8 @@ pub struct AppState {
     pub payments: Arc<dyn PaymentProvider>,
     /// The sandbox provider when it is the one in use (exposes its ledger).
     pub sandbox: Option<SandboxProvider>,
+    /// The `marquee-payments` client when it is the one in use (its ledger is proxied).
+    pub payments_http: Option<HttpProvider>,
     /// Admin token.
     pub admin_token: String,
     /// Payment window of a checkout.
@@ -124,12 +131,25 @@ pub struct AppState {
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(!config.nodes.is_empty(), "--nodes needs at least one address");
     anyhow::ensure!(config.admin_token.len() >= 8, "--admin-token must be at least 8 characters");
+    anyhow::ensure!(config.payment_timeout_ms > 0, "--payment-timeout-ms must be positive");
     let payment_timeout = Duration::from_millis(config.payment_timeout_ms);
-    let sandbox = SandboxProvider::new(payment_timeout + Duration::from_millis(500));
+    let (payments, sandbox, payments_http): (Arc<dyn PaymentProvider>, _, _) =
+        match &config.payments_url {
+            Some(url) => {
+                let provider = HttpProvider::new(url, payment_timeout)?;
+                tracing::info!(%url, "payments through marquee-payments");
+                (Arc::new(provider.clone()), None, Some(provider))
+            }
+            None => {
+                let sandbox = SandboxProvider::new(payment_timeout + Duration::from_millis(500));
+                (Arc::new(sandbox.clone()), Some(sandbox), None)
+            }
+        };
     let state = Arc::new(AppState {
         cluster: ClusterClient::new(config.nodes.clone()),
-        payments: Arc::new(sandbox.clone()),
-        sandbox: Some(sandbox),
+        payments,
+        sandbox,
+        payments_http,
         admin_token: config.admin_token.clone(),
         checkout_window_ms: config.checkout_window_ms,
         payment_timeout,

@@ -1,4 +1,5 @@
-//! Payments: the [`PaymentProvider`] trait and the in-process sandbox provider.
+//! Payments: the [`PaymentProvider`] trait, the in-process sandbox provider (the default) and
+//! [`http::HttpProvider`], the client of the `marquee-payments` service (`--payments-url`).
 //!
 //! Every call carries an idempotency key (the booking id for charges, `refund:<booking>` for
 //! refunds), so the saga can retry or look a charge up after an unknown outcome without ever
@@ -13,7 +14,8 @@
 //! | `tok_timeout`            | no answer within the gateway's payment timeout, nothing charged |
 //! | `tok_fail_after_charge`  | the charge is made, then the call fails (lost response)        |
 //!
-//! Any other token is declined as invalid.
+//! Any other token is declined as invalid. The `marquee-payments` service understands the
+//! same tokens plus `tok_delay_<ms>` and service-wide faults (docs/api.md).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
+
+pub mod http;
 
 /// A boxed, sendable future (the trait is used as `dyn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -46,6 +50,9 @@ pub enum PaymentError {
     /// The outcome is unknown (timeout, lost response): look the key up before deciding.
     #[error("payment outcome unknown: {0}")]
     Unknown(String),
+    /// The provider could not be reached; the call certainly did nothing.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A payment provider. Implementations must be idempotent per key.

@@ -6,9 +6,10 @@
 //! booking id as its idempotency key. A client retrying `POST /v1/bookings` with the same key
 //! therefore replays each step's first outcome and never pays twice (invariant 6).
 //!
-//! What can still leave money without a ticket: the gateway dying between a successful charge
-//! and `Confirm`. The pending checkout then expires in the inventory, and the charge must be
-//! refunded by a recovery sweeper that asks the provider about expired checkouts (issue #5).
+//! If the gateway dies between a successful charge and `Confirm` (or cannot learn a charge's
+//! outcome), the checkout stays pending or expires in the inventory; the recovery sweeper
+//! ([`crate::sweeper`]) then confirms it or refunds the charge, reusing this module's request-id
+//! and refund-key scheme ([`refund_key`]) so the two can never both act on one booking.
 
 use proto::inventory::{
     BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Rejection, Reply,
@@ -46,7 +47,7 @@ pub async fn book(
     };
     let pending = booking(propose(state, format!("{base}:begin"), begin).await?)?;
     let booking_id = pending.booking_id;
-    let charge_key = booking_id.to_string();
+    let charge_key = charge_key(booking_id);
     let amount = &pending.amount;
 
     let charge = tokio::time::timeout(
@@ -62,9 +63,19 @@ pub async fn book(
             fail(state, &base, booking_id, &reason).await?;
             return Err(ApiError::PaymentDeclined(reason));
         }
+        Err(PaymentError::Unavailable(reason)) => {
+            // The provider was never reached: nothing was charged.
+            state.metrics.payments.with_label_values(&["unavailable"]).inc();
+            fail(state, &base, booking_id, &reason).await?;
+            return Err(ApiError::PaymentUnavailable);
+        }
         Err(PaymentError::Unknown(reason)) => {
             // Settle the unknown outcome by asking the provider what happened under our key.
-            match state.payments.lookup(&charge_key).await {
+            let lookup =
+                tokio::time::timeout(state.payment_timeout, state.payments.lookup(&charge_key))
+                    .await
+                    .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())));
+            match lookup {
                 Ok(Some(receipt)) => receipt,
                 Ok(None) => {
                     state.metrics.payments.with_label_values(&["unavailable"]).inc();
@@ -72,8 +83,8 @@ pub async fn book(
                     return Err(ApiError::PaymentUnavailable);
                 }
                 Err(e) => {
-                    // Unknown and unverifiable: leave the checkout pending; it expires, and the
-                    // sweeper (issue #5) reconciles with the provider.
+                    // Unknown and unverifiable: leave the checkout pending; the recovery sweeper
+                    // (`crate::sweeper`) settles it with the provider once it is old enough.
                     state.metrics.payments.with_label_values(&["unknown"]).inc();
                     tracing::error!(%booking_id, error = %e, "payment outcome unknown and lookup failed");
                     return Err(ApiError::PaymentUnavailable);
@@ -130,12 +141,24 @@ async fn fail(
     }
 }
 
-async fn refund(
+/// The payment idempotency key of a booking's refund: one per booking, shared by the saga's
+/// late-payment refund, cancellation and the recovery sweeper, so the provider refunds a
+/// booking's charge at most once whoever asks.
+pub fn refund_key(booking_id: BookingId) -> String {
+    format!("refund:{booking_id}")
+}
+
+/// The payment idempotency key of a booking's charge: the booking id.
+pub fn charge_key(booking_id: BookingId) -> String {
+    booking_id.to_string()
+}
+
+pub(crate) async fn refund(
     state: &AppState,
     booking_id: BookingId,
     charge: &Receipt,
 ) -> Result<Receipt, ApiError> {
-    let key = format!("refund:{booking_id}");
+    let key = refund_key(booking_id);
     let result = tokio::time::timeout(
         state.payment_timeout,
         state.payments.refund(&key, &charge.reference, charge.amount_minor, &charge.currency),

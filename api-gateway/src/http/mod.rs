@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -510,9 +510,18 @@ async fn sandbox_ledger(
     State(state): State<Arc<AppState>>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
-    match &state.sandbox {
-        Some(sandbox) => Ok(Json(sandbox.ledger()).into_response()),
-        None => Err(ApiError::NotFound("sandbox ledger")),
+    if let Some(sandbox) = &state.sandbox {
+        return Ok(Json(sandbox.ledger()).into_response());
+    }
+    let Some(provider) = &state.payments_http else {
+        return Err(ApiError::NotFound("sandbox ledger"));
+    };
+    match provider.ledger().await {
+        Ok(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the payment service's ledger");
+            Err(ApiError::PaymentUnavailable)
+        }
     }
 }
 
