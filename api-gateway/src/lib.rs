@@ -3,13 +3,15 @@
 //! It validates requests at the edge, routes inventory commands to the group's leader
 //! ([`cluster`]), runs the booking saga with the payment provider ([`saga`], [`payment`]) and
 //! renders every error as problem+json ([`http::error`]). It keeps no state of its own: any
-//! number of gateways can serve the same cluster.
+//! number of gateways can serve the same cluster, and each runs the recovery [`sweeper`] that
+//! settles checkouts a crashed gateway left pending.
 
 pub mod cluster;
 pub mod http;
 pub mod limits;
 pub mod payment;
 pub mod saga;
+pub mod sweeper;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,12 +19,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::ClusterClient;
+use crate::limits::SWEEP_MIN_AGE_MS_MIN;
 use crate::payment::http::HttpProvider;
 use crate::payment::{PaymentProvider, SandboxProvider};
+use crate::sweeper::SweepConfig;
 
 /// `marquee-gateway`: Marquee's public REST API.
 #[derive(Debug, Clone, Parser)]
@@ -47,6 +53,13 @@ pub struct Config {
     /// in-process sandbox provider.
     #[arg(long, env = "MARQUEE_PAYMENTS_URL")]
     pub payments_url: Option<String>,
+    /// Pause between recovery sweeper passes; 0 turns the sweeper off.
+    #[arg(long, env = "MARQUEE_GATEWAY_SWEEP_INTERVAL_MS", default_value_t = 5_000)]
+    pub sweep_interval_ms: u64,
+    /// Age a pending checkout must reach before the sweeper settles it; at least the payment
+    /// timeout, so live sagas finish first.
+    #[arg(long, env = "MARQUEE_GATEWAY_SWEEP_MIN_AGE_MS", default_value_t = 30_000)]
+    pub sweep_min_age_ms: u64,
 }
 
 /// Gateway metrics.
@@ -64,6 +77,11 @@ pub struct Metrics {
     pub bookings: IntCounterVec,
     /// Payment calls by outcome (charged, declined, unavailable, unknown, refunded).
     pub payments: IntCounterVec,
+    /// Checkouts the recovery sweeper settled, by outcome (confirmed, failed, refunded,
+    /// already_settled, nothing_charged).
+    pub sweeper_settled: IntCounterVec,
+    /// Sweeper steps that failed and will be retried (cluster or provider unreachable).
+    pub sweeper_errors: IntCounter,
 }
 
 impl Metrics {
@@ -94,7 +112,27 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(latency.clone())).expect("unique metric name");
-        Metrics { registry, requests, latency, holds, bookings, payments }
+        let sweeper_settled = counter(
+            "marquee_gateway_sweeper_settled_total",
+            "Abandoned checkouts settled by the recovery sweeper",
+            &["outcome"],
+        );
+        let sweeper_errors = IntCounter::new(
+            "marquee_gateway_sweeper_errors_total",
+            "Recovery sweeper steps that failed and will be retried",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(sweeper_errors.clone())).expect("unique metric name");
+        Metrics {
+            registry,
+            requests,
+            latency,
+            holds,
+            bookings,
+            payments,
+            sweeper_settled,
+            sweeper_errors,
+        }
     }
 }
 
@@ -132,6 +170,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     anyhow::ensure!(!config.nodes.is_empty(), "--nodes needs at least one address");
     anyhow::ensure!(config.admin_token.len() >= 8, "--admin-token must be at least 8 characters");
     anyhow::ensure!(config.payment_timeout_ms > 0, "--payment-timeout-ms must be positive");
+    anyhow::ensure!(
+        config.sweep_min_age_ms >= SWEEP_MIN_AGE_MS_MIN.max(config.payment_timeout_ms),
+        "--sweep-min-age-ms must be at least {SWEEP_MIN_AGE_MS_MIN} and --payment-timeout-ms"
+    );
     let payment_timeout = Duration::from_millis(config.payment_timeout_ms);
     let (payments, sandbox, payments_http): (Arc<dyn PaymentProvider>, _, _) =
         match &config.payments_url {
@@ -159,8 +201,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, nodes = ?config.nodes, "gateway serving");
-    axum::serve(listener, http::routes(state))
+    // The sweeper stops with the server, whether it shuts down or fails.
+    let sweep_stop = shutdown.child_token();
+    let sweeper = (config.sweep_interval_ms > 0).then(|| {
+        let sweep = SweepConfig {
+            interval: Duration::from_millis(config.sweep_interval_ms),
+            min_age: Duration::from_millis(config.sweep_min_age_ms),
+        };
+        tokio::spawn(sweeper::run(Arc::clone(&state), sweep, sweep_stop.clone()))
+    });
+    let served = axum::serve(listener, http::routes(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
-        .context("HTTP server")
+        .context("HTTP server");
+    sweep_stop.cancel();
+    if let Some(sweeper) = sweeper {
+        sweeper.await.context("recovery sweeper panicked")?;
+    }
+    served
 }

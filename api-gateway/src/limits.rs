@@ -15,4 +15,9 @@ pub const TTL_MS_MIN: u64 = 1_000;
 /// Longest hold a client may ask for.
 pub const TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
 
+/// Checkouts of each kind (pending, failed) the recovery sweeper settles per shard per pass.
+pub const SWEEP_BATCH_MAX: u32 = 100;
+/// Shortest age before the sweeper settles a pending checkout (keeps it off live sagas).
+pub const SWEEP_MIN_AGE_MS_MIN: u64 = 1_000;
+
 const _: () = assert!(3 + OWNER_BYTES_MAX + 1 + IDEMPOTENCY_KEY_BYTES_MAX + 8 <= 128);

@@ -567,8 +567,42 @@ pub enum Query {
     },
     /// Applied index and state digest of the replica.
     Digest,
+    /// Checkouts a recovery sweeper should settle (the gateway's `sweeper`): pending checkouts
+    /// that began at or before `before_ms`, and checkouts that failed (by expiry or
+    /// `FailCheckout`) at or before `before_ms`, after the cursor `failed_after`, oldest first.
+    /// Failed checkouts are listed for a retention window of log time (see raft-store limits).
+    StaleCheckouts {
+        /// Cut-off, Unix ms, compared with the log time the checkout began or failed at.
+        before_ms: u64,
+        /// Resume the failed list after this cursor (exclusive); `None` starts at the oldest.
+        failed_after: Option<FailedCursor>,
+        /// At most this many of each list; the state machine caps it at its own maximum.
+        limit: u32,
+    },
     /// A read of the meta group (group 0 only).
     Meta(crate::meta::MetaQuery),
+}
+
+/// A position in a group's list of failed checkouts: the log index of the entry that failed it,
+/// then the booking. Later failures always sort after earlier ones, so a scan that resumes after
+/// a cursor sees every failure exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FailedCursor {
+    /// Log index of the entry that failed the checkout.
+    pub index: u64,
+    /// The booking.
+    pub booking_id: BookingId,
+}
+
+/// A checkout that failed, as listed by [`Query::StaleCheckouts`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedCheckout {
+    /// Its position, to resume the scan after it.
+    pub cursor: FailedCursor,
+    /// Log time it failed at, Unix ms.
+    pub failed_at_ms: u64,
+    /// The booking (status `failed`, which is final).
+    pub booking: BookingView,
 }
 
 impl Query {
@@ -578,7 +612,7 @@ impl Query {
             Query::SeatMap { show_id } | Query::ShowBookings { show_id } => Some(*show_id),
             Query::Hold { hold_id } => Some(hold_id.show_id()),
             Query::Booking { booking_id } => Some(booking_id.show_id()),
-            Query::Digest | Query::Meta(_) => None,
+            Query::Digest | Query::StaleCheckouts { .. } | Query::Meta(_) => None,
         }
     }
 }
@@ -658,6 +692,13 @@ pub enum QueryResult {
         applied_index: u64,
         /// FNV-1a digest of the state.
         digest: u64,
+    },
+    /// For [`Query::StaleCheckouts`].
+    StaleCheckouts {
+        /// Pending checkouts, by payment deadline.
+        pending: Vec<BookingView>,
+        /// Failed checkouts after the cursor, oldest first.
+        failed: Vec<FailedCheckout>,
     },
     /// The show, hold or booking does not exist on this group.
     NotFound,

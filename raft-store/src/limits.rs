@@ -21,6 +21,12 @@ pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 /// full outcome (a few hundred bytes) in memory and in every snapshot, so this bounds both.
 /// Clients must tolerate a replay after eviction (the gateway's saga does).
 pub const IDEMPOTENCY_ENTRIES_MAX: usize = 250_000;
+/// How long failed checkouts stay listed for the recovery sweeper: 1 hour of log time.
+pub const FAILED_CHECKOUT_RETENTION_MS: u64 = 60 * 60 * 1000;
+/// Failed checkouts listed for the sweeper per group; the oldest are dropped first beyond this.
+pub const FAILED_CHECKOUTS_MAX: usize = 100_000;
+/// Most entries of each list one `StaleCheckouts` read returns.
+pub const STALE_CHECKOUTS_LIMIT_MAX: u32 = 1_000;
 /// Longest request id accepted.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Rows in a layout.

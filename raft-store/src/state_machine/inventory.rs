@@ -14,6 +14,9 @@
 //!   (invariant 3): every apply first runs expiry at the entry's time, so expiry is exact in log
 //!   time whether or not an `ExpireDue` entry has been proposed yet.
 //! - A replayed request id returns the first outcome and changes nothing (invariant 6).
+//! - Every checkout that fails is listed, in log order, for the gateway's recovery sweeper for
+//!   [`FAILED_CHECKOUT_RETENTION_MS`] of log time ([`Query::StaleCheckouts`]), so a charge that
+//!   landed for it can be refunded (invariant 4).
 //!
 //! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
 //! rules) are decided by the proposer and carried in the command.
@@ -21,17 +24,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, HoldId, HoldStatus, HoldView, Layout,
-    LogCommand, Money, Outcome, OwnerId, Query, QueryResult, Rejection, Reply, RowView, SeatId,
-    SeatMap, SeatSelection, SeatStatus, SeatView, ShowId, COMMAND_VERSION,
+    BookingId, BookingStatus, BookingView, Command, FailedCheckout, FailedCursor, HoldId,
+    HoldStatus, HoldView, Layout, LogCommand, Money, Outcome, OwnerId, Query, QueryResult,
+    Rejection, Reply, RowView, SeatId, SeatMap, SeatSelection, SeatStatus, SeatView, ShowId,
+    COMMAND_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    CATEGORIES_MAX, CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, HOLDS_PER_OWNER_MAX,
-    HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX, HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX,
-    IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX, PARTY_SIZE_MAX, PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX,
-    ROWS_MAX, ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX, SHOW_SEATS_MAX,
+    CATEGORIES_MAX, CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
+    FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
+    HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX, PARTY_SIZE_MAX,
+    PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX, ROWS_MAX, ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX,
+    SHOW_SEATS_MAX, STALE_CHECKOUTS_LIMIT_MAX,
 };
 
 /// Who occupies a seat.
@@ -91,6 +96,9 @@ struct Booking {
     refund_ref: Option<String>,
     ticket_code: Option<String>,
     failure_reason: Option<String>,
+    /// Log time of the `BeginCheckout` (0 in snapshots written before it was recorded).
+    #[serde(default)]
+    began_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +124,10 @@ pub struct Inventory {
     ended_holds: BTreeSet<(u64, HoldId)>,
     idempotency: BTreeMap<String, IdempotencyEntry>,
     idempotency_expiry: BTreeSet<(u64, String)>,
+    /// Failed checkouts for the recovery sweeper: (index of the failing entry, booking, log
+    /// time it failed at), in log order; pruned after [`FAILED_CHECKOUT_RETENTION_MS`].
+    #[serde(default)]
+    failed_checkouts: BTreeSet<(u64, BookingId, u64)>,
 }
 
 impl Inventory {
@@ -133,7 +145,7 @@ impl Inventory {
         );
         self.now_ms = self.now_ms.max(entry.now_ms);
         let now = self.now_ms;
-        let expired = self.expire_due(now);
+        let expired = self.expire_due(index, now);
         self.prune(now);
 
         let fingerprint = entry.request_id.as_ref().map(|_| fingerprint(&entry.command));
@@ -161,7 +173,7 @@ impl Inventory {
                 self.confirm(index, *booking_id, payment_ref)
             }
             Command::FailCheckout { booking_id, reason } => {
-                self.fail_checkout(*booking_id, reason.clone())
+                self.fail_checkout(index, *booking_id, reason.clone())
             }
             Command::CancelBooking { booking_id, owner, refund_ref } => {
                 self.cancel_booking(*booking_id, owner, refund_ref)
@@ -224,6 +236,9 @@ impl Inventory {
             }
             // The caller knows the applied index; it fills it in (see `StateMachineStore`).
             Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
+            Query::StaleCheckouts { before_ms, failed_after, limit } => {
+                self.stale_checkouts(*before_ms, *failed_after, *limit)
+            }
             Query::Meta(_) => QueryResult::NotFound,
         }
     }
@@ -299,6 +314,10 @@ impl Inventory {
                 self.hold_deadlines.contains(&(hold.expires_at_ms, *hold_id)),
                 "exactly the active holds have a deadline"
             );
+        }
+        for (_, booking_id, _) in &self.failed_checkouts {
+            let booking = self.bookings.get(booking_id).expect("listed failed checkout exists");
+            assert_eq!(booking.status, BookingStatus::Failed, "listed failed checkouts failed");
         }
         for (booking_id, booking) in &self.bookings {
             let show = self.shows.get(&booking_id.show_id()).expect("booking's show exists");
@@ -410,6 +429,7 @@ impl Inventory {
             refund_ref: None,
             ticket_code: None,
             failure_reason: None,
+            began_at_ms: now,
         };
         self.hold_deadlines.remove(&(expires_at_ms, hold_id));
         let hold = self.holds.get_mut(&hold_id).expect("hold exists: checked active above");
@@ -449,12 +469,12 @@ impl Inventory {
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
 
-    fn fail_checkout(&mut self, booking_id: BookingId, reason: String) -> Outcome {
+    fn fail_checkout(&mut self, index: u64, booking_id: BookingId, reason: String) -> Outcome {
         let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
         if booking.status != BookingStatus::PendingPayment {
             return Err(Rejection::BookingWrongState { status: booking.status });
         }
-        self.fail_pending(booking_id, reason);
+        self.fail_pending(index, booking_id, reason);
         let booking = self.bookings.get(&booking_id).expect("booking exists: just failed it");
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
@@ -483,8 +503,9 @@ impl Inventory {
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
 
-    /// Expires every hold and checkout due at `now`. Returns (holds, checkouts) expired.
-    fn expire_due(&mut self, now: u64) -> (u32, u32) {
+    /// Expires every hold and checkout due at `now` (applying entry `index`). Returns (holds,
+    /// checkouts) expired.
+    fn expire_due(&mut self, index: u64, now: u64) -> (u32, u32) {
         let mut holds = 0;
         while let Some(&(at, hold_id)) = self.hold_deadlines.first() {
             if at > now {
@@ -499,7 +520,7 @@ impl Inventory {
             if at > now {
                 break;
             }
-            self.fail_pending(booking_id, "payment window expired".to_owned());
+            self.fail_pending(index, booking_id, "payment window expired".to_owned());
             checkouts += 1;
         }
         (holds, checkouts)
@@ -520,6 +541,55 @@ impl Inventory {
             let (_, request_id) = self.idempotency_expiry.pop_first().expect("first() was Some");
             self.idempotency.remove(&request_id);
         }
+        // Log order is failure-time order (log time never decreases), so the oldest is first.
+        while let Some(&(_, _, failed_at_ms)) = self.failed_checkouts.first() {
+            let expired = failed_at_ms.saturating_add(FAILED_CHECKOUT_RETENTION_MS) <= now;
+            if !expired && self.failed_checkouts.len() <= FAILED_CHECKOUTS_MAX {
+                break;
+            }
+            self.failed_checkouts.pop_first();
+        }
+    }
+
+    /// Answers [`Query::StaleCheckouts`]: pending checkouts begun at or before `before_ms`
+    /// (by payment deadline), and failed checkouts after `failed_after` that failed at or before
+    /// `before_ms` (in log order), at most `limit` (capped) of each.
+    fn stale_checkouts(
+        &self,
+        before_ms: u64,
+        failed_after: Option<FailedCursor>,
+        limit: u32,
+    ) -> QueryResult {
+        let limit = limit.min(STALE_CHECKOUTS_LIMIT_MAX) as usize;
+        let pending = self
+            .checkout_deadlines
+            .iter()
+            .filter_map(|(_, id)| self.bookings.get(id).map(|b| (*id, b)))
+            .filter(|(_, booking)| booking.began_at_ms <= before_ms)
+            .take(limit)
+            .map(|(id, booking)| self.booking_view(id, booking))
+            .collect();
+        let start = match failed_after {
+            // The third element is the failure time; u64::MAX puts the bound after the cursor.
+            Some(cursor) => std::ops::Bound::Excluded((cursor.index, cursor.booking_id, u64::MAX)),
+            None => std::ops::Bound::Unbounded,
+        };
+        let failed = self
+            .failed_checkouts
+            .range((start, std::ops::Bound::Unbounded))
+            // Failure times grow along the set: stop at the first one past the cut-off.
+            .take_while(|(_, _, failed_at_ms)| *failed_at_ms <= before_ms)
+            .filter_map(|&(index, booking_id, failed_at_ms)| {
+                let booking = self.bookings.get(&booking_id)?;
+                Some(FailedCheckout {
+                    cursor: FailedCursor { index, booking_id },
+                    failed_at_ms,
+                    booking: self.booking_view(booking_id, booking),
+                })
+            })
+            .take(limit)
+            .collect();
+        QueryResult::StaleCheckouts { pending, failed }
     }
 
     fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
@@ -529,8 +599,9 @@ impl Inventory {
             .insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
     }
 
-    /// Fails a pending checkout: booking failed, hold failed, seats freed.
-    fn fail_pending(&mut self, booking_id: BookingId, reason: String) {
+    /// Fails a pending checkout (applying entry `index`): booking failed, hold failed, seats
+    /// freed, and the failure listed for the recovery sweeper.
+    fn fail_pending(&mut self, index: u64, booking_id: BookingId, reason: String) {
         let booking = self.bookings.get_mut(&booking_id).expect("pending booking exists");
         assert_eq!(booking.status, BookingStatus::PendingPayment, "only pending checkouts fail");
         booking.status = BookingStatus::Failed;
@@ -538,6 +609,7 @@ impl Inventory {
         let (deadline, hold_id) = (booking.payment_deadline_ms, booking.hold_id);
         self.checkout_deadlines.remove(&(deadline, booking_id));
         self.end_hold(self.now_ms, hold_id, HoldStatus::Failed);
+        self.failed_checkouts.insert((index, booking_id, self.now_ms));
     }
 
     /// Ends a live hold: frees its seats and schedules its pruning. The caller has removed

@@ -271,6 +271,77 @@ fn late_payment_after_checkout_expiry_is_rejected() {
     inv.check_invariants();
 }
 
+fn begin(inv: &mut Inventory, index: u64, now: u64, seat: &str, window_ms: u64) -> BookingView {
+    let hold = held(inv.apply(index, &entry(now, None, hold_cmd("u", seats(&[seat])))));
+    let begin =
+        Command::BeginCheckout { hold_id: hold.hold_id, owner: OwnerId("u".into()), window_ms };
+    booking(inv.apply(index + 1, &entry(now, None, begin)))
+}
+
+fn stale(
+    inv: &Inventory,
+    before_ms: u64,
+    after: Option<FailedCursor>,
+    limit: u32,
+) -> (Vec<BookingId>, Vec<FailedCheckout>) {
+    let query = Query::StaleCheckouts { before_ms, failed_after: after, limit };
+    let QueryResult::StaleCheckouts { pending, failed } = inv.query(&query) else { panic!() };
+    (pending.into_iter().map(|b| b.booking_id).collect(), failed)
+}
+
+#[test]
+fn stale_checkouts_lists_pending_checkouts_begun_before_the_cutoff() {
+    let mut inv = created();
+    let old = begin(&mut inv, 2, 1_000, "A1", 60_000);
+    let young = begin(&mut inv, 4, 5_000, "A2", 10_000);
+    assert_eq!(stale(&inv, 999, None, 10).0, Vec::<BookingId>::new());
+    assert_eq!(stale(&inv, 1_000, None, 10).0, vec![old.booking_id]);
+    // Ordered by payment deadline: the young checkout's window ends first.
+    assert_eq!(stale(&inv, 5_000, None, 10).0, vec![young.booking_id, old.booking_id]);
+    assert_eq!(stale(&inv, 5_000, None, 1).0, vec![young.booking_id], "limit applies");
+    let confirm = Command::Confirm { booking_id: old.booking_id, payment_ref: "p".into() };
+    booking(inv.apply(6, &entry(6_000, None, confirm)));
+    assert_eq!(stale(&inv, u64::MAX, None, 10).0, vec![young.booking_id], "settled ones drop out");
+    assert!(stale(&inv, u64::MAX, None, 10).1.is_empty(), "nothing failed yet");
+}
+
+#[test]
+fn stale_checkouts_lists_each_failure_once_in_log_order_until_retention() {
+    let mut inv = created();
+    let expiring = begin(&mut inv, 2, 1_000, "A1", 1_000);
+    let failing = begin(&mut inv, 4, 1_500, "A2", 60_000);
+    let fail = Command::FailCheckout { booking_id: failing.booking_id, reason: "declined".into() };
+    // Entry 6 first expires `expiring` (deadline 2 000), then fails `failing`.
+    booking(inv.apply(6, &entry(2_500, None, fail)));
+    let (pending, failed) = stale(&inv, u64::MAX, None, 10);
+    assert!(pending.is_empty());
+    let ids: Vec<BookingId> = failed.iter().map(|f| f.booking.booking_id).collect();
+    assert_eq!(ids, vec![expiring.booking_id, failing.booking_id]);
+    assert!(failed.iter().all(|f| f.failed_at_ms == 2_500 && f.cursor.index == 6));
+    assert_eq!(failed[0].booking.failure_reason.as_deref(), Some("payment window expired"));
+    // Resuming after the first cursor yields only the second; after the last, nothing.
+    let (_, rest) = stale(&inv, u64::MAX, Some(failed[0].cursor), 10);
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].booking.booking_id, failing.booking_id);
+    assert!(stale(&inv, u64::MAX, Some(failed[1].cursor), 10).1.is_empty());
+    assert!(stale(&inv, 2_499, None, 10).1.is_empty(), "failed after the cut-off");
+    assert_eq!(stale(&inv, u64::MAX, None, 1).1.len(), 1, "limit applies");
+    // A later failure sorts after the earlier cursor even at an equal (clamped) log time.
+    let later = begin(&mut inv, 7, 0, "A3", 60_000);
+    let fail = Command::FailCheckout { booking_id: later.booking_id, reason: "x".into() };
+    booking(inv.apply(9, &entry(0, None, fail)));
+    let (_, rest) = stale(&inv, u64::MAX, Some(failed[1].cursor), 10);
+    assert_eq!(
+        rest.iter().map(|f| f.booking.booking_id).collect::<Vec<_>>(),
+        vec![later.booking_id]
+    );
+    inv.check_invariants();
+    // Retention is log time: an entry an hour later prunes them.
+    inv.apply(10, &entry(2_500 + FAILED_CHECKOUT_RETENTION_MS, None, Command::ExpireDue)).unwrap();
+    assert!(stale(&inv, u64::MAX, None, 10).1.is_empty());
+    inv.check_invariants();
+}
+
 #[test]
 fn replayed_request_returns_first_outcome_and_acts_once() {
     let mut inv = created();

@@ -1,0 +1,269 @@
+//! The recovery sweeper: settles checkouts a gateway left behind (ARCHITECTURE.md "Booking
+//! saga", invariant 4: every successful charge ends as exactly one confirmed booking or one
+//! refund).
+//!
+//! A gateway that dies (or loses touch with the provider) between `BeginCheckout` and `Confirm`
+//! leaves a pending checkout, and perhaps a charge, behind. Every gateway runs this loop; each
+//! pass reads [`Query::StaleCheckouts`] from every inventory shard (a linearizable read on its
+//! leader) and asks the payment provider about each booking by its charge key (the booking id):
+//!
+//! | checkout                                  | charge found                   | no charge |
+//! |-------------------------------------------|--------------------------------|-----------|
+//! | pending, begun over `min_age` ago         | `Confirm` (`sweep:{b}:confirm`); if the checkout already failed, refund | `FailCheckout` (`sweep:{b}:fail`) |
+//! | failed (expiry or `FailCheckout`), once   | refund (`refund:{b}`)          | nothing   |
+//!
+//! **Why it cannot double-act.** The saga and the sweeper share the provider keys of
+//! [`saga`](crate::saga): one charge key per booking, one refund key per booking. The inventory
+//! decides between confirm and fail exactly once (a pending booking becomes confirmed *or*
+//! failed), and whoever loses that race acts on the winner's outcome: a `Confirm` rejected as
+//! already confirmed does nothing, a `Confirm` rejected as failed refunds under the one refund
+//! key, which the provider honours once. Sweeper request ids are deterministic, so several
+//! gateways sweeping the same shard replay one another's proposals instead of acting twice.
+//!
+//! **What it leaves out.** Failed checkouts are scanned once per gateway, resuming after a
+//! per-shard cursor kept in memory (a restarted gateway rescans the shard's retained failures,
+//! one hour of log time), and only once they are `min_age` old, so a charge that lands at the
+//! provider later than that after its checkout failed is not refunded by the sweeper. With the
+//! in-process sandbox provider each gateway sees only its own charges (a dead gateway's sandbox
+//! ledger died with it); point every gateway at one `marquee-payments` service to sweep across
+//! gateways.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::inventory::{
+    BookingId, BookingStatus, BookingView, Command, FailedCursor, Proposal, Query, QueryResult,
+    Rejection, Reply,
+};
+use proto::GroupId;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterError;
+use crate::limits::SWEEP_BATCH_MAX;
+use crate::payment::{PaymentError, Receipt};
+use crate::saga;
+use crate::AppState;
+
+/// How the sweeper runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepConfig {
+    /// Pause between passes.
+    pub interval: Duration,
+    /// A pending checkout is settled only once it began this long ago (a live saga normally
+    /// finishes well within it), and a failed one only once it failed this long ago.
+    pub min_age: Duration,
+}
+
+/// Why settling one checkout did not finish; the next pass tries again.
+#[derive(Debug, thiserror::Error)]
+enum SweepError {
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("payment provider: {0}")]
+    Payment(#[from] PaymentError),
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+/// What the sweeper did with one checkout (the `outcome` label of
+/// `marquee_gateway_sweeper_settled_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Charged: the booking was confirmed.
+    Confirmed,
+    /// Not charged: the checkout was failed and its seats freed.
+    Failed,
+    /// Charged but the checkout had failed: the charge was refunded (or its refund replayed).
+    Refunded,
+    /// Someone else (the saga, another sweeper) settled it first.
+    Elsewhere,
+    /// A failed checkout without a charge: nothing to do.
+    NothingCharged,
+}
+
+impl Settled {
+    fn label(self) -> &'static str {
+        match self {
+            Settled::Confirmed => "confirmed",
+            Settled::Failed => "failed",
+            Settled::Refunded => "refunded",
+            Settled::Elsewhere => "already_settled",
+            Settled::NothingCharged => "nothing_charged",
+        }
+    }
+}
+
+/// Runs passes every `config.interval` until `shutdown` fires.
+///
+/// # Cancel safety
+/// Safe to stop at any point: every step is idempotent and the next pass (in this or another
+/// gateway) redoes whatever a cut-short pass left undone.
+pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: CancellationToken) {
+    let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = sweep(&state, config, &mut cursors) => {
+                if let Err(e) = result {
+                    state.metrics.sweeper_errors.inc();
+                    tracing::debug!(error = %e, "sweep skipped: no topology");
+                }
+            }
+        }
+    }
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One pass over every shard.
+async fn sweep(
+    state: &AppState,
+    config: SweepConfig,
+    cursors: &mut HashMap<GroupId, FailedCursor>,
+) -> Result<(), ClusterError> {
+    let shards = state.cluster.refresh_topology().await?.shards();
+    // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
+    cursors.retain(|group, _| shards.contains(group));
+    let before_ms = wall_clock_ms().saturating_sub(config.min_age.as_millis() as u64);
+    for group in shards {
+        if let Err(e) = sweep_shard(state, group, before_ms, cursors).await {
+            state.metrics.sweeper_errors.inc();
+            tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
+        }
+    }
+    Ok(())
+}
+
+async fn sweep_shard(
+    state: &AppState,
+    group: GroupId,
+    before_ms: u64,
+    cursors: &mut HashMap<GroupId, FailedCursor>,
+) -> Result<(), SweepError> {
+    let query = Query::StaleCheckouts {
+        before_ms,
+        failed_after: cursors.get(&group).copied(),
+        limit: SWEEP_BATCH_MAX,
+    };
+    let QueryResult::StaleCheckouts { pending, failed } =
+        state.cluster.query(group, &query, true).await?
+    else {
+        return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
+    };
+    let mut first_error = None;
+    for booking in &pending {
+        match settle_pending(state, group, booking).await {
+            Ok(settled) => record(state, booking.booking_id, settled),
+            Err(e) => {
+                state.metrics.sweeper_errors.inc();
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for failure in &failed {
+        match settle_failed(state, &failure.booking).await {
+            Ok(settled) => {
+                record(state, failure.booking.booking_id, settled);
+                cursors.insert(group, failure.cursor);
+            }
+            // Stop at the first failure we could not settle: the cursor stays before it, so
+            // the next pass tries it again.
+            Err(e) => return Err(e),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn record(state: &AppState, booking_id: BookingId, settled: Settled) {
+    state.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
+    if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
+        tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
+    }
+}
+
+async fn lookup(state: &AppState, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
+    let key = saga::charge_key(booking_id);
+    let found = tokio::time::timeout(state.payment_timeout, state.payments.lookup(&key))
+        .await
+        .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())))?;
+    Ok(found)
+}
+
+async fn propose(
+    state: &AppState,
+    group: GroupId,
+    request_id: String,
+    command: Command,
+) -> Result<Result<Reply, Rejection>, SweepError> {
+    Ok(state.cluster.propose(group, &Proposal { request_id: Some(request_id), command }).await?)
+}
+
+/// Settles a pending checkout whose saga is presumed dead.
+async fn settle_pending(
+    state: &AppState,
+    group: GroupId,
+    booking: &BookingView,
+) -> Result<Settled, SweepError> {
+    let booking_id = booking.booking_id;
+    match lookup(state, booking_id).await? {
+        Some(receipt) => {
+            let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+            match propose(state, group, format!("sweep:{booking_id}:confirm"), confirm).await? {
+                Ok(_) => {
+                    state.metrics.bookings.with_label_values(&["confirmed"]).inc();
+                    Ok(Settled::Confirmed)
+                }
+                Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
+                    // It expired (or was failed) before we got here: give the money back.
+                    refund(state, booking_id, &receipt).await
+                }
+                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                Err(other) => Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}"))),
+            }
+        }
+        None => {
+            let fail = Command::FailCheckout {
+                booking_id,
+                reason: "abandoned checkout: the recovery sweeper found no charge".into(),
+            };
+            match propose(state, group, format!("sweep:{booking_id}:fail"), fail).await? {
+                Ok(_) => {
+                    state.metrics.bookings.with_label_values(&["failed"]).inc();
+                    Ok(Settled::Failed)
+                }
+                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                Err(other) => Err(SweepError::Unexpected(format!("fail {booking_id}: {other}"))),
+            }
+        }
+    }
+}
+
+/// Refunds the charge of a failed checkout, if there is one.
+async fn settle_failed(state: &AppState, booking: &BookingView) -> Result<Settled, SweepError> {
+    debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
+    match lookup(state, booking.booking_id).await? {
+        Some(receipt) => refund(state, booking.booking_id, &receipt).await,
+        None => Ok(Settled::NothingCharged),
+    }
+}
+
+async fn refund(
+    state: &AppState,
+    booking_id: BookingId,
+    receipt: &Receipt,
+) -> Result<Settled, SweepError> {
+    saga::refund(state, booking_id, receipt)
+        .await
+        .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
+    Ok(Settled::Refunded)
+}
