@@ -1,5 +1,6 @@
-//! Test harness: starts real `marquee-node` and `marquee-gateway` processes on loopback ports
-//! in a temporary directory, and kills them all when dropped.
+//! Test harness: starts real `marquee-node` and `marquee-gateway` processes (and, on request, a
+//! `marquee-payments` service the gateways charge through) on loopback ports in a temporary
+//! directory, and kills them all when dropped.
 //!
 //! The binaries are the ones cargo built next to the test executable (`cargo build --workspace
 //! --bins` first; the README's test command does this). Nothing here sleeps to wait for a
@@ -96,6 +97,13 @@ pub struct Options {
     pub checkout_window_ms: u64,
     /// `--payment-timeout-ms` of the gateway.
     pub payment_timeout_ms: u64,
+    /// Start a `marquee-payments` service and point the gateway at it (`--payments-url`);
+    /// otherwise the gateway uses its in-process sandbox.
+    pub payments: bool,
+    /// `--sweep-interval-ms` of the gateway (0: no recovery sweeper).
+    pub sweep_interval_ms: u64,
+    /// `--sweep-min-age-ms` of the gateway.
+    pub sweep_min_age_ms: u64,
 }
 
 impl Default for Options {
@@ -108,6 +116,9 @@ impl Default for Options {
             hold_ttl_ms: 600_000,
             checkout_window_ms: 120_000,
             payment_timeout_ms: 1_000,
+            payments: false,
+            sweep_interval_ms: 5_000,
+            sweep_min_age_ms: 30_000,
         }
     }
 }
@@ -235,6 +246,73 @@ impl Drop for Node {
     }
 }
 
+/// An extra gateway process started by [`Cluster::spawn_gateway`]; SIGKILLed when dropped.
+pub struct Gateway {
+    /// Base URL, e.g. `http://127.0.0.1:12345`.
+    pub url: String,
+    child: Mutex<Option<Child>>,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// SIGKILLs the process.
+    pub fn kill(&self) {
+        let child = self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(mut child) = child {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Where its log is.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            eprintln!("---- tail of {} ----\n{tail}", self.log.display());
+        }
+        self.kill();
+    }
+}
+
+/// Starts a gateway on a free port against `nodes`, with the gateway options of `options`.
+fn spawn_gateway_process(
+    bins: &Path,
+    log: &Path,
+    nodes: &[String],
+    payments_url: Option<&str>,
+    options: &Options,
+) -> Result<(Child, String)> {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut command = Command::new(bins.join("marquee-gateway"));
+    command
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--nodes={}", nodes.join(",")))
+        .arg(format!("--admin-token={ADMIN_TOKEN}"))
+        .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
+        .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
+        .arg(format!("--sweep-interval-ms={}", options.sweep_interval_ms))
+        .arg(format!("--sweep-min-age-ms={}", options.sweep_min_age_ms));
+    if let Some(url) = payments_url {
+        command.arg(format!("--payments-url={url}"));
+    }
+    let child = command
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("spawning marquee-gateway")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
 /// A running cluster: nodes and one gateway.
 pub struct Cluster {
     /// Nodes, index `i` has id `i + 1`.
@@ -242,6 +320,10 @@ pub struct Cluster {
     /// Gateway base URL, e.g. `http://127.0.0.1:12345`.
     pub url: String,
     gateway: Option<Child>,
+    /// Base URL of the `marquee-payments` service, if [`Options::payments`] started one.
+    pub payments_url: Option<String>,
+    payments: Option<Child>,
+    options: Options,
     bins: PathBuf,
     /// Kept so the data outlives the processes; removed on drop.
     pub dir: tempfile::TempDir,
@@ -294,29 +376,98 @@ impl Cluster {
             node.spawn(&bins)?;
             nodes.push(node);
         }
-        let gateway_port = free_port();
+        let (payments, payments_url) = if options.payments {
+            let (child, url) = spawn_payments(&bins, &dir.path().join("payments.log"))?;
+            (Some(child), Some(url))
+        } else {
+            (None, None)
+        };
         let node_addrs: Vec<String> = nodes.iter().map(|n| n.grpc.clone()).collect();
-        let log = std::fs::File::create(dir.path().join("gateway.log"))?;
-        let gateway = Command::new(bins.join("marquee-gateway"))
-            .arg(format!("--listen=127.0.0.1:{gateway_port}"))
-            .arg(format!("--nodes={}", node_addrs.join(",")))
-            .arg(format!("--admin-token={ADMIN_TOKEN}"))
-            .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
-            .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("spawning marquee-gateway")?;
+        let (gateway, url) = spawn_gateway_process(
+            &bins,
+            &dir.path().join("gateway.log"),
+            &node_addrs,
+            payments_url.as_deref(),
+            &options,
+        )?;
         let cluster = Cluster {
             nodes,
-            url: format!("http://127.0.0.1:{gateway_port}"),
+            url,
             gateway: Some(gateway),
+            payments_url,
+            payments,
+            options,
             bins,
             dir,
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
         };
+        if let Some(payments_url) = &cluster.payments_url {
+            let url = format!("{payments_url}/healthz");
+            eventually("payment service up", Duration::from_secs(30), || async {
+                Ok(cluster.http.get(&url).send().await?.status().is_success().then_some(()))
+            })
+            .await
+            .with_context(|| cluster.logs_hint())?;
+        }
         cluster.wait_ready().await?;
         Ok(cluster)
+    }
+
+    /// SIGKILLs the cluster's main gateway (the one at [`Cluster::url`]).
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut gateway) = self.gateway.take() {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+    }
+
+    /// Starts another gateway against the same nodes (and payment service, if any) with the
+    /// gateway options of `options` (checkout window, payment timeout, sweeper), and waits until
+    /// it is ready. `name` names its log file.
+    ///
+    /// # Errors
+    /// Spawning failed or it was not ready within 60 s.
+    pub async fn spawn_gateway(&self, name: &str, options: &Options) -> Result<Gateway> {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.grpc.clone()).collect();
+        let log = self.dir.path().join(format!("{name}.log"));
+        let (child, url) =
+            spawn_gateway_process(&self.bins, &log, &nodes, self.payments_url.as_deref(), options)?;
+        let gateway = Gateway { url, child: Mutex::new(Some(child)), log };
+        let ready = format!("{}/readyz", gateway.url);
+        eventually("extra gateway ready", Duration::from_secs(60), || async {
+            Ok(self.http.get(&ready).send().await?.status().is_success().then_some(()))
+        })
+        .await
+        .with_context(|| self.logs_hint())?;
+        Ok(gateway)
+    }
+
+    /// The options the cluster was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The payment service's ledger (`GET /v1/ledger`): `{charges, refunds}`.
+    ///
+    /// # Errors
+    /// No payment service was started, or it did not answer.
+    pub async fn payments_ledger(&self) -> Result<Value> {
+        let url = self.payments_url.as_ref().context("no payment service in this cluster")?;
+        let response = self.http.get(format!("{url}/v1/ledger")).send().await?;
+        anyhow::ensure!(response.status() == 200, "ledger: {}", response.status());
+        Ok(response.json().await?)
+    }
+
+    /// Sets the payment service's fault flags (`PUT /v1/admin/faults`).
+    ///
+    /// # Errors
+    /// No payment service was started, or it refused the flags.
+    pub async fn set_payment_faults(&self, faults: Value) -> Result<()> {
+        let url = self.payments_url.as_ref().context("no payment service in this cluster")?;
+        let response = self.http.put(format!("{url}/v1/admin/faults")).json(&faults).send().await?;
+        anyhow::ensure!(response.status() == 200, "set faults: {}", response.status());
+        Ok(())
     }
 
     /// Waits until the gateway answers `/readyz` (a leader serves linearizable reads).
@@ -548,6 +699,9 @@ impl Drop for Cluster {
             // The test failed: show the tail of every process log before the dir is removed.
             let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
             logs.push(self.dir.path().join("gateway.log"));
+            if self.payments.is_some() {
+                logs.push(self.dir.path().join("payments.log"));
+            }
             for log in logs {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
@@ -559,11 +713,36 @@ impl Drop for Cluster {
             let _ = gateway.kill();
             let _ = gateway.wait();
         }
+        if let Some(mut payments) = self.payments.take() {
+            let _ = payments.kill();
+            let _ = payments.wait();
+        }
         for node in &self.nodes {
             // SIGKILL also ends a SIGSTOPped process on Linux: no SIGCONT needed.
             node.kill();
         }
     }
+}
+
+/// Starts `marquee-payments` on a free port; returns the child and its base URL.
+fn spawn_payments(bins: &Path, log: &Path) -> Result<(Child, String)> {
+    let binary = bins.join("marquee-payments");
+    anyhow::ensure!(
+        binary.exists(),
+        "{} not found: run `cargo build --workspace --bins` before the integration tests",
+        binary.display()
+    );
+    let port = free_port();
+    let log = std::fs::File::create(log)?;
+    let child = Command::new(binary)
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        // Long enough that a gateway always gives up on `tok_timeout` first.
+        .arg("--timeout-stall-ms=60000")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("spawning marquee-payments")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
 /// Row label for row index `r`: A..Z, then AA, AB, ...
