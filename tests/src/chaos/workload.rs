@@ -239,7 +239,9 @@ pub async fn client(
 }
 
 /// Reads the final state through the first gateway: confirmed bookings and seat maps (strong
-/// reads) of every show, and the merged sandbox ledgers of all gateways.
+/// reads) of every show, and the payment ledger as every gateway reports it, merged by key
+/// (in-process sandboxes each hold their own gateway's payments; a shared `marquee-payments`
+/// service reports the same ledger everywhere).
 ///
 /// # Errors
 /// A read failed within a minute of retries.
@@ -315,7 +317,8 @@ pub async fn final_read(target: &Target, shows: &[u64]) -> Result<FinalState> {
         }
         for (key, refund) in body["refunds"].as_object().into_iter().flatten() {
             let charge = refund[0].as_str().unwrap_or_default().to_owned();
-            ledger.refunds.insert(format!("{gateway}/{key}"), charge);
+            // Same key, same refund: gateways sharing a payment service list the same ledger.
+            ledger.refunds.insert(key.clone(), charge);
         }
     }
     state.ledger = Some(ledger);
