@@ -34,6 +34,9 @@ enum Nemesis {
     Partition,
     /// SIGKILL every node at once, then start them all.
     RestartAll,
+    /// SIGKILL a gateway mid-flight (sagas in progress are settled by the recovery
+    /// sweeper), restart it after the fault.
+    KillGateway,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +92,10 @@ enum Cmd {
 }
 
 const NODES: [&str; 5] = ["node1", "node2", "node3", "node4", "node5"];
+const GATEWAYS: [&str; 2] = ["gateway1", "gateway2"];
+/// How long after healing a checkout abandoned by a killed gateway may stay unsettled: the
+/// gateways' sweeper settles checkouts 30 s old, every 5 s (compose defaults).
+const SWEEPER_SETTLE: Duration = Duration::from_secs(45);
 const GATEWAY_PORTS: [u16; 2] = [18081, 18082];
 const ADMIN_TOKEN: &str = "chaos-admin-token";
 const DURATION_MAX: Duration = Duration::from_secs(3600);
@@ -266,10 +273,25 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
     faults?;
 
     eprintln!("==> healed; waiting for holds to expire and replicas to converge");
-    tokio::time::sleep(Duration::from_millis(
-        settings.hold_ttl_ms + checker::EXPIRY_SLACK_MS + 1_000,
-    ))
-    .await;
+    let mut settle = Duration::from_millis(settings.hold_ttl_ms + checker::EXPIRY_SLACK_MS + 1_000);
+    if settings.nemesis.contains(&Nemesis::KillGateway) {
+        settle = settle.max(SWEEPER_SETTLE);
+    }
+    tokio::time::sleep(settle).await;
+    for gateway in &target.gateways {
+        let url = format!("{gateway}/readyz");
+        tests::eventually("gateway ready after healing", Duration::from_secs(60), || async {
+            Ok(target
+                .http
+                .get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ()))
+        })
+        .await?;
+    }
     let mut state = workload::final_read(&target, &shows).await?;
     state.replicas = replicas(compose).await;
     let events = recorder.events();
@@ -365,6 +387,14 @@ async fn nemesis(compose: &Compose, settings: &Settings, recorder: &Recorder) ->
                 }
                 nemesis_event(recorder, EventType::Ok, "heal partition".into());
             }
+            Nemesis::KillGateway => {
+                let gateway = *GATEWAYS.choose(&mut rng).context("no gateway")?;
+                nemesis_event(recorder, EventType::Invoke, format!("kill -9 {gateway}"));
+                compose.kill(gateway)?;
+                tokio::time::sleep(settings.fault).await;
+                compose.start(gateway)?;
+                nemesis_event(recorder, EventType::Ok, format!("restart {gateway}"));
+            }
             Nemesis::RestartAll => {
                 nemesis_event(recorder, EventType::Invoke, "kill -9 every node".into());
                 for n in NODES {
@@ -382,6 +412,9 @@ async fn nemesis(compose: &Compose, settings: &Settings, recorder: &Recorder) ->
 
 /// Undoes every fault: thaw, start, remove partition rules.
 fn heal(compose: &Compose, recorder: &Recorder) {
+    for gateway in GATEWAYS {
+        let _ = compose.start(gateway);
+    }
     for node in NODES {
         if compose.is_paused(node) {
             let _ = compose.pause(node, false);

@@ -25,6 +25,8 @@ pub const ROWS: usize = 3;
 pub const SEATS_PER_ROW: u32 = 10;
 /// Pause after a rejected hold, so sold-out shows do not turn clients into busy loops.
 const BACKOFF_AFTER_FAIL: Duration = Duration::from_millis(30);
+/// Pause after an unknown outcome (the gateway may be down): do not spin.
+const BACKOFF_AFTER_INFO: Duration = Duration::from_millis(200);
 
 /// What clients need to reach the cluster.
 #[derive(Clone)]
@@ -163,6 +165,7 @@ pub async fn client(
         recorder.record(done);
         if outcome == EventType::Info {
             process += clients as i64;
+            tokio::time::sleep(BACKOFF_AFTER_INFO).await;
             continue;
         }
         let Some(hold_id) = hold_id.filter(|_| outcome == EventType::Ok) else {
@@ -193,6 +196,7 @@ pub async fn client(
             recorder.record(done);
             if outcome == EventType::Info {
                 process += clients as i64;
+                tokio::time::sleep(BACKOFF_AFTER_INFO).await;
                 continue;
             }
             if let (EventType::Ok, Some(booking)) = (outcome, booking) {
