@@ -25,10 +25,17 @@ pub struct Config {
     /// Directory holding this node's RocksDB. Created if missing.
     #[arg(long, env = "MARQUEE_NODE_DATA_DIR", default_value = "./data/node")]
     pub data_dir: PathBuf,
+    /// Added to `--id`: lets a StatefulSet pass its 0-based pod ordinal as the id (offset 1).
+    #[arg(long, env = "MARQUEE_NODE_ID_OFFSET", default_value_t = 0)]
+    pub id_offset: u64,
     /// Initialize a new cluster whose voters are `--peers` (run on exactly one node, once;
     /// ignored when the node already has Raft state).
     #[arg(long, env = "MARQUEE_NODE_BOOTSTRAP")]
     pub bootstrap: bool,
+    /// Bootstrap if this node's id (after `--id-offset`) equals this one: for templated
+    /// deployments where every node gets the same flags.
+    #[arg(long, env = "MARQUEE_NODE_BOOTSTRAP_NODE")]
+    pub bootstrap_node: Option<u64>,
     /// Initial voters as `id=host:port,...`, used with `--bootstrap`.
     #[arg(long, env = "MARQUEE_NODE_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
@@ -70,6 +77,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// Applies `--id-offset` and `--bootstrap-node` (call once, before use).
+    ///
+    /// # Errors
+    /// The id overflows.
+    pub fn resolve(mut self) -> Result<Config, String> {
+        self.id = self.id.checked_add(self.id_offset).ok_or("--id plus --id-offset overflows")?;
+        self.id_offset = 0;
+        if self.bootstrap_node == Some(self.id) {
+            self.bootstrap = true;
+        }
+        Ok(self)
+    }
+
     /// The address other nodes reach this node at.
     pub fn advertised(&self) -> String {
         self.advertise_addr.clone().unwrap_or_else(|| self.grpc_addr.to_string())

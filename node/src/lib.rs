@@ -41,6 +41,7 @@ use crate::service::NodeService;
 /// # Errors
 /// Bad configuration, storage that fails to open, or ports that cannot be bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = config.resolve().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(config.id > 0, "node id must be positive");
     let peers = config.parsed_peers().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
