@@ -34,6 +34,12 @@ enum Nemesis {
     Partition,
     /// SIGKILL every node at once, then start them all.
     RestartAll,
+    /// SIGKILL the node leading a random shard, restart it after the fault.
+    KillLeader,
+    /// Cut the node leading a random shard off from every other node.
+    IsolateLeader,
+    /// Split the nodes 2 | 2 with the fifth node connected to both sides (a bridge).
+    Bridge,
     /// SIGKILL a gateway mid-flight (sagas in progress are settled by the recovery
     /// sweeper), restart it after the fault.
     KillGateway,
@@ -42,6 +48,8 @@ enum Nemesis {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Start the compose cluster, run clients and nemeses, check, report, clean up.
+    /// A flag given twice takes its last value (scripts pass defaults first).
+    #[command(args_override_self = true)]
     Run {
         /// The compose file.
         #[arg(long, default_value = "deploy/compose.yaml")]
@@ -146,10 +154,9 @@ async fn main() -> std::process::ExitCode {
             };
             // Cleans up on every exit path, Ctrl-C included.
             let guard = Cleanup { compose: compose.clone(), keep };
-            let interrupted = tokio::signal::ctrl_c();
             let result = tokio::select! {
                 result = run(&compose, &settings) => result,
-                _ = interrupted => Err(anyhow::anyhow!("interrupted")),
+                () = interrupted() => Err(anyhow::anyhow!("interrupted")),
             };
             drop(guard);
             match result {
@@ -161,6 +168,48 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Resolves on SIGINT or SIGTERM (so `timeout` and Ctrl-C both clean up).
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// The node leading a randomly chosen inventory shard, per the nodes' own status.
+async fn leader_of_random_shard(
+    compose: &Compose,
+    rng: &mut rand::rngs::StdRng,
+) -> Option<&'static str> {
+    let shard = rng.random_range(1..=16u64);
+    for node in NODES {
+        let Ok(ip) = compose.ip(node) else { continue };
+        let Ok(mut client) =
+            proto::pb::cluster_client::ClusterClient::connect(format!("http://{ip}:7001")).await
+        else {
+            continue;
+        };
+        let request = proto::pb::StatusRequest { with_digest: false };
+        let Ok(Ok(reply)) =
+            tokio::time::timeout(Duration::from_secs(3), client.status(request)).await
+        else {
+            continue;
+        };
+        if reply.into_inner().groups.iter().any(|g| g.group_id == shard && g.is_leader) {
+            return Some(node);
+        }
+    }
+    None
 }
 
 struct Cleanup {
@@ -380,6 +429,49 @@ async fn nemesis(compose: &Compose, settings: &Settings, recorder: &Recorder) ->
                 }
                 for b in &majority {
                     compose.cut(b, &minority)?;
+                }
+                tokio::time::sleep(settings.fault).await;
+                for n in NODES {
+                    compose.heal_network(n);
+                }
+                nemesis_event(recorder, EventType::Ok, "heal partition".into());
+            }
+            Nemesis::KillLeader => {
+                let leader = leader_of_random_shard(compose, &mut rng).await.unwrap_or(node);
+                nemesis_event(recorder, EventType::Invoke, format!("kill -9 leader {leader}"));
+                compose.kill(leader)?;
+                tokio::time::sleep(settings.fault).await;
+                compose.start(leader)?;
+                nemesis_event(recorder, EventType::Ok, format!("restart {leader}"));
+            }
+            Nemesis::IsolateLeader => {
+                let leader = leader_of_random_shard(compose, &mut rng).await.unwrap_or(node);
+                let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != leader).collect();
+                nemesis_event(recorder, EventType::Invoke, format!("isolate leader {leader}"));
+                compose.cut(leader, &others)?;
+                for other in &others {
+                    compose.cut(other, &[leader])?;
+                }
+                tokio::time::sleep(settings.fault).await;
+                for n in NODES {
+                    compose.heal_network(n);
+                }
+                nemesis_event(recorder, EventType::Ok, "heal partition".into());
+            }
+            Nemesis::Bridge => {
+                let mut shuffled = NODES.to_vec();
+                rand::seq::SliceRandom::shuffle(shuffled.as_mut_slice(), &mut rng);
+                let (left, bridge, right) = (&shuffled[..2], shuffled[2], &shuffled[3..]);
+                nemesis_event(
+                    recorder,
+                    EventType::Invoke,
+                    format!("bridge {left:?} <- {bridge} -> {right:?}"),
+                );
+                for a in left {
+                    compose.cut(a, right)?;
+                }
+                for b in right {
+                    compose.cut(b, left)?;
                 }
                 tokio::time::sleep(settings.fault).await;
                 for n in NODES {
