@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::{Raft, SnapshotPolicy};
 use proto::inventory::{Command, LogCommand, Proposal, COMMAND_VERSION};
@@ -28,6 +28,9 @@ pub struct Group {
     pub cancel: CancellationToken,
     /// Highest time this node stamped on a proposal of this group.
     last_stamp_ms: AtomicU64,
+    /// Log time and monotonic instant when this node's current term of leadership started
+    /// stamping: bounds how fast it may move log time (see [`bounded_log_time`]).
+    reference: std::sync::Mutex<Option<Reference>>,
     hold_ttl_ms: u64,
 }
 
@@ -50,6 +53,36 @@ pub fn raft_config(config: &Config) -> Result<openraft::Config, Box<openraft::Co
     }
     .validate()
     .map_err(Box::new)
+}
+
+/// Where a leader's log time started in its term.
+#[derive(Debug, Clone, Copy)]
+struct Reference {
+    term: u64,
+    log_ms: u64,
+    at: Instant,
+}
+
+/// Slack over real elapsed time a leader may add to log time at once.
+const LOG_TIME_SLACK_MS: u64 = 1_000;
+/// Log time may run at most this much faster than real time (1/10 = 10%), so a leader whose
+/// clock is ahead cannot expire holds early by more than that, while log time that fell behind
+/// (an earlier leader's slow clock) still catches up.
+const LOG_TIME_CATCH_UP_DIVISOR: u64 = 10;
+
+/// The log time a leader stamps: its wall clock, never below the applied log time (`floor`),
+/// and never further ahead of the log time at the start of its term (`reference_ms`) than the
+/// real time elapsed since (`elapsed_ms`, monotonic) plus 10% and one second.
+///
+/// Without the ceiling, a leader whose wall clock jumped ahead moved log time with it and
+/// expired every hold early: the chaos harness's clock-skew nemesis caught seats given away
+/// 10 s before their promised expiry.
+pub fn bounded_log_time(wall_ms: u64, floor: u64, reference_ms: u64, elapsed_ms: u64) -> u64 {
+    let ceiling = reference_ms
+        .saturating_add(elapsed_ms)
+        .saturating_add(elapsed_ms / LOG_TIME_CATCH_UP_DIVISOR)
+        .saturating_add(LOG_TIME_SLACK_MS);
+    wall_ms.min(ceiling).max(floor)
 }
 
 impl Group {
@@ -100,6 +133,7 @@ impl Group {
             log,
             cancel,
             last_stamp_ms: AtomicU64::new(0),
+            reference: std::sync::Mutex::new(None),
             hold_ttl_ms: config.hold_ttl_ms,
         }))
     }
@@ -110,7 +144,18 @@ impl Group {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
         let floor = self.sm.read().now_ms();
-        let now_ms = wall_ms.max(floor);
+        let term = self.raft.metrics().borrow().current_term;
+        let (reference_ms, elapsed_ms) = {
+            let mut reference = self.reference.lock().expect("reference lock never poisoned");
+            let current = reference.filter(|r| r.term == term).unwrap_or(Reference {
+                term,
+                log_ms: floor,
+                at: Instant::now(),
+            });
+            *reference = Some(current);
+            (current.log_ms, u64::try_from(current.at.elapsed().as_millis()).unwrap_or(u64::MAX))
+        };
+        let now_ms = bounded_log_time(wall_ms, floor, reference_ms, elapsed_ms);
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
         let now_ms = now_ms.max(previous);
         let mut command = proposal.command;
@@ -118,5 +163,30 @@ impl Group {
             ttl_ms.get_or_insert(self.hold_ttl_ms);
         }
         LogCommand { v: COMMAND_VERSION, now_ms, request_id: proposal.request_id, command }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_log_time;
+
+    #[test]
+    fn a_fast_clock_cannot_run_log_time_ahead_of_real_time() {
+        // Log time 1_000_000 when the term began, 5 s ago; the wall clock is 60 s ahead.
+        let now = bounded_log_time(1_065_000, 1_000_000, 1_000_000, 5_000);
+        assert_eq!(now, 1_000_000 + 5_000 + 500 + 1_000);
+    }
+
+    #[test]
+    fn a_correct_clock_is_used_as_is_and_a_slow_one_never_goes_back() {
+        assert_eq!(bounded_log_time(1_005_000, 1_000_000, 1_000_000, 5_000), 1_005_000);
+        assert_eq!(bounded_log_time(900_000, 1_000_000, 1_000_000, 5_000), 1_000_000);
+    }
+
+    #[test]
+    fn lagging_log_time_catches_up_at_most_ten_percent_faster() {
+        // Log time is 60 s behind real time; 100 s into the term it gained 10 s (+1 s slack).
+        let now = bounded_log_time(1_160_000, 1_000_000, 1_000_000, 100_000);
+        assert_eq!(now, 1_000_000 + 100_000 + 10_000 + 1_000);
     }
 }

@@ -40,6 +40,8 @@ enum Nemesis {
     IsolateLeader,
     /// Split the nodes 2 | 2 with the fifth node connected to both sides (a bridge).
     Bridge,
+    /// Move one node's wall clock 20-60 s ahead or behind (libfaketime), then back.
+    ClockSkew,
     /// SIGKILL a gateway mid-flight (sagas in progress are settled by the recovery
     /// sweeper), restart it after the fault.
     KillGateway,
@@ -479,6 +481,19 @@ async fn nemesis(compose: &Compose, settings: &Settings, recorder: &Recorder) ->
                 }
                 nemesis_event(recorder, EventType::Ok, "heal partition".into());
             }
+            Nemesis::ClockSkew => {
+                let seconds = rng.random_range(20..=60);
+                let offset = if rng.random_bool(0.5) {
+                    format!("+{seconds}s")
+                } else {
+                    format!("-{seconds}s")
+                };
+                nemesis_event(recorder, EventType::Invoke, format!("clock {offset} on {node}"));
+                compose.skew_clock(node, &offset)?;
+                tokio::time::sleep(settings.fault).await;
+                compose.skew_clock(node, "+0s")?;
+                nemesis_event(recorder, EventType::Ok, format!("clock back on {node}"));
+            }
             Nemesis::KillGateway => {
                 let gateway = *GATEWAYS.choose(&mut rng).context("no gateway")?;
                 nemesis_event(recorder, EventType::Invoke, format!("kill -9 {gateway}"));
@@ -508,6 +523,7 @@ fn heal(compose: &Compose, recorder: &Recorder) {
         let _ = compose.start(gateway);
     }
     for node in NODES {
+        let _ = compose.skew_clock(node, "+0s");
         if compose.is_paused(node) {
             let _ = compose.pause(node, false);
         }

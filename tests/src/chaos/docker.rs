@@ -157,6 +157,20 @@ impl Compose {
         self.inspect(service, "{{.State.Paused}}").is_ok_and(|s| s == "true")
     }
 
+    /// Sets a node's wall-clock offset (libfaketime syntax, e.g. `+30s`, `-20s`, `+0s`) by
+    /// writing the file the node's libfaketime reads every second.
+    ///
+    /// # Errors
+    /// The file could not be copied into the container.
+    pub fn skew_clock(&self, service: &str, offset: &str) -> Result<()> {
+        let id = self.container(service)?;
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), format!("{offset}\n"))?;
+        let source = file.path().to_string_lossy().into_owned();
+        run(Command::new("docker").args(["cp", &source, &format!("{id}:/data/faketime")]))?;
+        Ok(())
+    }
+
     /// Cuts traffic between `service` and each of `peers` (both directions, inside the
     /// service's network namespace).
     ///
