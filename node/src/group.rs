@@ -28,8 +28,8 @@ pub struct Group {
     pub cancel: CancellationToken,
     /// Highest time this node stamped on a proposal of this group.
     last_stamp_ms: AtomicU64,
-    /// Log time and monotonic instant when this node's current term of leadership started
-    /// stamping: bounds how fast it may move log time (see [`bounded_log_time`]).
+    /// Log time and monotonic instant of this node's first stamp in its current term: bounds
+    /// how fast it may move log time during the term (see [`bounded_log_time`]).
     reference: std::sync::Mutex<Option<Reference>>,
     hold_ttl_ms: u64,
 }
@@ -65,18 +65,18 @@ struct Reference {
 
 /// Slack over real elapsed time a leader may add to log time at once.
 const LOG_TIME_SLACK_MS: u64 = 1_000;
-/// Log time may run at most this much faster than real time (1/10 = 10%), so a leader whose
-/// clock is ahead cannot expire holds early by more than that, while log time that fell behind
-/// (an earlier leader's slow clock) still catches up.
+/// Log time may run at most this much faster than real time during a term (1/10 = 10%), so a
+/// leader whose clock jumps ahead cannot expire holds early by more than that.
 const LOG_TIME_CATCH_UP_DIVISOR: u64 = 10;
 
 /// The log time a leader stamps: its wall clock, never below the applied log time (`floor`),
-/// and never further ahead of the log time at the start of its term (`reference_ms`) than the
-/// real time elapsed since (`elapsed_ms`, monotonic) plus 10% and one second.
+/// and never further ahead of its first stamp of the term (`reference_ms`) than the real time
+/// elapsed since (`elapsed_ms`, monotonic) plus 10% and one second.
 ///
-/// Without the ceiling, a leader whose wall clock jumped ahead moved log time with it and
-/// expired every hold early: the chaos harness's clock-skew nemesis caught seats given away
-/// 10 s before their promised expiry.
+/// Without the ceiling, a leader whose wall clock jumped ahead during its term moved log time
+/// with it and expired every hold early: the chaos harness's clock-skew nemesis caught seats
+/// given away 10 s before their promised expiry. A clock that is already wrong when a node
+/// becomes leader is trusted (there is nothing to compare it with but other nodes' clocks).
 pub fn bounded_log_time(wall_ms: u64, floor: u64, reference_ms: u64, elapsed_ms: u64) -> u64 {
     let ceiling = reference_ms
         .saturating_add(elapsed_ms)
@@ -147,9 +147,11 @@ impl Group {
         let term = self.raft.metrics().borrow().current_term;
         let (reference_ms, elapsed_ms) = {
             let mut reference = self.reference.lock().expect("reference lock never poisoned");
+            // The clock is trusted when the term's first entry is stamped; from then on it may
+            // not run ahead of monotonic time (a jump during the term is cut off).
             let current = reference.filter(|r| r.term == term).unwrap_or(Reference {
                 term,
-                log_ms: floor,
+                log_ms: wall_ms.max(floor),
                 at: Instant::now(),
             });
             *reference = Some(current);
@@ -184,8 +186,8 @@ mod tests {
     }
 
     #[test]
-    fn lagging_log_time_catches_up_at_most_ten_percent_faster() {
-        // Log time is 60 s behind real time; 100 s into the term it gained 10 s (+1 s slack).
+    fn a_clock_jumping_ahead_mid_term_gains_at_most_ten_percent() {
+        // 100 s into the term the clock jumped 60 s: log time gains 10 s (+1 s slack) at most.
         let now = bounded_log_time(1_160_000, 1_000_000, 1_000_000, 100_000);
         assert_eq!(now, 1_000_000 + 100_000 + 10_000 + 1_000);
     }

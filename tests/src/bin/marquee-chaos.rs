@@ -284,20 +284,7 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
             .build()?,
         hold_ttl_ms: settings.hold_ttl_ms,
     };
-    for gateway in &target.gateways {
-        let url = format!("{gateway}/readyz");
-        tests::eventually("gateway ready", Duration::from_secs(120), || async {
-            Ok(target
-                .http
-                .get(&url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ()))
-        })
-        .await?;
-    }
+    gateways_ready(&target, Duration::from_secs(120)).await?;
     let shows = workload::create_shows(&target, settings.shows).await?;
     eprintln!("==> {} clients on shows {shows:?} for {:?}", settings.clients, settings.duration);
 
@@ -329,26 +316,25 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
         settle = settle.max(SWEEPER_SETTLE);
     }
     tokio::time::sleep(settle).await;
-    for gateway in &target.gateways {
-        let url = format!("{gateway}/readyz");
-        tests::eventually("gateway ready after healing", Duration::from_secs(60), || async {
-            Ok(target
-                .http
-                .get(&url)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ()))
-        })
-        .await?;
-    }
+    gateways_ready(&target, Duration::from_secs(60)).await?;
     let mut state = workload::final_read(&target, &shows).await?;
     state.replicas = replicas(compose).await;
     let events = recorder.events();
     history::write(&settings.out.join("history.jsonl"), &events)?;
     std::fs::write(settings.out.join("final.json"), serde_json::to_vec_pretty(&state)?)?;
     let verdict = checker::check(&events, &state);
+    // The overlap check is only as good as the expiries it is given: show what they were.
+    let lifetimes: Vec<i64> = events
+        .iter()
+        .filter(|e| e.op == OpKind::Hold && e.kind == EventType::Ok)
+        .filter_map(|e| e.expires_at_ms.map(|at| at as i64 - e.wall_ms as i64))
+        .collect();
+    let (shortest, longest) = (lifetimes.iter().min(), lifetimes.iter().max());
+    eprintln!(
+        "hold expiries seen: {:.1} s to {:.1} s after the grant (client clock)",
+        shortest.copied().unwrap_or(0) as f64 / 1e3,
+        longest.copied().unwrap_or(0) as f64 / 1e3
+    );
     let report = serde_json::json!({
         "seed": settings.seed,
         "duration_s": settings.duration.as_secs(),
@@ -363,6 +349,19 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
     std::fs::write(settings.out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     eprintln!("==> history, final state and report in {}", settings.out.display());
     Ok(verdict)
+}
+
+/// Waits until every gateway answers `/readyz`.
+async fn gateways_ready(target: &Target, timeout: Duration) -> Result<()> {
+    for gateway in &target.gateways {
+        let url = format!("{gateway}/readyz");
+        tests::eventually("gateway ready", timeout, || async {
+            let response = target.http.get(&url).send().await.ok();
+            Ok(response.filter(|r| r.status().is_success()).map(|_| ()))
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 fn nemesis_event(recorder: &Recorder, kind: EventType, detail: String) {
