@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use proto::inventory::{Command, Outcome, Proposal, Query, QueryResult, Reply};
-use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply, NodeState, Topology};
+use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, NodeState, Topology};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{
@@ -657,14 +657,6 @@ pub fn least_loaded(topology: &Topology, exclude: &BTreeSet<u64>) -> Option<u64>
         .filter(|(id, _)| !exclude.contains(id))
         .min_by_key(|(id, count)| (*count, *id))
         .map(|(id, _)| id)
-}
-
-/// The reply of a meta change as a topology, for callers that print it.
-pub fn reply_topology(reply: &Reply) -> Option<&Topology> {
-    match reply {
-        Reply::Meta(MetaReply::Topology { topology }) => Some(topology),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

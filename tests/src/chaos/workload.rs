@@ -7,7 +7,6 @@
 //! id, as its unknown operation may still take effect at any later time. Clients contend on a
 //! few small shows with explicit seats, so conflicts are frequent.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -328,6 +327,3 @@ pub async fn final_read(target: &Target, shows: &[u64]) -> Result<FinalState> {
     state.ledger = Some(ledger);
     Ok(state)
 }
-
-/// Per-group statuses keyed by node, for the replica check.
-pub type Statuses = BTreeMap<u64, Vec<proto::pb::GroupStatus>>;
