@@ -6,10 +6,13 @@
 //! number of gateways can serve the same cluster, and each runs the recovery [`sweeper`] that
 //! settles checkouts a crashed gateway left pending.
 
+pub mod accounts;
 pub mod cluster;
 pub mod http;
 pub mod limits;
+pub mod openapi;
 pub mod payment;
+pub mod ratelimit;
 pub mod saga;
 pub mod sweeper;
 
@@ -40,9 +43,20 @@ pub struct Config {
     /// gRPC addresses of the cluster's nodes, comma separated.
     #[arg(long, env = "MARQUEE_GATEWAY_NODES", value_delimiter = ',', required = true)]
     pub nodes: Vec<String>,
-    /// Token admins send in `X-Marquee-Admin-Token`.
-    #[arg(long, env = "MARQUEE_ADMIN_TOKEN")]
-    pub admin_token: String,
+    /// Secret signing access tokens (HS256), at least 32 bytes; every gateway of a cluster
+    /// must share it. Prefer the environment variable to the flag (process lists show flags).
+    #[arg(long, env = "MARQUEE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// Lifetime of an access token, seconds.
+    #[arg(long, env = "MARQUEE_GATEWAY_ACCESS_TOKEN_TTL_S", default_value_t = 900)]
+    pub access_token_ttl_s: u64,
+    /// Lifetime of a refresh token (a session's inactivity limit), hours.
+    #[arg(long, env = "MARQUEE_GATEWAY_REFRESH_TOKEN_TTL_H", default_value_t = 720)]
+    pub refresh_token_ttl_h: u64,
+    /// Password hashes (argon2id, ~19 MiB and tens of ms each) computed at once; more
+    /// register/login requests queue.
+    #[arg(long, env = "MARQUEE_GATEWAY_PASSWORD_HASH_CONCURRENCY", default_value_t = 2)]
+    pub password_hash_concurrency: usize,
     /// How long a checkout may wait for its payment before it expires.
     #[arg(long, env = "MARQUEE_GATEWAY_CHECKOUT_WINDOW_MS", default_value_t = 120_000)]
     pub checkout_window_ms: u64,
@@ -60,6 +74,71 @@ pub struct Config {
     /// timeout, so live sagas finish first.
     #[arg(long, env = "MARQUEE_GATEWAY_SWEEP_MIN_AGE_MS", default_value_t = 30_000)]
     pub sweep_min_age_ms: u64,
+    /// Customers cannot cancel a booking this many minutes before its show starts.
+    #[arg(long, env = "MARQUEE_GATEWAY_CANCEL_CUTOFF_MIN", default_value_t = 60)]
+    pub cancel_cutoff_min: u64,
+    /// Cancelled at least this many minutes before the start: full refund.
+    #[arg(long, env = "MARQUEE_GATEWAY_FULL_REFUND_BEFORE_MIN", default_value_t = 1440)]
+    pub full_refund_before_min: u64,
+    /// Cancelled later than that (but before the cutoff): this percentage is refunded.
+    #[arg(long, env = "MARQUEE_GATEWAY_LATE_REFUND_PERCENT", default_value_t = 50)]
+    pub late_refund_percent: u8,
+    /// Sustained requests per second one client IP may make to this gateway; 0 turns the
+    /// per-IP limit off.
+    #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", default_value_t = 50.0)]
+    pub rate_limit_ip_per_s: f64,
+    /// Burst one client IP may make at once.
+    #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_IP_BURST", default_value_t = 100.0)]
+    pub rate_limit_ip_burst: f64,
+    /// Sustained requests per second one signed-in user may make to this gateway; 0 turns the
+    /// per-user limit off.
+    #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", default_value_t = 10.0)]
+    pub rate_limit_user_per_s: f64,
+    /// Burst one signed-in user may make at once.
+    #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_USER_BURST", default_value_t = 30.0)]
+    pub rate_limit_user_burst: f64,
+    /// Header naming the client IP when the gateway sits behind a proxy that sets it (e.g.
+    /// `x-forwarded-for`: its first address is used). Unset: the TCP peer address. Only set it
+    /// behind a proxy that overwrites the header, or clients can pick their own bucket.
+    #[arg(long, env = "MARQUEE_GATEWAY_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+}
+
+/// The gateway's rate limiters (see [`ratelimit`]).
+#[derive(Debug)]
+pub struct Limits {
+    /// Per client IP, every request.
+    pub ip: ratelimit::Limiter<std::net::IpAddr>,
+    /// Per user, every authenticated request.
+    pub user: ratelimit::Limiter<u64>,
+    /// Header carrying the client IP, lowercased.
+    pub client_ip_header: Option<axum::http::HeaderName>,
+}
+
+impl AppState {
+    /// Takes a token from `user_id`'s rate-limit bucket.
+    ///
+    /// # Errors
+    /// `RateLimited` with the seconds until the next token.
+    pub fn check_user_rate(&self, user_id: u64) -> Result<(), http::error::ApiError> {
+        self.limits.user.check(&user_id).map_err(|wait| {
+            self.metrics.rate_limited.with_label_values(&["user"]).inc();
+            http::error::ApiError::RateLimited(ratelimit::retry_after_secs(wait))
+        })
+    }
+}
+
+/// The client IP of a request: from the configured proxy header, else the TCP peer.
+pub fn client_ip(state: &AppState, request: &axum::extract::Request) -> Option<std::net::IpAddr> {
+    if let Some(name) = &state.limits.client_ip_header {
+        return request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+    }
+    request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
 
 /// Gateway metrics.
@@ -82,6 +161,12 @@ pub struct Metrics {
     pub sweeper_settled: IntCounterVec,
     /// Sweeper steps that failed and will be retried (cluster or provider unreachable).
     pub sweeper_errors: IntCounter,
+    /// Requests refused by a rate limit, by limit (ip, user).
+    pub rate_limited: IntCounterVec,
+    /// Money charged for confirmed bookings, minor units, by currency.
+    pub revenue_minor: IntCounterVec,
+    /// Money refunded, minor units, by currency.
+    pub refunds_minor: IntCounterVec,
 }
 
 impl Metrics {
@@ -123,6 +208,21 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(sweeper_errors.clone())).expect("unique metric name");
+        let rate_limited = counter(
+            "marquee_gateway_rate_limited_total",
+            "Requests refused with 429 by a rate limit",
+            &["limit"],
+        );
+        let revenue_minor = counter(
+            "marquee_gateway_revenue_minor_total",
+            "Money charged for confirmed bookings, in minor units",
+            &["currency"],
+        );
+        let refunds_minor = counter(
+            "marquee_gateway_refunds_minor_total",
+            "Money refunded, in minor units",
+            &["currency"],
+        );
         Metrics {
             registry,
             requests,
@@ -132,6 +232,9 @@ impl Metrics {
             payments,
             sweeper_settled,
             sweeper_errors,
+            rate_limited,
+            revenue_minor,
+            refunds_minor,
         }
     }
 }
@@ -152,14 +255,20 @@ pub struct AppState {
     pub sandbox: Option<SandboxProvider>,
     /// The `marquee-payments` client when it is the one in use (its ledger is proxied).
     pub payments_http: Option<HttpProvider>,
-    /// Admin token.
-    pub admin_token: String,
+    /// Access-token keys and token lifetimes.
+    pub tokens: accounts::TokenKeys,
+    /// Password hashing, bounded.
+    pub hasher: accounts::Hasher,
     /// Payment window of a checkout.
     pub checkout_window_ms: u64,
     /// Timeout of one payment call.
     pub payment_timeout: Duration,
     /// Metrics.
     pub metrics: Metrics,
+    /// Rate limiters.
+    pub limits: Limits,
+    /// The cancellation policy.
+    pub cancel_policy: saga::CancelPolicy,
 }
 
 /// Runs the gateway until `shutdown` fires.
@@ -168,11 +277,44 @@ pub struct AppState {
 /// Invalid configuration or a port that cannot be bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::ensure!(!config.nodes.is_empty(), "--nodes needs at least one address");
-    anyhow::ensure!(config.admin_token.len() >= 8, "--admin-token must be at least 8 characters");
+    anyhow::ensure!(
+        (60..=86_400).contains(&config.access_token_ttl_s),
+        "--access-token-ttl-s must be 60..=86400"
+    );
+    anyhow::ensure!(
+        (1..=24 * 365).contains(&config.refresh_token_ttl_h),
+        "--refresh-token-ttl-h must be 1..=8760"
+    );
+    let tokens = accounts::TokenKeys::new(
+        config.jwt_secret.as_bytes(),
+        Duration::from_secs(config.access_token_ttl_s),
+        Duration::from_secs(config.refresh_token_ttl_h * 3600),
+    )
+    .context("--jwt-secret")?;
     anyhow::ensure!(config.payment_timeout_ms > 0, "--payment-timeout-ms must be positive");
     anyhow::ensure!(
         config.sweep_min_age_ms >= SWEEP_MIN_AGE_MS_MIN.max(config.payment_timeout_ms),
         "--sweep-min-age-ms must be at least {SWEEP_MIN_AGE_MS_MIN} and --payment-timeout-ms"
+    );
+    for (name, rate, burst) in [
+        ("ip", config.rate_limit_ip_per_s, config.rate_limit_ip_burst),
+        ("user", config.rate_limit_user_per_s, config.rate_limit_user_burst),
+    ] {
+        anyhow::ensure!(
+            rate.is_finite() && rate >= 0.0 && (rate == 0.0 || (burst.is_finite() && burst >= 1.0)),
+            "--rate-limit-{name}-per-s must be >= 0 and --rate-limit-{name}-burst >= 1"
+        );
+    }
+    let client_ip_header = config
+        .client_ip_header
+        .as_deref()
+        .map(|h| axum::http::HeaderName::try_from(h.to_ascii_lowercase()))
+        .transpose()
+        .context("--client-ip-header is not a valid header name")?;
+    anyhow::ensure!(config.late_refund_percent <= 100, "--late-refund-percent must be 0..=100");
+    anyhow::ensure!(
+        config.full_refund_before_min >= config.cancel_cutoff_min,
+        "--full-refund-before-min must be at least --cancel-cutoff-min"
     );
     let payment_timeout = Duration::from_millis(config.payment_timeout_ms);
     let (payments, sandbox, payments_http): (Arc<dyn PaymentProvider>, _, _) =
@@ -192,10 +334,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         payments,
         sandbox,
         payments_http,
-        admin_token: config.admin_token.clone(),
+        tokens,
+        hasher: accounts::Hasher::new(config.password_hash_concurrency),
         checkout_window_ms: config.checkout_window_ms,
         payment_timeout,
         metrics: Metrics::new(),
+        limits: Limits {
+            ip: ratelimit::Limiter::new(ratelimit::Rate {
+                per_second: config.rate_limit_ip_per_s,
+                burst: config.rate_limit_ip_burst,
+            }),
+            user: ratelimit::Limiter::new(ratelimit::Rate {
+                per_second: config.rate_limit_user_per_s,
+                burst: config.rate_limit_user_burst,
+            }),
+            client_ip_header,
+        },
+        cancel_policy: saga::CancelPolicy {
+            cutoff_ms: config.cancel_cutoff_min.saturating_mul(60_000),
+            full_refund_before_ms: config.full_refund_before_min.saturating_mul(60_000),
+            late_refund_percent: config.late_refund_percent,
+        },
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -210,7 +369,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         tokio::spawn(sweeper::run(Arc::clone(&state), sweep, sweep_stop.clone()))
     });
-    let served = axum::serve(listener, http::routes(state))
+    let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("HTTP server");

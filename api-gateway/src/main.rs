@@ -1,51 +1,13 @@
 //! `marquee-gateway` binary: parse config, init logging, run until SIGINT/SIGTERM.
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MARQUEE_LOG")
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .init();
+    telemetry::init_logging("info,openraft=warn");
     let config = api_gateway::Config::parse();
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        signal.cancel();
-    });
-    match api_gateway::run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "marquee-gateway failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    telemetry::run_until_signal("marquee-gateway", |shutdown| async move {
+        api_gateway::run(config, shutdown).await.map_err(Into::into)
+    })
+    .await
 }

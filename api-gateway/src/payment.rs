@@ -162,8 +162,28 @@ impl PaymentProvider for SandboxProvider {
             if let Some((_, existing)) = ledger.refunds.get(key) {
                 return Ok(existing.clone());
             }
-            if !ledger.charges.values().any(|c| c.reference == charge_ref) {
+            let Some(charge) = ledger.charges.values().find(|c| c.reference == charge_ref) else {
                 return Err(PaymentError::Declined(format!("no charge {charge_ref} to refund")));
+            };
+            // Like a real provider: the currency must match and refunds of a charge may not
+            // add up to more than it.
+            if charge.currency != currency {
+                return Err(PaymentError::Declined(format!(
+                    "refund in {currency} of a charge in {}",
+                    charge.currency
+                )));
+            }
+            let refunded: i64 = ledger
+                .refunds
+                .values()
+                .filter(|(charged, _)| charged == charge_ref)
+                .map(|(_, r)| r.amount_minor)
+                .sum();
+            if amount_minor <= 0 || refunded + amount_minor > charge.amount_minor {
+                return Err(PaymentError::Declined(format!(
+                    "refund of {amount_minor} exceeds what is left of charge {charge_ref} ({})",
+                    charge.amount_minor - refunded
+                )));
             }
             let receipt = Receipt {
                 reference: format!("rf_{key}"),
@@ -225,5 +245,17 @@ mod tests {
         let again = sandbox.refund("refund:b", &charge.reference, 5, "INR").await.unwrap();
         assert_eq!(first, again);
         assert_eq!(sandbox.ledger().refunds.len(), 1);
+        // Nothing is left to refund, and amounts or currencies that do not fit are refused.
+        assert!(sandbox.refund("refund:b2", &charge.reference, 1, "INR").await.is_err());
+        let other = sandbox.charge("c", "tok_success", 10, "INR").await.unwrap();
+        for (amount, currency) in [(0, "INR"), (-1, "INR"), (11, "INR"), (5, "USD")] {
+            assert!(
+                sandbox.refund("refund:c", &other.reference, amount, currency).await.is_err(),
+                "{amount} {currency}"
+            );
+        }
+        sandbox.refund("refund:c", &other.reference, 4, "INR").await.unwrap();
+        sandbox.refund("refund:c2", &other.reference, 6, "INR").await.unwrap();
+        assert_eq!(sandbox.ledger().refunds.len(), 3);
     }
 }

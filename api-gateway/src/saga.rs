@@ -1,5 +1,6 @@
 //! The booking saga: hold -> `BeginCheckout` -> charge -> `Confirm`, with `FailCheckout` or a
-//! refund on every failure path, and cancellation (refund, then release).
+//! refund on every failure path, and cancellation (`RequestCancel` under the policy, refund,
+//! then `CancelBooking` frees the seats).
 //!
 //! Every step is idempotent, keyed by the client's `Idempotency-Key` (scoped to the user): the
 //! inventory commands carry request ids derived from it, and the payment provider gets the
@@ -12,11 +13,13 @@
 //! and refund-key scheme ([`refund_key`]) so the two can never both act on one booking.
 
 use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Rejection, Reply,
+    BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Query, QueryResult, Rejection,
+    Reply, ShowId,
 };
 
+use crate::http::booking::load_booking;
 use crate::http::error::ApiError;
-use crate::http::{load_booking, propose};
+use crate::http::propose;
 use crate::payment::{PaymentError, Receipt};
 use crate::AppState;
 
@@ -99,6 +102,11 @@ pub async fn book(
         Ok(reply) => {
             let confirmed = booking(reply)?;
             state.metrics.bookings.with_label_values(&["confirmed"]).inc();
+            state
+                .metrics
+                .revenue_minor
+                .with_label_values(&[&confirmed.amount.currency])
+                .inc_by(u64::try_from(confirmed.amount.amount_minor).unwrap_or(0));
             Ok(confirmed)
         }
         Err(ApiError::Rejected(Rejection::BookingWrongState {
@@ -177,34 +185,194 @@ pub(crate) async fn refund(
     }
 }
 
-/// Cancels a confirmed booking: refunds the charge, then frees the seats. Cancelling an already
-/// cancelled booking returns it unchanged.
+/// The cancellation policy (gateway flags, docs/api.md "Cancellation").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelPolicy {
+    /// No customer cancellation this long before the start.
+    pub cutoff_ms: u64,
+    /// Cancelled at least this long before the start: full refund.
+    pub full_refund_before_ms: u64,
+    /// Otherwise (between the two): this percentage of the amount, rounded down.
+    pub late_refund_percent: u8,
+}
+
+impl CancelPolicy {
+    /// The refund owed for `amount_minor` when cancelling at `now_ms` a show starting at
+    /// `starts_at_ms`, and the last log time the cancellation may be recorded at. The refund
+    /// tier uses this gateway's clock; the deadline is enforced by the state machine against log
+    /// time, so a late request is refused however the clocks disagree.
+    pub fn terms(&self, amount_minor: i64, starts_at_ms: u64, now_ms: u64) -> (i64, u64) {
+        let deadline = starts_at_ms.saturating_sub(self.cutoff_ms);
+        let refund = if starts_at_ms.saturating_sub(now_ms) >= self.full_refund_before_ms {
+            amount_minor
+        } else {
+            amount_minor * i64::from(self.late_refund_percent) / 100
+        };
+        (refund, deadline)
+    }
+}
+
+/// A show's start: its catalog record, or the inventory's copy for shows created before the
+/// catalog existed.
+async fn show_start_ms(state: &AppState, show_id: ShowId) -> Result<u64, ApiError> {
+    match crate::http::catalog::load_show(state, show_id.0).await {
+        Ok(detail) => return Ok(detail.show.spec.starts_at_ms),
+        Err(ApiError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    match crate::http::query(state, Query::SeatMap { show_id }, true).await? {
+        QueryResult::SeatMap { seat_map } => Ok(seat_map.starts_at_ms),
+        _ => Err(ApiError::NotFound("show")),
+    }
+}
+
+/// Cancels a confirmed booking of `owner` under the policy: records the request (refusing it
+/// past the cutoff), refunds what is owed, then frees the seats. Cancelling an already cancelled
+/// booking returns it unchanged; one left `cancelling` by a crash is finished.
 ///
 /// # Errors
-/// Not the owner's booking (404), not confirmed (409), refund or cluster unavailable.
+/// Not the owner's booking (404), not confirmed or past the cutoff (409), refund or cluster
+/// unavailable (the booking stays `cancelling`; a retry or the sweeper finishes it).
 pub async fn cancel(
     state: &AppState,
     owner: &OwnerId,
     booking_id: BookingId,
 ) -> Result<BookingView, ApiError> {
     let current = load_booking(state, booking_id, owner).await?;
-    match current.status {
+    let cancelling = match current.status {
         BookingStatus::Cancelled => return Ok(current),
-        BookingStatus::Confirmed => {}
+        BookingStatus::Cancelling => current,
+        BookingStatus::Confirmed => {
+            let starts_at_ms = show_start_ms(state, booking_id.show_id()).await?;
+            let (refund_minor, deadline_ms) = state.cancel_policy.terms(
+                current.amount.amount_minor,
+                starts_at_ms,
+                crate::sweeper::wall_clock_ms(),
+            );
+            let command = Command::RequestCancel {
+                booking_id,
+                owner: Some(owner.clone()),
+                refund_minor,
+                deadline_ms,
+            };
+            match propose(state, format!("cancel:{booking_id}:request"), command).await {
+                Ok(reply) => booking(reply)?,
+                Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
+                    load_booking(state, booking_id, owner).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
         status => return Err(ApiError::Rejected(Rejection::BookingWrongState { status })),
-    }
-    let payment_ref = current.payment_ref.clone().ok_or_else(|| {
-        ApiError::Internal("confirmed booking without a payment reference".into())
-    })?;
-    let charge = Receipt {
-        reference: payment_ref,
-        amount_minor: current.amount.amount_minor,
-        currency: current.amount.currency.clone(),
     };
-    let receipt = refund(state, booking_id, &charge).await?;
-    let command =
-        Command::CancelBooking { booking_id, owner: owner.clone(), refund_ref: receipt.reference };
-    let cancelled = booking(propose(state, format!("cancel:{booking_id}"), command).await?)?;
-    state.metrics.bookings.with_label_values(&["cancelled"]).inc();
-    Ok(cancelled)
+    finish_cancel(state, &cancelling).await
+}
+
+/// Finishes a `cancelling` booking: refunds what it is owed (once per booking, whoever asks:
+/// the refund key is the booking's) and frees its seats. Shared by the customer's cancel, show
+/// cancellation and the recovery sweeper.
+///
+/// # Errors
+/// The refund or the cluster is unavailable; nothing is lost, a repeat finishes it.
+pub async fn finish_cancel(
+    state: &AppState,
+    current: &BookingView,
+) -> Result<BookingView, ApiError> {
+    let booking_id = current.booking_id;
+    if current.status == BookingStatus::Cancelled {
+        return Ok(current.clone());
+    }
+    let refund_minor = current.refund_minor.unwrap_or(current.amount.amount_minor);
+    let refund_ref = if refund_minor > 0 {
+        let payment_ref = current.payment_ref.clone().ok_or_else(|| {
+            ApiError::Internal("confirmed booking without a payment reference".into())
+        })?;
+        let charge = Receipt {
+            reference: payment_ref,
+            amount_minor: refund_minor,
+            currency: current.amount.currency.clone(),
+        };
+        let receipt = refund(state, booking_id, &charge).await?;
+        state
+            .metrics
+            .refunds_minor
+            .with_label_values(&[&current.amount.currency])
+            .inc_by(u64::try_from(refund_minor).unwrap_or(0));
+        receipt.reference
+    } else {
+        String::new()
+    };
+    let command = Command::CancelBooking { booking_id, owner: current.owner.clone(), refund_ref };
+    match propose(state, format!("cancel:{booking_id}:complete"), command).await {
+        Ok(reply) => {
+            state.metrics.bookings.with_label_values(&["cancelled"]).inc();
+            booking(reply)
+        }
+        Err(ApiError::Rejected(Rejection::BookingWrongState {
+            status: BookingStatus::Cancelled,
+        })) => load_booking(state, booking_id, &current.owner).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`cancel_show`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShowCancelSummary {
+    /// Bookings refunded and cancelled by this call.
+    pub refunded: u32,
+    /// Holds released and checkouts failed by the shard.
+    pub released: u32,
+}
+
+/// Cancels a show on its shard and refunds every booking in full. Safe to repeat: a repeat
+/// finishes refunds an earlier call could not (and the sweeper would finish them too).
+///
+/// # Errors
+/// The shard, or a refund, is unavailable.
+pub async fn cancel_show(state: &AppState, show_id: ShowId) -> Result<ShowCancelSummary, ApiError> {
+    let mut summary = ShowCancelSummary::default();
+    match propose(state, format!("cancel-show:{}", show_id.0), Command::CancelShow { show_id })
+        .await?
+    {
+        Reply::ShowCancelled { released, .. } => summary.released = released,
+        other => return Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+    }
+    let group = state.cluster.locate(show_id).await?;
+    loop {
+        let query = Query::StaleCheckouts { before_ms: u64::MAX, failed_after: None, limit: 1000 };
+        let QueryResult::StaleCheckouts { cancelling, .. } =
+            state.cluster.query(group, &query, true).await?
+        else {
+            return Err(ApiError::Internal("the shard did not list cancellations".into()));
+        };
+        let ours: Vec<&BookingView> = cancelling.iter().filter(|b| b.show_id == show_id).collect();
+        if ours.is_empty() {
+            return Ok(summary);
+        }
+        for booking in ours {
+            finish_cancel(state, booking).await?;
+            summary.refunded += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CancelPolicy;
+
+    #[test]
+    fn the_policy_refunds_in_full_early_partially_late_and_sets_the_cutoff() {
+        let hour = 3_600_000;
+        let policy = CancelPolicy {
+            cutoff_ms: hour,
+            full_refund_before_ms: 24 * hour,
+            late_refund_percent: 50,
+        };
+        let start = 100 * hour;
+        assert_eq!(policy.terms(40_000, start, start - 30 * hour), (40_000, start - hour));
+        assert_eq!(policy.terms(40_000, start, start - 24 * hour), (40_000, start - hour));
+        assert_eq!(policy.terms(40_001, start, start - 2 * hour), (20_000, start - hour));
+        // Past the start the deadline is already behind: the state machine refuses it.
+        assert_eq!(policy.terms(100, start, start + hour).1, start - hour);
+    }
 }

@@ -80,6 +80,8 @@ enum Settled {
     Elsewhere,
     /// A failed checkout without a charge: nothing to do.
     NothingCharged,
+    /// A half-done cancellation: refunded and its seats freed.
+    Cancelled,
 }
 
 impl Settled {
@@ -90,6 +92,7 @@ impl Settled {
             Settled::Refunded => "refunded",
             Settled::Elsewhere => "already_settled",
             Settled::NothingCharged => "nothing_charged",
+            Settled::Cancelled => "cancelled",
         }
     }
 }
@@ -121,7 +124,8 @@ pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: Cancellati
     }
 }
 
-fn wall_clock_ms() -> u64 {
+/// This gateway's wall clock, Unix ms (for reads and cut-offs; never for replicated state).
+pub fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -155,7 +159,7 @@ async fn sweep_shard(
         failed_after: cursors.get(&group).copied(),
         limit: SWEEP_BATCH_MAX,
     };
-    let QueryResult::StaleCheckouts { pending, failed } =
+    let QueryResult::StaleCheckouts { pending, failed, cancelling } =
         state.cluster.query(group, &query, true).await?
     else {
         return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
@@ -167,6 +171,17 @@ async fn sweep_shard(
             Err(e) => {
                 state.metrics.sweeper_errors.inc();
                 first_error.get_or_insert(e);
+            }
+        }
+    }
+    // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
+    // is owed under the booking's refund key, then free the seats.
+    for booking in &cancelling {
+        match saga::finish_cancel(state, booking).await {
+            Ok(_) => record(state, booking.booking_id, Settled::Cancelled),
+            Err(e) => {
+                state.metrics.sweeper_errors.inc();
+                tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
             }
         }
     }

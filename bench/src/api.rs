@@ -177,6 +177,8 @@ pub struct Api {
     http: Client,
     base: String,
     admin_token: String,
+    /// Catalog screen per distinct seat layout (rows JSON), so shows of one layout share one.
+    screens: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Api {
@@ -184,12 +186,7 @@ impl Api {
     ///
     /// # Errors
     /// The HTTP client cannot be built.
-    pub fn new(
-        base: &str,
-        admin_token: &str,
-        concurrency: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<Api> {
+    pub fn new(base: &str, concurrency: usize, timeout: Duration) -> anyhow::Result<Api> {
         let http = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
@@ -199,8 +196,47 @@ impl Api {
         Ok(Api {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            admin_token: admin_token.to_owned(),
+            admin_token: String::new(),
+            screens: std::sync::Arc::default(),
         })
+    }
+
+    /// Signs in as an admin (`POST /v1/auth/login`); later admin calls use its access token.
+    ///
+    /// # Errors
+    /// The login failed.
+    pub async fn sign_in_admin(&mut self, email: &str, password: &str) -> anyhow::Result<()> {
+        let request = self
+            .http
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }));
+        let body = send(request, StatusCode::OK)
+            .await
+            .map_err(|f| anyhow::anyhow!("admin login as {email} failed: {}", f.key()))?;
+        let body: Value = serde_json::from_slice(&body)?;
+        self.admin_token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("login answered no access_token"))?
+            .to_owned();
+        Ok(())
+    }
+
+    /// Registers a customer account (`POST /v1/auth/register`); returns its access token.
+    ///
+    /// # Errors
+    /// The registration failed.
+    pub async fn register(&self, email: &str, name: &str) -> anyhow::Result<String> {
+        let request = self.http.post(self.url("/v1/auth/register")).json(&json!({
+            "email": email, "password": "bench-password", "name": name,
+        }));
+        let body = send(request, StatusCode::CREATED)
+            .await
+            .map_err(|f| anyhow::anyhow!("registering {email} failed: {}", f.key()))?;
+        let body: Value = serde_json::from_slice(&body)?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("register answered no access_token"))
     }
 
     fn url(&self, path: &str) -> String {
@@ -213,14 +249,87 @@ impl Api {
         exchange_text(request, StatusCode::OK).await
     }
 
-    /// `POST /v1/admin/shows`.
+    /// Creates a show from `{title, starts_at_ms, layout}` through the catalog: the bench's
+    /// movie and theater (fixed ids, idempotent), one screen per distinct layout, then
+    /// `POST /v1/admin/shows`. Timed as one operation.
     pub async fn create_show(&self, body: &Value) -> Timed<CreatedShow> {
-        let request = self
-            .http
-            .post(self.url("/v1/admin/shows"))
-            .header("X-Marquee-Admin-Token", &self.admin_token)
-            .json(body);
-        exchange(request, StatusCode::CREATED).await
+        let started = Instant::now();
+        let result = self.create_catalog_show(body).await;
+        Timed { result, micros: micros_since(started) }
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        expect: StatusCode,
+    ) -> Result<Value, Failure> {
+        let request =
+            self.http.request(method, self.url(path)).bearer_auth(&self.admin_token).json(body);
+        let bytes = send(request, expect).await?;
+        serde_json::from_slice(&bytes).map_err(|_| Failure::Transport("body"))
+    }
+
+    async fn create_catalog_show(&self, body: &Value) -> Result<CreatedShow, Failure> {
+        let layout = &body["layout"];
+        let key = layout["rows"].to_string();
+        let cached = self
+            .screens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        let screen_id = match cached {
+            Some(id) => id,
+            None => {
+                let movie = json!({
+                    "title": "marquee-bench", "description": "", "genres": ["drama"],
+                    "language": "english", "duration_min": 120, "release_date": "2026-01-01",
+                    "cast": [], "director": "", "certificate": "U", "poster_url": null,
+                });
+                self.admin(reqwest::Method::PUT, "/v1/admin/movies/1", &movie, StatusCode::OK)
+                    .await?;
+                let theater = json!({
+                    "name": "marquee-bench", "city": "Benchpur", "address": "", "lat_e6": 0,
+                    "lon_e6": 0, "amenities": [], "utc_offset_minutes": 0,
+                });
+                self.admin(reqwest::Method::PUT, "/v1/admin/theaters/1", &theater, StatusCode::OK)
+                    .await?;
+                let screen = json!({"name": "bench", "format": "2D", "rows": layout["rows"]});
+                let created = self
+                    .admin(
+                        reqwest::Method::POST,
+                        "/v1/admin/theaters/1/screens",
+                        &screen,
+                        StatusCode::CREATED,
+                    )
+                    .await?;
+                let id = created["screen_id"].as_u64().ok_or(Failure::Transport("body"))?;
+                self.screens
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(key, id);
+                id
+            }
+        };
+        let prices: serde_json::Map<String, Value> = layout["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c["name"].as_str()?.to_owned(), c["price_minor"].clone())))
+            .collect();
+        let show = json!({
+            "movie_id": 1,
+            "screen_id": screen_id,
+            "starts_at_ms": body["starts_at_ms"],
+            "prices": prices,
+            "currency": layout["currency"],
+        });
+        let created = self
+            .admin(reqwest::Method::POST, "/v1/admin/shows", &show, StatusCode::CREATED)
+            .await?;
+        serde_json::from_value(created).map_err(|_| Failure::Transport("body"))
     }
 
     /// `GET /v1/shows/{id}/seats`; `fast` reads any replica, otherwise a linearizable read.
@@ -230,7 +339,7 @@ impl Api {
         exchange(self.http.get(url), StatusCode::OK).await
     }
 
-    /// `POST /v1/shows/{id}/holds`.
+    /// `POST /v1/shows/{id}/holds` as the account whose access token is `user`.
     pub async fn hold(
         &self,
         user: &str,
@@ -250,17 +359,14 @@ impl Api {
         let request = self
             .http
             .post(self.url(&format!("/v1/shows/{show_id}/holds")))
-            .header("X-Marquee-User", user)
+            .bearer_auth(user)
             .json(&body);
         exchange(request, StatusCode::CREATED).await
     }
 
     /// `DELETE /v1/holds/{id}`.
     pub async fn release(&self, user: &str, hold_id: &str) -> Timed<Value> {
-        let request = self
-            .http
-            .delete(self.url(&format!("/v1/holds/{hold_id}")))
-            .header("X-Marquee-User", user);
+        let request = self.http.delete(self.url(&format!("/v1/holds/{hold_id}"))).bearer_auth(user);
         exchange(request, StatusCode::OK).await
     }
 
@@ -275,7 +381,7 @@ impl Api {
         let request = self
             .http
             .post(self.url("/v1/bookings"))
-            .header("X-Marquee-User", user)
+            .bearer_auth(user)
             .header("Idempotency-Key", idempotency_key)
             .json(&json!({ "hold_id": hold_id, "payment_token": payment_token }));
         exchange(request, StatusCode::CREATED).await
@@ -286,7 +392,7 @@ impl Api {
         let request = self
             .http
             .get(self.url(&format!("/v1/admin/shows/{show_id}/bookings")))
-            .header("X-Marquee-Admin-Token", &self.admin_token);
+            .bearer_auth(&self.admin_token);
         exchange(request, StatusCode::OK).await
     }
 }

@@ -69,15 +69,23 @@ pub struct Args {
     /// Base URL of the gateway (plain http).
     #[arg(long, env = "MARQUEE_BENCH_GATEWAY", default_value = "http://127.0.0.1:8080")]
     pub gateway: String,
-    /// Admin token sent in `X-Marquee-Admin-Token` (setup and audit).
+    /// Email of an admin account (setup and audit), e.g. the one `scripts/marquee-dev` makes.
+    #[arg(long, env = "MARQUEE_ADMIN_EMAIL", default_value = "admin@marquee.local")]
+    #[serde(skip)]
+    pub admin_email: String,
+    /// Its password.
     #[arg(
         long,
-        env = "MARQUEE_ADMIN_TOKEN",
-        default_value = "dev-admin-token",
+        env = "MARQUEE_ADMIN_PASSWORD",
+        default_value = "marquee-admin",
         hide_env_values = true
     )]
     #[serde(skip)]
-    pub admin_token: String,
+    pub admin_password: String,
+    /// Customer accounts registered per worker before the run (not measured); a worker's
+    /// journeys use them in turn, since an account may hold at most 2 holds per show.
+    #[arg(long, default_value_t = 8)]
+    pub accounts_per_worker: usize,
     /// Shows created at setup; journeys pick among them with Zipf popularity.
     #[arg(long, default_value_t = 50)]
     pub shows: usize,
@@ -161,6 +169,11 @@ impl Args {
             "--rows x --seats-per-row must be at most {SHOW_SEATS_MAX} seats"
         );
         ensure!((1..=100_000).contains(&self.concurrency), "--concurrency must be 1..=100000");
+        ensure!(
+            (1..=64).contains(&self.accounts_per_worker)
+                && self.concurrency * self.accounts_per_worker <= 100_000,
+            "--accounts-per-worker must be 1..=64 and at most 100000 accounts in all"
+        );
         ensure!(
             self.duration_s.is_finite() && self.duration_s > 0.0 && self.duration_s <= 604_800.0,
             "--duration-s must be positive and at most a week (604800)"

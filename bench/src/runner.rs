@@ -45,6 +45,26 @@ async fn wait_ready(api: &Api, gateway: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Registers `count` customer accounts, 8 at a time; returns their access tokens in order.
+async fn register_accounts(api: &Api, count: usize, run_tag: &str) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(count);
+    let mut next = 0;
+    while next < count {
+        let batch: Vec<_> = (next..count.min(next + 8))
+            .map(|i| {
+                let api = api.clone();
+                let email = format!("bench-{run_tag}-{i}@marquee.bench");
+                tokio::spawn(async move { api.register(&email, &format!("bench {i}")).await })
+            })
+            .collect();
+        for handle in batch {
+            tokens.push(handle.await??);
+        }
+        next += 8;
+    }
+    Ok(tokens)
+}
+
 /// Runs the benchmark; `Ok(true)` when the audit passed.
 ///
 /// # Errors
@@ -55,8 +75,9 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let run_tag = run_tag();
     println!("marquee-bench: seed {seed} (repeat with --seed {seed}), run tag {run_tag}");
     let timeout = Duration::from_millis(args.timeout_ms);
-    let api = Api::new(&args.gateway, &args.admin_token, args.concurrency, timeout)?;
+    let mut api = Api::new(&args.gateway, args.concurrency, timeout)?;
     wait_ready(&api, &args.gateway).await?;
+    api.sign_in_admin(&args.admin_email, &args.admin_password).await?;
 
     let setup_started = Instant::now();
     let shows = Shows::create(&api, &args, &run_tag).await.context("setup")?;
@@ -74,8 +95,17 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         args.concurrency
     );
 
+    let accounts_started = Instant::now();
+    let tokens = register_accounts(&api, args.concurrency * args.accounts_per_worker, &run_tag)
+        .await
+        .context("registering the bench's accounts")?;
+    println!(
+        "setup: {} customer accounts registered in {:.1} s (not measured)",
+        tokens.len(),
+        accounts_started.elapsed().as_secs_f64()
+    );
     let concurrency = args.concurrency;
-    let run = Arc::new(Run::new(api.clone(), args, shows, run_tag, Instant::now()));
+    let run = Arc::new(Run::new(api.clone(), args, shows, tokens, run_tag, Instant::now()));
     let workers: Vec<_> =
         (0..concurrency).map(|index| tokio::spawn(worker(Arc::clone(&run), index, seed))).collect();
     let interrupt = tokio::spawn(stop_on_ctrl_c(Arc::clone(&run)));

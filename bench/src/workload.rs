@@ -1,6 +1,6 @@
 //! The closed-loop workload: `--concurrency` workers, each running one user journey at a time.
 //!
-//! A journey is one fresh user: pick a show by popularity, pick a party size (1..=party-max),
+//! A journey is one user (one of the worker's accounts, in turn): pick a show by popularity, pick a party size (1..=party-max),
 //! decide up front whether the user will pay, release or abandon, get a hold (adjacent mode:
 //! read the seat map and choose adjacent seats in one row, not across an aisle; best mode: ask
 //! the gateway for the best seats), then pay for it, release it or walk away. Every booking
@@ -43,8 +43,10 @@ pub struct Run {
     pub args: Args,
     /// The shows and their popularity.
     pub shows: Shows,
-    /// Unique per run (not derived from the seed): prefixes user ids so idempotency keys
-    /// never collide with an earlier run against the same cluster.
+    /// Access tokens of the run's customer accounts; worker `i` uses its
+    /// `--accounts-per-worker` slice in turn.
+    pub tokens: Vec<String>,
+    /// Unique per run (not derived from the seed): names the run's accounts and shows.
     pub run_tag: String,
     /// Journeys started from here on are measured.
     pub measure_start: Instant,
@@ -62,7 +64,14 @@ pub struct Run {
 
 impl Run {
     /// A run whose measured window starts at `measure_start`.
-    pub fn new(api: Api, args: Args, shows: Shows, run_tag: String, start: Instant) -> Run {
+    pub fn new(
+        api: Api,
+        args: Args,
+        shows: Shows,
+        tokens: Vec<String>,
+        run_tag: String,
+        start: Instant,
+    ) -> Run {
         let measure_start = start + Duration::from_secs_f64(args.warmup_s);
         let deadline = measure_start + Duration::from_secs_f64(args.duration_s);
         Run {
@@ -70,6 +79,7 @@ impl Run {
             tickets: args.journeys.map(AtomicU64::new),
             args,
             shows,
+            tokens,
             run_tag,
             measure_start,
             deadline,
@@ -145,7 +155,10 @@ pub async fn worker(run: Arc<Run>, index: usize, seed: u64) -> WorkerOutput {
         }
         stats.set_measuring(measured);
         journey_number += 1;
-        let user = format!("{}-{index}-{journey_number}", run.run_tag);
+        let per_worker = run.args.accounts_per_worker.max(1);
+        let account =
+            (index * per_worker + journey_number as usize % per_worker) % run.tokens.len().max(1);
+        let user = run.tokens.get(account).cloned().unwrap_or_default();
         let ended = journey(&run, &mut rng, &user, &mut stats, &mut acked).await;
         stats.outcome(ended.outcome);
         if measured {
@@ -210,7 +223,7 @@ async fn journey(
             }
         }
         Plan::Confirm => {
-            // Unique per hold; user ids are unique per run, so keys never replay old runs.
+            // Unique per hold (hold ids are never reused), so keys never replay old runs.
             let key = format!("bench-{}", hold.hold_id);
             let timed = run.api.book(user, &key, &hold.hold_id, &args.payment_token).await;
             match timed.result {

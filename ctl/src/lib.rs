@@ -50,7 +50,7 @@ pub enum CtlError {
     Invalid(String),
     /// The meta group refused a change.
     #[error("refused by the meta group: {0}")]
-    Refused(String),
+    Refused(proto::inventory::Rejection),
 }
 
 type Result<T> = std::result::Result<T, CtlError>;
@@ -236,7 +236,7 @@ impl Admin {
                     Some(propose_reply::Result::Outcome(bytes)) => {
                         let outcome: Outcome =
                             codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
-                        outcome.map(MetaStep::Done).map_err(|r| CtlError::Refused(r.to_string()))
+                        outcome.map(MetaStep::Done).map_err(CtlError::Refused)
                     }
                     Some(propose_reply::Result::NotLeader(hint)) => {
                         Ok(MetaStep::Redirect(hint.leader_addr))

@@ -3,6 +3,9 @@
 
 use clap::{Parser, Subcommand};
 use ctl::Admin;
+use proto::catalog::{CatalogCommand, CatalogReply, Role};
+use proto::inventory::{Rejection, Reply};
+use proto::meta::{MetaCommand, MetaReply};
 use proto::GroupId;
 
 /// Operate a Marquee cluster.
@@ -79,6 +82,25 @@ enum Cmd {
     BalanceLeaders,
     /// Even out replicas over the active nodes, then balance leaders.
     Rebalance,
+    /// Create an account directly in the meta group: how the first admin is made. The
+    /// password is read from `MARQUEE_PASSWORD`, else from the first line of stdin.
+    CreateUser {
+        /// Login email (stored lowercased).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// `customer`, `theater_manager` or `admin`.
+        #[arg(long, default_value = "customer", value_parser = parse_role)]
+        role: Role,
+        /// Theaters a `theater_manager` runs (comma separated ids).
+        #[arg(long, value_delimiter = ',')]
+        theaters: Vec<u64>,
+        /// Succeed without changes when the email is already registered.
+        #[arg(long)]
+        exists_ok: bool,
+    },
     /// Delete a node's leftover replica of a group (after a move whose old node was down).
     DeleteReplica {
         /// The node.
@@ -131,10 +153,75 @@ async fn run(admin: &Admin, command: Cmd) -> anyhow::Result<()> {
         Cmd::TransferLeader { group, to } => admin.transfer_leader(GroupId(group), to).await?,
         Cmd::BalanceLeaders => admin.balance_leaders().await?,
         Cmd::Rebalance => admin.rebalance().await?,
+        Cmd::CreateUser { email, name, role, theaters, exists_ok } => {
+            create_user(admin, &email, &name, role, theaters, exists_ok).await?;
+        }
         Cmd::DeleteReplica { node, group, force } => {
             admin.delete_replica(node, GroupId(group), force).await?;
             eprintln!("deleted group {group}'s replica on node {node}");
         }
     }
     Ok(())
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(raw.to_owned()))
+        .map_err(|_| "expected customer, theater_manager or admin".to_owned())
+}
+
+/// Hashes the password here (argon2id, as the gateway does) and registers the account; a
+/// theater manager then gets its theaters.
+async fn create_user(
+    admin: &Admin,
+    email: &str,
+    name: &str,
+    role: Role,
+    theaters: Vec<u64>,
+    exists_ok: bool,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("MARQUEE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("password (one line on stdin):");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let email = email.trim().to_lowercase();
+    let password_hash = api_gateway::accounts::hash_password(&password)?;
+    let user_id = random_user_id();
+    let register = CatalogCommand::RegisterUser {
+        user_id,
+        email: email.clone(),
+        name: name.trim().to_owned(),
+        password_hash,
+        role,
+    };
+    let user = match admin.meta(MetaCommand::Catalog(register)).await {
+        Ok(Reply::Meta(MetaReply::Catalog(CatalogReply::User { user }))) => user,
+        Ok(other) => anyhow::bail!("unexpected reply {other:?}"),
+        Err(ctl::CtlError::Refused(Rejection::EmailTaken)) if exists_ok => {
+            eprintln!("{email} is already registered; nothing changed");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !theaters.is_empty() {
+        let set_role = CatalogCommand::SetUserRole {
+            user_id: user.user_id,
+            role,
+            theaters: theaters.into_iter().collect(),
+        };
+        admin.meta(MetaCommand::Catalog(set_role)).await?;
+    }
+    println!("{}", user.user_id);
+    eprintln!("created {:?} {email} with id {}", user.role, user.user_id);
+    Ok(())
+}
+
+/// A random id in JavaScript's safe integer range (the gateway's rule for new accounts).
+fn random_user_id() -> u64 {
+    use rand::Rng;
+    rand::rng().random_range(1..=api_gateway::limits::SHOW_ID_MAX)
 }

@@ -18,17 +18,20 @@ pub const COMMAND_VERSION: u32 = 1;
 
 /// A show (one screening or performance). Chosen by the proposer, unique cluster-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ShowId(pub u64);
 
 /// A seat within a show's layout, e.g. `C7` (row label + number).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct SeatId(pub String);
 
-/// Who holds or booked seats. Until accounts exist this is the gateway's temporary
-/// `X-Marquee-User` header value.
+/// Who holds or booked seats: `u{user_id}` of the authenticated account (the gateway derives
+/// it from the access token; clients never choose it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct OwnerId(pub String);
 
@@ -81,6 +84,21 @@ macro_rules! entry_ref_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some("^[0-9]+-[0-9]+$"))
+                    .description(Some("`{show_id}-{seq}`: the show and the log index that created it"))
+                    .examples([serde_json::json!("7-42")])
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -106,6 +124,7 @@ pub struct ParseIdError;
 
 /// Money in minor units (paise, cents) of one currency.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     /// Amount in the currency's minor unit.
     pub amount_minor: i64,
@@ -115,6 +134,7 @@ pub struct Money {
 
 /// A seat category and its price for one show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CategorySpec {
     /// Category name, e.g. `premium`.
     pub name: String,
@@ -124,6 +144,7 @@ pub struct CategorySpec {
 
 /// One row of seats. Seats are numbered 1..=`seats` and identified `"{label}{number}"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowSpec {
     /// Row label, e.g. `A`. ASCII letters only, so seat ids parse unambiguously.
     pub label: String,
@@ -138,6 +159,7 @@ pub struct RowSpec {
 
 /// A show's seat layout and prices, fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Layout {
     /// Rows in order from the screen/stage backwards.
     pub rows: Vec<RowSpec>,
@@ -149,6 +171,7 @@ pub struct Layout {
 
 /// Which seats a hold asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SeatSelection {
     /// Exactly these seats, all or nothing.
@@ -218,14 +241,37 @@ pub enum Command {
         /// Why, for the record.
         reason: String,
     },
-    /// Cancel a confirmed booking (after its refund): seats are freed.
+    /// First step of a cancellation: a confirmed booking becomes `cancelling` with the refund
+    /// it is owed, if the entry's log time is at or before `deadline_ms` (the policy's cutoff,
+    /// computed by the gateway from the show's start). Its seats stay sold until the refund is
+    /// issued and [`Command::CancelBooking`] completes it; the recovery sweeper finishes
+    /// cancellations a crashed gateway left half done.
+    RequestCancel {
+        /// The booking.
+        booking_id: BookingId,
+        /// Must be the booker; `None` for cancellations by the theater (admin, show cancel).
+        owner: Option<OwnerId>,
+        /// Refund owed, 0..=amount, in the booking's currency's minor unit.
+        refund_minor: i64,
+        /// Last log time at which the booking may still be cancelled, Unix ms.
+        deadline_ms: u64,
+    },
+    /// Completes a cancellation after its refund was issued: the `cancelling` booking becomes
+    /// `cancelled` and its seats are freed.
     CancelBooking {
         /// The booking.
         booking_id: BookingId,
-        /// Must be the booker.
+        /// Must be the booker (the sweeper passes the booking's owner).
         owner: OwnerId,
-        /// Reference of the refund that was issued.
+        /// Reference of the refund that was issued (empty when nothing was owed).
         refund_ref: String,
+    },
+    /// Cancels a show: no new holds; active holds are released, pending checkouts fail (a late
+    /// charge is refunded by the saga or the sweeper) and confirmed bookings become
+    /// `cancelling` with a full refund. Idempotent.
+    CancelShow {
+        /// The show.
+        show_id: ShowId,
     },
     /// Expire holds and checkouts whose deadline is at or before the entry's time.
     ExpireDue,
@@ -243,7 +289,9 @@ impl Command {
             Command::BeginCheckout { .. } => "begin_checkout",
             Command::Confirm { .. } => "confirm",
             Command::FailCheckout { .. } => "fail_checkout",
+            Command::RequestCancel { .. } => "request_cancel",
             Command::CancelBooking { .. } => "cancel_booking",
+            Command::CancelShow { .. } => "cancel_show",
             Command::ExpireDue => "expire_due",
             Command::Meta(meta) => meta.kind(),
         }
@@ -252,12 +300,15 @@ impl Command {
     /// The show a command acts on (for routing), if it names one.
     pub fn show_id(&self) -> Option<ShowId> {
         match self {
-            Command::CreateShow { show_id, .. } | Command::Hold { show_id, .. } => Some(*show_id),
+            Command::CreateShow { show_id, .. }
+            | Command::Hold { show_id, .. }
+            | Command::CancelShow { show_id } => Some(*show_id),
             Command::Release { hold_id, .. } | Command::BeginCheckout { hold_id, .. } => {
                 Some(hold_id.show_id())
             }
             Command::Confirm { booking_id, .. }
             | Command::FailCheckout { booking_id, .. }
+            | Command::RequestCancel { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
             Command::ExpireDue | Command::Meta(_) => None,
         }
@@ -288,6 +339,7 @@ pub struct LogCommand {
 
 /// State of one seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SeatStatus {
     /// Can be held.
@@ -300,6 +352,7 @@ pub enum SeatStatus {
 
 /// Lifecycle of a hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
     /// Holding seats until `expires_at_ms`.
@@ -318,6 +371,7 @@ pub enum HoldStatus {
 
 /// A hold as seen by clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HoldView {
     /// Id.
     pub hold_id: HoldId,
@@ -339,6 +393,7 @@ pub struct HoldView {
 
 /// Lifecycle of a booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     /// Checkout begun, payment in progress.
@@ -347,12 +402,16 @@ pub enum BookingStatus {
     Confirmed,
     /// Payment failed or the checkout expired; seats freed.
     Failed,
+    /// Cancellation requested ([`Command::RequestCancel`]): the refund is being issued; seats
+    /// are still sold.
+    Cancelling,
     /// Cancelled after confirmation and refunded; seats freed.
     Cancelled,
 }
 
 /// A booking as seen by clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BookingView {
     /// Id.
     pub booking_id: BookingId,
@@ -374,10 +433,16 @@ pub struct BookingView {
     pub payment_ref: Option<String>,
     /// Refund reference once cancelled.
     pub refund_ref: Option<String>,
+    /// Refund owed or paid, in minor units, once a cancellation was requested.
+    #[serde(default)]
+    pub refund_minor: Option<i64>,
     /// Code printed on the ticket once confirmed (derived from the log, not random).
     pub ticket_code: Option<String>,
     /// Why a booking failed.
     pub failure_reason: Option<String>,
+    /// Log time the checkout began, Unix ms (0 for bookings recorded before it was kept).
+    #[serde(default)]
+    pub created_at_ms: u64,
 }
 
 /// The successful result of a command.
@@ -405,6 +470,15 @@ pub enum Reply {
     Booking {
         /// The booking in its new state.
         booking: BookingView,
+    },
+    /// `CancelShow` ran (or had already run).
+    ShowCancelled {
+        /// The show.
+        show_id: ShowId,
+        /// Bookings now `cancelling` (owed a full refund) that this entry moved there.
+        cancelling: Vec<BookingId>,
+        /// Active holds released and pending checkouts failed by this entry.
+        released: u32,
     },
     /// `ExpireDue` ran.
     Expired {
@@ -503,6 +577,57 @@ pub enum Rejection {
         /// Its state.
         status: BookingStatus,
     },
+    /// The show was cancelled: nothing can be held or bought.
+    #[error("show {} was cancelled", show_id.0)]
+    ShowCancelled {
+        /// The show.
+        show_id: ShowId,
+    },
+    /// The cancellation cutoff before the show has passed.
+    #[error("bookings can no longer be cancelled (cutoff was {deadline_ms} ms)")]
+    CancellationClosed {
+        /// The cutoff, Unix ms.
+        deadline_ms: u64,
+    },
+    /// A refund outside 0..=amount.
+    #[error("invalid refund: {reason}")]
+    InvalidRefund {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A catalog record does not exist (`kind` is `user`, `movie`, `theater`, `screen`, `show`,
+    /// `review`).
+    #[error("{kind} {id} not found")]
+    CatalogNotFound {
+        /// Record kind.
+        kind: String,
+        /// Its id.
+        id: u64,
+    },
+    /// A catalog command with invalid fields.
+    #[error("invalid {field}: {reason}")]
+    CatalogInvalid {
+        /// The offending field (dotted path, e.g. `rows[2].label`).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A catalog command that conflicts with the current state (an id reused with different
+    /// content, a layout change under scheduled shows, a cancelled show rescheduled...).
+    #[error("conflict: {reason}")]
+    CatalogConflict {
+        /// What conflicts.
+        reason: String,
+    },
+    /// Another account has this email.
+    #[error("email already registered")]
+    EmailTaken,
+    /// The refresh token is unknown, expired or revoked.
+    #[error("refresh token invalid")]
+    RefreshTokenInvalid,
+    /// The refresh token was already used: its family is now revoked.
+    #[error("refresh token reused; its session was revoked")]
+    RefreshTokenReused,
     /// A request id was reused with a different command.
     #[error("request id reused with a different command")]
     RequestIdReused,
@@ -560,7 +685,8 @@ pub enum Query {
         /// The booking.
         booking_id: BookingId,
     },
-    /// Every confirmed booking of a show (audits and tests).
+    /// Every booking of a show that holds seats: `confirmed` and `cancelling` (audits, sales,
+    /// tests).
     ShowBookings {
         /// The show.
         show_id: ShowId,
@@ -577,6 +703,14 @@ pub enum Query {
         /// Resume the failed list after this cursor (exclusive); `None` starts at the oldest.
         failed_after: Option<FailedCursor>,
         /// At most this many of each list; the state machine caps it at its own maximum.
+        limit: u32,
+    },
+    /// The most recent bookings of one owner in this group (any status), newest first. Every
+    /// shard answers for its own shows; the gateway merges them ("my bookings").
+    OwnerBookings {
+        /// The owner.
+        owner: OwnerId,
+        /// At most this many; the state machine caps it at its own maximum.
         limit: u32,
     },
     /// A read of the meta group (group 0 only).
@@ -612,13 +746,17 @@ impl Query {
             Query::SeatMap { show_id } | Query::ShowBookings { show_id } => Some(*show_id),
             Query::Hold { hold_id } => Some(hold_id.show_id()),
             Query::Booking { booking_id } => Some(booking_id.show_id()),
-            Query::Digest | Query::StaleCheckouts { .. } | Query::Meta(_) => None,
+            Query::Digest
+            | Query::StaleCheckouts { .. }
+            | Query::OwnerBookings { .. }
+            | Query::Meta(_) => None,
         }
     }
 }
 
 /// One seat in a seat map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeatView {
     /// Id, e.g. `C7`.
     pub seat_id: SeatId,
@@ -636,6 +774,7 @@ pub struct SeatView {
 
 /// One row in a seat map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowView {
     /// Label.
     pub label: String,
@@ -645,6 +784,7 @@ pub struct RowView {
 
 /// A show's seats at a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeatMap {
     /// The show.
     pub show_id: ShowId,
@@ -658,6 +798,9 @@ pub struct SeatMap {
     pub currency: String,
     /// Count of available seats.
     pub available: u32,
+    /// The show was cancelled: nothing is bookable.
+    #[serde(default)]
+    pub cancelled: bool,
     /// Rows.
     pub rows: Vec<RowView>,
 }
@@ -697,6 +840,10 @@ pub enum QueryResult {
     StaleCheckouts {
         /// Pending checkouts, by payment deadline.
         pending: Vec<BookingView>,
+        /// Bookings in `cancelling` whose cancellation was requested at or before `before_ms`
+        /// (their refund and `CancelBooking` still have to run), by booking id.
+        #[serde(default)]
+        cancelling: Vec<BookingView>,
         /// Failed checkouts after the cursor, oldest first.
         failed: Vec<FailedCheckout>,
     },

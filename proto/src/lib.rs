@@ -1,12 +1,14 @@
 //! Marquee's wire vocabulary, in one place.
 //!
 //! - [`pb`]: the gRPC services and envelopes generated from `proto/marquee.proto`.
+//! - [`catalog`]: accounts, movies, theaters, screens, shows and reviews (meta group).
 //! - [`inventory`]: commands, outcomes and queries of the inventory state machine, shared by the
 //!   state machine itself and by the gateway, which never links `raft-store`.
 //! - [`codec`]: the single place where payloads are encoded to and decoded from bytes.
 //!
 //! Everything two crates must agree on lives here; nothing here does I/O.
 
+pub mod catalog;
 pub mod inventory;
 pub mod meta;
 
@@ -20,6 +22,7 @@ pub mod pb {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct GroupId(pub u64);
 

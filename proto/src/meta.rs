@@ -148,6 +148,8 @@ pub enum MetaCommand {
         /// Capacity given when it was placed.
         seats: u32,
     },
+    /// A change to the catalog or accounts.
+    Catalog(crate::catalog::CatalogCommand),
 }
 
 impl MetaCommand {
@@ -160,6 +162,7 @@ impl MetaCommand {
             MetaCommand::SetReplicas { .. } => "set_replicas",
             MetaCommand::PlaceShow { .. } => "place_show",
             MetaCommand::UnplaceShow { .. } => "unplace_show",
+            MetaCommand::Catalog(command) => command.kind(),
         }
     }
 }
@@ -187,6 +190,8 @@ pub enum MetaReply {
         /// The show.
         show_id: ShowId,
     },
+    /// A catalog command succeeded.
+    Catalog(crate::catalog::CatalogReply),
 }
 
 /// A read of the meta state.
@@ -200,6 +205,8 @@ pub enum MetaQuery {
         /// The show.
         show_id: ShowId,
     },
+    /// A catalog or account read.
+    Catalog(crate::catalog::CatalogQuery),
 }
 
 /// The answer to a [`MetaQuery`].
@@ -220,6 +227,8 @@ pub enum MetaQueryResult {
         /// Map version of the answering replica.
         map_version: u64,
     },
+    /// For [`MetaQuery::Catalog`] (boxed: much larger than the other answers).
+    Catalog(Box<crate::catalog::CatalogQueryResult>),
 }
 
 /// Round-robin placement of `shards` groups of `replicas` replicas over `nodes`, the first

@@ -27,6 +27,8 @@ pub const FAILED_CHECKOUT_RETENTION_MS: u64 = 60 * 60 * 1000;
 pub const FAILED_CHECKOUTS_MAX: usize = 100_000;
 /// Most entries of each list one `StaleCheckouts` read returns.
 pub const STALE_CHECKOUTS_LIMIT_MAX: u32 = 1_000;
+/// Most bookings one `OwnerBookings` read returns.
+pub const OWNER_BOOKINGS_MAX: u32 = 100;
 /// Longest request id accepted.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Rows in a layout.
@@ -60,3 +62,19 @@ pub const META_NODES_MAX: usize = 1_000;
 pub const META_GROUPS_MAX: usize = 4_096;
 /// Bytes of a node's advertised address.
 pub const NODE_ADDR_BYTES_MAX: usize = 256;
+
+/// Longest movie description or review text.
+pub const CATALOG_TEXT_BYTES_MAX: usize = 4_000;
+/// Most items one catalog list read returns.
+pub const CATALOG_PAGE_MAX: u32 = 100;
+/// Most theaters one manager runs.
+pub const CATALOG_LIST_MAX: usize = 1_000;
+/// Longest email address (RFC 5321 path limit).
+pub const EMAIL_BYTES_MAX: usize = 254;
+/// Longest poster URL.
+pub const URL_BYTES_MAX: usize = 2_048;
+/// Longest display name of a user.
+pub const USER_NAME_BYTES_MAX: usize = 100;
+/// Refresh-token families (signed-in sessions) one user keeps; a new login beyond this drops the
+/// oldest session, bounding the tokens a user can make the meta group remember.
+pub const REFRESH_FAMILIES_PER_USER_MAX: usize = 20;

@@ -20,8 +20,14 @@ use proto::pb::cluster_client::ClusterClient;
 use proto::pb::{GroupStatus, StatusRequest};
 use serde_json::{json, Value};
 
-/// Admin token used by test gateways.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Secret test gateways sign access tokens with (shared, so any gateway accepts any token).
+pub const JWT_SECRET: &str = "marquee-test-jwt-secret-0123456789abcdef";
+/// The admin account every test cluster gets (made with `marqueectl create-user`).
+pub const ADMIN_EMAIL: &str = "admin@marquee.test";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// Password of the customer accounts [`Cluster::user`] registers.
+pub const USER_PASSWORD: &str = "customer-password";
 
 /// Directory holding the workspace's binaries.
 ///
@@ -80,6 +86,23 @@ where
     }
 }
 
+/// The movie test shows play.
+pub fn test_movie() -> Value {
+    json!({
+        "title": "Test Movie", "description": "", "genres": ["drama"], "language": "english",
+        "duration_min": 120, "release_date": "2026-01-01", "cast": [], "director": "",
+        "certificate": "U", "poster_url": null,
+    })
+}
+
+/// The theater test shows play in.
+pub fn test_theater() -> Value {
+    json!({
+        "name": "Test Theater", "city": "Testville", "address": "", "lat_e6": 0, "lon_e6": 0,
+        "amenities": [], "utc_offset_minutes": 0,
+    })
+}
+
 /// Options of a test cluster.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -104,6 +127,10 @@ pub struct Options {
     pub sweep_interval_ms: u64,
     /// `--sweep-min-age-ms` of the gateway.
     pub sweep_min_age_ms: u64,
+    /// The gateway's per-IP rate limit (requests/s; 0: off, the default for tests).
+    pub rate_limit_ip_per_s: f64,
+    /// The gateway's per-user rate limit (requests/s; 0: off).
+    pub rate_limit_user_per_s: f64,
 }
 
 impl Default for Options {
@@ -119,6 +146,8 @@ impl Default for Options {
             payments: false,
             sweep_interval_ms: 5_000,
             sweep_min_age_ms: 30_000,
+            rate_limit_ip_per_s: 0.0,
+            rate_limit_user_per_s: 0.0,
         }
     }
 }
@@ -294,10 +323,13 @@ fn spawn_gateway_process(
     let port = free_port();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let mut command = Command::new(bins.join("marquee-gateway"));
+    // Tests drive many requests from one loopback address: rate limits only where a test asks.
+    command.env("MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", options.rate_limit_ip_per_s.to_string());
+    command.env("MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", options.rate_limit_user_per_s.to_string());
+    command.env("MARQUEE_JWT_SECRET", JWT_SECRET);
     command
         .arg(format!("--listen=127.0.0.1:{port}"))
         .arg(format!("--nodes={}", nodes.join(",")))
-        .arg(format!("--admin-token={ADMIN_TOKEN}"))
         .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
         .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
         .arg(format!("--sweep-interval-ms={}", options.sweep_interval_ms))
@@ -329,6 +361,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// HTTP client.
     pub http: reqwest::Client,
+    /// Access token of the admin account ([`ADMIN_EMAIL`]).
+    admin_token: String,
 }
 
 impl Cluster {
@@ -400,6 +434,7 @@ impl Cluster {
             bins,
             dir,
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+            admin_token: String::new(),
         };
         if let Some(payments_url) = &cluster.payments_url {
             let url = format!("{payments_url}/healthz");
@@ -410,7 +445,109 @@ impl Cluster {
             .with_context(|| cluster.logs_hint())?;
         }
         cluster.wait_ready().await?;
+        let mut cluster = cluster;
+        cluster.create_account(ADMIN_EMAIL, ADMIN_PASSWORD, "admin", &[]).await?;
+        let login = cluster.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+        cluster.admin_token =
+            login["access_token"].as_str().context("access_token in login reply")?.to_owned();
         Ok(cluster)
+    }
+
+    /// Creates an account with `marqueectl create-user` (how operators make the first admin
+    /// and theater managers); returns its user id.
+    ///
+    /// # Errors
+    /// marqueectl failed.
+    pub async fn create_account(
+        &self,
+        email: &str,
+        password: &str,
+        role: &str,
+        theaters: &[u64],
+    ) -> Result<u64> {
+        let nodes: Vec<String> =
+            self.nodes.iter().filter(|n| n.is_running()).map(|n| n.grpc.clone()).collect();
+        let mut command = tokio::process::Command::new(self.bins.join("marqueectl"));
+        command
+            .env("MARQUEE_PASSWORD", password)
+            .arg(format!("--nodes={}", nodes.join(",")))
+            .args(["create-user", "--email", email, "--name", email, "--role", role]);
+        if !theaters.is_empty() {
+            let list: Vec<String> = theaters.iter().map(u64::to_string).collect();
+            command.arg(format!("--theaters={}", list.join(",")));
+        }
+        let output = command.output().await.context("running marqueectl create-user")?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        anyhow::ensure!(output.status.success(), "marqueectl create-user failed: {stderr}");
+        String::from_utf8_lossy(&output.stdout).trim().parse().context("user id on stdout")
+    }
+
+    /// `POST /v1/auth/login`; returns the tokens body.
+    ///
+    /// # Errors
+    /// The login failed.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}/v1/auth/login", self.url))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status == 200, "login {email}: {status} {body}");
+        Ok(body)
+    }
+
+    /// The admin account's access token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Registers `n` customer accounts named `{prefix}{i}`, a few at a time.
+    ///
+    /// # Errors
+    /// A registration failed.
+    pub async fn users(&self, prefix: &str, n: usize) -> Result<Vec<User<'_>>> {
+        let slots: Vec<Mutex<Option<Result<User<'_>>>>> =
+            (0..n).map(|_| Mutex::new(None)).collect();
+        for chunk in slots.chunks(4).enumerate() {
+            let (c, chunk) = chunk;
+            join_all(chunk.iter().enumerate().map(|(j, slot)| async move {
+                let user = self.user(&format!("{prefix}{}", c * 4 + j)).await;
+                *slot.lock().expect("unpoisoned") = Some(user);
+            }))
+            .await;
+        }
+        slots
+            .into_iter()
+            .map(|slot| slot.into_inner().expect("unpoisoned").context("registered")?)
+            .collect()
+    }
+
+    /// Registers a new customer account named `name` (a unique email is derived from it)
+    /// through `POST /v1/auth/register` and returns its session.
+    ///
+    /// # Errors
+    /// Registration failed.
+    pub async fn user(&self, name: &str) -> Result<User<'_>> {
+        let email = format!("{name}-{:016x}@marquee.test", rand_u64());
+        let response = self
+            .http
+            .post(format!("{}/v1/auth/register", self.url))
+            .json(&json!({"email": email, "password": USER_PASSWORD, "name": name}))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status == 201, "register {name}: {status} {body}");
+        Ok(User {
+            cluster: self,
+            name: name.to_owned(),
+            email,
+            user_id: body["user"]["user_id"].as_u64().context("user_id")?,
+            token: body["access_token"].as_str().context("access_token")?.to_owned(),
+        })
     }
 
     /// SIGKILLs the cluster's main gateway (the one at [`Cluster::url`]).
@@ -623,33 +760,63 @@ impl Cluster {
         Ok(serde_json::from_str(&self.ctl(&["status", "--json"]).await?)?)
     }
 
-    /// Creates a show with `rows` rows of `seats` standard seats; returns its id.
+    /// Creates a show with `rows` rows of `seats` standard seats, far in the future; returns
+    /// its id.
     ///
     /// # Errors
     /// The request failed.
     pub async fn create_show(&self, rows: usize, seats: u32) -> Result<u64> {
+        self.create_show_at(rows, seats, 4_102_444_800_000).await
+    }
+
+    /// Sends an admin request and returns the JSON reply, failing on an unexpected status.
+    ///
+    /// # Errors
+    /// The request failed or answered another status.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        expect: u16,
+    ) -> Result<Value> {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        anyhow::ensure!(status == expect, "{path}: {status} {text}");
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a show starting at `starts_at_ms` through the catalog: a test movie and theater
+    /// (idempotent, fixed ids), a new screen with `rows` rows of `seats` standard seats, then
+    /// the show. Returns the show id.
+    ///
+    /// # Errors
+    /// A request failed.
+    pub async fn create_show_at(&self, rows: usize, seats: u32, starts_at_ms: u64) -> Result<u64> {
+        let put = reqwest::Method::PUT;
+        let post = reqwest::Method::POST;
+        self.admin(put.clone(), "/v1/admin/movies/1", &test_movie(), 200).await?;
+        self.admin(put, "/v1/admin/theaters/1", &test_theater(), 200).await?;
         let rows: Vec<Value> = (0..rows)
             .map(|r| json!({"label": row_label(r), "category": "standard", "seats": seats, "aisles_after": []}))
             .collect();
-        let body = json!({
-            "title": "Test Show",
-            "starts_at_ms": 4_102_444_800_000u64,
-            "layout": {"rows": rows, "categories": [{"name": "standard", "price_minor": 25_000}], "currency": "INR"}
+        let screen = json!({"name": "Screen", "format": "2D", "rows": rows});
+        let screen = self.admin(post.clone(), "/v1/admin/theaters/1/screens", &screen, 201).await?;
+        let show = json!({
+            "movie_id": 1,
+            "screen_id": screen["screen_id"],
+            "starts_at_ms": starts_at_ms,
+            "prices": {"standard": 25_000},
+            "currency": "INR",
         });
-        let response = self
-            .http
-            .post(format!("{}/v1/admin/shows", self.url))
-            .header("x-marquee-admin-token", ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            response.status() == 201,
-            "create show: {} {}",
-            response.status(),
-            response.text().await?
-        );
-        let created: Value = response.json().await?;
+        let created = self.admin(post, "/v1/admin/shows", &show, 201).await?;
         created["show_id"].as_u64().context("show_id in reply")
     }
 
@@ -661,7 +828,7 @@ impl Cluster {
         let response = self
             .http
             .get(format!("{}/v1/admin/shows/{show_id}/bookings", self.url))
-            .header("x-marquee-admin-token", ADMIN_TOKEN)
+            .bearer_auth(&self.admin_token)
             .send()
             .await?;
         anyhow::ensure!(response.status() == 200, "bookings: {}", response.status());
@@ -754,12 +921,23 @@ pub fn row_label(r: usize) -> String {
     }
 }
 
-/// A user session against the gateway.
+/// A signed-in customer account ([`Cluster::user`]).
 pub struct User<'a> {
     /// The cluster.
     pub cluster: &'a Cluster,
-    /// The `X-Marquee-User` id.
-    pub id: String,
+    /// Display name (what the test called it).
+    pub name: String,
+    /// Login email.
+    pub email: String,
+    /// Account id.
+    pub user_id: u64,
+    /// Access token.
+    pub token: String,
+}
+
+/// 64 random bits (unique test emails).
+pub fn rand_u64() -> u64 {
+    rand::random()
 }
 
 impl User<'_> {
@@ -772,7 +950,7 @@ impl User<'_> {
             .cluster
             .http
             .post(format!("{}/v1/shows/{show_id}/holds", self.cluster.url))
-            .header("x-marquee-user", &self.id)
+            .bearer_auth(&self.token)
             .json(&body)
             .send()
             .await?;
@@ -788,7 +966,7 @@ impl User<'_> {
             .cluster
             .http
             .post(format!("{}/v1/bookings", self.cluster.url))
-            .header("x-marquee-user", &self.id)
+            .bearer_auth(&self.token)
             .header("idempotency-key", key)
             .json(&json!({"hold_id": hold_id, "payment_token": token}))
             .send()
@@ -796,7 +974,7 @@ impl User<'_> {
         Ok((response.status().as_u16(), response.json().await.unwrap_or(Value::Null)))
     }
 
-    /// A request with this user's header; returns (status, body).
+    /// A request signed in as this user; returns (status, body).
     ///
     /// # Errors
     /// Transport failure.
@@ -805,7 +983,7 @@ impl User<'_> {
             .cluster
             .http
             .request(method, format!("{}{path}", self.cluster.url))
-            .header("x-marquee-user", &self.id)
+            .bearer_auth(&self.token)
             .send()
             .await?;
         Ok((response.status().as_u16(), response.json().await.unwrap_or(Value::Null)))

@@ -5,18 +5,18 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use tests::{seat_list, Cluster, Options, User, ADMIN_TOKEN};
+use tests::{seat_list, Cluster, Options};
 
 async fn raw(
     cluster: &Cluster,
     method: reqwest::Method,
     path: &str,
-    user: Option<&str>,
+    token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String, Value) {
     let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
-    if let Some(user) = user {
-        request = request.header("x-marquee-user", user);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
     if let Some(body) = body {
         request = request.header("content-type", "application/json").body(body.to_owned());
@@ -45,7 +45,7 @@ async fn ledger(cluster: &Cluster) -> Value {
     cluster
         .http
         .get(format!("{}/v1/sandbox/payments", cluster.url))
-        .header("x-marquee-admin-token", ADMIN_TOKEN)
+        .bearer_auth(cluster.admin_token())
         .send()
         .await
         .unwrap()
@@ -61,21 +61,34 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     let holds = format!("/v1/shows/{show}/holds");
     let before = cluster.seat_map(show).await.unwrap();
     let post = reqwest::Method::POST;
+    let user = cluster.user("u").await.unwrap();
+    let u = user.token.as_str();
 
     let (s, ct, b) = raw(&cluster, post.clone(), &holds, None, Some(r#"{"seats":["A1"]}"#)).await;
     problem(401, &ct, &b, "unauthorized");
     assert_eq!(s, 401);
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some("{not json")).await;
+    // A forged or garbled token is refused like a missing one.
+    let forged = format!("{}x", &u[..u.len() - 1]);
+    for token in [forged.as_str(), "not-a-jwt"] {
+        let (s, ct, b) =
+            raw(&cluster, post.clone(), &holds, Some(token), Some(r#"{"seats":["A1"]}"#)).await;
+        assert_eq!(s, 401, "{b}");
+        problem(s, &ct, &b, "unauthorized");
+    }
+    // A customer is not an admin.
+    let (s, ct, b) = raw(&cluster, post.clone(), "/v1/admin/shows", Some(u), Some("{}")).await;
+    assert_eq!(s, 403, "{b}");
+    problem(s, &ct, &b, "forbidden");
+    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some(u), Some("{not json")).await;
     problem(s, &ct, &b, "malformed-body");
-    let (s, ct, b) =
-        raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":"A1"}"#)).await;
+    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some(u), Some(r#"{"seats":"A1"}"#)).await;
     assert_eq!(s, 422);
     problem(s, &ct, &b, "malformed-body");
     let (s, ct, b) = raw(
         &cluster,
         post.clone(),
         &holds,
-        Some("u"),
+        Some(u),
         Some(r#"{"quantity":-2,"category":"standard"}"#),
     )
     .await;
@@ -84,38 +97,38 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         &cluster,
         post.clone(),
         &holds,
-        Some("u"),
+        Some(u),
         Some(r#"{"quantity":0,"category":"standard"}"#),
     )
     .await;
     problem(s, &ct, &b, "validation-error");
     assert_eq!(s, 422);
     let (s, ct, b) =
-        raw(&cluster, post.clone(), &holds, Some("u"), Some(r#"{"seats":["A1","Z9"]}"#)).await;
+        raw(&cluster, post.clone(), &holds, Some(u), Some(r#"{"seats":["A1","Z9"]}"#)).await;
     problem(s, &ct, &b, "unknown-seats");
     assert_eq!(b["unknown_seats"], json!(["Z9"]));
     let eleven: Vec<String> =
         (1..=8).map(|n| format!("A{n}")).chain((1..=3).map(|n| format!("B{n}"))).collect();
     let (s, ct, b) =
-        raw(&cluster, post.clone(), &holds, Some("u"), Some(&json!({"seats": eleven}).to_string()))
+        raw(&cluster, post.clone(), &holds, Some(u), Some(&json!({"seats": eleven}).to_string()))
             .await;
     problem(s, &ct, &b, "validation-error");
     let huge = format!(r#"{{"seats":["{}"]}}"#, "A".repeat(100_000));
-    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some("u"), Some(&huge)).await;
+    let (s, ct, b) = raw(&cluster, post.clone(), &holds, Some(u), Some(&huge)).await;
     assert_eq!(s, 413, "{b}");
     problem(s, &ct, &b, "payload-too-large");
     let (s, ct, b) =
-        raw(&cluster, post.clone(), "/v1/shows/999/holds", Some("u"), Some(r#"{"seats":["A1"]}"#))
+        raw(&cluster, post.clone(), "/v1/shows/999/holds", Some(u), Some(r#"{"seats":["A1"]}"#))
             .await;
     problem(s, &ct, &b, "show-not-found");
     let (s, ct, b) =
-        raw(&cluster, reqwest::Method::GET, "/v1/holds/not-an-id", Some("u"), None).await;
+        raw(&cluster, reqwest::Method::GET, "/v1/holds/not-an-id", Some(u), None).await;
     problem(s, &ct, &b, "not-found");
     let (s, ct, b) = raw(
         &cluster,
         post.clone(),
         "/v1/bookings",
-        Some("u"),
+        Some(u),
         Some(r#"{"hold_id":"1-1","payment_token":"tok_success"}"#),
     )
     .await;
@@ -133,8 +146,8 @@ async fn booking_saga_handles_every_payment_outcome() {
     let show = cluster.create_show(2, 8).await.unwrap();
 
     // Conflicts list the unavailable seats.
-    let alice = User { cluster: &cluster, id: "alice".into() };
-    let bob = User { cluster: &cluster, id: "bob".into() };
+    let alice = cluster.user("alice").await.unwrap();
+    let bob = cluster.user("bob").await.unwrap();
     let (status, hold) = alice.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
     assert_eq!(hold["amount"], json!({"amount_minor": 50_000, "currency": "INR"}));
@@ -187,7 +200,7 @@ async fn booking_saga_handles_every_payment_outcome() {
         .contains(&"B2".to_owned()));
 
     // Charged but the response was lost: the lookup finds the charge and the booking confirms.
-    let carol = User { cluster: &cluster, id: "carol".into() };
+    let carol = cluster.user("carol").await.unwrap();
     let (_, hold) = carol.hold(show, json!({"seats": ["B3"]})).await.unwrap();
     let (status, body) = carol
         .book(hold["hold_id"].as_str().unwrap(), "tok_fail_after_charge", "carol-1")
@@ -195,8 +208,15 @@ async fn booking_saga_handles_every_payment_outcome() {
         .unwrap();
     assert_eq!(status, 201, "{body}");
 
-    // Cancellation: refund, then seats freed; only the owner may cancel; repeat is a no-op.
+    // Cancellation: refund, then seats freed; only the owner may read or cancel; repeat is a
+    // no-op.
     let booking_id = booking["booking_id"].as_str().unwrap();
+    let (status, body) =
+        bob.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
+    assert_eq!(status, 404, "another customer's booking is invisible: {body}");
+    let (status, mine) =
+        alice.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
+    assert_eq!((status, &mine["status"]), (200, &json!("confirmed")), "{mine}");
     let (status, _) = bob
         .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
         .await

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tests::{audit, eventually, join_all, seat_list, Cluster, Options, User};
+use tests::{audit, eventually, join_all, seat_list, Cluster, Options};
 
 /// (booking or hold id, seats) pairs collected by concurrent clients.
 type Granted = Arc<Mutex<Vec<(String, Vec<String>)>>>;
@@ -40,7 +40,7 @@ async fn racing_clients_never_share_a_seat() {
             (&cluster, Arc::clone(&held), Arc::clone(&acknowledged));
         tasks.push(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ worker);
-            let user = User { cluster, id: format!("racer{worker}") };
+            let user = cluster.user(&format!("racer{worker}")).await.unwrap();
             for attempt in 0..4 {
                 let n = rng.random_range(1..=3);
                 let start = rng.random_range(1..=10 - n + 1);
@@ -98,14 +98,16 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(20, 20).await.unwrap();
     let seed = seed();
+    // Four accounts per worker, used in turn (an account may hold at most 2 holds per show).
+    let pool = cluster.users("w", 16 * 4).await.unwrap();
+    let pool = &pool;
     let acknowledged: Granted = Arc::default();
     let after_kill = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
 
     let load = {
-        let (cluster, acknowledged, after_kill, killed, stop) = (
-            &cluster,
+        let (acknowledged, after_kill, killed, stop) = (
             Arc::clone(&acknowledged),
             Arc::clone(&after_kill),
             Arc::clone(&killed),
@@ -125,7 +127,7 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let user = User { cluster, id: format!("w{worker}-{journey}") };
+                    let user = &pool[worker as usize * 4 + journey % 4];
                     let quantity = rng.random_range(1..=4);
                     let Ok((201, hold)) = user
                         .hold(show, json!({"quantity": quantity, "category": "standard"}))
@@ -135,7 +137,7 @@ async fn leader_crash_under_load_loses_no_acknowledged_booking() {
                     };
                     let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
                     if let Ok((201, booking)) =
-                        user.book(&hold_id, "tok_success", &format!("key-{journey}")).await
+                        user.book(&hold_id, "tok_success", &format!("key-{worker}-{journey}")).await
                     {
                         acknowledged.lock().unwrap().push((
                             booking["booking_id"].as_str().unwrap().to_owned(),
@@ -227,13 +229,15 @@ async fn book_some(
     acknowledged: &mut Vec<(String, Vec<String>)>,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    // One account books them all: each hold is confirmed before the next, so the per-owner
+    // limit on active holds never applies.
+    let user = cluster.user(tag).await?;
     for i in 0..count {
-        let user = User { cluster, id: format!("{tag}{i}") };
         let (status, hold) =
             user.hold(show, json!({"quantity": 2, "category": "standard"})).await?;
         anyhow::ensure!(status == 201, "hold: {status} {hold}");
         let hold_id = hold["hold_id"].as_str().context("hold_id")?;
-        let (status, booking) = user.book(hold_id, "tok_success", "k").await?;
+        let (status, booking) = user.book(hold_id, "tok_success", &format!("{tag}{i}")).await?;
         anyhow::ensure!(status == 201, "booking: {status} {booking}");
         let booking_id = booking["booking_id"].as_str().context("booking_id")?.to_owned();
         acknowledged.push((booking_id, seat_list(&booking)));
@@ -322,7 +326,7 @@ async fn graceful_shutdown_and_metrics() {
 async fn abandoned_holds_expire_and_free_their_seats() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(1, 5).await.unwrap();
-    let user = User { cluster: &cluster, id: "walker".into() };
+    let user = cluster.user("walker").await.unwrap();
     let (status, hold) =
         user.hold(show, json!({"seats": ["A1", "A2"], "ttl_ms": 1000})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
@@ -343,7 +347,7 @@ async fn abandoned_holds_expire_and_free_their_seats() {
     let (status, body) =
         user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "late").await.unwrap();
     assert_eq!(status, 410, "{body}");
-    let other = User { cluster: &cluster, id: "next".into() };
+    let other = cluster.user("next").await.unwrap();
     let (status, _) = other.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tests::{audit, eventually, join_all, seat_list, Cluster, Options, User};
+use tests::{audit, eventually, join_all, seat_list, Cluster, Options};
 
 const SHARDS: u64 = 16;
 /// Upper bound on the load loop, whatever happens to the operations.
@@ -66,6 +66,9 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     let ops = Arc::new(AtomicUsize::new(0));
 
     let cluster_ref = &cluster;
+    // Sixteen accounts per client, used in turn (an account may hold at most 2 holds per show).
+    let pool = cluster.users("c", 4 * 16).await.unwrap();
+    let pool = &pool;
     let clients = (0..4u64).map(|c| {
         let (phase, ledger, stop, ops, shows) =
             (phase.clone(), ledger.clone(), stop.clone(), ops.clone(), shows.clone());
@@ -75,7 +78,7 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
             while !stop.load(Ordering::Relaxed) && started.elapsed() < LOAD_LIMIT {
                 n += 1;
                 let show = shows[rng.random_range(0..shows.len())];
-                let user = User { cluster: cluster_ref, id: format!("c{c}u{n}") };
+                let user = &pool[c as usize * 16 + n as usize % 16];
                 let at = *phase.lock().unwrap();
                 let held = user.hold(show, json!({"quantity": 2, "category": "standard"})).await;
                 ops.fetch_add(1, Ordering::Relaxed);

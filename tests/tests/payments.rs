@@ -9,21 +9,19 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tests::{eventually, Cluster, Options, User, ADMIN_TOKEN};
+use tests::{eventually, Cluster, Options};
 
-async fn get_json(cluster: &Cluster, url: String, user: Option<&str>) -> (u16, Value) {
-    let mut request = cluster.http.get(url).header("x-marquee-admin-token", ADMIN_TOKEN);
-    if let Some(user) = user {
-        request = request.header("x-marquee-user", user);
-    }
+/// A GET signed in as `token`'s user, or as the admin.
+async fn get_json(cluster: &Cluster, url: String, token: Option<&str>) -> (u16, Value) {
+    let request = cluster.http.get(url).bearer_auth(token.unwrap_or(cluster.admin_token()));
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
 /// A booking as seen through the gateway at `gateway`.
-async fn booking_at(cluster: &Cluster, gateway: &str, user: &str, booking_id: &str) -> Value {
+async fn booking_at(cluster: &Cluster, gateway: &str, token: &str, booking_id: &str) -> Value {
     let (status, body) =
-        get_json(cluster, format!("{gateway}/v1/bookings/{booking_id}"), Some(user)).await;
+        get_json(cluster, format!("{gateway}/v1/bookings/{booking_id}"), Some(token)).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -31,14 +29,14 @@ async fn booking_at(cluster: &Cluster, gateway: &str, user: &str, booking_id: &s
 /// Starts `POST /v1/bookings` on the main gateway without waiting for its answer.
 fn book_in_background(
     cluster: &Cluster,
-    user: &str,
+    access_token: &str,
     hold_id: &str,
     token: &str,
 ) -> tokio::task::JoinHandle<Result<reqwest::Response, reqwest::Error>> {
     let request = cluster
         .http
         .post(format!("{}/v1/bookings", cluster.url))
-        .header("x-marquee-user", user)
+        .bearer_auth(access_token)
         .header("idempotency-key", format!("bg-{hold_id}"))
         .json(&json!({"hold_id": hold_id, "payment_token": token}));
     tokio::spawn(request.send())
@@ -118,13 +116,14 @@ async fn sweeper_confirms_a_charged_checkout_whose_gateway_was_killed() {
     };
     let mut cluster = Cluster::start(options).await.unwrap();
     let show = cluster.create_show(2, 8).await.unwrap();
-    let alice = User { cluster: &cluster, id: "alice".into() };
+    let alice = cluster.user("alice").await.unwrap();
+    let alice_token = alice.token.clone();
     let (status, hold) = alice.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
 
     // The service charges at once and answers after 30 s; the gateway dies waiting.
-    let request = book_in_background(&cluster, "alice", &hold_id, "tok_delay_30000");
+    let request = book_in_background(&cluster, &alice.token, &hold_id, "tok_delay_30000");
     let booking_id = the_charge(&cluster).await;
     cluster.kill_gateway();
     assert!(request.await.unwrap().is_err(), "the client never got an answer");
@@ -132,7 +131,7 @@ async fn sweeper_confirms_a_charged_checkout_whose_gateway_was_killed() {
     let gateway = cluster.spawn_gateway("gateway-2", &sweeping(cluster.options())).await.unwrap();
     let started = Instant::now();
     let booking = eventually("the sweeper to confirm", Duration::from_secs(30), || async {
-        let booking = booking_at(&cluster, &gateway.url, "alice", &booking_id).await;
+        let booking = booking_at(&cluster, &gateway.url, &alice_token, &booking_id).await;
         Ok((booking["status"] != "pending_payment").then_some(booking))
     })
     .await
@@ -176,11 +175,12 @@ async fn sweeper_refunds_once_a_charge_whose_checkout_expired_with_its_gateway_d
     };
     let mut cluster = Cluster::start(options).await.unwrap();
     let show = cluster.create_show(2, 8).await.unwrap();
-    let bob = User { cluster: &cluster, id: "bob".into() };
+    let bob = cluster.user("bob").await.unwrap();
+    let bob_token = bob.token.clone();
     let (status, hold) = bob.hold(show, json!({"seats": ["B3"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
-    let request = book_in_background(&cluster, "bob", &hold_id, "tok_delay_30000");
+    let request = book_in_background(&cluster, &bob.token, &hold_id, "tok_delay_30000");
     let booking_id = the_charge(&cluster).await;
     cluster.kill_gateway();
     assert!(request.await.unwrap().is_err());
@@ -189,7 +189,7 @@ async fn sweeper_refunds_once_a_charge_whose_checkout_expired_with_its_gateway_d
     let observer = Options { sweep_interval_ms: 0, ..cluster.options().clone() };
     let observer = cluster.spawn_gateway("observer", &observer).await.unwrap();
     let failed = eventually("the checkout to expire", Duration::from_secs(20), || async {
-        let booking = booking_at(&cluster, &observer.url, "bob", &booking_id).await;
+        let booking = booking_at(&cluster, &observer.url, &bob_token, &booking_id).await;
         Ok((booking["status"] == "failed").then_some(booking))
     })
     .await
@@ -212,7 +212,7 @@ async fn sweeper_refunds_once_a_charge_whose_checkout_expired_with_its_gateway_d
     let ledger = cluster.payments_ledger().await.unwrap();
     assert_eq!(ledger["refunds"].as_object().unwrap().len(), 1, "{ledger}");
     assert_eq!(ledger["refunds"][format!("refund:{booking_id}")][0], format!("ch_{booking_id}"));
-    let booking = booking_at(&cluster, &first.url, "bob", &booking_id).await;
+    let booking = booking_at(&cluster, &first.url, &bob_token, &booking_id).await;
     assert_eq!(booking["status"], "failed", "never both a ticket and a refund");
     assert!(cluster_bookings(&cluster, &first.url, show).await.is_empty());
     let (_, map) = get_json(&cluster, format!("{}/v1/shows/{show}/seats", first.url), None).await;
@@ -236,7 +236,7 @@ async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
     };
     let cluster = Cluster::start(options).await.unwrap();
     let show = cluster.create_show(4, 8).await.unwrap();
-    let carol = User { cluster: &cluster, id: "carol".into() };
+    let carol = cluster.user("carol").await.unwrap();
     let mut outcomes: Vec<(String, u16, Value)> = Vec::new();
     let mut seat = 0;
     let mut book = |token: &'static str| {

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The payment provider did not answer; nothing was charged.
     #[error("payment provider unavailable")]
     PaymentUnavailable,
+    /// The client is over its rate limit; it may retry after the given seconds.
+    #[error("rate limit exceeded; retry in {0} s")]
+    RateLimited(u64),
     /// The cluster could not be reached in time.
     #[error("service unavailable")]
     Unavailable(String),
@@ -128,6 +131,10 @@ impl ApiError {
                 ext.insert("retry_after_s".into(), json!(5));
                 (StatusCode::BAD_GATEWAY, "payment-unavailable", "Payment provider unavailable")
             }
+            ApiError::RateLimited(seconds) => {
+                ext.insert("retry_after_s".into(), json!(seconds));
+                (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            }
             ApiError::Unavailable(_) => {
                 ext.insert("retry_after_s".into(), json!(1));
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
@@ -186,6 +193,36 @@ impl ApiError {
                     "idempotency-key-reused",
                     "Idempotency-Key reused with a different request",
                 ),
+                R::ShowCancelled { .. } => {
+                    (StatusCode::CONFLICT, "show-cancelled", "The show was cancelled")
+                }
+                R::CancellationClosed { deadline_ms } => {
+                    ext.insert("cancel_deadline_ms".into(), json!(deadline_ms));
+                    (StatusCode::CONFLICT, "cancellation-closed", "Cancellation window closed")
+                }
+                R::InvalidRefund { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid-refund", "Invalid refund")
+                }
+                R::CatalogNotFound { kind, .. } => {
+                    ext.insert("resource".into(), json!(kind));
+                    (StatusCode::NOT_FOUND, "not-found", "Not found")
+                }
+                R::CatalogInvalid { field, .. } => {
+                    ext.insert("field".into(), json!(field));
+                    (StatusCode::UNPROCESSABLE_ENTITY, "validation-error", "Invalid request")
+                }
+                R::CatalogConflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                R::EmailTaken => (StatusCode::CONFLICT, "email-taken", "Email already registered"),
+                R::RefreshTokenInvalid => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid-refresh-token",
+                    "Refresh token invalid, expired or revoked",
+                ),
+                R::RefreshTokenReused => (
+                    StatusCode::UNAUTHORIZED,
+                    "refresh-token-reused",
+                    "Refresh token already used; its session was revoked",
+                ),
                 // Placement and routing answers the gateway never provokes on a client's
                 // behalf: reaching one is a gateway or cluster bug.
                 R::WrongGroup
@@ -231,6 +268,9 @@ impl IntoResponse for ApiError {
         body.insert("title".into(), json!(title));
         body.insert("status".into(), json!(status.as_u16()));
         body.insert("detail".into(), json!(detail));
+        if let Some(id) = super::current_request_id() {
+            body.insert("request_id".into(), json!(id));
+        }
         let retry_after = ext.get("retry_after_s").and_then(Value::as_u64);
         body.extend(ext);
         let mut response = (status, axum::Json(Value::Object(body))).into_response();

@@ -1,139 +1,250 @@
 //! The public REST API (v1): routes, request validation and JSON shapes.
 //!
-//! Handlers validate at the edge (sizes, formats, ids), then call the inventory through the
-//! [`ClusterClient`](crate::cluster::ClusterClient) or run the booking saga. Identity is the
-//! temporary `X-Marquee-User` header until accounts exist; admin endpoints need the
-//! `X-Marquee-Admin-Token` header.
+//! Handlers validate at the edge (sizes, formats, ids), then call the cluster through the
+//! [`ClusterClient`](crate::cluster::ClusterClient) or run the booking saga. One module per
+//! area: [`auth`] (who is calling), [`catalog`] (browse), [`booking`] (holds and bookings),
+//! [`admin`]; this module holds the router, the request observer and the helpers they share.
 
+pub mod admin;
+pub mod auth;
+pub mod booking;
+pub mod catalog;
 pub mod error;
+pub mod reviews;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use proto::inventory::{
-    BookingId, BookingView, Command, HoldId, HoldView, Layout, OwnerId, Proposal,
-    Query as InvQuery, QueryResult, Rejection, Reply, SeatId, SeatSelection, ShowId,
-};
-use proto::meta::{MetaCommand, MetaReply};
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use proto::catalog::{CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply};
+use proto::inventory::{Command, Proposal, Query as InvQuery, QueryResult, Rejection, Reply};
+use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 use proto::META_GROUP;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::cluster::ClusterError;
-use crate::limits::{
-    BODY_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, OWNER_BYTES_MAX, PARTY_SIZE_MAX, SHOW_ID_MAX,
-    TTL_MS_MAX, TTL_MS_MIN,
-};
-use crate::saga;
+use crate::limits::BODY_BYTES_MAX;
 use crate::AppState;
 use error::ApiError;
 
-/// The gateway's routes.
+/// The gateway's routes, with `/openapi.json` describing them.
 pub fn routes(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/admin/shows", post(create_show))
-        .route("/v1/admin/shows/{show_id}/bookings", get(show_bookings))
-        .route("/v1/shows/{show_id}/seats", get(seat_map))
-        .route("/v1/shows/{show_id}/holds", post(create_hold))
-        .route("/v1/holds/{hold_id}", get(get_hold).delete(release_hold))
-        .route("/v1/bookings", post(create_booking))
-        .route("/v1/bookings/{booking_id}", get(get_booking))
-        .route("/v1/bookings/{booking_id}/cancel", post(cancel_booking))
-        .route("/v1/sandbox/payments", get(sandbox_ledger))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let (documented, api) = documented_routes().split_for_parts();
+    // Rendered once: the document is static for the life of the process.
+    let api: Arc<str> = serde_json::to_string(&api).unwrap_or_else(|_| "{}".into()).into();
+    documented
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], api.to_string())
+            }),
+        )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }
 
-/// Records request count and latency per route template and status.
+/// The routes registered with their OpenAPI description.
+fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .merge(auth::routes())
+        .merge(booking::routes())
+        .merge(catalog::routes())
+        .merge(reviews::routes())
+        .merge(admin::routes())
+}
+
+/// The OpenAPI document of every documented route (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+tokio::task_local! {
+    /// The id of the request being served, for error bodies (see [`current_request_id`]).
+    static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if any (handlers run inside [`observe`]'s scope).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Longest `X-Request-Id` accepted from a client (a longer or odd one is replaced).
+const REQUEST_ID_BYTES_MAX: usize = 64;
+
+/// The edge of every request: assigns a request id (the client's `X-Request-Id` when sane),
+/// applies the per-IP rate limit, runs the handler inside a tracing span carrying the id, then
+/// records count and latency per route template and logs one line per request.
 async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= REQUEST_ID_BYTES_MAX
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| format!("{:016x}", rand::rng().random::<u64>()), str::to_owned);
+    let client = crate::client_ip(&state, &request);
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    state.metrics.requests.with_label_values(&[&method, &route, &status]).inc();
-    state
-        .metrics
-        .latency
-        .with_label_values(&[&method, &route])
-        .observe(started.elapsed().as_secs_f64());
+    // Probes and scrapes are never limited: a busy client must not make its gateway look dead.
+    let operational = matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics");
+    let limited = client.filter(|_| !operational).and_then(|ip| state.limits.ip.check(&ip).err());
+    let mut response = match limited {
+        Some(wait) => {
+            state.metrics.rate_limited.with_label_values(&["ip"]).inc();
+            REQUEST_ID
+                .scope(id.clone(), async {
+                    ApiError::RateLimited(crate::ratelimit::retry_after_secs(wait)).into_response()
+                })
+                .await
+        }
+        None => REQUEST_ID.scope(id.clone(), next.run(request)).instrument(span.clone()).await,
+    };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.requests.with_label_values(&[&method, &route, &status.to_string()]).inc();
+    state.metrics.latency.with_label_values(&[&method, &route]).observe(elapsed.as_secs_f64());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let _entered = span.enter();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+    if status >= 500 {
+        tracing::warn!(status, latency_ms, %client, "request");
+    } else if status >= 400 {
+        tracing::info!(status, latency_ms, %client, "request");
+    } else {
+        tracing::debug!(status, latency_ms, %client, "request");
+    }
     response
 }
 
-/// The caller, from the temporary `X-Marquee-User` header.
-pub struct Owner(pub OwnerId);
-
-impl<S: Send + Sync> FromRequestParts<S> for Owner {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get("x-marquee-user")
-            .ok_or_else(|| ApiError::Unauthorized("missing X-Marquee-User header".into()))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("X-Marquee-User must be ASCII".into()))?;
-        let valid = !value.is_empty()
-            && value.len() <= OWNER_BYTES_MAX
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
-        if !valid {
-            return Err(ApiError::Unauthorized(format!(
-                "X-Marquee-User must be 1..={OWNER_BYTES_MAX} characters of [A-Za-z0-9_.-@]"
-            )));
-        }
-        Ok(Owner(OwnerId(value.to_owned())))
-    }
-}
-
-/// An admin, proven by the `X-Marquee-Admin-Token` header.
-pub struct Admin;
-
-impl FromRequestParts<Arc<AppState>> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get("x-marquee-admin-token")
-            .ok_or_else(|| ApiError::Unauthorized("missing X-Marquee-Admin-Token header".into()))?;
-        if !constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
-            return Err(ApiError::Forbidden("invalid admin token".into()));
-        }
-        Ok(Admin)
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     format!("rq-{:032x}", rand::rng().random::<u128>())
 }
 
-fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound(what))
+}
+
+/// Proposes a catalog or account command to the meta group and returns its reply.
+pub(crate) async fn catalog_command(
+    state: &AppState,
+    command: CatalogCommand,
+) -> Result<CatalogReply, ApiError> {
+    let proposal =
+        Proposal { request_id: None, command: Command::Meta(MetaCommand::Catalog(command)) };
+    match state.cluster.propose(META_GROUP, &proposal).await?? {
+        Reply::Meta(MetaReply::Catalog(reply)) => Ok(reply),
+        other => Err(ApiError::Internal(format!("unexpected catalog reply {other:?}"))),
+    }
+}
+
+/// Reads the catalog from the meta group; `None` when the record does not exist.
+/// `linearizable` reads go through the leader; others may trail it by the replication delay.
+pub(crate) async fn catalog_query(
+    state: &AppState,
+    query: CatalogQuery,
+    linearizable: bool,
+) -> Result<Option<CatalogQueryResult>, ApiError> {
+    let query = InvQuery::Meta(MetaQuery::Catalog(query));
+    match state.cluster.query(META_GROUP, &query, linearizable).await? {
+        QueryResult::Meta(MetaQueryResult::Catalog(result)) => Ok(Some(*result)),
+        QueryResult::NotFound => Ok(None),
+        other => Err(ApiError::Internal(format!("unexpected catalog answer {other:?}"))),
+    }
+}
+
+/// `?page=&per_page=` of every list endpoint.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1-based page number (default 1).
+    pub page: Option<u32>,
+    /// Items per page, 1..=100 (default 20).
+    pub per_page: Option<u32>,
+}
+
+impl PageParams {
+    /// The state machine's offset/limit.
+    ///
+    /// # Errors
+    /// Out-of-range values.
+    pub fn page(&self) -> Result<proto::catalog::Page, ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(20);
+        if page == 0 || page > 100_000 {
+            return Err(ApiError::Validation("page must be 1..=100000".into()));
+        }
+        if !(1..=100).contains(&per_page) {
+            return Err(ApiError::Validation("per_page must be 1..=100".into()));
+        }
+        Ok(proto::catalog::Page { offset: (page - 1).saturating_mul(per_page), limit: per_page })
+    }
+}
+
+/// A page of a list, as every list endpoint answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PageBody<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Matching items in total.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Items per page.
+    pub per_page: u32,
+}
+
+impl<T> PageBody<T> {
+    /// Converts a state-machine page.
+    pub fn from_paged<U>(paged: proto::catalog::Paged<U>, f: impl FnMut(U) -> T) -> Self {
+        let per_page = paged.limit.max(1);
+        PageBody {
+            items: paged.items.into_iter().map(f).collect(),
+            total: paged.total,
+            page: paged.offset / per_page + 1,
+            per_page,
+        }
+    }
+}
+
+/// A short, bounded query-string value (filters, dates).
+pub(crate) fn check_param(name: &str, value: &Option<String>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > 200 => {
+            Err(ApiError::Validation(format!("{name} must be 1..=200 characters")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Proposes a command with a request id to the shard that owns its show and returns its
@@ -154,6 +265,7 @@ pub(crate) async fn propose(
                 Command::Release { .. } | Command::BeginCheckout { .. } => Rejection::HoldNotFound,
                 Command::Confirm { .. }
                 | Command::FailCheckout { .. }
+                | Command::RequestCancel { .. }
                 | Command::CancelBooking { .. } => Rejection::BookingNotFound,
                 _ => Rejection::ShowNotFound { show_id: show },
             }))
@@ -180,59 +292,6 @@ pub(crate) async fn query(
     Ok(state.cluster.query(group, &query, linearizable).await?)
 }
 
-/// Places a new show on a shard (meta group) and creates it there. If the shard refuses the
-/// show (bad layout, id taken), the placement is withdrawn again unless the show exists.
-async fn place_and_create(
-    state: &AppState,
-    show_id: ShowId,
-    command: Command,
-) -> Result<Reply, ApiError> {
-    let seats = match &command {
-        Command::CreateShow { layout, .. } => {
-            layout.rows.iter().fold(0u32, |sum, row| sum.saturating_add(row.seats))
-        }
-        _ => 0,
-    };
-    let place = Proposal {
-        request_id: None,
-        command: Command::Meta(MetaCommand::PlaceShow { show_id, seats }),
-    };
-    let group = match state.cluster.propose(META_GROUP, &place).await?? {
-        Reply::Meta(MetaReply::Placed { group, .. }) => group,
-        other => return Err(ApiError::Internal(format!("unexpected placement reply {other:?}"))),
-    };
-    state.cluster.remember_show(show_id, group);
-    let proposal = Proposal { request_id: Some(request_id()), command };
-    let outcome = state.cluster.propose(group, &proposal).await?;
-    if let Err(rejection) = &outcome {
-        if !matches!(rejection, Rejection::ShowExists { .. }) {
-            let unplace = Proposal {
-                request_id: None,
-                command: Command::Meta(MetaCommand::UnplaceShow { show_id, seats }),
-            };
-            if let Err(e) = state.cluster.propose(META_GROUP, &unplace).await {
-                tracing::warn!(show = show_id.0, error = %e, "could not withdraw a placement");
-            }
-        }
-    }
-    Ok(outcome?)
-}
-
-/// A hold as returned by the API.
-#[derive(Debug, Serialize)]
-pub struct HoldBody {
-    #[serde(flatten)]
-    hold: HoldView,
-    /// RFC 3339 form of `expires_at_ms`.
-    expires_at: String,
-}
-
-impl From<HoldView> for HoldBody {
-    fn from(hold: HoldView) -> Self {
-        HoldBody { expires_at: rfc3339(hold.expires_at_ms), hold }
-    }
-}
-
 /// Unix milliseconds as an RFC 3339 UTC timestamp.
 pub fn rfc3339(ms: u64) -> String {
     let secs = ms / 1000;
@@ -257,276 +316,12 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateShowBody {
-    show_id: Option<u64>,
-    title: String,
-    starts_at_ms: u64,
-    layout: Layout,
-}
-
-async fn create_show(
-    State(state): State<Arc<AppState>>,
-    _admin: Admin,
-    body: Result<Json<CreateShowBody>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Json(body) = body?;
-    let show_id = match body.show_id {
-        Some(0) => return Err(ApiError::Validation("show_id must be positive".into())),
-        Some(id) if id > SHOW_ID_MAX => {
-            return Err(ApiError::Validation(format!("show_id must be at most {SHOW_ID_MAX}")))
-        }
-        Some(id) => id,
-        // Random ids within JavaScript's safe integer range, chosen by the proposer.
-        None => rand::rng().random_range(1..=SHOW_ID_MAX),
-    };
-    let command = Command::CreateShow {
-        show_id: ShowId(show_id),
-        title: body.title,
-        starts_at_ms: body.starts_at_ms,
-        layout: body.layout,
-    };
-    match place_and_create(&state, ShowId(show_id), command).await? {
-        Reply::ShowCreated { show_id, capacity } => {
-            Ok((StatusCode::CREATED, Json(json!({ "show_id": show_id, "capacity": capacity }))))
-        }
-        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeatMapParams {
-    /// `strong` (default): linearizable read from the leader; `fast`: any replica, may lag.
-    consistency: Option<String>,
-}
-
-async fn seat_map(
-    State(state): State<Arc<AppState>>,
-    show_id: Result<Path<u64>, PathRejection>,
-    params: Result<Query<SeatMapParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
-    let Query(params) = params?;
-    let linearizable = match params.consistency.as_deref() {
-        None | Some("strong") => true,
-        Some("fast") => false,
-        Some(other) => {
-            return Err(ApiError::Validation(format!(
-                "consistency must be strong or fast, not {other:?}"
-            )))
-        }
-    };
-    match query(&state, InvQuery::SeatMap { show_id: ShowId(show_id) }, linearizable).await? {
-        QueryResult::SeatMap { seat_map } => Ok(Json(seat_map).into_response()),
-        QueryResult::NotFound => Err(ApiError::NotFound("show")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
-}
-
-async fn show_bookings(
-    State(state): State<Arc<AppState>>,
-    _admin: Admin,
-    show_id: Result<Path<u64>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
-    match query(&state, InvQuery::ShowBookings { show_id: ShowId(show_id) }, true).await? {
-        QueryResult::Bookings { bookings } => {
-            Ok(Json(json!({ "bookings": bookings })).into_response())
-        }
-        QueryResult::NotFound => Err(ApiError::NotFound("show")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldRequest {
-    seats: Option<Vec<String>>,
-    quantity: Option<u32>,
-    category: Option<String>,
-    ttl_ms: Option<u64>,
-}
-
-async fn create_hold(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    show_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<HoldRequest>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
-    let Json(body) = body?;
-    let selection = match (body.seats, body.quantity, body.category) {
-        (Some(seats), None, None) => {
-            if seats.is_empty() || seats.len() > PARTY_SIZE_MAX {
-                return Err(ApiError::Validation(format!(
-                    "seats must list 1..={PARTY_SIZE_MAX} seat ids"
-                )));
-            }
-            if seats.iter().any(|s| s.is_empty() || s.len() > 16) {
-                return Err(ApiError::Validation("seat ids are 1..=16 characters".into()));
-            }
-            SeatSelection::Seats(seats.into_iter().map(SeatId).collect())
-        }
-        (None, Some(quantity), Some(category)) => {
-            if quantity == 0 || quantity as usize > PARTY_SIZE_MAX {
-                return Err(ApiError::Validation(format!("quantity must be 1..={PARTY_SIZE_MAX}")));
-            }
-            if category.is_empty() || category.len() > 200 {
-                return Err(ApiError::Validation("category must be 1..=200 characters".into()));
-            }
-            SeatSelection::BestAvailable { quantity, category }
-        }
-        _ => {
-            return Err(ApiError::Validation(
-                "give either `seats` (a list of seat ids) or `quantity` with `category`".into(),
-            ))
-        }
-    };
-    if let Some(ttl) = body.ttl_ms {
-        if !(TTL_MS_MIN..=TTL_MS_MAX).contains(&ttl) {
-            return Err(ApiError::Validation(format!(
-                "ttl_ms must be {TTL_MS_MIN}..={TTL_MS_MAX}"
-            )));
-        }
-    }
-    let command = Command::Hold { show_id: ShowId(show_id), owner, selection, ttl_ms: body.ttl_ms };
-    match propose(&state, request_id(), command).await? {
-        Reply::Held { hold } => {
-            state.metrics.holds.with_label_values(&["created"]).inc();
-            Ok((StatusCode::CREATED, Json(HoldBody::from(hold))))
-        }
-        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
-    }
-}
-
-async fn load_hold(
-    state: &AppState,
-    hold_id: HoldId,
-    owner: &OwnerId,
-) -> Result<HoldView, ApiError> {
-    match query(state, InvQuery::Hold { hold_id }, true).await? {
-        QueryResult::Hold { hold } if &hold.owner == owner => Ok(hold),
-        QueryResult::Hold { .. } | QueryResult::NotFound => Err(ApiError::NotFound("hold")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
-}
-
-async fn get_hold(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    Path(hold_id): Path<String>,
-) -> Result<Json<HoldBody>, ApiError> {
-    let hold_id: HoldId = parse_id(&hold_id, "hold")?;
-    Ok(Json(load_hold(&state, hold_id, &owner).await?.into()))
-}
-
-async fn release_hold(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    Path(hold_id): Path<String>,
-) -> Result<Json<HoldBody>, ApiError> {
-    let hold_id: HoldId = parse_id(&hold_id, "hold")?;
-    match propose(&state, request_id(), Command::Release { hold_id, owner }).await? {
-        Reply::Released { hold } => {
-            state.metrics.holds.with_label_values(&["released"]).inc();
-            Ok(Json(hold.into()))
-        }
-        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
-    }
-}
-
-/// Body of `POST /v1/bookings`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BookingRequest {
-    /// The hold to pay for.
-    pub hold_id: String,
-    /// Payment method token (sandbox: see docs/api.md).
-    pub payment_token: String,
-}
-
-async fn create_booking(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    headers: HeaderMap,
-    body: Result<Json<BookingRequest>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let key = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::Validation("the Idempotency-Key header is required".into()))?
-        .to_str()
-        .map_err(|_| ApiError::Validation("Idempotency-Key must be ASCII".into()))?
-        .to_owned();
-    if key.is_empty()
-        || key.len() > IDEMPOTENCY_KEY_BYTES_MAX
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(ApiError::Validation(format!(
-            "Idempotency-Key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
-        )));
-    }
-    let Json(body) = body?;
-    let hold_id: HoldId = body.hold_id.parse().map_err(|_| ApiError::NotFound("hold"))?;
-    if body.payment_token.is_empty() || body.payment_token.len() > 200 {
-        return Err(ApiError::Validation("payment_token must be 1..=200 characters".into()));
-    }
-    let booking = saga::book(&state, &owner, &key, hold_id, &body.payment_token).await?;
-    Ok((StatusCode::CREATED, Json(booking)))
-}
-
-pub(crate) async fn load_booking(
-    state: &AppState,
-    booking_id: BookingId,
-    owner: &OwnerId,
-) -> Result<BookingView, ApiError> {
-    match query(state, InvQuery::Booking { booking_id }, true).await? {
-        QueryResult::Booking { booking } if &booking.owner == owner => Ok(booking),
-        QueryResult::Booking { .. } | QueryResult::NotFound => Err(ApiError::NotFound("booking")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
-}
-
-async fn get_booking(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    Path(booking_id): Path<String>,
-) -> Result<Json<BookingView>, ApiError> {
-    let booking_id: BookingId = parse_id(&booking_id, "booking")?;
-    Ok(Json(load_booking(&state, booking_id, &owner).await?))
-}
-
-async fn cancel_booking(
-    State(state): State<Arc<AppState>>,
-    Owner(owner): Owner,
-    Path(booking_id): Path<String>,
-) -> Result<Json<BookingView>, ApiError> {
-    let booking_id: BookingId = parse_id(&booking_id, "booking")?;
-    Ok(Json(saga::cancel(&state, &owner, booking_id).await?))
-}
-
-async fn sandbox_ledger(
-    State(state): State<Arc<AppState>>,
-    _admin: Admin,
-) -> Result<Response, ApiError> {
-    if let Some(sandbox) = &state.sandbox {
-        return Ok(Json(sandbox.ledger()).into_response());
-    }
-    let Some(provider) = &state.payments_http else {
-        return Err(ApiError::NotFound("sandbox ledger"));
-    };
-    match provider.ledger().await {
-        Ok(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the payment service's ledger");
-            Err(ApiError::PaymentUnavailable)
-        }
-    }
-}
-
 /// Ready when the meta group answers a linearizable read with a shard map that has shards
 /// (a bootstrapping cluster is not ready until its map is recorded).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+    (status = 503, description = "Cluster unreachable or not bootstrapped", body = crate::openapi::Problem, content_type = "application/problem+json"),
+))]
 async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state.cluster.query(META_GROUP, &InvQuery::Digest, true).await?;
     let topology = state.cluster.refresh_topology().await?;
@@ -536,6 +331,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
     Ok("ready")
 }
 
+/// Prometheus metrics of this gateway (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError> {
     use prometheus::Encoder;
     let mut buffer = Vec::new();

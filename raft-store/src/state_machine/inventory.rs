@@ -34,9 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::limits::{
     CATEGORIES_MAX, CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
     FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
-    HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX, PARTY_SIZE_MAX,
-    PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX, ROWS_MAX, ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX,
-    SHOW_SEATS_MAX, STALE_CHECKOUTS_LIMIT_MAX,
+    HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX,
+    OWNER_BOOKINGS_MAX, PARTY_SIZE_MAX, PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX, ROWS_MAX,
+    ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX, SHOW_SEATS_MAX, STALE_CHECKOUTS_LIMIT_MAX,
 };
 
 /// Who occupies a seat.
@@ -71,6 +71,9 @@ struct Show {
     available: u32,
     /// Active (and checking-out) holds per owner, for the per-owner limit.
     active_holds_by_owner: BTreeMap<OwnerId, u32>,
+    /// Cancelled by `CancelShow`: nothing can be held or bought.
+    #[serde(default)]
+    cancelled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +102,20 @@ struct Booking {
     /// Log time of the `BeginCheckout` (0 in snapshots written before it was recorded).
     #[serde(default)]
     began_at_ms: u64,
+    /// Refund owed (once cancelling) or paid (once cancelled).
+    #[serde(default)]
+    refund_minor: Option<i64>,
+    /// Log time the cancellation was requested.
+    #[serde(default)]
+    cancel_requested_at_ms: u64,
+}
+
+impl Booking {
+    /// Whether the booking's seats are sold to it: confirmed, or cancelling until the refund
+    /// is issued.
+    fn holds_seats(&self) -> bool {
+        matches!(self.status, BookingStatus::Confirmed | BookingStatus::Cancelling)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +145,13 @@ pub struct Inventory {
     /// time it failed at), in log order; pruned after [`FAILED_CHECKOUT_RETENTION_MS`].
     #[serde(default)]
     failed_checkouts: BTreeSet<(u64, BookingId, u64)>,
+    /// Bookings whose cancellation was requested but not completed: (requested at, booking).
+    #[serde(default)]
+    cancelling: BTreeSet<(u64, BookingId)>,
+    /// Derived index of `bookings` by owner ("my bookings"); not serialized (so not in the
+    /// digest or snapshots), rebuilt by [`Inventory::rebuild_indexes`] when state is loaded.
+    #[serde(skip)]
+    by_owner: BTreeMap<OwnerId, BTreeSet<BookingId>>,
 }
 
 impl Inventory {
@@ -178,6 +202,10 @@ impl Inventory {
             Command::CancelBooking { booking_id, owner, refund_ref } => {
                 self.cancel_booking(*booking_id, owner, refund_ref)
             }
+            Command::RequestCancel { booking_id, owner, refund_minor, deadline_ms } => {
+                self.request_cancel(now, *booking_id, owner.as_ref(), *refund_minor, *deadline_ms)
+            }
+            Command::CancelShow { show_id } => self.cancel_show(index, now, *show_id),
             Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
             Command::Meta(_) => Err(Rejection::WrongGroup),
         };
@@ -229,13 +257,30 @@ impl Inventory {
                 let bookings = self
                     .bookings
                     .range(BookingId::new(*show_id, 0)..=BookingId::new(*show_id, u64::MAX))
-                    .filter(|(_, b)| b.status == BookingStatus::Confirmed)
+                    .filter(|(_, b)| b.holds_seats())
                     .map(|(id, b)| self.booking_view(*id, b))
                     .collect();
                 QueryResult::Bookings { bookings }
             }
             // The caller knows the applied index; it fills it in (see `StateMachineStore`).
             Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
+            Query::OwnerBookings { owner, limit } => {
+                let limit = (*limit).min(OWNER_BOOKINGS_MAX) as usize;
+                let mut mine: Vec<(u64, BookingId)> = self
+                    .by_owner
+                    .get(owner)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| self.bookings.get(id).map(|b| (b.began_at_ms, *id)))
+                    .collect();
+                mine.sort_unstable_by(|a, b| b.cmp(a));
+                let bookings = mine
+                    .into_iter()
+                    .take(limit)
+                    .filter_map(|(_, id)| self.bookings.get(&id).map(|b| self.booking_view(id, b)))
+                    .collect();
+                QueryResult::Bookings { bookings }
+            }
             Query::StaleCheckouts { before_ms, failed_after, limit } => {
                 self.stale_checkouts(*before_ms, *failed_after, *limit)
             }
@@ -251,6 +296,14 @@ impl Inventory {
         let bytes = serde_json::to_vec(self)
             .expect("inventory state serializes: all map keys are strings or ids");
         fnv1a(&bytes)
+    }
+
+    /// Rebuilds the derived indexes after the state was decoded (snapshot install, restart).
+    pub fn rebuild_indexes(&mut self) {
+        self.by_owner.clear();
+        for (id, booking) in &self.bookings {
+            self.by_owner.entry(booking.owner.clone()).or_default().insert(*id);
+        }
     }
 
     /// Checks the structural invariants (every seat state agrees with its hold or booking;
@@ -282,10 +335,9 @@ impl Inventory {
                         SeatState::Sold(booking_id) => {
                             let booking =
                                 self.bookings.get(booking_id).expect("sold seat's booking exists");
-                            assert_eq!(
-                                booking.status,
-                                BookingStatus::Confirmed,
-                                "sold seat's booking is confirmed"
+                            assert!(
+                                booking.holds_seats(),
+                                "sold seat's booking is confirmed or cancelling"
                             );
                             assert!(booking.seats.contains(&seat), "sold seat is in its booking");
                         }
@@ -315,22 +367,34 @@ impl Inventory {
                 "exactly the active holds have a deadline"
             );
         }
+        let indexed: usize = self.by_owner.values().map(BTreeSet::len).sum();
+        assert_eq!(indexed, self.bookings.len(), "every booking is indexed by owner once");
+        for (owner, ids) in &self.by_owner {
+            for id in ids {
+                assert_eq!(&self.bookings[id].owner, owner, "owner index agrees with the booking");
+            }
+        }
         for (_, booking_id, _) in &self.failed_checkouts {
             let booking = self.bookings.get(booking_id).expect("listed failed checkout exists");
             assert_eq!(booking.status, BookingStatus::Failed, "listed failed checkouts failed");
         }
         for (booking_id, booking) in &self.bookings {
             let show = self.shows.get(&booking_id.show_id()).expect("booking's show exists");
-            if booking.status == BookingStatus::Confirmed {
+            if booking.holds_seats() {
                 for (row, number) in &booking.seats {
                     let state = show.rows[*row as usize].seats[*number as usize - 1];
                     assert_eq!(
                         state,
                         SeatState::Sold(*booking_id),
-                        "confirmed booking's seats are sold to it"
+                        "confirmed or cancelling booking's seats are sold to it"
                     );
                 }
             }
+            assert_eq!(
+                booking.status == BookingStatus::Cancelling,
+                self.cancelling.contains(&(booking.cancel_requested_at_ms, *booking_id)),
+                "exactly the cancelling bookings are listed for the sweeper"
+            );
         }
     }
 
@@ -361,6 +425,9 @@ impl Inventory {
         ttl_ms: Option<u64>,
     ) -> Outcome {
         let show = self.shows.get_mut(&show_id).ok_or(Rejection::ShowNotFound { show_id })?;
+        if show.cancelled {
+            return Err(Rejection::ShowCancelled { show_id });
+        }
         let active = show.active_holds_by_owner.get(owner).copied().unwrap_or(0);
         if active >= HOLDS_PER_OWNER_MAX {
             return Err(Rejection::TooManyHolds { holds_per_owner_max: HOLDS_PER_OWNER_MAX });
@@ -430,6 +497,8 @@ impl Inventory {
             ticket_code: None,
             failure_reason: None,
             began_at_ms: now,
+            refund_minor: None,
+            cancel_requested_at_ms: 0,
         };
         self.hold_deadlines.remove(&(expires_at_ms, hold_id));
         let hold = self.holds.get_mut(&hold_id).expect("hold exists: checked active above");
@@ -438,6 +507,7 @@ impl Inventory {
         self.checkout_deadlines.insert((payment_deadline_ms, booking_id));
         self.bump(hold_id.show_id());
         let view = self.booking_view(booking_id, &booking);
+        self.by_owner.entry(booking.owner.clone()).or_default().insert(booking_id);
         self.bookings.insert(booking_id, booking);
         Ok(Reply::Booking { booking: view })
     }
@@ -479,6 +549,88 @@ impl Inventory {
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
 
+    fn request_cancel(
+        &mut self,
+        now: u64,
+        booking_id: BookingId,
+        owner: Option<&OwnerId>,
+        refund_minor: i64,
+        deadline_ms: u64,
+    ) -> Outcome {
+        let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
+        if owner.is_some_and(|owner| &booking.owner != owner) {
+            return Err(Rejection::NotOwner);
+        }
+        if booking.status != BookingStatus::Confirmed {
+            return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        if now > deadline_ms {
+            return Err(Rejection::CancellationClosed { deadline_ms });
+        }
+        if !(0..=booking.amount_minor).contains(&refund_minor) {
+            return Err(Rejection::InvalidRefund {
+                reason: format!("refund must be 0..={} minor units", booking.amount_minor),
+            });
+        }
+        self.start_cancelling(now, booking_id, refund_minor);
+        let booking = self.bookings.get(&booking_id).expect("booking exists: read above");
+        Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
+    }
+
+    fn start_cancelling(&mut self, now: u64, booking_id: BookingId, refund_minor: i64) {
+        let booking = self.bookings.get_mut(&booking_id).expect("confirmed booking exists");
+        booking.status = BookingStatus::Cancelling;
+        booking.refund_minor = Some(refund_minor);
+        booking.cancel_requested_at_ms = now;
+        self.cancelling.insert((now, booking_id));
+        self.bump(booking_id.show_id());
+    }
+
+    /// Cancels a show: stops sales, releases active holds, fails pending checkouts and moves
+    /// confirmed bookings to `cancelling` with a full refund. A repeat does nothing.
+    fn cancel_show(&mut self, index: u64, now: u64, show_id: ShowId) -> Outcome {
+        let show = self.shows.get_mut(&show_id).ok_or(Rejection::ShowNotFound { show_id })?;
+        if show.cancelled {
+            return Ok(Reply::ShowCancelled { show_id, cancelling: Vec::new(), released: 0 });
+        }
+        show.cancelled = true;
+        show.version += 1;
+        let (first_hold, last_hold) = (HoldId::new(show_id, 0), HoldId::new(show_id, u64::MAX));
+        let active: Vec<(HoldId, u64)> = self
+            .holds
+            .range(first_hold..=last_hold)
+            .filter(|(_, h)| h.status == HoldStatus::Active)
+            .map(|(id, h)| (*id, h.expires_at_ms))
+            .collect();
+        let mut released = 0u32;
+        for (hold_id, expires_at_ms) in active {
+            self.hold_deadlines.remove(&(expires_at_ms, hold_id));
+            self.end_hold(now, hold_id, HoldStatus::Released);
+            released += 1;
+        }
+        let (first, last) = (BookingId::new(show_id, 0), BookingId::new(show_id, u64::MAX));
+        let bookings: Vec<(BookingId, BookingStatus, i64)> = self
+            .bookings
+            .range(first..=last)
+            .map(|(id, b)| (*id, b.status, b.amount_minor))
+            .collect();
+        let mut cancelling = Vec::new();
+        for (booking_id, status, amount_minor) in bookings {
+            match status {
+                BookingStatus::PendingPayment => {
+                    self.fail_pending(index, booking_id, "show cancelled".to_owned());
+                    released += 1;
+                }
+                BookingStatus::Confirmed => {
+                    self.start_cancelling(now, booking_id, amount_minor);
+                    cancelling.push(booking_id);
+                }
+                _ => {}
+            }
+        }
+        Ok(Reply::ShowCancelled { show_id, cancelling, released })
+    }
+
     fn cancel_booking(
         &mut self,
         booking_id: BookingId,
@@ -489,9 +641,10 @@ impl Inventory {
         if &booking.owner != owner {
             return Err(Rejection::NotOwner);
         }
-        if booking.status != BookingStatus::Confirmed {
+        if booking.status != BookingStatus::Cancelling {
             return Err(Rejection::BookingWrongState { status: booking.status });
         }
+        self.cancelling.remove(&(booking.cancel_requested_at_ms, booking_id));
         let seats = booking.seats.clone();
         let show = self.shows.get_mut(&booking_id.show_id()).expect("booking's show exists");
         free_seats(show, &seats);
@@ -589,7 +742,14 @@ impl Inventory {
             })
             .take(limit)
             .collect();
-        QueryResult::StaleCheckouts { pending, failed }
+        let cancelling = self
+            .cancelling
+            .iter()
+            .take_while(|(at, _)| *at <= before_ms)
+            .filter_map(|(_, id)| self.bookings.get(id).map(|b| self.booking_view(*id, b)))
+            .take(limit)
+            .collect();
+        QueryResult::StaleCheckouts { pending, cancelling, failed }
     }
 
     fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
@@ -683,8 +843,10 @@ impl Inventory {
             payment_deadline_ms: booking.payment_deadline_ms,
             payment_ref: booking.payment_ref.clone(),
             refund_ref: booking.refund_ref.clone(),
+            refund_minor: booking.refund_minor,
             ticket_code: booking.ticket_code.clone(),
             failure_reason: booking.failure_reason.clone(),
+            created_at_ms: booking.began_at_ms,
         }
     }
 
@@ -724,6 +886,7 @@ impl Inventory {
             version: show.version,
             currency: show.currency.clone(),
             available: show.available,
+            cancelled: show.cancelled,
             rows,
         })
     }
@@ -820,6 +983,7 @@ fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, S
         version: 1,
         available: total,
         active_holds_by_owner: BTreeMap::new(),
+        cancelled: false,
     })
 }
 

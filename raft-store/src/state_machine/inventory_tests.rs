@@ -211,36 +211,161 @@ fn checkout_confirm_and_cancel_round_trip() {
     ));
     assert_eq!(confirmed.status, BookingStatus::Confirmed);
     assert!(confirmed.ticket_code.as_deref().is_some_and(|c| c.starts_with("MQ") && c.len() == 10));
+    let cancel = |owner: &str| Command::CancelBooking {
+        booking_id: pending.booking_id,
+        owner: OwnerId(owner.into()),
+        refund_ref: "ref_1".into(),
+    };
+    let request =
+        |owner: Option<&str>, refund_minor: i64, deadline_ms: u64| Command::RequestCancel {
+            booking_id: pending.booking_id,
+            owner: owner.map(|o| OwnerId(o.into())),
+            refund_minor,
+            deadline_ms,
+        };
+    // Completing a cancellation that was never requested, or someone else's, is refused.
+    assert_eq!(inv.apply(6, &entry(10_002, None, cancel("x"))), Err(Rejection::NotOwner));
     assert_eq!(
-        inv.apply(
-            6,
-            &entry(
-                10_002,
-                None,
-                Command::CancelBooking {
-                    booking_id: pending.booking_id,
-                    owner: OwnerId("x".into()),
-                    refund_ref: "r".into()
-                }
-            )
-        ),
+        inv.apply(7, &entry(10_002, None, cancel("u"))),
+        Err(Rejection::BookingWrongState { status: BookingStatus::Confirmed })
+    );
+    assert_eq!(
+        inv.apply(8, &entry(10_002, None, request(Some("x"), 1000, 20_000))),
         Err(Rejection::NotOwner)
     );
-    let cancelled = booking(inv.apply(
-        7,
+    // The policy cutoff is checked against log time, not the proposer's clock.
+    assert_eq!(
+        inv.apply(9, &entry(10_002, None, request(Some("u"), 1000, 10_001))),
+        Err(Rejection::CancellationClosed { deadline_ms: 10_001 })
+    );
+    for bad in [-1, 1001] {
+        assert!(matches!(
+            inv.apply(10, &entry(10_002, None, request(Some("u"), bad, 20_000))),
+            Err(Rejection::InvalidRefund { .. })
+        ));
+    }
+    let cancelling = booking(inv.apply(11, &entry(10_003, None, request(Some("u"), 500, 20_000))));
+    assert_eq!(cancelling.status, BookingStatus::Cancelling);
+    assert_eq!(cancelling.refund_minor, Some(500));
+    // Until the refund is issued the seats stay sold, and the sweeper sees the booking.
+    assert!(matches!(
+        inv.apply(12, &entry(10_004, None, hold_cmd("v", seats(&["C1"])))),
+        Err(Rejection::SeatsUnavailable { .. })
+    ));
+    let QueryResult::StaleCheckouts { cancelling: listed, .. } =
+        inv.query(&Query::StaleCheckouts { before_ms: 10_003, failed_after: None, limit: 10 })
+    else {
+        panic!()
+    };
+    assert_eq!(listed.iter().map(|b| b.booking_id).collect::<Vec<_>>(), [pending.booking_id]);
+    assert_eq!(
+        inv.apply(13, &entry(10_004, None, request(Some("u"), 500, 20_000))),
+        Err(Rejection::BookingWrongState { status: BookingStatus::Cancelling })
+    );
+    inv.check_invariants();
+    let cancelled = booking(inv.apply(14, &entry(10_005, None, cancel("u"))));
+    assert_eq!(cancelled.status, BookingStatus::Cancelled);
+    assert_eq!(cancelled.refund_ref.as_deref(), Some("ref_1"));
+    assert_eq!(cancelled.refund_minor, Some(500));
+    held(inv.apply(15, &entry(10_006, None, hold_cmd("v", seats(&["C1", "C2"])))));
+    inv.check_invariants();
+}
+
+#[test]
+fn cancelling_a_show_stops_sales_and_owes_every_booking_a_full_refund() {
+    let mut inv = created();
+    // A confirmed booking, a pending checkout and an active hold.
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["C1"])))));
+    let checkout =
+        |hold_id| Command::BeginCheckout { hold_id, owner: OwnerId("u".into()), window_ms: 60_000 };
+    let confirmed = booking(inv.apply(3, &entry(2, None, checkout(hold.hold_id))));
+    booking(inv.apply(
+        4,
         &entry(
-            10_003,
+            3,
             None,
-            Command::CancelBooking {
-                booking_id: pending.booking_id,
-                owner,
-                refund_ref: "ref_1".into(),
-            },
+            Command::Confirm { booking_id: confirmed.booking_id, payment_ref: "p".into() },
         ),
     ));
-    assert_eq!(cancelled.status, BookingStatus::Cancelled);
-    held(inv.apply(8, &entry(10_004, None, hold_cmd("v", seats(&["C1", "C2"])))));
+    let hold2 = held(inv.apply(5, &entry(4, None, hold_cmd("u", seats(&["C2"])))));
+    let pending = booking(inv.apply(6, &entry(5, None, checkout(hold2.hold_id))));
+    held(inv.apply(7, &entry(6, None, hold_cmd("v", seats(&["A1"])))));
+
+    let reply = inv.apply(8, &entry(7, None, Command::CancelShow { show_id: SHOW }));
+    assert_eq!(
+        reply,
+        Ok(Reply::ShowCancelled {
+            show_id: SHOW,
+            cancelling: vec![confirmed.booking_id],
+            released: 2
+        })
+    );
     inv.check_invariants();
+    let QueryResult::Booking { booking: b } =
+        inv.query(&Query::Booking { booking_id: confirmed.booking_id })
+    else {
+        panic!()
+    };
+    assert_eq!((b.status, b.refund_minor), (BookingStatus::Cancelling, Some(500)));
+    let QueryResult::Booking { booking: p } =
+        inv.query(&Query::Booking { booking_id: pending.booking_id })
+    else {
+        panic!()
+    };
+    assert_eq!(p.status, BookingStatus::Failed);
+    // No new holds; a repeat changes nothing.
+    assert_eq!(
+        inv.apply(9, &entry(8, None, hold_cmd("w", seats(&["B1"])))),
+        Err(Rejection::ShowCancelled { show_id: SHOW })
+    );
+    assert_eq!(
+        inv.apply(10, &entry(9, None, Command::CancelShow { show_id: SHOW })),
+        Ok(Reply::ShowCancelled { show_id: SHOW, cancelling: vec![], released: 0 })
+    );
+    let QueryResult::SeatMap { seat_map } = inv.query(&Query::SeatMap { show_id: SHOW }) else {
+        panic!()
+    };
+    assert!(seat_map.cancelled);
+    assert_eq!(seat_map.available, 15, "only the cancelling booking's seat is still sold");
+    inv.check_invariants();
+}
+
+#[test]
+fn owner_bookings_lists_only_the_owners_newest_first_and_survives_a_snapshot() {
+    let mut inv = created();
+    let mut mine = Vec::new();
+    for (i, (owner, seat)) in
+        [("u", "A1"), ("v", "A2"), ("u", "A3"), ("u", "A4")].iter().enumerate()
+    {
+        let index = 2 + 3 * i as u64;
+        let hold =
+            held(inv.apply(index, &entry(index * 10, None, hold_cmd(owner, seats(&[seat])))));
+        let checkout = Command::BeginCheckout {
+            hold_id: hold.hold_id,
+            owner: OwnerId((*owner).into()),
+            window_ms: 60_000,
+        };
+        let b = booking(inv.apply(index + 1, &entry(index * 10 + 1, None, checkout)));
+        assert_eq!(b.created_at_ms, index * 10 + 1);
+        // Confirmed, so the owner's checking-out holds do not reach the per-owner limit.
+        let confirm = Command::Confirm { booking_id: b.booking_id, payment_ref: "p".into() };
+        booking(inv.apply(index + 2, &entry(index * 10 + 2, None, confirm)));
+        if *owner == "u" {
+            mine.push(b.booking_id);
+        }
+    }
+    mine.reverse();
+    let list = |inv: &Inventory, limit| {
+        let query = Query::OwnerBookings { owner: OwnerId("u".into()), limit };
+        let QueryResult::Bookings { bookings } = inv.query(&query) else { panic!() };
+        bookings.into_iter().map(|b| b.booking_id).collect::<Vec<_>>()
+    };
+    assert_eq!(list(&inv, 10), mine, "u's bookings, newest first");
+    assert_eq!(list(&inv, 2), mine[..2]);
+    let restored =
+        crate::state_machine::inventory_from_bytes(&serde_json::to_vec(&inv).unwrap()).unwrap();
+    assert_eq!(list(&restored, 10), mine, "the index is rebuilt from a snapshot");
+    restored.check_invariants();
 }
 
 #[test]
@@ -285,7 +410,7 @@ fn stale(
     limit: u32,
 ) -> (Vec<BookingId>, Vec<FailedCheckout>) {
     let query = Query::StaleCheckouts { before_ms, failed_after: after, limit };
-    let QueryResult::StaleCheckouts { pending, failed } = inv.query(&query) else { panic!() };
+    let QueryResult::StaleCheckouts { pending, failed, .. } = inv.query(&query) else { panic!() };
     (pending.into_iter().map(|b| b.booking_id).collect(), failed)
 }
 
@@ -463,6 +588,7 @@ struct ModelBooking {
     hold: HoldId,
     status: BookingStatus,
     deadline: u64,
+    amount: i64,
 }
 
 /// A deliberately naive model: linear scans, no indexes.
@@ -473,6 +599,7 @@ struct Model {
     holds: BTreeMap<HoldId, ModelHold>,
     bookings: BTreeMap<BookingId, ModelBooking>,
     replies: BTreeMap<String, (Command, Outcome)>,
+    cancelled: bool,
 }
 
 impl Model {
@@ -537,6 +664,9 @@ impl Model {
     /// Checks the SUT's outcome for `cmd` (applied at `index`) and updates the model.
     fn check(&mut self, index: u64, cmd: &Command, outcome: &Outcome) {
         match cmd {
+            Command::Hold { .. } if self.cancelled => {
+                assert_eq!(outcome, &Err(Rejection::ShowCancelled { show_id: SHOW }));
+            }
             Command::Hold { owner, selection, ttl_ms, .. } => {
                 let too_many = self.live_holds_of(&owner.0) >= HOLDS_PER_OWNER_MAX as usize;
                 match selection {
@@ -617,6 +747,12 @@ impl Model {
                 if let Ok(Reply::Booking { booking }) = outcome {
                     assert_eq!(booking.booking_id, BookingId::new(SHOW, index));
                     self.holds.get_mut(hold_id).unwrap().checking_out = true;
+                    let amount = self.holds[hold_id]
+                        .seats
+                        .iter()
+                        .map(|s| if self.seats[s].0 == "premium" { 500 } else { 200 })
+                        .sum();
+                    assert_eq!(booking.amount.amount_minor, amount);
                     self.bookings.insert(
                         booking.booking_id,
                         ModelBooking {
@@ -624,6 +760,7 @@ impl Model {
                             hold: *hold_id,
                             status: BookingStatus::PendingPayment,
                             deadline: self.now + window_ms,
+                            amount,
                         },
                     );
                 }
@@ -656,17 +793,68 @@ impl Model {
                     self.fail(*booking_id);
                 }
             }
+            Command::RequestCancel { booking_id, owner, refund_minor, deadline_ms } => {
+                let ok = self.bookings.get(booking_id).is_some_and(|b| {
+                    b.status == BookingStatus::Confirmed
+                        && owner.as_ref().is_none_or(|o| o.0 == b.owner)
+                        && self.now <= *deadline_ms
+                        && (0..=b.amount).contains(refund_minor)
+                });
+                assert_eq!(outcome.is_ok(), ok, "request cancel: {outcome:?}");
+                if ok {
+                    self.bookings.get_mut(booking_id).unwrap().status = BookingStatus::Cancelling;
+                }
+            }
             Command::CancelBooking { booking_id, owner, .. } => {
                 let ok = self
                     .bookings
                     .get(booking_id)
-                    .is_some_and(|b| b.status == BookingStatus::Confirmed && b.owner == owner.0);
+                    .is_some_and(|b| b.status == BookingStatus::Cancelling && b.owner == owner.0);
                 assert_eq!(outcome.is_ok(), ok, "cancel: {outcome:?}");
                 if ok {
                     self.bookings.get_mut(booking_id).unwrap().status = BookingStatus::Cancelled;
                     let seats = self.holds[&self.bookings[booking_id].hold].seats.clone();
                     self.free(&seats);
                 }
+            }
+            Command::CancelShow { .. } => {
+                let mut released = 0;
+                let mut cancelling = Vec::new();
+                if !self.cancelled {
+                    self.cancelled = true;
+                    let active: Vec<HoldId> = self
+                        .holds
+                        .iter()
+                        .filter(|(_, h)| h.live && !h.checking_out)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in active {
+                        let seats = self.holds[&id].seats.clone();
+                        self.free(&seats);
+                        self.holds.get_mut(&id).unwrap().live = false;
+                        released += 1;
+                    }
+                    let ids: Vec<BookingId> = self.bookings.keys().copied().collect();
+                    for id in ids {
+                        match self.bookings[&id].status {
+                            BookingStatus::PendingPayment => {
+                                self.fail(id);
+                                released += 1;
+                            }
+                            BookingStatus::Confirmed => {
+                                self.bookings.get_mut(&id).unwrap().status =
+                                    BookingStatus::Cancelling;
+                                cancelling.push(id);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                assert_eq!(
+                    outcome,
+                    &Ok(Reply::ShowCancelled { show_id: SHOW, cancelling, released }),
+                    "cancel show"
+                );
             }
             Command::ExpireDue | Command::CreateShow { .. } => {}
             Command::Meta(_) => assert_eq!(outcome, &Err(Rejection::WrongGroup)),
@@ -721,20 +909,24 @@ enum Op {
     Checkout { pick: usize, owner: u8, window: u64 },
     Confirm { pick: usize },
     Fail { pick: usize },
+    RequestCancel { pick: usize, owner: Option<u8>, refund: i64, deadline_in: u64 },
     Cancel { pick: usize, owner: u8 },
+    CancelShow,
     Expire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0u8..3, prop::collection::vec(0u8..16, 1..4), 1_000u64..8_000).prop_map(|(owner, seats, ttl)| Op::HoldSeats { owner, seats, ttl }),
-        2 => (0u8..3, 1u32..5, any::<bool>(), 1_000u64..8_000).prop_map(|(owner, quantity, premium, ttl)| Op::HoldBest { owner, quantity, premium, ttl }),
-        1 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Release { pick, owner }),
-        2 => (any::<usize>(), 0u8..3, 500u64..6_000).prop_map(|(pick, owner, window)| Op::Checkout { pick, owner, window }),
-        2 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
-        1 => any::<usize>().prop_map(|pick| Op::Fail { pick }),
-        1 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Cancel { pick, owner }),
-        1 => Just(Op::Expire),
+        15 => (0u8..3, prop::collection::vec(0u8..16, 1..4), 1_000u64..8_000).prop_map(|(owner, seats, ttl)| Op::HoldSeats { owner, seats, ttl }),
+        10 => (0u8..3, 1u32..5, any::<bool>(), 1_000u64..8_000).prop_map(|(owner, quantity, premium, ttl)| Op::HoldBest { owner, quantity, premium, ttl }),
+        5 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Release { pick, owner }),
+        10 => (any::<usize>(), 0u8..3, 500u64..6_000).prop_map(|(pick, owner, window)| Op::Checkout { pick, owner, window }),
+        10 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
+        5 => any::<usize>().prop_map(|pick| Op::Fail { pick }),
+        5 => (any::<usize>(), prop::option::of(0u8..3), -100i64..2_200, 0u64..4_000).prop_map(|(pick, owner, refund, deadline_in)| Op::RequestCancel { pick, owner, refund, deadline_in }),
+        5 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Cancel { pick, owner }),
+        1 => Just(Op::CancelShow),
+        5 => Just(Op::Expire),
     ]
 }
 
@@ -743,7 +935,8 @@ fn seat_by_index(i: u8) -> SeatId {
     all[i as usize % all.len()].clone()
 }
 
-fn resolve(op: &Op, holds: &[HoldId], bookings: &[BookingId]) -> Command {
+/// `now` is the log time of the entry before this one (deadlines straddle the next entry's).
+fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Command {
     let owner = |o: u8| OwnerId(format!("user{o}"));
     let pick_hold = |p: usize| {
         if holds.is_empty() {
@@ -794,6 +987,13 @@ fn resolve(op: &Op, holds: &[HoldId], bookings: &[BookingId]) -> Command {
         Op::Fail { pick } => {
             Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() }
         }
+        Op::RequestCancel { pick, owner: o, refund, deadline_in } => Command::RequestCancel {
+            booking_id: pick_booking(*pick),
+            owner: o.map(owner),
+            refund_minor: *refund,
+            deadline_ms: now + deadline_in,
+        },
+        Op::CancelShow => Command::CancelShow { show_id: SHOW },
         Op::Cancel { pick, owner: o } => Command::CancelBooking {
             booking_id: pick_booking(*pick),
             owner: owner(*o),
@@ -817,8 +1017,8 @@ proptest! {
         let mut now = 0;
         for (i, (op, dt, request)) in steps.iter().enumerate() {
             let index = i as u64 + 2;
+            let command = resolve(op, now, &holds, &bookings);
             now += dt;
-            let command = resolve(op, &holds, &bookings);
             let request_id = request.map(|r| format!("req{r}"));
             let before = inv.clone();
             let outcome = inv.apply(index, &entry(now, request_id.as_deref(), command.clone()));
@@ -860,8 +1060,8 @@ proptest! {
         let mut bookings = Vec::new();
         let mut now = 0;
         for (i, (op, dt)) in steps.iter().enumerate() {
+            let e = entry(now + dt, None, resolve(op, now, &holds, &bookings));
             now += dt;
-            let e = entry(now, None, resolve(op, &holds, &bookings));
             let outcome = a.apply(i as u64 + 2, &e);
             prop_assert_eq!(&outcome, &b.apply(i as u64 + 2, &e));
             match outcome {

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use proto::inventory::ShowId;
 use proto::inventory::{Command, LogCommand, Outcome, Query, QueryResult, Rejection, Reply};
 use proto::meta::{
     GroupInfo, GroupKind, MetaCommand, MetaQuery, MetaQueryResult, MetaReply, NodeInfo, NodeState,
@@ -17,6 +18,7 @@ use proto::meta::{
 use proto::GroupId;
 use serde::{Deserialize, Serialize};
 
+use super::catalog::Catalog;
 use crate::limits::{META_GROUPS_MAX, META_NODES_MAX, NODE_ADDR_BYTES_MAX};
 
 /// The replicated state of the meta group.
@@ -26,6 +28,9 @@ pub struct MetaState {
     topology: Topology,
     /// Show id -> (shard, seats counted at placement).
     shows: BTreeMap<u64, (GroupId, u32)>,
+    /// Accounts and the catalog (absent from snapshots older than the catalog).
+    #[serde(default)]
+    catalog: Catalog,
 }
 
 impl MetaState {
@@ -85,22 +90,7 @@ impl MetaState {
                 Ok(self.topology_reply())
             }
             MetaCommand::PlaceShow { show_id, seats } => {
-                if let Some((group, _)) = self.shows.get(&show_id.0) {
-                    return Ok(self.placed(*show_id, *group));
-                }
-                let group = self
-                    .topology
-                    .groups
-                    .iter()
-                    .filter(|(_, g)| g.kind == GroupKind::Inventory)
-                    .min_by_key(|(id, g)| (g.seats, g.shows, **id))
-                    .map(|(id, _)| *id)
-                    .ok_or_else(|| invalid("the cluster has no inventory shards".into()))?;
-                let info = self.topology.groups.get_mut(&group).expect("picked from the map");
-                info.shows += 1;
-                info.seats += u64::from(*seats);
-                self.shows.insert(show_id.0, (group, *seats));
-                self.topology.version += 1;
+                let group = place(&mut self.topology, &mut self.shows, *show_id, *seats)?;
                 Ok(self.placed(*show_id, group))
             }
             MetaCommand::UnplaceShow { show_id, .. } => {
@@ -112,6 +102,13 @@ impl MetaState {
                     self.topology.version += 1;
                 }
                 Ok(Reply::Meta(MetaReply::Unplaced { show_id: *show_id }))
+            }
+            MetaCommand::Catalog(command) => {
+                let (topology, shows) = (&mut self.topology, &mut self.shows);
+                let mut placer = |show_id, seats| place(topology, shows, show_id, seats);
+                let reply =
+                    self.catalog.apply(command, entry.now_ms.max(self.now_ms), &mut placer)?;
+                Ok(Reply::Meta(MetaReply::Catalog(reply)))
             }
         }
     }
@@ -197,6 +194,10 @@ impl MetaState {
                 }),
                 None => QueryResult::NotFound,
             },
+            Query::Meta(MetaQuery::Catalog(query)) => match self.catalog.query(query) {
+                Some(result) => QueryResult::Meta(MetaQueryResult::Catalog(Box::new(result))),
+                None => QueryResult::NotFound,
+            },
             Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
             _ => QueryResult::NotFound,
         }
@@ -220,6 +221,32 @@ impl MetaState {
         let bytes = serde_json::to_vec(self).expect("meta state serializes: integer map keys");
         super::inventory::fnv1a(&bytes)
     }
+}
+
+/// Places a show on the least-loaded inventory shard (by seats, then shows, then lowest id), or
+/// returns its existing placement.
+fn place(
+    topology: &mut Topology,
+    shows: &mut BTreeMap<u64, (GroupId, u32)>,
+    show_id: ShowId,
+    seats: u32,
+) -> Result<GroupId, Rejection> {
+    if let Some((group, _)) = shows.get(&show_id.0) {
+        return Ok(*group);
+    }
+    let group = topology
+        .groups
+        .iter()
+        .filter(|(_, g)| g.kind == GroupKind::Inventory)
+        .min_by_key(|(id, g)| (g.seats, g.shows, **id))
+        .map(|(id, _)| *id)
+        .ok_or_else(|| invalid("the cluster has no inventory shards".into()))?;
+    let info = topology.groups.get_mut(&group).expect("picked from the map");
+    info.shows += 1;
+    info.seats += u64::from(seats);
+    shows.insert(show_id.0, (group, seats));
+    topology.version += 1;
+    Ok(group)
 }
 
 fn group_info(kind: GroupKind, replicas: &BTreeSet<u64>) -> GroupInfo {

@@ -15,6 +15,7 @@
 //! (`index > last_applied`), and a snapshot is only installed if it is newer than what
 //! is applied.
 
+pub mod catalog;
 pub mod inventory;
 pub mod meta;
 
@@ -189,6 +190,7 @@ fn decode_snapshot(group: GroupId, meta: &Meta, data: &[u8]) -> Result<Applied> 
         applied.meta = serde_json::from_slice(data).map_err(corrupt)?;
     } else {
         applied.inventory = serde_json::from_slice(data).map_err(corrupt)?;
+        applied.inventory.rebuild_indexes();
     }
     Ok(applied)
 }
@@ -197,15 +199,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
         // Clone under the lock (fast), serialize outside it so applies are not stalled.
         enum State {
-            Meta(meta::MetaState),
-            Inventory(Inventory),
+            Meta(Box<meta::MetaState>),
+            Inventory(Box<Inventory>),
         }
         let (state, last_applied, membership) = {
             let applied = self.read();
             let state = if self.shared.group == META_GROUP {
-                State::Meta(applied.meta.clone())
+                State::Meta(Box::new(applied.meta.clone()))
             } else {
-                State::Inventory(applied.inventory.clone())
+                State::Inventory(Box::new(applied.inventory.clone()))
             };
             (state, applied.last_applied, applied.membership.clone())
         };
@@ -334,7 +336,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 /// # Errors
 /// Undecodable bytes.
 pub fn inventory_from_bytes(data: &[u8]) -> Result<Inventory> {
-    serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))
+    let mut inventory: Inventory =
+        serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))?;
+    inventory.rebuild_indexes();
+    Ok(inventory)
 }
 
 /// Group id of this state machine.

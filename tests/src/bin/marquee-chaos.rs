@@ -107,7 +107,13 @@ const GATEWAYS: [&str; 2] = ["gateway1", "gateway2"];
 /// gateways' sweeper settles checkouts 30 s old, every 5 s (compose defaults).
 const SWEEPER_SETTLE: Duration = Duration::from_secs(45);
 const GATEWAY_PORTS: [u16; 2] = [18081, 18082];
-const ADMIN_TOKEN: &str = "chaos-admin-token";
+/// Secret of the payment service's fault-injection endpoints.
+const PAYMENTS_ADMIN_TOKEN: &str = "chaos-admin-token";
+/// Secret the gateways sign access tokens with.
+const JWT_SECRET: &str = "chaos-jwt-secret-0123456789abcdef0123";
+/// The admin account `marqueectl create-user` makes inside the cluster.
+const ADMIN_EMAIL: &str = "chaos-admin@marquee.test";
+const ADMIN_PASSWORD: &str = "chaos-admin-password";
 const DURATION_MAX: Duration = Duration::from_secs(3600);
 
 #[tokio::main]
@@ -271,13 +277,15 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
     eprintln!("==> starting project {} from {}", compose.project, compose.file.display());
     compose.down();
     let mut env = BTreeMap::new();
-    env.insert("MARQUEE_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned());
+    env.insert("MARQUEE_ADMIN_TOKEN".to_owned(), PAYMENTS_ADMIN_TOKEN.to_owned());
+    env.insert("MARQUEE_JWT_SECRET".to_owned(), JWT_SECRET.to_owned());
     env.insert("MARQUEE_GATEWAY1_PORT".to_owned(), GATEWAY_PORTS[0].to_string());
     env.insert("MARQUEE_GATEWAY2_PORT".to_owned(), GATEWAY_PORTS[1].to_string());
     compose.up(&env)?;
-    let target = Target {
+    let mut target = Target {
         gateways: GATEWAY_PORTS.iter().map(|p| format!("http://127.0.0.1:{p}")).collect(),
-        admin_token: ADMIN_TOKEN.to_owned(),
+        admin_token: String::new(),
+        users: Vec::new(),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(2))
@@ -285,6 +293,9 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
         hold_ttl_ms: settings.hold_ttl_ms,
     };
     gateways_ready(&target, Duration::from_secs(120)).await?;
+    target.admin_token = admin_login(compose, &target).await?;
+    target.users =
+        workload::register_users(&target, settings.clients * workload::USERS_PER_CLIENT).await?;
     let shows = workload::create_shows(&target, settings.shows).await?;
     eprintln!("==> {} clients on shows {shows:?} for {:?}", settings.clients, settings.duration);
 
@@ -352,6 +363,40 @@ async fn run(compose: &Compose, settings: &Settings) -> Result<Verdict> {
 }
 
 /// Waits until every gateway answers `/readyz`.
+/// Creates the admin account with `marqueectl create-user` inside node1's container (as an
+/// operator would) and signs it in; returns its access token.
+async fn admin_login(compose: &Compose, target: &Target) -> Result<String> {
+    let args = [
+        "/usr/local/bin/marqueectl",
+        "--nodes",
+        "node1:7001,node2:7001,node3:7001",
+        "create-user",
+        "--email",
+        ADMIN_EMAIL,
+        "--name",
+        "Chaos admin",
+        "--role",
+        "admin",
+        "--exists-ok",
+    ];
+    tests::eventually("the admin account", Duration::from_secs(60), || async {
+        Ok(compose.exec_env("node1", &[("MARQUEE_PASSWORD", ADMIN_PASSWORD)], &args).ok())
+    })
+    .await?;
+    tests::eventually("the admin login", Duration::from_secs(60), || async {
+        let response = target
+            .http
+            .post(format!("{}/v1/auth/login", target.gateways[0]))
+            .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 200, "login: {}", response.status());
+        let body: serde_json::Value = response.json().await?;
+        Ok(body["access_token"].as_str().map(str::to_owned))
+    })
+    .await
+}
+
 async fn gateways_ready(target: &Target, timeout: Duration) -> Result<()> {
     for gateway in &target.gateways {
         let url = format!("{gateway}/readyz");

@@ -122,6 +122,22 @@ impl Compose {
         run(Command::new("docker").arg("exec").arg(&id).args(args))
     }
 
+    /// Like [`Compose::exec`], with environment variables set for the command (for secrets
+    /// that must not appear in argument lists).
+    ///
+    /// # Errors
+    /// The command failed.
+    pub fn exec_env(&self, service: &str, env: &[(&str, &str)], args: &[&str]) -> Result<String> {
+        let id = self.container(service)?;
+        let mut command = Command::new("docker");
+        command.arg("exec");
+        for (name, _) in env {
+            command.arg("-e").arg(name);
+        }
+        command.envs(env.iter().copied()).arg(&id).args(args);
+        run(&mut command)
+    }
+
     /// SIGKILLs a service's container.
     ///
     /// # Errors

@@ -32,12 +32,44 @@ const BACKOFF_AFTER_INFO: Duration = Duration::from_millis(200);
 pub struct Target {
     /// Gateway base URLs.
     pub gateways: Vec<String>,
-    /// Admin token.
+    /// Access token of an admin account.
     pub admin_token: String,
+    /// Access tokens of customer accounts: client `i` uses `users[i * USERS_PER_CLIENT..]` in
+    /// turn ([`register_users`]).
+    pub users: Vec<String>,
     /// HTTP client (bounded timeouts).
     pub http: reqwest::Client,
     /// `ttl_ms` of every hold.
     pub hold_ttl_ms: u64,
+}
+
+/// Accounts each client rotates through (an account may hold at most 2 holds per show, and
+/// abandoned holds keep counting until they expire).
+pub const USERS_PER_CLIENT: usize = 8;
+
+/// Registers `count` customer accounts through the first gateway; returns their access tokens.
+///
+/// # Errors
+/// A registration kept failing for a minute.
+pub async fn register_users(target: &Target, count: usize) -> Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(count);
+    for i in 0..count {
+        let email = format!("chaos{i}-{:x}@marquee.test", crate::rand_u64());
+        let token = crate::eventually("a chaos account", Duration::from_secs(60), || async {
+            let response = target
+                .http
+                .post(format!("{}/v1/auth/register", target.gateways[0]))
+                .json(&json!({"email": email, "password": "chaos-password", "name": format!("chaos {i}")}))
+                .send()
+                .await?;
+            anyhow::ensure!(response.status() == 201, "register: {}", response.status());
+            let body: Value = response.json().await?;
+            Ok(body["access_token"].as_str().map(str::to_owned))
+        })
+        .await?;
+        tokens.push(token);
+    }
+    Ok(tokens)
 }
 
 fn event(process: i64, kind: EventType, op: OpKind, show: u64) -> Event {
@@ -64,25 +96,41 @@ pub async fn create_shows(target: &Target, count: usize) -> Result<Vec<u64>> {
     let rows: Vec<Value> = (0..ROWS)
         .map(|r| json!({"label": crate::row_label(r), "category": "standard", "seats": SEATS_PER_ROW, "aisles_after": []}))
         .collect();
-    let body = json!({
-        "title": "Chaos Show",
-        "starts_at_ms": 4_102_444_800_000u64,
-        "layout": {"rows": rows, "categories": [{"name": "standard", "price_minor": 10_000}], "currency": "INR"}
-    });
+    let screen = json!({"screen_id": 1, "name": "Chaos", "format": "2D", "rows": rows});
+    let admin = |method: reqwest::Method, path: &'static str, body: Value, expect: u16| async move {
+        let response = target
+            .http
+            .request(method, format!("{}{path}", target.gateways[0]))
+            .bearer_auth(&target.admin_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        // A screen that exists already (a retried create) answers 201 again: PutScreen upserts.
+        anyhow::ensure!(status == expect, "{path}: {status}");
+        Ok::<Value, anyhow::Error>(response.json().await?)
+    };
+    crate::eventually("the chaos catalog to be created", Duration::from_secs(60), || async {
+        admin(reqwest::Method::PUT, "/v1/admin/movies/1", crate::test_movie(), 200).await?;
+        admin(reqwest::Method::PUT, "/v1/admin/theaters/1", crate::test_theater(), 200).await?;
+        admin(reqwest::Method::POST, "/v1/admin/theaters/1/screens", screen.clone(), 201).await?;
+        Ok(Some(()))
+    })
+    .await?;
     let mut shows = Vec::new();
-    for _ in 0..count {
+    for n in 0..count {
+        // Fixed ids: a create retried after a lost answer finds the same show.
+        let body = json!({
+            "show_id": 1000 + n as u64,
+            "movie_id": 1,
+            "screen_id": 1,
+            "starts_at_ms": 4_102_444_800_000u64,
+            "prices": {"standard": 10_000},
+            "currency": "INR",
+        });
         let id = crate::eventually("a show to be created", Duration::from_secs(60), || async {
-            let response = target
-                .http
-                .post(format!("{}/v1/admin/shows", target.gateways[0]))
-                .header("x-marquee-admin-token", &target.admin_token)
-                .json(&body)
-                .send()
-                .await?;
-            if response.status() != 201 {
-                anyhow::bail!("create show: {}", response.status());
-            }
-            let created: Value = response.json().await?;
+            let created =
+                admin(reqwest::Method::POST, "/v1/admin/shows", body.clone(), 201).await?;
             Ok(created["show_id"].as_u64())
         })
         .await?;
@@ -135,7 +183,8 @@ pub async fn client(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let user = format!("p{process}-{n}");
+        let op_id = format!("p{process}-{n}");
+        let user = &target.users[index * USERS_PER_CLIENT + n as usize % USERS_PER_CLIENT];
         let show = shows[rng.random_range(0..shows.len())];
         let row = crate::row_label(rng.random_range(0..ROWS));
         let first = rng.random_range(1..SEATS_PER_ROW);
@@ -149,7 +198,7 @@ pub async fn client(
         let request = target
             .http
             .post(format!("{gateway}/v1/shows/{show}/holds"))
-            .header("x-marquee-user", &user)
+            .bearer_auth(user)
             .json(&json!({"seats": seats, "ttl_ms": target.hold_ttl_ms}));
         let (status, body, detail) = send(request).await;
         let mut done = event(process, classify(status), OpKind::Hold, show);
@@ -180,8 +229,8 @@ pub async fn client(
             let request = target
                 .http
                 .post(format!("{gateway}/v1/bookings"))
-                .header("x-marquee-user", &user)
-                .header("idempotency-key", format!("{user}-book"))
+                .bearer_auth(user)
+                .header("idempotency-key", format!("{op_id}-book"))
                 .json(&json!({"hold_id": hold_id, "payment_token": "tok_success"}));
             let (status, body, detail) = send(request).await;
             let mut done = event(process, classify(status), OpKind::Book, show);
@@ -207,7 +256,7 @@ pub async fn client(
                     let request = target
                         .http
                         .post(format!("{gateway}/v1/bookings/{booking}/cancel"))
-                        .header("x-marquee-user", &user);
+                        .bearer_auth(user);
                     let (status, _, detail) = send(request).await;
                     let mut done = event(process, classify(status), OpKind::Cancel, show);
                     done.detail = detail;
@@ -223,10 +272,8 @@ pub async fn client(
             let mut invoke = event(process, EventType::Invoke, OpKind::Release, show);
             invoke.hold_id = Some(hold_id.clone());
             recorder.record(invoke);
-            let request = target
-                .http
-                .delete(format!("{gateway}/v1/holds/{hold_id}"))
-                .header("x-marquee-user", &user);
+            let request =
+                target.http.delete(format!("{gateway}/v1/holds/{hold_id}")).bearer_auth(user);
             let (status, _, detail) = send(request).await;
             let mut done = event(process, classify(status), OpKind::Release, show);
             done.detail = detail;
@@ -256,7 +303,7 @@ pub async fn final_read(target: &Target, shows: &[u64]) -> Result<FinalState> {
             let bookings = target
                 .http
                 .get(format!("{gateway}/v1/admin/shows/{show}/bookings"))
-                .header("x-marquee-admin-token", &target.admin_token)
+                .bearer_auth(&target.admin_token)
                 .send()
                 .await?;
             let map = target
@@ -302,7 +349,7 @@ pub async fn final_read(target: &Target, shows: &[u64]) -> Result<FinalState> {
         let response = target
             .http
             .get(format!("{gateway}/v1/sandbox/payments"))
-            .header("x-marquee-admin-token", &target.admin_token)
+            .bearer_auth(&target.admin_token)
             .send()
             .await?;
         if response.status() != 200 {
