@@ -113,6 +113,33 @@ impl ClusterClient {
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
     }
 
+    /// Opens a catalog change stream (`WatchCatalog`) on a node with a meta replica, trying them
+    /// in turn from a random one.
+    ///
+    /// # Errors
+    /// No node with a meta replica accepted the stream.
+    pub async fn watch_catalog(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<tonic::Streaming<proto::pb::QueryReply>, ClusterError> {
+        let candidates = self.candidates(META_GROUP);
+        let start = rand::rng().random_range(0..candidates.len().max(1));
+        let mut last_error = String::from("no nodes configured");
+        for i in 0..candidates.len() {
+            let addr = &candidates[(start + i) % candidates.len()];
+            let request = proto::pb::WatchCatalogRequest { after, limit };
+            match tokio::time::timeout(CALL_TIMEOUT, self.client(addr)?.watch_catalog(request))
+                .await
+            {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
+                Err(_) => last_error = format!("{addr}: timed out"),
+            }
+        }
+        Err(ClusterError::Unavailable(last_error))
+    }
+
     /// Where to try a group: its replicas per the cached topology, or the seeds.
     fn candidates(&self, group: GroupId) -> Vec<String> {
         let routes = self.routes();

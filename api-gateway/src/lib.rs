@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod payment;
 pub mod ratelimit;
 pub mod saga;
+pub mod search_sync;
 pub mod sweeper;
 
 use std::net::SocketAddr;
@@ -97,6 +98,23 @@ pub struct Config {
     /// Burst one signed-in user may make at once.
     #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_USER_BURST", default_value_t = 30.0)]
     pub rate_limit_user_burst: f64,
+    /// Search backend: `embedded` (an in-memory index per gateway, fed by its own sync worker),
+    /// `meilisearch` (`--meili-url`) or `off`.
+    #[arg(long, env = "MARQUEE_SEARCH", value_enum, default_value = "embedded")]
+    pub search: search_sync::Backend,
+    /// Meilisearch base URL, e.g. `http://127.0.0.1:7700`.
+    #[arg(long, env = "MEILI_URL")]
+    pub meili_url: Option<String>,
+    /// Meilisearch API key.
+    #[arg(long, env = "MEILI_MASTER_KEY", hide_env_values = true)]
+    pub meili_key: Option<String>,
+    /// Meilisearch index name.
+    #[arg(long, env = "MARQUEE_MEILI_INDEX", default_value = "movies")]
+    pub meili_index: String,
+    /// Run the search sync worker in this gateway. Always on for `embedded`; with
+    /// `meilisearch`, turn it off on all but one gateway, or run `marquee-search-sync` instead.
+    #[arg(long, env = "MARQUEE_SEARCH_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub search_sync: bool,
     /// Header naming the client IP when the gateway sits behind a proxy that sets it (e.g.
     /// `x-forwarded-for`: its first address is used). Unset: the TCP peer address. Only set it
     /// behind a proxy that overwrites the header, or clients can pick their own bucket.
@@ -167,6 +185,9 @@ pub struct Metrics {
     pub revenue_minor: IntCounterVec,
     /// Money refunded, minor units, by currency.
     pub refunds_minor: IntCounterVec,
+    /// Search sync progress by field (indexed_seq, head_seq, lag, rebuilds, errors), set when
+    /// scraped.
+    pub search: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -223,7 +244,18 @@ impl Metrics {
             "Money refunded, in minor units",
             &["currency"],
         );
+        let search = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "marquee_gateway_search",
+                "Search sync worker: indexed_seq and head_seq of the change feed, lag (changes \
+                 not yet indexed), rebuilds, errors",
+            ),
+            &["field"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(search.clone())).expect("unique metric name");
         Metrics {
+            search,
             registry,
             requests,
             latency,
@@ -269,6 +301,10 @@ pub struct AppState {
     pub limits: Limits,
     /// The cancellation policy.
     pub cancel_policy: saga::CancelPolicy,
+    /// The search backend (`None`: search is off).
+    pub search: Option<Arc<dyn search::SearchIndex>>,
+    /// Progress of this gateway's search sync worker, if it runs one.
+    pub search_status: Option<Arc<search::sync::SyncStatus>>,
 }
 
 /// Runs the gateway until `shutdown` fires.
@@ -329,8 +365,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 (Arc::new(sandbox.clone()), Some(sandbox), None)
             }
         };
+    let search = search_sync::open_backend(
+        config.search,
+        config.meili_url.as_deref(),
+        config.meili_key.as_deref(),
+        &config.meili_index,
+    )
+    .await
+    .context("search backend")?;
+    let cluster = ClusterClient::new(config.nodes.clone());
+    let run_sync = config.search_sync || config.search == search_sync::Backend::Embedded;
+    let syncer = match (&search, run_sync) {
+        (Some(index), true) => Some(search::sync::Syncer::new(
+            Arc::clone(index),
+            Arc::new(search_sync::ClusterCatalogSource::new(cluster.clone())),
+            Box::new(search::sync::NoCursor),
+        )),
+        _ => None,
+    };
+    let search_status = syncer.as_ref().map(search::sync::Syncer::status);
     let state = Arc::new(AppState {
-        cluster: ClusterClient::new(config.nodes.clone()),
+        cluster,
         payments,
         sandbox,
         payments_http,
@@ -355,6 +410,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             full_refund_before_ms: config.full_refund_before_min.saturating_mul(60_000),
             late_refund_percent: config.late_refund_percent,
         },
+        search,
+        search_status,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -369,12 +426,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         tokio::spawn(sweeper::run(Arc::clone(&state), sweep, sweep_stop.clone()))
     });
+    let sync_stop = shutdown.child_token();
+    let sync = syncer.map(|syncer| tokio::spawn(syncer.run(sync_stop.clone())));
     let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .context("HTTP server");
     sweep_stop.cancel();
+    sync_stop.cancel();
+    if let Some(sync) = sync {
+        sync.await.context("search sync worker panicked")?;
+    }
     if let Some(sweeper) = sweeper {
         sweeper.await.context("recovery sweeper panicked")?;
     }

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
+use proto::catalog::{CatalogQuery, CatalogQueryResult};
 use proto::inventory::{Command, Outcome, Proposal, Query};
 use proto::meta::MetaCommand;
+use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::cluster_server::Cluster;
 use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
@@ -21,7 +23,7 @@ use proto::pb::{
     Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
     GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
     QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
-    StatusRequest, WrongShard,
+    StatusRequest, WatchCatalogRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use raft_store::limits::REQUEST_ID_BYTES_MAX;
@@ -36,6 +38,11 @@ use crate::transport::reply;
 /// How long a proposal may wait to be committed and applied before the client is told the
 /// outcome is unknown (it then retries with the same request id).
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A catalog watch sends an empty reply this often when nothing changes (a heartbeat: the
+/// reader learns the head, and a dead reader is noticed).
+const WATCH_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Most changes in one watch reply.
+const WATCH_BATCH_MAX: u32 = 1_000;
 /// How long a linearizable read may wait for its read index.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -138,8 +145,84 @@ impl RaftTransport for NodeService {
     }
 }
 
+impl NodeService {
+    /// Feeds `tx` with the catalog changes after `after` from the local meta replica until the
+    /// reader goes away, the replica is removed or the feed says the reader must rebuild.
+    async fn feed_catalog(
+        group: Arc<Group>,
+        mut after: u64,
+        limit: u32,
+        tx: tokio::sync::mpsc::Sender<Result<QueryReply, Status>>,
+    ) {
+        let mut applied = group.raft.metrics();
+        let mut last_sent = Instant::now();
+        let mut first = true;
+        loop {
+            let query = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes { after, limit }));
+            let answer = group.sm.query(&query);
+            let (count, next, truncated) = match &answer {
+                proto::inventory::QueryResult::Meta(MetaQueryResult::Catalog(result)) => {
+                    match result.as_ref() {
+                        CatalogQueryResult::Changes { changes, truncated, .. } => {
+                            (changes.len(), changes.last().map_or(after, |c| c.seq), *truncated)
+                        }
+                        _ => (0, after, false),
+                    }
+                }
+                _ => (0, after, false),
+            };
+            if first || count > 0 || truncated || last_sent.elapsed() >= WATCH_HEARTBEAT {
+                let reply = match codec::encode(&answer) {
+                    Ok(bytes) => QueryReply { result: Some(query_reply::Result::Answer(bytes)) },
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(reply)).await.is_err() || truncated {
+                    return;
+                }
+                first = false;
+                last_sent = Instant::now();
+                after = next;
+                if count as u32 >= limit {
+                    continue; // More may be waiting: read again at once.
+                }
+            }
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(WATCH_HEARTBEAT) => {}
+                () = tx.closed() => return,
+                () = group.cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Inventory for NodeService {
+    type WatchCatalogStream = tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>>;
+
+    async fn watch_catalog(
+        &self,
+        request: Request<WatchCatalogRequest>,
+    ) -> Result<Response<Self::WatchCatalogStream>, Status> {
+        let request = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        match self.group(META_GROUP.0) {
+            Ok(group) => {
+                let limit = request.limit.clamp(1, WATCH_BATCH_MAX);
+                tokio::spawn(Self::feed_catalog(group, request.after, limit, tx));
+            }
+            Err(_) => {
+                let result = Some(query_reply::Result::WrongShard(self.wrong_shard()));
+                // The channel has room: the one reply cannot block.
+                let _ = tx.try_send(Ok(QueryReply { result }));
+            }
+        }
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
     #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
     async fn propose(
         &self,

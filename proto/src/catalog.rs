@@ -623,6 +623,27 @@ pub enum CatalogQuery {
         /// Page.
         page: Page,
     },
+    /// The change feed after a cursor, oldest first (see [`CatalogChange`]).
+    Changes {
+        /// Return changes with `seq > after` (0: from the start of what is retained).
+        after: u64,
+        /// At most this many (capped by the state machine).
+        limit: u32,
+    },
+    /// Search documents of movies as of `now_ms` (upcoming shows start after it).
+    SearchDocs {
+        /// The movies (at most [`SEARCH_DOCS_MAX`]).
+        movie_ids: Vec<MovieId>,
+        /// Shows starting at or before this are not upcoming.
+        now_ms: u64,
+    },
+    /// Movie ids after a cursor, ascending (a full re-index walks them).
+    MovieIds {
+        /// Start after this id (0: from the first).
+        after: MovieId,
+        /// At most this many (capped by the state machine).
+        limit: u32,
+    },
 }
 
 /// The answer to a [`CatalogQuery`].
@@ -688,4 +709,73 @@ pub enum CatalogQueryResult {
         /// The movie's rating.
         rating: Rating,
     },
+    /// `Changes`.
+    Changes {
+        /// Changes after the cursor, oldest first.
+        changes: Vec<CatalogChange>,
+        /// Sequence number of the newest change (0 when there was none).
+        head: u64,
+        /// Changes after the cursor were already dropped from the feed (it keeps the most
+        /// recent ones): the reader must rebuild from the current state, then read from `head`.
+        truncated: bool,
+    },
+    /// `SearchDocs`.
+    SearchDocs {
+        /// Documents of the movies that exist, in the order asked.
+        docs: Vec<MovieDoc>,
+        /// Asked-for movies that do not exist (delete them from an index).
+        missing: Vec<MovieId>,
+    },
+    /// `MovieIds`.
+    MovieIds {
+        /// Ids, ascending.
+        ids: Vec<MovieId>,
+    },
+}
+
+/// Most movies one `SearchDocs` read covers.
+pub const SEARCH_DOCS_MAX: usize = 500;
+
+/// What a catalog change touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeEntity {
+    /// A movie was created or changed.
+    Movie(MovieId),
+    /// A theater was created or changed.
+    Theater(TheaterId),
+    /// A screen was created or changed.
+    Screen(ScreenId),
+    /// A show was created, rescheduled or cancelled.
+    Show(ShowId),
+    /// A movie's rating changed (a review was written or deleted).
+    Rating(MovieId),
+}
+
+/// One entry of the meta group's catalog change feed. Sequence numbers are assigned in apply
+/// order by the replicated state machine, so every replica has the same feed: a reader that
+/// resumes after `seq` from any replica, after any leader change, sees no gap and no repeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogChange {
+    /// Position in the feed, from 1, without gaps.
+    pub seq: u64,
+    /// Log time of the change, Unix ms.
+    pub at_ms: u64,
+    /// What changed.
+    pub entity: ChangeEntity,
+    /// Movies whose search document may have changed because of it.
+    pub movies: Vec<MovieId>,
+}
+
+/// A movie as the search index sees it: its fields, rating and upcoming shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovieDoc {
+    /// The movie.
+    pub movie: Movie,
+    /// Cities with a scheduled show after `now_ms`, as spelled by their theaters, sorted.
+    pub cities: Vec<String>,
+    /// Start of the next scheduled show, Unix ms.
+    pub next_show_ms: Option<u64>,
+    /// Scheduled shows after `now_ms`.
+    pub upcoming_shows: u64,
 }

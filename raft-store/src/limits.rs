@@ -78,3 +78,8 @@ pub const USER_NAME_BYTES_MAX: usize = 100;
 /// Refresh-token families (signed-in sessions) one user keeps; a new login beyond this drops the
 /// oldest session, bounding the tokens a user can make the meta group remember.
 pub const REFRESH_FAMILIES_PER_USER_MAX: usize = 20;
+/// Changes the catalog change feed keeps (older ones are dropped; a reader behind them
+/// rebuilds from the current state).
+pub const CHANGE_FEED_MAX: usize = 100_000;
+/// Most changes (or movie ids) one read returns.
+pub const CHANGE_FEED_READ_MAX: u32 = 1_000;

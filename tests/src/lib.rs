@@ -131,6 +131,8 @@ pub struct Options {
     pub rate_limit_ip_per_s: f64,
     /// The gateway's per-user rate limit (requests/s; 0: off).
     pub rate_limit_user_per_s: f64,
+    /// Extra environment of the gateway (e.g. `MARQUEE_SEARCH`, `MEILI_URL`).
+    pub gateway_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -148,6 +150,7 @@ impl Default for Options {
             sweep_min_age_ms: 30_000,
             rate_limit_ip_per_s: 0.0,
             rate_limit_user_per_s: 0.0,
+            gateway_env: Vec::new(),
         }
     }
 }
@@ -327,6 +330,7 @@ fn spawn_gateway_process(
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", options.rate_limit_ip_per_s.to_string());
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", options.rate_limit_user_per_s.to_string());
     command.env("MARQUEE_JWT_SECRET", JWT_SECRET);
+    command.envs(options.gateway_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command
         .arg(format!("--listen=127.0.0.1:{port}"))
         .arg(format!("--nodes={}", nodes.join(",")))

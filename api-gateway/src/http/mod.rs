@@ -11,6 +11,7 @@ pub mod booking;
 pub mod catalog;
 pub mod error;
 pub mod reviews;
+pub mod search;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +65,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(booking::routes())
         .merge(catalog::routes())
         .merge(reviews::routes())
+        .merge(search::routes())
         .merge(admin::routes())
 }
 
@@ -335,6 +337,21 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError> {
     use prometheus::Encoder;
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(status) = &state.search_status {
+        let gauge = |field: &str, value: u64| {
+            state
+                .metrics
+                .search
+                .with_label_values(&[field])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        gauge("indexed_seq", status.indexed_seq.load(Relaxed));
+        gauge("head_seq", status.head_seq.load(Relaxed));
+        gauge("lag", status.lag());
+        gauge("rebuilds", status.rebuilds.load(Relaxed));
+        gauge("errors", status.errors.load(Relaxed));
+    }
     let mut buffer = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut buffer)

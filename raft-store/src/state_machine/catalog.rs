@@ -10,24 +10,29 @@
 //! token expiry) are kept in step by every command and serialized with the state, so listings
 //! stay cheap as the catalog grows (issue #6 scales it to 100k shows).
 //!
+//! Every successful catalog change (not account changes) is also appended to a bounded **change
+//! feed** with gap-free sequence numbers, which search indexes and caches tail.
+//!
 //! Idempotency: ids are chosen by the proposer; a create replayed with the same content returns
 //! the stored record, with other content it is a conflict; `Put*` commands upsert.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use proto::catalog::{
-    CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, CityView, Movie, MovieFilter,
-    MovieId, MovieSpec, Page, Paged, Review, Role, Screen, ScreenId, ScreenSpec, Show, ShowDetail,
-    ShowSpec, ShowStatus, ShowSummary, Theater, TheaterId, TheaterShows, TheaterSpec, User, UserId,
+    CatalogChange, CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, ChangeEntity,
+    CityView, Movie, MovieDoc, MovieFilter, MovieId, MovieSpec, Page, Paged, Review, Role, Screen,
+    ScreenId, ScreenSpec, Show, ShowDetail, ShowSpec, ShowStatus, ShowSummary, Theater, TheaterId,
+    TheaterShows, TheaterSpec, User, UserId, SEARCH_DOCS_MAX,
 };
 use proto::inventory::{Rejection, ShowId};
 use proto::GroupId;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{
-    CATALOG_LIST_MAX, CATALOG_PAGE_MAX, CATALOG_TEXT_BYTES_MAX, CATEGORIES_MAX, EMAIL_BYTES_MAX,
-    NAME_BYTES_MAX, PRICE_MINOR_MAX, REFRESH_FAMILIES_PER_USER_MAX, ROWS_MAX, ROW_LABEL_BYTES_MAX,
-    ROW_SEATS_MAX, SHOW_SEATS_MAX, URL_BYTES_MAX, USER_NAME_BYTES_MAX,
+    CATALOG_LIST_MAX, CATALOG_PAGE_MAX, CATALOG_TEXT_BYTES_MAX, CATEGORIES_MAX, CHANGE_FEED_MAX,
+    CHANGE_FEED_READ_MAX, EMAIL_BYTES_MAX, NAME_BYTES_MAX, PRICE_MINOR_MAX,
+    REFRESH_FAMILIES_PER_USER_MAX, ROWS_MAX, ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX, SHOW_SEATS_MAX,
+    URL_BYTES_MAX, USER_NAME_BYTES_MAX,
 };
 
 const DAY_MS: u64 = 86_400_000;
@@ -78,6 +83,12 @@ pub struct Catalog {
     reviews: BTreeMap<MovieId, BTreeMap<UserId, Review>>,
     /// Movie -> (u64::MAX - updated_at, user): most recently edited first.
     review_order: BTreeMap<MovieId, BTreeSet<(u64, UserId)>>,
+    /// The change feed: the most recent [`CHANGE_FEED_MAX`] changes, oldest first.
+    #[serde(default)]
+    changes: VecDeque<CatalogChange>,
+    /// Sequence number of the newest change (0: none yet).
+    #[serde(default)]
+    change_seq: u64,
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Rejection {
@@ -276,8 +287,65 @@ impl Catalog {
     ///
     /// Rejections change nothing, with one deliberate exception: presenting an already rotated
     /// refresh token revokes its family *and* is rejected (`RefreshTokenReused`), because a
-    /// reused token means it leaked.
+    /// reused token means it leaked. Successful catalog changes are appended to the feed.
     pub fn apply(
+        &mut self,
+        command: &CatalogCommand,
+        now: u64,
+        place: &mut dyn FnMut(ShowId, u32) -> Result<GroupId, Rejection>,
+    ) -> Result<CatalogReply, Rejection> {
+        let reply = self.apply_command(command, now, place)?;
+        self.record_change(command, now);
+        Ok(reply)
+    }
+
+    /// Appends the change a successful command made to the feed (account commands are not
+    /// catalog changes and are not recorded).
+    fn record_change(&mut self, command: &CatalogCommand, now: u64) {
+        let movie_of = |catalog: &Catalog, show: ShowId| {
+            catalog.shows.get(&show.0).map(|s| vec![s.spec.movie_id]).unwrap_or_default()
+        };
+        let (entity, movies) = match command {
+            CatalogCommand::PutMovie { movie_id, .. } => {
+                (ChangeEntity::Movie(*movie_id), vec![*movie_id])
+            }
+            CatalogCommand::PutTheater { theater_id, .. } => {
+                // Its city may have changed: every movie playing there lists its cities.
+                let movies: BTreeSet<MovieId> = self
+                    .shows_by_theater
+                    .get(theater_id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, show)| self.shows.get(show).map(|s| s.spec.movie_id))
+                    .collect();
+                (ChangeEntity::Theater(*theater_id), movies.into_iter().collect())
+            }
+            CatalogCommand::PutScreen { screen_id, .. } => {
+                (ChangeEntity::Screen(*screen_id), Vec::new())
+            }
+            CatalogCommand::CreateShow { show_id, .. }
+            | CatalogCommand::RescheduleShow { show_id, .. }
+            | CatalogCommand::CancelShow { show_id } => {
+                (ChangeEntity::Show(*show_id), movie_of(self, *show_id))
+            }
+            CatalogCommand::PutReview { movie_id, .. }
+            | CatalogCommand::DeleteReview { movie_id, .. } => {
+                (ChangeEntity::Rating(*movie_id), vec![*movie_id])
+            }
+            CatalogCommand::RegisterUser { .. }
+            | CatalogCommand::SetUserRole { .. }
+            | CatalogCommand::IssueRefreshToken { .. }
+            | CatalogCommand::RotateRefreshToken { .. }
+            | CatalogCommand::RevokeRefreshToken { .. } => return,
+        };
+        self.change_seq += 1;
+        self.changes.push_back(CatalogChange { seq: self.change_seq, at_ms: now, entity, movies });
+        while self.changes.len() > CHANGE_FEED_MAX {
+            self.changes.pop_front();
+        }
+    }
+
+    fn apply_command(
         &mut self,
         command: &CatalogCommand,
         now: u64,
@@ -650,9 +718,77 @@ impl Catalog {
         }
     }
 
+    /// The search document of a movie as of `now_ms`.
+    fn movie_doc(&self, movie: &Movie, now_ms: u64) -> MovieDoc {
+        let mut cities = BTreeSet::new();
+        let mut next_show_ms = None;
+        let mut upcoming_shows = 0;
+        let upcoming = self
+            .shows_by_movie
+            .get(&movie.movie_id)
+            .into_iter()
+            .flat_map(|set| set.range((now_ms.saturating_add(1), 0)..));
+        for (start, show_id) in upcoming {
+            let Some(show) = self.shows.get(show_id) else { continue };
+            if show.status != ShowStatus::Scheduled {
+                continue;
+            }
+            upcoming_shows += 1;
+            next_show_ms = Some(next_show_ms.map_or(*start, |n: u64| n.min(*start)));
+            if let Some(theater) = self.theaters.get(&show.theater_id) {
+                cities.insert(theater.spec.city.clone());
+            }
+        }
+        MovieDoc {
+            movie: movie.clone(),
+            cities: cities.into_iter().collect(),
+            next_show_ms,
+            upcoming_shows,
+        }
+    }
+
     /// Answers a read. `NotFound` for an unknown id.
     pub fn query(&self, query: &CatalogQuery) -> Option<CatalogQueryResult> {
         Some(match query {
+            CatalogQuery::Changes { after, limit } => {
+                let limit = (*limit).clamp(1, CHANGE_FEED_READ_MAX) as usize;
+                let truncated = self.changes.front().is_some_and(|first| first.seq > after + 1);
+                // Sequence numbers are contiguous: the first wanted change is at a known offset.
+                let first_seq = self.changes.front().map_or(0, |c| c.seq);
+                let skip = (after + 1).saturating_sub(first_seq) as usize;
+                CatalogQueryResult::Changes {
+                    changes: self
+                        .changes
+                        .range(skip.min(self.changes.len())..)
+                        .take(limit)
+                        .cloned()
+                        .collect(),
+                    head: self.change_seq,
+                    truncated,
+                }
+            }
+            CatalogQuery::SearchDocs { movie_ids, now_ms } => {
+                let mut docs = Vec::new();
+                let mut missing = Vec::new();
+                for id in movie_ids.iter().take(SEARCH_DOCS_MAX) {
+                    match self.movies.get(id) {
+                        Some(movie) => docs.push(self.movie_doc(movie, *now_ms)),
+                        None => missing.push(*id),
+                    }
+                }
+                CatalogQueryResult::SearchDocs { docs, missing }
+            }
+            CatalogQuery::MovieIds { after, limit } => {
+                let limit = (*limit).clamp(1, CHANGE_FEED_READ_MAX) as usize;
+                CatalogQueryResult::MovieIds {
+                    ids: self
+                        .movies
+                        .range(after.saturating_add(1)..)
+                        .map(|(id, _)| *id)
+                        .take(limit)
+                        .collect(),
+                }
+            }
             CatalogQuery::User { user_id } => {
                 CatalogQueryResult::User { user: self.users.get(user_id)?.clone() }
             }
@@ -1105,6 +1241,96 @@ mod tests {
         assert_eq!(rotate(&mut c, 8, 9, exp), Err(Rejection::RefreshTokenInvalid));
         assert_eq!(c.refresh_tokens(), 0);
         assert!(c.families.is_empty() && c.user_families.values().all(BTreeSet::is_empty));
+    }
+
+    fn changes(c: &Catalog, after: u64, limit: u32) -> (Vec<CatalogChange>, u64, bool) {
+        match c.query(&CatalogQuery::Changes { after, limit }) {
+            Some(CatalogQueryResult::Changes { changes, head, truncated }) => {
+                (changes, head, truncated)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_change_feed_is_gap_free_and_search_docs_follow_the_shows() {
+        let mut c = catalog();
+        // The fixture made 2 movies, 2 theaters, 2 screens: six changes, in order.
+        let (all, head, truncated) = changes(&c, 0, 100);
+        assert_eq!((head, truncated), (6, false));
+        assert_eq!(all.iter().map(|ch| ch.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(all[0].entity, ChangeEntity::Movie(1));
+        assert_eq!(all[4].entity, ChangeEntity::Screen(100));
+        // Account commands are not catalog changes.
+        register(&mut c, 7, "a@example.com").unwrap();
+        let day = 86_400_000;
+        let mut place = |_: ShowId, _: u32| Ok(GroupId(1));
+        for (id, screen, start) in [(500, 100, T0 + day), (501, 110, T0 + 2 * day)] {
+            c.apply(
+                &CatalogCommand::CreateShow { show_id: ShowId(id), spec: show(1, screen, start) },
+                T0,
+                &mut place,
+            )
+            .unwrap();
+        }
+        // Rejected commands record nothing.
+        assert!(apply(&mut c, CatalogCommand::CancelShow { show_id: ShowId(999) }, T0).is_err());
+        let (tail, head, _) = changes(&c, 6, 100);
+        assert_eq!(head, 8);
+        assert_eq!(
+            tail.iter().map(|ch| (ch.seq, ch.movies.clone())).collect::<Vec<_>>(),
+            [(7, vec![1]), (8, vec![1])]
+        );
+        assert_eq!(changes(&c, 7, 1).0[0].seq, 8, "a cursor resumes exactly after itself");
+        assert!(changes(&c, 8, 100).0.is_empty());
+        // A theater change names the movies playing there (their city list may change).
+        apply(
+            &mut c,
+            CatalogCommand::PutTheater { theater_id: 11, spec: theater("Apsara", "Nashik") },
+            T0,
+        )
+        .unwrap();
+        let (last, _, _) = changes(&c, 8, 100);
+        assert_eq!((last[0].entity, last[0].movies.clone()), (ChangeEntity::Theater(11), vec![1]));
+
+        let docs = |c: &Catalog, now| match c
+            .query(&CatalogQuery::SearchDocs { movie_ids: vec![1, 2, 3], now_ms: now })
+        {
+            Some(CatalogQueryResult::SearchDocs { docs, missing }) => (docs, missing),
+            other => panic!("{other:?}"),
+        };
+        let (d, missing) = docs(&c, T0);
+        assert_eq!(missing, [3]);
+        assert_eq!(
+            (d[0].cities.clone(), d[0].next_show_ms, d[0].upcoming_shows),
+            (vec!["Mumbai".to_owned(), "Nashik".to_owned()], Some(T0 + day), 2)
+        );
+        assert_eq!((d[1].cities.len(), d[1].next_show_ms), (0, None), "movie 2 has no shows");
+        // Time passes the first show; cancelling the second leaves nothing upcoming.
+        let (d, _) = docs(&c, T0 + day);
+        assert_eq!((d[0].cities.clone(), d[0].upcoming_shows), (vec!["Nashik".to_owned()], 1));
+        apply(&mut c, CatalogCommand::CancelShow { show_id: ShowId(501) }, T0).unwrap();
+        let (d, _) = docs(&c, T0 + day);
+        assert_eq!((d[0].upcoming_shows, d[0].next_show_ms), (0, None));
+        match c.query(&CatalogQuery::MovieIds { after: 1, limit: 10 }) {
+            Some(CatalogQueryResult::MovieIds { ids }) => assert_eq!(ids, [2]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reader_behind_the_retained_feed_is_told_to_rebuild() {
+        let mut c = catalog();
+        for n in 0..CHANGE_FEED_MAX {
+            apply(&mut c, CatalogCommand::DeleteReview { movie_id: 1, user_id: n as u64 }, T0)
+                .unwrap();
+        }
+        let (_, head, truncated) = changes(&c, 0, 10);
+        assert_eq!(head, 6 + CHANGE_FEED_MAX as u64);
+        assert!(truncated, "changes 1..=6 were dropped");
+        let (kept, _, truncated) = changes(&c, 6, 10);
+        assert!(!truncated);
+        assert_eq!(kept[0].seq, 7);
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! `marquee-search-sync`: keeps a Meilisearch index in step with the catalog.
+//!
+//! Tails the meta group's change feed from a durable cursor (a file, replaced atomically after
+//! every indexed batch), re-reads the affected movies and writes them to Meilisearch, waiting
+//! on every task. Run one per Meilisearch index, and start the gateways with
+//! `--search meilisearch --search-sync false`. `--rebuild` discards the cursor: the index is
+//! cleared and rebuilt from the catalog, then the feed is followed from there. (The embedded
+//! backend needs no separate worker: each gateway feeds its own.)
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use search::sync::{FileCursor, Syncer};
+
+/// Keeps a Meilisearch index in step with a Marquee catalog.
+#[derive(Debug, Parser)]
+#[command(name = "marquee-search-sync", version, about)]
+struct Args {
+    /// gRPC addresses of cluster nodes (at least one meta replica), comma separated.
+    #[arg(long, env = "MARQUEE_NODES", value_delimiter = ',', required = true)]
+    nodes: Vec<String>,
+    /// Meilisearch base URL.
+    #[arg(long, env = "MEILI_URL")]
+    meili_url: String,
+    /// Meilisearch API key.
+    #[arg(long, env = "MEILI_MASTER_KEY", hide_env_values = true)]
+    meili_key: Option<String>,
+    /// Index name.
+    #[arg(long, env = "MARQUEE_MEILI_INDEX", default_value = "movies")]
+    meili_index: String,
+    /// File holding the last indexed change (created if absent).
+    #[arg(long, env = "MARQUEE_SEARCH_CURSOR", default_value = "marquee-search.cursor")]
+    cursor_file: PathBuf,
+    /// Forget the cursor and rebuild the index from scratch.
+    #[arg(long)]
+    rebuild: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init_logging("info");
+    let args = Args::parse();
+    telemetry::run_until_signal("marquee-search-sync", |shutdown| async move {
+        if args.rebuild {
+            match std::fs::remove_file(&args.cursor_file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let index = search::meili::MeiliIndex::connect(
+            &args.meili_url,
+            args.meili_key.as_deref(),
+            &args.meili_index,
+        )
+        .await?;
+        let cluster = api_gateway::cluster::ClusterClient::new(args.nodes);
+        let source = api_gateway::search_sync::ClusterCatalogSource::new(cluster);
+        let syncer =
+            Syncer::new(Arc::new(index), Arc::new(source), Box::new(FileCursor(args.cursor_file)));
+        let status = syncer.status();
+        let progress = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                tracing::info!(
+                    indexed = status.indexed_seq.load(std::sync::atomic::Ordering::Relaxed),
+                    lag = status.lag(),
+                    "search sync progress"
+                );
+            }
+        });
+        syncer.run(shutdown).await;
+        progress.abort();
+        Ok(())
+    })
+    .await
+}

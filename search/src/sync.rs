@@ -1,0 +1,283 @@
+//! The sync worker: keeps a [`SearchIndex`] in step with the catalog.
+//!
+//! It reads the meta group's change feed from a cursor (a sequence number; the feed is part of
+//! the replicated state, so any replica serves the same sequence and a reader that resumes
+//! after a leader change or a reconnect sees no gap and no repeat). For each batch it re-reads
+//! the affected movies' documents *as of now* and upserts them (or deletes the movies that no
+//! longer exist), then advances the cursor. Re-reading current state rather than applying the
+//! changes themselves makes every step idempotent: replaying part of the feed after a crash
+//! just rewrites the same documents.
+//!
+//! Time also changes documents without any catalog change: when a movie's next show starts it
+//! is no longer upcoming. The worker keeps each indexed movie's next show time and re-indexes
+//! movies whose next show has started.
+//!
+//! A fresh worker (cursor 0), or one that fell behind the feed's retention, rebuilds: it notes
+//! the feed's head, clears the index, indexes every movie, and continues from that head.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::catalog::{CatalogChange, MovieDoc, SEARCH_DOCS_MAX};
+use tokio_util::sync::CancellationToken;
+
+use crate::{BoxFuture, SearchDoc, SearchError, SearchIndex};
+
+/// Changes read per step.
+pub const BATCH: u32 = 500;
+/// Pause after a failed step before retrying.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// A page of the change feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedPage {
+    /// Changes after the cursor, oldest first.
+    pub changes: Vec<CatalogChange>,
+    /// Newest sequence number in the feed.
+    pub head: u64,
+    /// The cursor is behind what the feed retains: rebuild.
+    pub truncated: bool,
+}
+
+/// Documents of movies that exist, and the ids of those that do not.
+pub type Docs = (Vec<MovieDoc>, Vec<u64>);
+
+/// Where the catalog is read from (the cluster, in the gateway and the sync binary).
+pub trait CatalogSource: Send + Sync {
+    /// Changes after `after`; may wait up to `wait` for some to arrive when there are none.
+    fn changes(&self, after: u64, wait: Duration) -> BoxFuture<'_, Result<FeedPage, SearchError>>;
+    /// Documents of these movies as of `now_ms`, and the ids that no longer exist.
+    fn docs(&self, movie_ids: Vec<u64>, now_ms: u64) -> BoxFuture<'_, Result<Docs, SearchError>>;
+    /// Movie ids after `after`, ascending.
+    fn movie_ids(&self, after: u64, limit: u32) -> BoxFuture<'_, Result<Vec<u64>, SearchError>>;
+}
+
+/// Where the worker is, for metrics and for the search API's freshness field.
+#[derive(Debug, Default)]
+pub struct SyncStatus {
+    /// Last change applied to the index.
+    pub indexed_seq: AtomicU64,
+    /// Newest change the feed reported.
+    pub head_seq: AtomicU64,
+    /// Full rebuilds done.
+    pub rebuilds: AtomicU64,
+    /// Steps that failed (and were retried).
+    pub errors: AtomicU64,
+    /// Wall time of the last successful step, Unix ms.
+    pub synced_at_ms: AtomicU64,
+}
+
+impl SyncStatus {
+    /// Changes the index is behind the feed.
+    pub fn lag(&self) -> u64 {
+        self.head_seq
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.indexed_seq.load(Ordering::Relaxed))
+    }
+
+    /// Whether the first full build has completed (before that, search results are partial).
+    pub fn ready(&self) -> bool {
+        self.rebuilds.load(Ordering::Relaxed) > 0 || self.indexed_seq.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Persists the cursor between runs (the sync binary uses a file; the embedded index needs
+/// none: it is rebuilt on start).
+pub trait CursorStore: Send + Sync {
+    /// The saved cursor (0: none).
+    fn load(&self) -> u64;
+    /// Saves the cursor.
+    ///
+    /// # Errors
+    /// The store could not be written.
+    fn save(&self, seq: u64) -> Result<(), SearchError>;
+}
+
+/// No persistence: every start rebuilds.
+#[derive(Debug, Default)]
+pub struct NoCursor;
+
+impl CursorStore for NoCursor {
+    fn load(&self) -> u64 {
+        0
+    }
+    fn save(&self, _: u64) -> Result<(), SearchError> {
+        Ok(())
+    }
+}
+
+/// A cursor in a file, replaced atomically (write, fsync, rename).
+#[derive(Debug)]
+pub struct FileCursor(pub std::path::PathBuf);
+
+impl CursorStore for FileCursor {
+    fn load(&self) -> u64 {
+        std::fs::read_to_string(&self.0).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+    fn save(&self, seq: u64) -> Result<(), SearchError> {
+        use std::io::Write;
+        let tmp = self.0.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            writeln!(file, "{seq}")?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.0)
+        };
+        write().map_err(|e| SearchError::Backend(format!("saving the cursor: {e}")))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The worker.
+pub struct Syncer {
+    index: Arc<dyn SearchIndex>,
+    source: Arc<dyn CatalogSource>,
+    cursor: Box<dyn CursorStore>,
+    status: Arc<SyncStatus>,
+    /// (next show start, movie) of indexed movies with an upcoming show.
+    next_shows: BTreeSet<(u64, u64)>,
+    next_show_of: BTreeMap<u64, u64>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer").field("status", &self.status).finish_non_exhaustive()
+    }
+}
+
+impl Syncer {
+    /// A worker writing `index` from `source`, its cursor in `cursor`.
+    pub fn new(
+        index: Arc<dyn SearchIndex>,
+        source: Arc<dyn CatalogSource>,
+        cursor: Box<dyn CursorStore>,
+    ) -> Syncer {
+        Syncer {
+            index,
+            source,
+            cursor,
+            status: Arc::default(),
+            next_shows: BTreeSet::new(),
+            next_show_of: BTreeMap::new(),
+        }
+    }
+
+    /// The worker's progress (shared).
+    pub fn status(&self) -> Arc<SyncStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Runs until `stop` resolves, retrying failed steps.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut cursor = self.cursor.load();
+        let mut needs_rebuild = cursor == 0;
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let step = if needs_rebuild { self.rebuild().await } else { self.step(cursor).await };
+            match step {
+                Ok(Step::Advanced(seq)) => {
+                    cursor = seq;
+                    needs_rebuild = false;
+                    self.status.synced_at_ms.store(now_ms(), Ordering::Relaxed);
+                }
+                Ok(Step::Rebuild) => needs_rebuild = true,
+                Err(e) => {
+                    self.status.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, cursor, "search sync step failed; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Indexes every movie, then continues from the feed head noted first.
+    async fn rebuild(&mut self) -> Result<Step, SearchError> {
+        let head = self.source.changes(u64::MAX - 1, Duration::ZERO).await?.head;
+        tracing::info!(head, backend = self.index.backend(), "search index rebuild");
+        self.index.clear().await?;
+        self.next_shows.clear();
+        self.next_show_of.clear();
+        let mut after = 0;
+        loop {
+            let ids = self.source.movie_ids(after, SEARCH_DOCS_MAX as u32).await?;
+            let Some(last) = ids.last().copied() else { break };
+            self.reindex(ids).await?;
+            after = last;
+        }
+        self.commit(head)?;
+        self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
+        Ok(Step::Advanced(head))
+    }
+
+    /// Applies the changes after `cursor` (waiting briefly for some), and re-indexes movies
+    /// whose next show has started.
+    async fn step(&mut self, cursor: u64) -> Result<Step, SearchError> {
+        let page = self.source.changes(cursor, Duration::from_secs(1)).await?;
+        self.status.head_seq.store(page.head, Ordering::Relaxed);
+        if page.truncated {
+            tracing::warn!(cursor, head = page.head, "search sync fell behind the feed");
+            return Ok(Step::Rebuild);
+        }
+        let mut movies: BTreeSet<u64> =
+            page.changes.iter().flat_map(|c| c.movies.iter().copied()).collect();
+        let now = now_ms();
+        while let Some(&(at, movie)) = self.next_shows.first() {
+            if at > now {
+                break;
+            }
+            self.next_shows.pop_first();
+            self.next_show_of.remove(&movie);
+            movies.insert(movie);
+        }
+        let movies: Vec<u64> = movies.into_iter().collect();
+        for chunk in movies.chunks(SEARCH_DOCS_MAX) {
+            self.reindex(chunk.to_vec()).await?;
+        }
+        let seq = page.changes.last().map_or(cursor, |c| c.seq);
+        self.commit(seq)?;
+        Ok(Step::Advanced(seq))
+    }
+
+    async fn reindex(&mut self, movie_ids: Vec<u64>) -> Result<(), SearchError> {
+        let (docs, missing) = self.source.docs(movie_ids, now_ms()).await?;
+        for id in &missing {
+            if let Some(at) = self.next_show_of.remove(id) {
+                self.next_shows.remove(&(at, *id));
+            }
+        }
+        self.index.delete(missing).await?;
+        let docs: Vec<SearchDoc> = docs.iter().map(SearchDoc::from).collect();
+        for doc in &docs {
+            if let Some(at) = self.next_show_of.remove(&doc.movie_id) {
+                self.next_shows.remove(&(at, doc.movie_id));
+            }
+            if let Some(at) = doc.next_show_ms {
+                self.next_shows.insert((at, doc.movie_id));
+                self.next_show_of.insert(doc.movie_id, at);
+            }
+        }
+        self.index.upsert(docs).await
+    }
+
+    fn commit(&mut self, seq: u64) -> Result<(), SearchError> {
+        self.cursor.save(seq)?;
+        self.status.indexed_seq.store(seq, Ordering::Relaxed);
+        self.status.head_seq.fetch_max(seq, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+enum Step {
+    Advanced(u64),
+    Rebuild,
+}
