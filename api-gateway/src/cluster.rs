@@ -140,6 +140,35 @@ impl ClusterClient {
         Err(ClusterError::Unavailable(last_error))
     }
 
+    /// Opens a seat-map stream (`WatchShow`) for a show on a replica of its shard, the known
+    /// leader first (freshest), then the others.
+    ///
+    /// # Errors
+    /// No replica accepted the stream.
+    pub async fn watch_show(
+        &self,
+        group: GroupId,
+        show: ShowId,
+        after_version: u64,
+    ) -> Result<tonic::Streaming<proto::pb::QueryReply>, ClusterError> {
+        let mut candidates = self.candidates(group);
+        if let Some(leader) = self.routes().leaders.get(&group) {
+            candidates.retain(|a| a != leader);
+            candidates.insert(0, leader.clone());
+        }
+        let mut last_error = String::from("no replicas known");
+        for addr in &candidates {
+            let request =
+                proto::pb::WatchShowRequest { group_id: group.0, show_id: show.0, after_version };
+            match tokio::time::timeout(CALL_TIMEOUT, self.client(addr)?.watch_show(request)).await {
+                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
+                Err(_) => last_error = format!("{addr}: timed out"),
+            }
+        }
+        Err(ClusterError::Unavailable(last_error))
+    }
+
     /// Where to try a group: its replicas per the cached topology, or the seeds.
     fn candidates(&self, group: GroupId) -> Vec<String> {
         let routes = self.routes();

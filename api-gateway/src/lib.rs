@@ -115,6 +115,9 @@ pub struct Config {
     /// `meilisearch`, turn it off on all but one gateway, or run `marquee-search-sync` instead.
     #[arg(long, env = "MARQUEE_SEARCH_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
     pub search_sync: bool,
+    /// Live seat-map WebSocket connections this gateway accepts at once (`503` beyond).
+    #[arg(long, env = "MARQUEE_GATEWAY_LIVE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub live_max_connections: usize,
     /// Header naming the client IP when the gateway sits behind a proxy that sets it (e.g.
     /// `x-forwarded-for`: its first address is used). Unset: the TCP peer address. Only set it
     /// behind a proxy that overwrites the header, or clients can pick their own bucket.
@@ -305,6 +308,10 @@ pub struct AppState {
     pub search: Option<Arc<dyn search::SearchIndex>>,
     /// Progress of this gateway's search sync worker, if it runs one.
     pub search_status: Option<Arc<search::sync::SyncStatus>>,
+    /// Open live seat-map connections.
+    pub live_connections: std::sync::atomic::AtomicUsize,
+    /// Most live seat-map connections at once.
+    pub live_max_connections: usize,
 }
 
 /// Runs the gateway until `shutdown` fires.
@@ -412,6 +419,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
         search,
         search_status,
+        live_connections: std::sync::atomic::AtomicUsize::new(0),
+        live_max_connections: config.live_max_connections,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -23,7 +23,7 @@ use proto::pb::{
     Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
     GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
     QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
-    StatusRequest, WatchCatalogRequest, WrongShard,
+    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use raft_store::limits::REQUEST_ID_BYTES_MAX;
@@ -145,19 +145,57 @@ impl RaftTransport for NodeService {
     }
 }
 
+/// What a watch sends next, computed from the local replica: a reply to send (or `None`) and
+/// whether the stream ends after it.
+type WatchStep<'a> =
+    Box<dyn FnMut(&Group) -> (Option<proto::inventory::QueryResult>, bool) + Send + 'a>;
+
 impl NodeService {
-    /// Feeds `tx` with the catalog changes after `after` from the local meta replica until the
-    /// reader goes away, the replica is removed or the feed says the reader must rebuild.
-    async fn feed_catalog(
+    /// Runs a watch on a local replica: asks `step` for a reply now and after every applied
+    /// change, sends what it returns (an empty heartbeat step is forced every
+    /// [`WATCH_HEARTBEAT`]), until the reader goes away, the replica is removed or `step` says
+    /// the stream ends.
+    async fn watch(
         group: Arc<Group>,
-        mut after: u64,
-        limit: u32,
         tx: tokio::sync::mpsc::Sender<Result<QueryReply, Status>>,
+        mut step: WatchStep<'static>,
+        heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send,
     ) {
         let mut applied = group.raft.metrics();
         let mut last_sent = Instant::now();
-        let mut first = true;
         loop {
+            let (answer, end) = step(&group);
+            let answer = match answer {
+                Some(answer) => Some(answer),
+                None if last_sent.elapsed() >= WATCH_HEARTBEAT => Some(heartbeat(&group)),
+                None => None,
+            };
+            if let Some(answer) = answer {
+                let reply = match codec::encode(&answer) {
+                    Ok(bytes) => QueryReply { result: Some(query_reply::Result::Answer(bytes)) },
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(reply)).await.is_err() || end {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(WATCH_HEARTBEAT) => {}
+                () = tx.closed() => return,
+                () = group.cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// The catalog feed after `after`, in batches of `limit`.
+    fn catalog_step(mut after: u64, limit: u32) -> WatchStep<'static> {
+        let mut first = true;
+        Box::new(move |group: &Group| {
             let query = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes { after, limit }));
             let answer = group.sm.query(&query);
             let (count, next, truncated) = match &answer {
@@ -171,48 +209,38 @@ impl NodeService {
                 }
                 _ => (0, after, false),
             };
-            if first || count > 0 || truncated || last_sent.elapsed() >= WATCH_HEARTBEAT {
-                let reply = match codec::encode(&answer) {
-                    Ok(bytes) => QueryReply { result: Some(query_reply::Result::Answer(bytes)) },
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
-                        return;
-                    }
-                };
-                if tx.send(Ok(reply)).await.is_err() || truncated {
-                    return;
-                }
-                first = false;
-                last_sent = Instant::now();
-                after = next;
-                if count as u32 >= limit {
-                    continue; // More may be waiting: read again at once.
-                }
-            }
-            tokio::select! {
-                changed = applied.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(WATCH_HEARTBEAT) => {}
-                () = tx.closed() => return,
-                () = group.cancel.cancelled() => return,
-            }
-        }
+            after = next;
+            let send = std::mem::take(&mut first) || count > 0 || truncated;
+            (send.then_some(answer), truncated)
+        })
     }
-}
 
-#[tonic::async_trait]
-impl Inventory for NodeService {
-    type WatchCatalogStream = tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>>;
+    /// A show's seat map whenever its version passes the last one sent.
+    fn show_step(show_id: proto::inventory::ShowId, mut after: u64) -> WatchStep<'static> {
+        Box::new(move |group: &Group| {
+            let answer = group.sm.query(&Query::SeatMap { show_id });
+            match &answer {
+                proto::inventory::QueryResult::SeatMap { seat_map } if seat_map.version > after => {
+                    after = seat_map.version;
+                    (Some(answer), false)
+                }
+                proto::inventory::QueryResult::SeatMap { .. } => (None, false),
+                // The show is not (or no longer) here: say so and end.
+                _ => (Some(answer), true),
+            }
+        })
+    }
 
-    async fn watch_catalog(
+    fn open_watch(
         &self,
-        request: Request<WatchCatalogRequest>,
-    ) -> Result<Response<Self::WatchCatalogStream>, Status> {
-        let request = request.into_inner();
+        group_id: u64,
+        step: impl FnOnce() -> WatchStep<'static>,
+        heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send + 'static,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        match self.group(META_GROUP.0) {
+        match self.group(group_id) {
             Ok(group) => {
-                let limit = request.limit.clamp(1, WATCH_BATCH_MAX);
-                tokio::spawn(Self::feed_catalog(group, request.after, limit, tx));
+                tokio::spawn(Self::watch(group, tx, step(), heartbeat));
             }
             Err(_) => {
                 let result = Some(query_reply::Result::WrongShard(self.wrong_shard()));
@@ -220,10 +248,50 @@ impl Inventory for NodeService {
                 let _ = tx.try_send(Ok(QueryReply { result }));
             }
         }
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}
+
+#[tonic::async_trait]
+impl Inventory for NodeService {
+    type WatchCatalogStream = tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>>;
+    type WatchShowStream = tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>>;
+
+    async fn watch_catalog(
+        &self,
+        request: Request<WatchCatalogRequest>,
+    ) -> Result<Response<Self::WatchCatalogStream>, Status> {
+        let request = request.into_inner();
+        let limit = request.limit.clamp(1, WATCH_BATCH_MAX);
+        let after = request.after;
+        let heartbeat = move |group: &Group| {
+            let head = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes {
+                after: u64::MAX - 1,
+                limit: 1,
+            }));
+            group.sm.query(&head)
+        };
+        Ok(Response::new(self.open_watch(
+            META_GROUP.0,
+            || Self::catalog_step(after, limit),
+            heartbeat,
+        )))
     }
 
-    #[tracing::instrument(skip_all, fields(group_id = request.get_ref().group_id))]
+    async fn watch_show(
+        &self,
+        request: Request<WatchShowRequest>,
+    ) -> Result<Response<Self::WatchShowStream>, Status> {
+        let request = request.into_inner();
+        let show_id = proto::inventory::ShowId(request.show_id);
+        let heartbeat = move |group: &Group| group.sm.query(&Query::SeatMap { show_id });
+        Ok(Response::new(self.open_watch(
+            request.group_id,
+            || Self::show_step(show_id, request.after_version),
+            heartbeat,
+        )))
+    }
+
     async fn propose(
         &self,
         request: Request<ProposeRequest>,

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod booking;
 pub mod catalog;
 pub mod error;
+pub mod live;
 pub mod reviews;
 pub mod search;
 
@@ -66,6 +67,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(catalog::routes())
         .merge(reviews::routes())
         .merge(search::routes())
+        .routes(routes!(live::live))
         .merge(admin::routes())
 }
 

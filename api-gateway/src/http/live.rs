@@ -1,0 +1,196 @@
+//! `GET /v1/shows/{show_id}/live`: the live seat map over WebSocket.
+//!
+//! The gateway sends a `snapshot` (the linearizable seat map with its version), then `delta`
+//! messages whenever the show changes: `{type: "delta", from_version, to_version, changes:
+//! [{seat_id, status}], available, cancelled}`. Each delta's `from_version` is the previous
+//! message's version, so a client applies them in order and never misses or repeats a change;
+//! several versions may be folded into one delta (a seat held and released between two reads
+//! does not appear).
+//!
+//! Deltas are computed here: the shard streams full seat maps (`WatchShow`) whenever the
+//! version passes the last one this connection saw, and the gateway diffs them against the map
+//! it last sent. If the stream breaks (its node died, the leader moved) the gateway reopens it
+//! on another replica after the same version, and the next delta covers whatever happened in
+//! between: nothing lost, nothing twice. A reconnecting client gets a fresh snapshot.
+//!
+//! Bounds: at most `--live-max-connections` per gateway (`503` beyond); one show per
+//! connection; a client that does not read (a send blocked for 10 s) is closed with code
+//! **4008** ("slow consumer") — its memory never grows, since only the last map is kept.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use proto::inventory::{Query as InvQuery, QueryResult, SeatMap, ShowId};
+use proto::pb::query_reply;
+use proto::{codec, GroupId};
+use serde_json::json;
+
+use super::error::ApiError;
+use crate::AppState;
+
+/// A send that takes longer than this closes the connection (4008).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Close code for a client too slow to read its updates.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code when the show's shard could not be followed (1011: internal error).
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+/// Attempts to reopen the shard stream before giving up.
+const REOPEN_ATTEMPTS: u32 = 40;
+
+/// Decrements the live-connection count when the connection ends.
+struct Slot(Arc<AppState>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.live_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Live seat map of a show (WebSocket).
+#[utoipa::path(get, path = "/v1/shows/{show_id}/live", tag = "booking",
+    params(("show_id" = u64, Path, description = "The show")),
+    responses(
+        (status = 101, description = "Switching to WebSocket: a `snapshot` message, then `delta` messages (see docs/api.md)"),
+        (status = 404, description = "No such show", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many live connections on this gateway", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn live(
+    State(state): State<Arc<AppState>>,
+    show_id: Result<Path<u64>, PathRejection>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
+    let show = ShowId(show_id);
+    let group = state.cluster.locate(show).await.map_err(|_| ApiError::NotFound("show"))?;
+    let snapshot =
+        match state.cluster.query(group, &InvQuery::SeatMap { show_id: show }, true).await? {
+            QueryResult::SeatMap { seat_map } => seat_map,
+            _ => return Err(ApiError::NotFound("show")),
+        };
+    let count = state.live_connections.fetch_add(1, Ordering::Relaxed);
+    let slot = Slot(Arc::clone(&state));
+    if count >= state.live_max_connections {
+        return Err(ApiError::Unavailable("too many live seat-map connections".into()));
+    }
+    Ok(upgrade.on_upgrade(move |socket| serve(state, slot, socket, group, snapshot)))
+}
+
+fn seat_states(map: &SeatMap) -> impl Iterator<Item = (&str, proto::inventory::SeatStatus)> {
+    map.rows.iter().flat_map(|r| r.seats.iter()).map(|s| (s.seat_id.0.as_str(), s.status))
+}
+
+/// The delta message from `old` to `new`, or `None` when no seat changed state.
+fn delta(old: &SeatMap, new: &SeatMap) -> Option<serde_json::Value> {
+    let before: std::collections::HashMap<&str, _> = seat_states(old).collect();
+    let changes: Vec<serde_json::Value> = seat_states(new)
+        .filter(|(id, status)| before.get(id) != Some(status))
+        .map(|(id, status)| json!({"seat_id": id, "status": status}))
+        .collect();
+    (!changes.is_empty() || old.cancelled != new.cancelled).then(|| {
+        json!({
+            "type": "delta",
+            "show_id": new.show_id,
+            "from_version": old.version,
+            "to_version": new.version,
+            "changes": changes,
+            "available": new.available,
+            "cancelled": new.cancelled,
+        })
+    })
+}
+
+/// Sends one message, or fails if the client does not take it within [`SEND_TIMEOUT`].
+async fn send(socket: &mut WebSocket, message: &serde_json::Value) -> Result<(), u16> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(message.to_string().into())))
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(0),
+        Err(_) => Err(CLOSE_SLOW_CONSUMER),
+    }
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame { code, reason: reason.to_owned().into() };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame))))
+        .await;
+}
+
+async fn serve(
+    state: Arc<AppState>,
+    _slot: Slot,
+    mut socket: WebSocket,
+    group: GroupId,
+    snapshot: SeatMap,
+) {
+    let first = json!({"type": "snapshot", "seat_map": snapshot});
+    if send(&mut socket, &first).await.is_err() {
+        return;
+    }
+    // `last`: the map the client has (the last one sent); `seen`: the newest version read.
+    let mut seen = snapshot.version;
+    let mut last = snapshot;
+    let mut failures = 0;
+    loop {
+        let stream = state.cluster.watch_show(group, last.show_id, seen).await;
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            Err(e) => {
+                failures += 1;
+                if failures >= REOPEN_ATTEMPTS {
+                    tracing::warn!(show = last.show_id.0, error = %e, "live seat map gave up");
+                    return close(socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    // Clients only listen; anything but a close is ignored.
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                },
+                message = stream.message() => {
+                    let map = match message {
+                        Ok(Some(reply)) => match reply.result {
+                            Some(query_reply::Result::Answer(bytes)) => match codec::decode::<QueryResult>(&bytes) {
+                                Ok(QueryResult::SeatMap { seat_map }) => seat_map,
+                                _ => break,
+                            },
+                            _ => break,
+                        },
+                        _ => break,
+                    };
+                    failures = 0;
+                    if map.version <= seen {
+                        continue;
+                    }
+                    seen = map.version;
+                    // No seat changed (a hold and its release folded together): nothing to
+                    // send, and the client's map stays `last`.
+                    let Some(message) = delta(&last, &map) else { continue };
+                    match send(&mut socket, &message).await {
+                        Ok(()) => last = map,
+                        Err(CLOSE_SLOW_CONSUMER) => {
+                            return close(socket, CLOSE_SLOW_CONSUMER, "slow consumer").await;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }
+        }
+        // The stream broke (node down, replica moved): reopen after the same version.
+        failures += 1;
+        if failures >= REOPEN_ATTEMPTS {
+            return close(socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
