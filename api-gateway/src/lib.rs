@@ -7,6 +7,7 @@
 //! settles checkouts a crashed gateway left pending.
 
 pub mod accounts;
+pub mod cache;
 pub mod cluster;
 pub mod http;
 pub mod limits;
@@ -188,6 +189,8 @@ pub struct Metrics {
     pub revenue_minor: IntCounterVec,
     /// Money refunded, minor units, by currency.
     pub refunds_minor: IntCounterVec,
+    /// Public catalog reads answered from the cache (`hit`) or the cluster (`miss`).
+    pub catalog_cache: IntCounterVec,
     /// Search sync progress by field (indexed_seq, head_seq, lag, rebuilds, errors), set when
     /// scraped.
     pub search: prometheus::IntGaugeVec,
@@ -257,7 +260,13 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(search.clone())).expect("unique metric name");
+        let catalog_cache = counter(
+            "marquee_gateway_catalog_cache_total",
+            "Public catalog reads by cache result (hit, miss)",
+            &["result"],
+        );
         Metrics {
+            catalog_cache,
             search,
             registry,
             requests,
@@ -308,6 +317,8 @@ pub struct AppState {
     pub search: Option<Arc<dyn search::SearchIndex>>,
     /// Progress of this gateway's search sync worker, if it runs one.
     pub search_status: Option<Arc<search::sync::SyncStatus>>,
+    /// Cache of public catalog reads, invalidated from the change feed.
+    pub cache: Arc<cache::CatalogCache>,
     /// Open live seat-map connections.
     pub live_connections: std::sync::atomic::AtomicUsize,
     /// Most live seat-map connections at once.
@@ -419,6 +430,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
         search,
         search_status,
+        cache: Arc::default(),
         live_connections: std::sync::atomic::AtomicUsize::new(0),
         live_max_connections: config.live_max_connections,
     });
@@ -435,6 +447,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         };
         tokio::spawn(sweeper::run(Arc::clone(&state), sweep, sweep_stop.clone()))
     });
+    let cache_stop = shutdown.child_token();
+    let cache_watch = {
+        let (cache, cluster) = (Arc::clone(&state.cache), state.cluster.clone());
+        let stop = cache_stop.clone();
+        tokio::spawn(async move { cache.watch(cluster, stop).await })
+    };
     let sync_stop = shutdown.child_token();
     let sync = syncer.map(|syncer| tokio::spawn(syncer.run(sync_stop.clone())));
     let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -444,6 +462,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("HTTP server");
     sweep_stop.cancel();
     sync_stop.cancel();
+    cache_stop.cancel();
+    cache_watch.await.context("catalog cache watcher panicked")?;
     if let Some(sync) = sync {
         sync.await.context("search sync worker panicked")?;
     }

@@ -443,3 +443,57 @@ fn date_of(ms: u64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+/// Browse listings are served from the gateway's cache and a catalog change empties it at once
+/// (through the change feed), well before the cache's 30 s expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_listings_follow_catalog_changes() {
+    let cluster = Cluster::start(Options::default()).await.unwrap();
+    let admin = Some(cluster.admin_token());
+    let put = |title: &str| {
+        let mut body = movie(title, "drama", "english");
+        body.as_object_mut().unwrap().remove("movie_id");
+        body.to_string()
+    };
+    let (status, body) =
+        call(&cluster, Method::PUT, "/v1/admin/movies/51", admin, Some(&put("Alpha Waves"))).await;
+    assert_eq!(status, 200, "{body}");
+    async fn title(cluster: &Cluster) -> String {
+        let list = get(cluster, "/v1/movies?q=alpha").await;
+        list["items"][0]["title"].as_str().unwrap_or_default().to_owned()
+    }
+    tests::eventually("the listing", std::time::Duration::from_secs(10), || async {
+        Ok((title(&cluster).await == "Alpha Waves").then_some(()))
+    })
+    .await
+    .unwrap();
+    // Repeated reads are served from the cache (once the feed watcher is connected).
+    let hits = || async {
+        let metrics = cluster.http.get(format!("{}/metrics", cluster.url)).send().await?;
+        let metrics = metrics.text().await?;
+        Ok::<u64, anyhow::Error>(
+            metrics
+                .lines()
+                .find(|l| l.starts_with("marquee_gateway_catalog_cache_total{result=\"hit\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0),
+        )
+    };
+    tests::eventually("cache hits", std::time::Duration::from_secs(10), || async {
+        assert_eq!(title(&cluster).await, "Alpha Waves");
+        Ok((hits().await? > 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    let (status, _) =
+        call(&cluster, Method::PUT, "/v1/admin/movies/51", admin, Some(&put("Alpha Centauri")))
+            .await;
+    assert_eq!(status, 200);
+    tests::eventually(
+        "the change to empty the cache",
+        std::time::Duration::from_secs(5),
+        || async { Ok((title(&cluster).await == "Alpha Centauri").then_some(())) },
+    )
+    .await
+    .unwrap();
+}

@@ -173,15 +173,33 @@ pub(crate) async fn catalog_command(
 }
 
 /// Reads the catalog from the meta group; `None` when the record does not exist.
-/// `linearizable` reads go through the leader; others may trail it by the replication delay.
+/// `linearizable` reads go through the leader; others may trail it by the replication delay
+/// and are served from the gateway's [`crate::cache`] when it holds them.
 pub(crate) async fn catalog_query(
     state: &AppState,
     query: CatalogQuery,
     linearizable: bool,
 ) -> Result<Option<CatalogQueryResult>, ApiError> {
-    let query = InvQuery::Meta(MetaQuery::Catalog(query));
-    match state.cluster.query(META_GROUP, &query, linearizable).await? {
-        QueryResult::Meta(MetaQueryResult::Catalog(result)) => Ok(Some(*result)),
+    let cached = !linearizable && crate::cache::cacheable(&query);
+    if cached {
+        if let Some(hit) = state.cache.get(&query) {
+            state.metrics.catalog_cache.with_label_values(&["hit"]).inc();
+            return Ok(Some(hit));
+        }
+        state.metrics.catalog_cache.with_label_values(&["miss"]).inc();
+    }
+    let ticket = state.cache.ticket();
+    let read = InvQuery::Meta(MetaQuery::Catalog(query.clone()));
+    // A miss that will be cached is read linearizably: a lagging replica's answer could
+    // predate a change the cache's feed watcher has already seen, and would then be served
+    // until the next change. Hits never touch the cluster.
+    match state.cluster.query(META_GROUP, &read, linearizable || cached).await? {
+        QueryResult::Meta(MetaQueryResult::Catalog(result)) => {
+            if cached {
+                state.cache.put(&query, &result, ticket);
+            }
+            Ok(Some(*result))
+        }
         QueryResult::NotFound => Ok(None),
         other => Err(ApiError::Internal(format!("unexpected catalog answer {other:?}"))),
     }
