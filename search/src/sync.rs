@@ -281,3 +281,154 @@ enum Step {
     Advanced(u64),
     Rebuild,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use proto::catalog::{ChangeEntity, Movie, MovieSpec, Rating};
+
+    use super::*;
+    use crate::embedded::EmbeddedIndex;
+    use crate::{SearchRequest, SearchResponse};
+
+    /// An in-memory catalog: the syncer's input, scripted by the test.
+    #[derive(Default)]
+    struct Catalog {
+        movies: Mutex<BTreeMap<u64, (String, Option<u64>)>>,
+        feed: Mutex<Vec<CatalogChange>>,
+        /// Changes before this seq were dropped (the reader must rebuild).
+        oldest: Mutex<u64>,
+    }
+
+    impl Catalog {
+        fn put(&self, id: u64, title: &str, next_show_ms: Option<u64>) {
+            self.movies.lock().unwrap().insert(id, (title.into(), next_show_ms));
+            self.change(id);
+        }
+
+        fn remove(&self, id: u64) {
+            self.movies.lock().unwrap().remove(&id);
+            self.change(id);
+        }
+
+        fn change(&self, id: u64) {
+            let mut feed = self.feed.lock().unwrap();
+            let seq = feed.len() as u64 + 1;
+            feed.push(CatalogChange {
+                seq,
+                at_ms: 0,
+                entity: ChangeEntity::Movie(id),
+                movies: vec![id],
+            });
+        }
+    }
+
+    impl CatalogSource for Catalog {
+        fn changes(&self, after: u64, _: Duration) -> BoxFuture<'_, Result<FeedPage, SearchError>> {
+            Box::pin(async move {
+                let feed = self.feed.lock().unwrap();
+                let oldest = *self.oldest.lock().unwrap();
+                Ok(FeedPage {
+                    changes: feed
+                        .iter()
+                        .filter(|c| c.seq > after && c.seq >= oldest)
+                        .cloned()
+                        .collect(),
+                    head: feed.len() as u64,
+                    truncated: after + 1 < oldest,
+                })
+            })
+        }
+
+        fn docs(&self, ids: Vec<u64>, now_ms: u64) -> BoxFuture<'_, Result<Docs, SearchError>> {
+            Box::pin(async move {
+                let movies = self.movies.lock().unwrap();
+                let (mut docs, mut missing) = (Vec::new(), Vec::new());
+                for id in ids {
+                    let Some((title, next)) = movies.get(&id) else {
+                        missing.push(id);
+                        continue;
+                    };
+                    let next = next.filter(|at| *at > now_ms);
+                    docs.push(MovieDoc {
+                        movie: Movie {
+                            movie_id: id,
+                            spec: MovieSpec {
+                                title: title.clone(),
+                                description: String::new(),
+                                genres: vec!["drama".into()],
+                                language: "english".into(),
+                                duration_min: 100,
+                                release_date: "2026-01-01".into(),
+                                cast: Vec::new(),
+                                director: String::new(),
+                                certificate: "U".into(),
+                                poster_url: None,
+                            },
+                            rating: Rating::default(),
+                        },
+                        cities: if next.is_some() { vec!["Pune".into()] } else { Vec::new() },
+                        next_show_ms: next,
+                        upcoming_shows: u64::from(next.is_some()),
+                    });
+                }
+                Ok((docs, missing))
+            })
+        }
+
+        fn movie_ids(
+            &self,
+            after: u64,
+            limit: u32,
+        ) -> BoxFuture<'_, Result<Vec<u64>, SearchError>> {
+            Box::pin(async move {
+                let movies = self.movies.lock().unwrap();
+                Ok(movies.range(after + 1..).map(|(id, _)| *id).take(limit as usize).collect())
+            })
+        }
+    }
+
+    async fn find(index: &EmbeddedIndex, q: &str, city: Option<&str>) -> SearchResponse {
+        let request = SearchRequest {
+            q: q.into(),
+            city: city.map(str::to_owned),
+            limit: 10,
+            ..SearchRequest::default()
+        };
+        crate::SearchIndex::search(index, &request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn rebuilds_follows_the_feed_expires_shows_and_rebuilds_when_truncated() {
+        let catalog = Arc::new(Catalog::default());
+        catalog.put(1, "Monsoon Run", None);
+        catalog.put(2, "Quiet Harbour", Some(now_ms() + 3_600_000));
+        let index = Arc::new(EmbeddedIndex::new().unwrap());
+        let mut syncer = Syncer::new(index.clone(), catalog.clone(), Box::new(NoCursor));
+        // No cursor: a rebuild indexes every movie and continues from the head.
+        assert!(matches!(syncer.rebuild().await.unwrap(), Step::Advanced(2)));
+        assert_eq!(index.len(), 2);
+        // Changes: a new title, a deletion, a show that starts in 50 ms.
+        catalog.put(1, "Monsoon Returns", None);
+        catalog.remove(2);
+        catalog.put(3, "Paper Tides", Some(now_ms() + 50));
+        assert!(matches!(syncer.step(2).await.unwrap(), Step::Advanced(5)));
+        assert_eq!(find(&index, "returns", None).await.total, 1);
+        assert_eq!(find(&index, "quiet", None).await.total, 0, "deleted");
+        assert_eq!(find(&index, "", Some("pune")).await.total, 1, "movie 3 plays in Pune");
+        // Its show starts: with no catalog change, the next step re-indexes it.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(matches!(syncer.step(5).await.unwrap(), Step::Advanced(5)));
+        assert_eq!(find(&index, "", Some("pune")).await.total, 0, "no upcoming show any more");
+        assert_eq!(syncer.status().indexed_seq.load(Ordering::Relaxed), 5);
+        // The feed dropped changes the reader had not seen: it must rebuild.
+        catalog.put(4, "Iron Orbit", None);
+        *catalog.oldest.lock().unwrap() = 7;
+        catalog.put(5, "Velvet Signal", None);
+        assert!(matches!(syncer.step(5).await.unwrap(), Step::Rebuild));
+        assert!(matches!(syncer.rebuild().await.unwrap(), Step::Advanced(7)));
+        assert_eq!(find(&index, "iron", None).await.total, 1, "the rebuild saw movie 4");
+        assert_eq!(syncer.status().rebuilds.load(Ordering::Relaxed), 2);
+    }
+}

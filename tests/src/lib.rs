@@ -994,6 +994,49 @@ impl User<'_> {
     }
 }
 
+/// A raw request: `token` as a bearer token, `body` sent verbatim as JSON. Returns the status,
+/// the content type and the JSON body (`Null` when there is none).
+///
+/// # Errors
+/// Transport failure.
+pub async fn raw_request(
+    cluster: &Cluster,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, String, Value)> {
+    let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_owned());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, content_type, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// The seat states of a seat map body, by seat id.
+pub fn seat_states(seat_map: &Value) -> BTreeMap<String, String> {
+    seat_map["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["seats"].as_array().cloned().unwrap_or_default())
+        .filter_map(|seat| {
+            Some((seat["seat_id"].as_str()?.to_owned(), seat["status"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
 /// Seat ids listed in a hold or booking body.
 pub fn seat_list(body: &Value) -> Vec<String> {
     body["seats"]

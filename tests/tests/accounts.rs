@@ -17,16 +17,10 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let body = body.map(|b| b.to_string());
+    let (status, _, body) =
+        tests::raw_request(cluster, method, path, token, body.as_deref()).await.unwrap();
+    (status, body)
 }
 
 fn slug(body: &Value) -> &str {

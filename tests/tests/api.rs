@@ -14,21 +14,7 @@ async fn raw(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String, Value) {
-    let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_owned());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, content_type, response.json().await.unwrap_or(Value::Null))
+    tests::raw_request(cluster, method, path, token, body).await.unwrap()
 }
 
 fn problem(status: u16, content_type: &str, body: &Value, slug: &str) {

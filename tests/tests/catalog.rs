@@ -16,16 +16,8 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = cluster.http.request(method, format!("{}{path}", cluster.url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_owned());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (status, _, body) = tests::raw_request(cluster, method, path, token, body).await.unwrap();
+    (status, body)
 }
 
 async fn get(cluster: &Cluster, path: &str) -> Value {

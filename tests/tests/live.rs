@@ -30,18 +30,7 @@ impl Watcher {
         let first = next_json(&mut socket).await;
         assert_eq!(first["type"], "snapshot", "{first}");
         let map = &first["seat_map"];
-        let seats = map["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r["seats"].as_array().unwrap().clone())
-            .map(|s| {
-                (
-                    s["seat_id"].as_str().unwrap().to_owned(),
-                    s["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let seats = tests::seat_states(map);
         Watcher { socket, seats, version: map["version"].as_u64().unwrap() }
     }
 
@@ -122,21 +111,7 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     second.until(&["B3"], "available").await;
     first.until(&["B3"], "available").await;
     assert_eq!(first.seats, second.seats, "both watchers converge on the same map");
-    assert_eq!(first.seats, {
-        let map = cluster.seat_map(show).await.unwrap();
-        map["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r["seats"].as_array().unwrap().clone())
-            .map(|s| {
-                (
-                    s["seat_id"].as_str().unwrap().to_owned(),
-                    s["status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect::<BTreeMap<_, _>>()
-    });
+    assert_eq!(first.seats, tests::seat_states(&cluster.seat_map(show).await.unwrap()));
 
     // Unknown shows are 404 before any upgrade.
     let url = format!("{}/v1/shows/999999/live", cluster.url.replace("http://", "ws://"));
@@ -147,4 +122,31 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
         }
         other => panic!("expected 404, got {other:?}"),
     }
+}
+
+/// A gateway accepts at most `--live-max-connections` live connections: the next is `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_connections_are_bounded_per_gateway() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() }).await.unwrap();
+    let show = cluster.create_show(1, 4).await.unwrap();
+    let limited = Options {
+        gateway_env: vec![("MARQUEE_GATEWAY_LIVE_MAX_CONNECTIONS".into(), "1".into())],
+        ..cluster.options().clone()
+    };
+    let gateway = cluster.spawn_gateway("limited", &limited).await.unwrap();
+    let url = format!("{}/v1/shows/{show}/live", gateway.url.replace("http://", "ws://"));
+    let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    drop(first);
+    // The slot is freed when the first connection ends.
+    tests::eventually("a free slot", Duration::from_secs(10), || async {
+        Ok(tokio_tungstenite::connect_async(&url).await.ok().map(|_| ()))
+    })
+    .await
+    .unwrap();
 }

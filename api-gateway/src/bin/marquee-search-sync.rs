@@ -36,6 +36,45 @@ struct Args {
     /// Forget the cursor and rebuild the index from scratch.
     #[arg(long)]
     rebuild: bool,
+    /// Serve Prometheus metrics (`marquee_search_sync{field}`: indexed_seq, head_seq, lag,
+    /// rebuilds, errors) on this address, e.g. `127.0.0.1:9190`.
+    #[arg(long, env = "MARQUEE_SEARCH_SYNC_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `/metrics` of the worker: its progress as gauges.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    status: Arc<search::sync::SyncStatus>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let status = Arc::clone(&status);
+            async move {
+                let fields = [
+                    ("indexed_seq", status.indexed_seq.load(Relaxed)),
+                    ("head_seq", status.head_seq.load(Relaxed)),
+                    ("lag", status.lag()),
+                    ("rebuilds", status.rebuilds.load(Relaxed)),
+                    ("errors", status.errors.load(Relaxed)),
+                ];
+                let mut text = String::from(
+                    "# HELP marquee_search_sync Search sync worker progress\n# TYPE marquee_search_sync gauge\n",
+                );
+                for (field, value) in fields {
+                    text.push_str(&format!("marquee_search_sync{{field=\"{field}\"}} {value}\n"));
+                }
+                text
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 #[tokio::main]
@@ -61,6 +100,9 @@ async fn main() -> std::process::ExitCode {
         let syncer =
             Syncer::new(Arc::new(index), Arc::new(source), Box::new(FileCursor(args.cursor_file)));
         let status = syncer.status();
+        let metrics = args
+            .metrics_addr
+            .map(|addr| tokio::spawn(serve_metrics(addr, Arc::clone(&status), shutdown.clone())));
         let progress = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -71,8 +113,12 @@ async fn main() -> std::process::ExitCode {
                 );
             }
         });
-        syncer.run(shutdown).await;
+        syncer.run(shutdown.clone()).await;
         progress.abort();
+        if let Some(metrics) = metrics {
+            shutdown.cancel();
+            metrics.await??;
+        }
         Ok(())
     })
     .await
