@@ -240,6 +240,25 @@ async fn register_login_refresh_logout_and_roles() {
         call(&cluster, post.clone(), "/v1/admin/theaters/21/screens", manager, Some(screen)).await;
     assert_eq!(status, 403, "theater 21 was taken away");
 
+    // A demoted admin loses admin rights at once, with the token it already holds.
+    let ops =
+        cluster.create_account("ops@example.com", "ops password", "admin", &[]).await.unwrap();
+    let ops_token = cluster.login("ops@example.com", "ops password").await.unwrap();
+    let ops_token = ops_token["access_token"].as_str();
+    let (status, _) = call(&cluster, Method::GET, "/v1/admin/users", ops_token, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &cluster,
+        Method::PUT,
+        &format!("/v1/admin/users/{ops}/role"),
+        admin,
+        Some(json!({"role": "customer"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&cluster, Method::GET, "/v1/admin/users", ops_token, None).await;
+    assert_eq!((status, slug(&body)), (403, "forbidden"), "demotion applies at once: {body}");
+
     // A malformed token gets nothing (forged and expired ones: `accounts` unit tests).
     let (status, body) = call(&cluster, Method::GET, "/v1/me", Some("a.b.c"), None).await;
     assert_eq!((status, slug(&body)), (401, "unauthorized"));

@@ -3,9 +3,10 @@
 //!
 //! A request is authenticated by `Authorization: Bearer <access token>` (a JWT this or any
 //! gateway sharing `--jwt-secret` issued, see [`crate::accounts`]). The token carries the
-//! user id and role; a theater manager's theaters are read from the account on each use, so
-//! losing a theater applies at once, while a role change applies when the access token
-//! expires (15 minutes by default) or the user refreshes.
+//! user id and role. For staff tokens (admin, theater manager) the account is read again on
+//! every request (a linearizable read of the meta group), so a demotion or a lost theater
+//! applies at once; customer requests, the bulk of the traffic, need no read. A promotion
+//! applies at the user's next token (refresh or login).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct AuthUser {
     pub role: Role,
     /// Inventory owner id of the caller: `u{user_id}`.
     pub owner: OwnerId,
+    /// Theaters a theater manager runs, as of this request (empty for other roles).
+    pub theaters: BTreeSet<TheaterId>,
 }
 
 impl AuthUser {
@@ -134,7 +137,23 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
             ApiError::Unauthorized(format!("{e}; refresh it at /v1/auth/refresh or sign in again"))
         })?;
         state.check_user_rate(user_id)?;
-        Ok(AuthUser { user_id, role, owner: AuthUser::owner_of(user_id) })
+        let mut user = AuthUser {
+            user_id,
+            role,
+            owner: AuthUser::owner_of(user_id),
+            theaters: BTreeSet::new(),
+        };
+        if role != Role::Customer {
+            // Staff rights are checked against the account as it is now.
+            match catalog_query(state, CatalogQuery::User { user_id }, true).await? {
+                Some(CatalogQueryResult::User { user: account }) => {
+                    user.role = account.role.min(role);
+                    user.theaters = account.theaters;
+                }
+                _ => return Err(ApiError::Unauthorized("the account no longer exists".into())),
+            }
+        }
+        Ok(user)
     }
 }
 
@@ -449,7 +468,7 @@ async fn list_users(
     params(("user_id" = u64, Path, description = "The account")),
     request_body = RoleRequest,
     responses(
-        (status = 200, description = "Updated; takes effect at the user's next token", body = UserView),
+        (status = 200, description = "Updated; a demotion applies at once, a promotion at the user's next token", body = UserView),
         (status = 403, description = "Not an admin", body = crate::openapi::Problem, content_type = P),
         (status = 404, description = "No such user or theater", body = crate::openapi::Problem, content_type = P),
         (status = 422, description = "Theaters given for a role that has none", body = crate::openapi::Problem, content_type = P),
