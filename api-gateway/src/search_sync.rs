@@ -34,9 +34,12 @@ impl ClusterCatalogSource {
         ClusterCatalogSource { cluster, stream: Mutex::new(None), head: Default::default() }
     }
 
+    /// A linearizable catalog read: the feed stream may come from a replica ahead of the one a
+    /// plain read lands on, and a document read from a lagging replica would index a movie as
+    /// it was before the change that triggered the read (and stay so until its next change).
     async fn catalog(&self, query: CatalogQuery) -> Result<CatalogQueryResult, SearchError> {
         let query = Query::Meta(MetaQuery::Catalog(query));
-        match self.cluster.query(META_GROUP, &query, false).await {
+        match self.cluster.query(META_GROUP, &query, true).await {
             Ok(QueryResult::Meta(MetaQueryResult::Catalog(result))) => Ok(*result),
             Ok(other) => Err(SearchError::Catalog(format!("unexpected answer {other:?}"))),
             Err(e) => Err(SearchError::Catalog(e.to_string())),
