@@ -12,7 +12,7 @@
 //! of the catalog, rebuilt from the change feed on start.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
@@ -41,8 +41,14 @@ struct Fields {
     language: Field,
 }
 
-/// The embedded index.
+/// The embedded index. Indexing and searching are CPU work: they run on blocking threads, off
+/// the async workers that serve requests.
+#[derive(Clone)]
 pub struct EmbeddedIndex {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     fields: Fields,
     writer: Mutex<IndexWriter<TantivyDocument>>,
     reader: IndexReader,
@@ -59,6 +65,31 @@ impl EmbeddedIndex {
     /// # Errors
     /// tantivy could not create the writer or reader.
     pub fn new() -> Result<EmbeddedIndex, SearchError> {
+        Ok(EmbeddedIndex { inner: Arc::new(Inner::new()?) })
+    }
+
+    /// Documents indexed.
+    pub fn len(&self) -> usize {
+        self.inner.docs.read().expect("docs lock never poisoned").len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs `work` on the index on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, SearchError> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner)).await.map_err(backend)?
+    }
+}
+
+impl Inner {
+    fn new() -> Result<Inner, SearchError> {
         let mut schema = Schema::builder();
         let fields = Fields {
             movie_id: schema.add_u64_field("movie_id", INDEXED | STORED | FAST),
@@ -76,22 +107,7 @@ impl EmbeddedIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(backend)?;
-        Ok(EmbeddedIndex {
-            fields,
-            writer: Mutex::new(writer),
-            reader,
-            docs: RwLock::new(BTreeMap::new()),
-        })
-    }
-
-    /// Documents indexed.
-    pub fn len(&self) -> usize {
-        self.docs.read().expect("docs lock never poisoned").len()
-    }
-
-    /// Whether nothing is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        Ok(Inner { fields, writer: Mutex::new(writer), reader, docs: RwLock::new(BTreeMap::new()) })
     }
 
     fn write(
@@ -308,22 +324,23 @@ impl SearchIndex for EmbeddedIndex {
     }
 
     fn upsert(&self, docs: Vec<SearchDoc>) -> BoxFuture<'_, Result<(), SearchError>> {
-        Box::pin(async move { self.write(docs, Vec::new(), false) })
+        Box::pin(self.blocking(move |index| index.write(docs, Vec::new(), false)))
     }
 
     fn delete(&self, movie_ids: Vec<u64>) -> BoxFuture<'_, Result<(), SearchError>> {
-        Box::pin(async move { self.write(Vec::new(), movie_ids, false) })
+        Box::pin(self.blocking(move |index| index.write(Vec::new(), movie_ids, false)))
     }
 
     fn clear(&self) -> BoxFuture<'_, Result<(), SearchError>> {
-        Box::pin(async move { self.write(Vec::new(), Vec::new(), true) })
+        Box::pin(self.blocking(|index| index.write(Vec::new(), Vec::new(), true)))
     }
 
     fn search<'a>(
         &'a self,
         request: &'a SearchRequest,
     ) -> BoxFuture<'a, Result<SearchResponse, SearchError>> {
-        Box::pin(async move { self.run(request) })
+        let request = request.clone();
+        Box::pin(self.blocking(move |index| index.run(&request)))
     }
 
     fn suggest<'a>(
@@ -331,7 +348,8 @@ impl SearchIndex for EmbeddedIndex {
         prefix: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Suggestion>, SearchError>> {
-        Box::pin(async move { self.run_suggest(prefix, limit) })
+        let prefix = prefix.to_owned();
+        Box::pin(self.blocking(move |index| index.run_suggest(&prefix, limit)))
     }
 }
 
