@@ -10,6 +10,12 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 64;
 pub const PARTY_SIZE_MAX: usize = 10;
 /// Largest show id: JavaScript's `Number.MAX_SAFE_INTEGER`, so browsers read ids exactly.
 pub const SHOW_ID_MAX: u64 = (1 << 53) - 1;
+
+/// A random id in 1..=[`SHOW_ID_MAX`], for records created without one (accounts, catalog).
+pub fn random_id() -> u64 {
+    use rand::Rng;
+    rand::rng().random_range(1..=SHOW_ID_MAX)
+}
 /// Shortest hold a client may ask for.
 pub const TTL_MS_MIN: u64 = 1_000;
 /// Longest hold a client may ask for.

@@ -190,7 +190,7 @@ async fn create_user(
     };
     let email = email.trim().to_lowercase();
     let password_hash = api_gateway::accounts::hash_password(&password)?;
-    let user_id = random_user_id();
+    let user_id = api_gateway::limits::random_id();
     let register = CatalogCommand::RegisterUser {
         user_id,
         email: email.clone(),
@@ -218,10 +218,4 @@ async fn create_user(
     println!("{}", user.user_id);
     eprintln!("created {:?} {email} with id {}", user.role, user.user_id);
     Ok(())
-}
-
-/// A random id in JavaScript's safe integer range (the gateway's rule for new accounts).
-fn random_user_id() -> u64 {
-    use rand::Rng;
-    rand::rng().random_range(1..=api_gateway::limits::SHOW_ID_MAX)
 }

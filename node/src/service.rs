@@ -147,8 +147,7 @@ impl RaftTransport for NodeService {
 
 /// What a watch sends next, computed from the local replica: a reply to send (or `None`) and
 /// whether the stream ends after it.
-type WatchStep<'a> =
-    Box<dyn FnMut(&Group) -> (Option<proto::inventory::QueryResult>, bool) + Send + 'a>;
+type WatchStep = Box<dyn FnMut(&Group) -> (Option<proto::inventory::QueryResult>, bool) + Send>;
 
 impl NodeService {
     /// Runs a watch on a local replica: asks `step` for a reply now and after every applied
@@ -158,7 +157,7 @@ impl NodeService {
     async fn watch(
         group: Arc<Group>,
         tx: tokio::sync::mpsc::Sender<Result<QueryReply, Status>>,
-        mut step: WatchStep<'static>,
+        mut step: WatchStep,
         heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send,
     ) {
         let mut applied = group.raft.metrics();
@@ -193,7 +192,7 @@ impl NodeService {
     }
 
     /// The catalog feed after `after`, in batches of `limit`.
-    fn catalog_step(mut after: u64, limit: u32) -> WatchStep<'static> {
+    fn catalog_step(mut after: u64, limit: u32) -> WatchStep {
         let mut first = true;
         Box::new(move |group: &Group| {
             let query = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes { after, limit }));
@@ -216,7 +215,7 @@ impl NodeService {
     }
 
     /// A show's seat map whenever its version passes the last one sent.
-    fn show_step(show_id: proto::inventory::ShowId, mut after: u64) -> WatchStep<'static> {
+    fn show_step(show_id: proto::inventory::ShowId, mut after: u64) -> WatchStep {
         Box::new(move |group: &Group| {
             let answer = group.sm.query(&Query::SeatMap { show_id });
             match &answer {
@@ -234,7 +233,7 @@ impl NodeService {
     fn open_watch(
         &self,
         group_id: u64,
-        step: impl FnOnce() -> WatchStep<'static>,
+        step: impl FnOnce() -> WatchStep,
         heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send + 'static,
     ) -> tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -22,7 +22,6 @@ use proto::inventory::{
     BookingStatus, BookingView, CategorySpec, Command, Layout, Proposal, Query as InvQuery,
     QueryResult, Rejection, Reply, ShowId,
 };
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -61,7 +60,7 @@ fn new_id(given: Option<u64>, what: &str) -> Result<u64, ApiError> {
             Err(ApiError::Validation(format!("{what} must be 1..={SHOW_ID_MAX}")))
         }
         Some(id) => Ok(id),
-        None => Ok(rand::rng().random_range(1..=SHOW_ID_MAX)),
+        None => Ok(crate::limits::random_id()),
     }
 }
 
@@ -107,19 +106,9 @@ fn unexpected(reply: &CatalogReply) -> ApiError {
 }
 
 /// Fails with 403 unless the caller is an admin or manages `theater_id`.
-async fn require_manager(
-    state: &AppState,
-    user: &AuthUser,
-    theater_id: u64,
-) -> Result<(), ApiError> {
-    if user.role == Role::Admin {
+fn require_manager(user: &AuthUser, theater_id: u64) -> Result<(), ApiError> {
+    if user.may_manage(theater_id) {
         return Ok(());
-    }
-    if user.role == Role::TheaterManager {
-        let managed = user.managed_theaters(state).await?;
-        if user.may_manage(theater_id, &managed) {
-            return Ok(());
-        }
     }
     Err(ApiError::Forbidden(format!("you do not manage theater {theater_id}")))
 }
@@ -241,7 +230,7 @@ async fn put_theater(
     body: Result<Json<TheaterSpec>, JsonRejection>,
 ) -> Result<Json<Theater>, ApiError> {
     let theater_id = path(theater_id, "theater")?;
-    require_manager(&state, &user, theater_id).await?;
+    require_manager(&user, theater_id)?;
     let Json(spec) = body?;
     if user.role != Role::Admin {
         load_theater(&state, theater_id).await?;
@@ -289,7 +278,7 @@ async fn create_screen(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let theater_id = path(theater_id, "theater")?;
-    require_manager(&state, &user, theater_id).await?;
+    require_manager(&user, theater_id)?;
     let (screen_id, spec) = new_record(body, "screen_id")?;
     let screen = put_screen_spec(&state, screen_id, theater_id, spec).await?;
     Ok((StatusCode::CREATED, Json(screen)))
@@ -327,7 +316,7 @@ async fn put_screen(
     let (theater_id, spec) = split_body(body, "theater_id")?;
     let theater_id =
         theater_id.ok_or_else(|| ApiError::Validation("theater_id is required".into()))?;
-    require_manager(&state, &user, theater_id).await?;
+    require_manager(&user, theater_id)?;
     Ok(Json(put_screen_spec(&state, screen_id, theater_id, spec).await?))
 }
 
@@ -424,7 +413,7 @@ async fn require_screen_manager(
     screen_id: u64,
 ) -> Result<(), ApiError> {
     if user.role == Role::TheaterManager {
-        for theater in user.managed_theaters(state).await? {
+        for theater in user.theaters.iter().copied() {
             if load_theater(state, theater).await?.screens.iter().any(|s| s.screen_id == screen_id)
             {
                 return Ok(());
@@ -460,7 +449,7 @@ async fn reschedule_show(
 ) -> Result<Json<Show>, ApiError> {
     let show_id = path(show_id, "show")?;
     let detail = load_show(&state, show_id).await?;
-    require_manager(&state, &user, detail.show.theater_id).await?;
+    require_manager(&user, detail.show.theater_id)?;
     let Json(body) = body?;
     let command = CatalogCommand::RescheduleShow {
         show_id: ShowId(show_id),
@@ -501,7 +490,7 @@ async fn cancel_show(
 ) -> Result<Json<CancelSummary>, ApiError> {
     let show_id = path(show_id, "show")?;
     let detail = load_show(&state, show_id).await?;
-    require_manager(&state, &user, detail.show.theater_id).await?;
+    require_manager(&user, detail.show.theater_id)?;
     let show =
         match catalog_command(&state, CatalogCommand::CancelShow { show_id: ShowId(show_id) })
             .await?
@@ -553,7 +542,7 @@ async fn authorize_show(state: &AppState, user: &AuthUser, show_id: u64) -> Resu
         return Ok(());
     }
     let detail = load_show(state, show_id).await?;
-    require_manager(state, user, detail.show.theater_id).await
+    require_manager(user, detail.show.theater_id)
 }
 
 /// Sales of a show.

@@ -21,7 +21,6 @@ use proto::catalog::{
     CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, Role, TheaterId, User, UserId,
 };
 use proto::inventory::{OwnerId, Rejection};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,7 +29,6 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::{catalog_command, catalog_query, rfc3339, PageBody, PageParams};
 use crate::accounts::{self, CredentialError};
-use crate::limits::SHOW_ID_MAX;
 use crate::sweeper::wall_clock_ms;
 use crate::AppState;
 
@@ -88,27 +86,11 @@ impl AuthUser {
         }
     }
 
-    /// The theaters this user manages, read from their account (so a change applies at once,
-    /// not at the next token).
-    ///
-    /// # Errors
-    /// The cluster could not be read.
-    pub async fn managed_theaters(
-        &self,
-        state: &AppState,
-    ) -> Result<BTreeSet<TheaterId>, ApiError> {
-        match catalog_query(state, CatalogQuery::User { user_id: self.user_id }, true).await? {
-            Some(CatalogQueryResult::User { user }) if user.role == Role::TheaterManager => {
-                Ok(user.theaters)
-            }
-            _ => Ok(BTreeSet::new()),
-        }
-    }
-
-    /// Whether the caller may manage `theater` given the theaters a manager runs.
-    pub fn may_manage(&self, theater: TheaterId, managed: &BTreeSet<TheaterId>) -> bool {
+    /// Whether the caller may manage `theater`: an admin, or the manager of it (as read from
+    /// the account for this request).
+    pub fn may_manage(&self, theater: TheaterId) -> bool {
         self.role == Role::Admin
-            || (self.role == Role::TheaterManager && managed.contains(&theater))
+            || (self.role == Role::TheaterManager && self.theaters.contains(&theater))
     }
 }
 
@@ -324,7 +306,7 @@ async fn register(
     let user = loop {
         attempts += 1;
         let command = CatalogCommand::RegisterUser {
-            user_id: rand::rng().random_range(1..=SHOW_ID_MAX),
+            user_id: crate::limits::random_id(),
             email: email.clone(),
             name: name.clone(),
             password_hash: password_hash.clone(),

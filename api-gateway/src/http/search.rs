@@ -109,7 +109,7 @@ struct SearchBody {
     freshness: Freshness,
 }
 
-fn check_text(name: &str, value: &Option<String>, max: usize) -> Result<(), ApiError> {
+fn check_text(name: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
     match value {
         Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(
             ApiError::Validation(format!("{name} must be at most {max} characters, no controls")),
@@ -138,12 +138,12 @@ async fn search(
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchBody>, ApiError> {
     let Query(params) = params?;
-    check_text("q", &params.q, QUERY_CHARS_MAX)?;
+    check_text("q", params.q.as_deref(), QUERY_CHARS_MAX)?;
     for (name, value) in
         [("city", &params.city), ("genre", &params.genre), ("language", &params.language)]
     {
         super::check_param(name, value)?;
-        check_text(name, value, 200)?;
+        check_text(name, value.as_deref(), 200)?;
     }
     if params.min_rating.is_some_and(|r| !(0.0..=5.0).contains(&r)) {
         return Err(ApiError::Validation("min_rating must be 0..=5".into()));
@@ -218,7 +218,7 @@ async fn suggest(
     if params.q.trim().is_empty() {
         return Err(ApiError::Validation("q must not be empty".into()));
     }
-    check_text("q", &Some(params.q.clone()), QUERY_CHARS_MAX)?;
+    check_text("q", Some(&params.q), QUERY_CHARS_MAX)?;
     let limit = params.limit.unwrap_or(8);
     if !(1..=SUGGEST_MAX).contains(&limit) {
         return Err(ApiError::Validation(format!("limit must be 1..={SUGGEST_MAX}")));
