@@ -286,6 +286,25 @@ impl Admin {
         Ok(())
     }
 
+    /// A cluster view in which `group` has a reachable leader. A group between leaders (an
+    /// election after a previous step moved its leader, or a node busy catching up) is
+    /// normal during maintenance: wait for it, bounded, rather than fail the whole drain.
+    async fn view_with_leader(&self, group: GroupId) -> Result<ClusterView> {
+        for _ in 1..STEP_ATTEMPTS_MAX {
+            let view = self.view().await?;
+            if view.leader_status(group).is_some() {
+                return Ok(view);
+            }
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        let view = self.view().await?;
+        if view.leader_status(group).is_some() {
+            Ok(view)
+        } else {
+            Err(CtlError::Unavailable(format!("group {group} has no reachable leader")))
+        }
+    }
+
     /// Runs one membership step on the group's leader, following leader hints.
     async fn change(
         &self,
@@ -351,7 +370,7 @@ impl Admin {
     /// # Errors
     /// Unknown nodes, `to` already a replica, or a step that kept failing.
     pub async fn move_replica(&self, group: GroupId, from: u64, to: u64) -> Result<()> {
-        let view = self.view().await?;
+        let view = self.view_with_leader(group).await?;
         let topology = &view.topology;
         let to_addr = match topology.nodes.get(&to) {
             Some(n) if n.state == NodeState::Active => n.addr.clone(),
@@ -451,7 +470,7 @@ impl Admin {
     /// # Errors
     /// `to` is not a voter or did not win in time.
     pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<()> {
-        let view = self.view().await?;
+        let view = self.view_with_leader(group).await?;
         let (leader, status) = view.leader_status(group).ok_or_else(|| {
             CtlError::Unavailable(format!("group {group} has no reachable leader"))
         })?;
