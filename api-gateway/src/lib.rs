@@ -119,6 +119,16 @@ pub struct Config {
     /// Live seat-map WebSocket connections this gateway accepts at once (`503` beyond).
     #[arg(long, env = "MARQUEE_GATEWAY_LIVE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub live_max_connections: usize,
+    /// A live seat-map client whose socket takes no data for this long is closed as a slow
+    /// consumer (WebSocket close code 4008).
+    #[arg(long, env = "MARQUEE_GATEWAY_LIVE_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub live_send_timeout_ms: u64,
+    /// Kernel send buffer (SO_SNDBUF, bytes) of each accepted connection. Unset: the kernel's
+    /// autotuning, which lets one client that stops reading pin up to `net.ipv4.tcp_wmem`'s
+    /// maximum (4 MiB by default); with many live seat-map connections, a bound such as
+    /// 65536 caps that kernel memory and makes slow consumers show sooner.
+    #[arg(long, env = "MARQUEE_GATEWAY_TCP_SEND_BUFFER")]
+    pub tcp_send_buffer: Option<usize>,
     /// Header naming the client IP when the gateway sits behind a proxy that sets it (e.g.
     /// `x-forwarded-for`: its first address is used). Unset: the TCP peer address. Only set it
     /// behind a proxy that overwrites the header, or clients can pick their own bucket.
@@ -191,6 +201,11 @@ pub struct Metrics {
     pub refunds_minor: IntCounterVec,
     /// Public catalog reads answered from the cache (`hit`) or the cluster (`miss`).
     pub catalog_cache: IntCounterVec,
+    /// Live seat-map connections closed by the gateway or the client, by reason (client,
+    /// slow_consumer, unavailable, error).
+    pub live_closed: IntCounterVec,
+    /// Open live seat-map connections, set when scraped.
+    pub live_connections: prometheus::IntGauge,
     /// Search sync progress by field (indexed_seq, head_seq, lag, rebuilds, errors), set when
     /// scraped.
     pub search: prometheus::IntGaugeVec,
@@ -265,7 +280,20 @@ impl Metrics {
             "Public catalog reads by cache result (hit, miss)",
             &["result"],
         );
+        let live_closed = counter(
+            "marquee_gateway_live_closed_total",
+            "Live seat-map connections ended, by reason (client, slow_consumer, unavailable, error)",
+            &["reason"],
+        );
+        let live_connections = prometheus::IntGauge::new(
+            "marquee_gateway_live_connections",
+            "Open live seat-map WebSocket connections",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(live_connections.clone())).expect("unique metric name");
         Metrics {
+            live_closed,
+            live_connections,
             catalog_cache,
             search,
             registry,
@@ -323,6 +351,8 @@ pub struct AppState {
     pub live_connections: std::sync::atomic::AtomicUsize,
     /// Most live seat-map connections at once.
     pub live_max_connections: usize,
+    /// A live send blocked this long closes the connection (4008).
+    pub live_send_timeout: Duration,
 }
 
 /// Runs the gateway until `shutdown` fires.
@@ -433,6 +463,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         cache: Arc::default(),
         live_connections: std::sync::atomic::AtomicUsize::new(0),
         live_max_connections: config.live_max_connections,
+        live_send_timeout: Duration::from_millis(config.live_send_timeout_ms.max(1)),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -456,6 +487,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let sync_stop = shutdown.child_token();
     let sync = syncer.map(|syncer| tokio::spawn(syncer.run(sync_stop.clone())));
     let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
+    let send_buffer = config.tcp_send_buffer;
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |stream| {
+        if let Some(bytes) = send_buffer {
+            if let Err(e) = socket2::SockRef::from(&*stream).set_send_buffer_size(bytes) {
+                tracing::warn!(error = %e, "setting SO_SNDBUF");
+            }
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -529,6 +529,19 @@ impl Cluster {
             .collect()
     }
 
+    /// The value of one Prometheus series (e.g. `name{label="x"}`) on the gateway at
+    /// `gateway_url`; 0 when the series has not appeared yet.
+    ///
+    /// # Errors
+    /// The scrape failed.
+    pub async fn metric(&self, gateway_url: &str, series: &str) -> Result<f64> {
+        let text = self.http.get(format!("{gateway_url}/metrics")).send().await?.text().await?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0))
+    }
+
     /// Registers a new customer account named `name` (a unique email is derived from it)
     /// through `POST /v1/auth/register` and returns its session.
     ///

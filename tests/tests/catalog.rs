@@ -460,20 +460,11 @@ async fn cached_listings_follow_catalog_changes() {
     .await
     .unwrap();
     // Repeated reads are served from the cache (once the feed watcher is connected).
-    let hits = || async {
-        let metrics = cluster.http.get(format!("{}/metrics", cluster.url)).send().await?;
-        let metrics = metrics.text().await?;
-        Ok::<u64, anyhow::Error>(
-            metrics
-                .lines()
-                .find(|l| l.starts_with("marquee_gateway_catalog_cache_total{result=\"hit\"}"))
-                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                .unwrap_or(0),
-        )
-    };
+    let hits =
+        || cluster.metric(&cluster.url, "marquee_gateway_catalog_cache_total{result=\"hit\"}");
     tests::eventually("cache hits", std::time::Duration::from_secs(10), || async {
         assert_eq!(title(&cluster).await, "Alpha Waves");
-        Ok((hits().await? > 0).then_some(()))
+        Ok((hits().await? > 0.0).then_some(()))
     })
     .await
     .unwrap();

@@ -16,48 +16,73 @@ use tokio_tungstenite::tungstenite::Message;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A client's view: the seat states it has built from the messages, and the last version.
-struct Watcher {
-    socket: Socket,
+/// The seat states a client has built from the messages, and the last version.
+struct View {
     seats: BTreeMap<String, String>,
     version: u64,
 }
 
-impl Watcher {
-    async fn connect(cluster: &Cluster, show: u64) -> Watcher {
-        let url = format!("{}/v1/shows/{show}/live", cluster.url.replace("http://", "ws://"));
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let first = next_json(&mut socket).await;
-        assert_eq!(first["type"], "snapshot", "{first}");
-        let map = &first["seat_map"];
-        let seats = tests::seat_states(map);
-        Watcher { socket, seats, version: map["version"].as_u64().unwrap() }
+impl View {
+    /// The view a `snapshot` message gives.
+    fn from_snapshot(message: &Value) -> View {
+        assert_eq!(message["type"], "snapshot", "{message}");
+        let map = &message["seat_map"];
+        View { seats: tests::seat_states(map), version: map["version"].as_u64().unwrap() }
     }
 
-    /// Applies deltas until `seats` have `status`; checks each delta continues the last version.
-    async fn until(&mut self, seats: &[&str], status: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !seats.iter().all(|s| self.seats[*s] == status) {
-            let delta = tokio::time::timeout_at(deadline, next_json(&mut self.socket))
-                .await
-                .unwrap_or_else(|_| panic!("{seats:?} never became {status}: {:?}", self.seats));
-            assert_eq!(delta["type"], "delta", "{delta}");
-            assert_eq!(
-                delta["from_version"].as_u64(),
-                Some(self.version),
-                "no gap, no repeat: {delta}"
+    /// Applies one delta, checking that it continues the last version.
+    fn apply(&mut self, delta: &Value) {
+        assert_eq!(delta["type"], "delta", "{delta}");
+        assert_eq!(
+            delta["from_version"].as_u64(),
+            Some(self.version),
+            "no gap, no repeat: {delta}"
+        );
+        let to = delta["to_version"].as_u64().unwrap();
+        assert!(to > self.version, "versions grow: {delta}");
+        self.version = to;
+        for change in delta["changes"].as_array().unwrap() {
+            self.seats.insert(
+                change["seat_id"].as_str().unwrap().to_owned(),
+                change["status"].as_str().unwrap().to_owned(),
             );
-            let to = delta["to_version"].as_u64().unwrap();
-            assert!(to > self.version, "versions grow: {delta}");
-            self.version = to;
-            for change in delta["changes"].as_array().unwrap() {
-                self.seats.insert(
-                    change["seat_id"].as_str().unwrap().to_owned(),
-                    change["status"].as_str().unwrap().to_owned(),
-                );
-            }
         }
     }
+}
+
+/// A live connection and the view built from it.
+struct Watcher {
+    socket: Socket,
+    view: View,
+}
+
+impl Watcher {
+    async fn connect(cluster: &Cluster, show: u64) -> Watcher {
+        Watcher::connect_to(&live_url(&cluster.url, show)).await
+    }
+
+    async fn connect_to(url: &str) -> Watcher {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let view = View::from_snapshot(&next_json(&mut socket).await);
+        Watcher { socket, view }
+    }
+
+    /// Applies deltas until `seats` have `status`.
+    async fn until(&mut self, seats: &[&str], status: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !seats.iter().all(|s| self.view.seats[*s] == status) {
+            let delta = tokio::time::timeout_at(deadline, next_json(&mut self.socket))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{seats:?} never became {status}: {:?}", self.view.seats)
+                });
+            self.view.apply(&delta);
+        }
+    }
+}
+
+fn live_url(gateway_url: &str, show: u64) -> String {
+    format!("{}/v1/shows/{show}/live", gateway_url.replace("http://", "ws://"))
 }
 
 async fn next_json(socket: &mut Socket) -> Value {
@@ -76,7 +101,7 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     let show = cluster.create_show(2, 6).await.unwrap();
     let mut first = Watcher::connect(&cluster, show).await;
     let mut second = Watcher::connect(&cluster, show).await;
-    assert_eq!(first.seats["A1"], "available");
+    assert_eq!(first.view.seats["A1"], "available");
 
     let buyer = cluster.user("buyer").await.unwrap();
     let (status, hold) = buyer.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
@@ -110,12 +135,11 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     assert_eq!(status, 200);
     second.until(&["B3"], "available").await;
     first.until(&["B3"], "available").await;
-    assert_eq!(first.seats, second.seats, "both watchers converge on the same map");
-    assert_eq!(first.seats, tests::seat_states(&cluster.seat_map(show).await.unwrap()));
+    assert_eq!(first.view.seats, second.view.seats, "both watchers converge on the same map");
+    assert_eq!(first.view.seats, tests::seat_states(&cluster.seat_map(show).await.unwrap()));
 
     // Unknown shows are 404 before any upgrade.
-    let url = format!("{}/v1/shows/999999/live", cluster.url.replace("http://", "ws://"));
-    let refused = tokio_tungstenite::connect_async(url).await;
+    let refused = tokio_tungstenite::connect_async(live_url(&cluster.url, 999_999)).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 404);
@@ -134,7 +158,7 @@ async fn live_connections_are_bounded_per_gateway() {
         ..cluster.options().clone()
     };
     let gateway = cluster.spawn_gateway("limited", &limited).await.unwrap();
-    let url = format!("{}/v1/shows/{show}/live", gateway.url.replace("http://", "ws://"));
+    let url = live_url(&gateway.url, show);
     let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     match tokio_tungstenite::connect_async(&url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -149,4 +173,100 @@ async fn live_connections_are_bounded_per_gateway() {
     })
     .await
     .unwrap();
+}
+
+/// A client that stops reading is closed as a slow consumer once a send stays blocked for
+/// `--live-send-timeout-ms`, and counted; a client of the same gateway that keeps reading
+/// sees every change in order. Reading afterwards, the slow client finds the messages it had
+/// not read, in order, then the end of the connection (the 4008 close frame when it fit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_their_updates() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() }).await.unwrap();
+    let show = cluster.create_show(4, 10).await.unwrap();
+    // Small kernel buffers on both ends, so that a few kilobytes of deltas fill them.
+    let options = Options {
+        gateway_env: vec![
+            ("MARQUEE_GATEWAY_LIVE_SEND_TIMEOUT_MS".into(), "500".into()),
+            ("MARQUEE_GATEWAY_TCP_SEND_BUFFER".into(), "8192".into()),
+        ],
+        ..cluster.options().clone()
+    };
+    let gateway = cluster.spawn_gateway("slow", &options).await.unwrap();
+    let url = live_url(&gateway.url, show);
+    let addr: std::net::SocketAddr = gateway.url.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let (mut slow, _) =
+        tokio_tungstenite::client_async(&url, tcp.connect(addr).await.unwrap()).await.unwrap();
+    let mut reader = Watcher::connect_to(&url).await;
+
+    let slow_closed = r#"marquee_gateway_live_closed_total{reason="slow_consumer"}"#;
+    let buyer = cluster.user("buyer").await.unwrap();
+    let rows = ["A", "B", "C", "D"];
+    // Bounded: each cycle holds and releases six seats (two deltas of ~300 bytes); about fifty
+    // fill 16 KiB of buffers. Cycles go on until the drop shows or the bound is reached.
+    for cycle in 0..400 {
+        let seats: Vec<String> =
+            (1..=6).map(|n| format!("{}{n}", rows[cycle % rows.len()])).collect();
+        let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+        let (status, hold) = buyer.hold(show, json!({ "seats": seats })).await.unwrap();
+        assert_eq!(status, 201, "{hold}");
+        reader.until(&seats, "held").await;
+        let path = format!("/v1/holds/{}", hold["hold_id"].as_str().unwrap());
+        let (status, _) = buyer.send(reqwest::Method::DELETE, &path).await.unwrap();
+        assert_eq!(status, 200);
+        reader.until(&seats, "available").await;
+        if cluster.metric(&gateway.url, slow_closed).await.unwrap() >= 1.0 {
+            break;
+        }
+    }
+    // The send timeout, then up to a second offering the close frame.
+    tests::eventually("the slow client dropped", Duration::from_secs(10), || async {
+        Ok((cluster.metric(&gateway.url, slow_closed).await? >= 1.0).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(cluster.metric(&gateway.url, slow_closed).await.unwrap(), 1.0);
+    // Only the reading client is still connected (the slot frees as the handler returns).
+    tests::eventually("one open live connection", Duration::from_secs(10), || async {
+        let open = cluster.metric(&gateway.url, "marquee_gateway_live_connections").await?;
+        Ok((open == 1.0).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // The reader is still served.
+    let (status, hold) = buyer.hold(show, json!({ "seats": ["D9", "D10"] })).await.unwrap();
+    assert_eq!(status, 201, "{hold}");
+    reader.until(&["D9", "D10"], "held").await;
+
+    // The slow client now reads: a snapshot, deltas in version order, then the end.
+    let mut messages = 0;
+    let mut view: Option<View> = None;
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    messages += 1;
+                    match view.as_mut() {
+                        None => view = Some(View::from_snapshot(&message)),
+                        Some(view) => view.apply(&message),
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    if let Some(frame) = frame {
+                        assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+                    }
+                    return;
+                }
+                Some(Ok(_)) => {}
+                // The gateway dropped the connection with a frame half-written or unsent.
+                Some(Err(_)) | None => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow client's connection never ended");
+    assert!(messages > 1, "it had been sent a snapshot and deltas before being dropped");
 }

@@ -14,8 +14,12 @@
 //! between: nothing lost, nothing twice. A reconnecting client gets a fresh snapshot.
 //!
 //! Bounds: at most `--live-max-connections` per gateway (`503` beyond); one show per
-//! connection; a client that does not read (a send blocked for 10 s) is closed with code
-//! **4008** ("slow consumer") — its memory never grows, since only the last map is kept.
+//! connection; a client that does not read (a send blocked for `--live-send-timeout-ms`,
+//! default 10 s) is closed with code **4008** ("slow consumer") — the gateway's memory for it
+//! never grows, since only the last map is kept, and the kernel's is bounded by the socket's
+//! send buffer (`--tcp-send-buffer`). The close frame itself may not reach a client whose
+//! buffers are full: it then sees the connection end after the messages it had not read.
+//! `marquee_gateway_live_closed_total{reason}` counts why connections ended.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,8 +37,6 @@ use serde_json::json;
 use super::error::ApiError;
 use crate::AppState;
 
-/// A send that takes longer than this closes the connection (4008).
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Close code for a client too slow to read its updates.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code when the show's shard could not be followed (1011: internal error).
@@ -104,9 +106,13 @@ fn delta(old: &SeatMap, new: &SeatMap) -> Option<serde_json::Value> {
     })
 }
 
-/// Sends one message, or fails if the client does not take it within [`SEND_TIMEOUT`].
-async fn send(socket: &mut WebSocket, message: &serde_json::Value) -> Result<(), u16> {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(message.to_string().into())))
+/// Sends one message, or fails if the client does not take it within `timeout`.
+async fn send(
+    socket: &mut WebSocket,
+    message: &serde_json::Value,
+    timeout: Duration,
+) -> Result<(), u16> {
+    match tokio::time::timeout(timeout, socket.send(Message::Text(message.to_string().into())))
         .await
     {
         Ok(Ok(())) => Ok(()),
@@ -115,10 +121,18 @@ async fn send(socket: &mut WebSocket, message: &serde_json::Value) -> Result<(),
     }
 }
 
-async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+/// Counts why a connection ended.
+fn ended(state: &AppState, reason: &str) {
+    state.metrics.live_closed.with_label_values(&[reason]).inc();
+}
+
+async fn close(state: &AppState, mut socket: WebSocket, code: u16, reason: &str) {
+    tracing::info!(code, reason, "closing a live seat-map connection");
     let frame = CloseFrame { code, reason: reason.to_owned().into() };
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame))))
         .await;
+    drop(socket);
+    ended(state, if code == CLOSE_SLOW_CONSUMER { "slow_consumer" } else { "unavailable" });
 }
 
 async fn serve(
@@ -129,8 +143,12 @@ async fn serve(
     snapshot: SeatMap,
 ) {
     let first = json!({"type": "snapshot", "seat_map": snapshot});
-    if send(&mut socket, &first).await.is_err() {
-        return;
+    match send(&mut socket, &first, state.live_send_timeout).await {
+        Ok(()) => {}
+        Err(CLOSE_SLOW_CONSUMER) => {
+            return close(&state, socket, CLOSE_SLOW_CONSUMER, "slow consumer").await;
+        }
+        Err(_) => return ended(&state, "client"),
     }
     // `last`: the map the client has (the last one sent); `seen`: the newest version read.
     let mut seen = snapshot.version;
@@ -144,7 +162,7 @@ async fn serve(
                 failures += 1;
                 if failures >= REOPEN_ATTEMPTS {
                     tracing::warn!(show = last.show_id.0, error = %e, "live seat map gave up");
-                    return close(socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
+                    return close(&state, socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
@@ -154,7 +172,7 @@ async fn serve(
             tokio::select! {
                 incoming = socket.recv() => match incoming {
                     // Clients only listen; anything but a close is ignored.
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return ended(&state, "client"),
                     Some(Ok(_)) => {}
                 },
                 message = stream.message() => {
@@ -176,12 +194,13 @@ async fn serve(
                     // No seat changed (a hold and its release folded together): nothing to
                     // send, and the client's map stays `last`.
                     let Some(message) = delta(&last, &map) else { continue };
-                    match send(&mut socket, &message).await {
+                    match send(&mut socket, &message, state.live_send_timeout).await {
                         Ok(()) => last = map,
                         Err(CLOSE_SLOW_CONSUMER) => {
-                            return close(socket, CLOSE_SLOW_CONSUMER, "slow consumer").await;
+                            return close(&state, socket, CLOSE_SLOW_CONSUMER, "slow consumer")
+                                .await;
                         }
-                        Err(_) => return,
+                        Err(_) => return ended(&state, "client"),
                     }
                 }
             }
@@ -189,7 +208,7 @@ async fn serve(
         // The stream broke (node down, replica moved): reopen after the same version.
         failures += 1;
         if failures >= REOPEN_ATTEMPTS {
-            return close(socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
+            return close(&state, socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

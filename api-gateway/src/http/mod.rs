@@ -372,6 +372,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError>
         gauge("rebuilds", status.rebuilds.load(Relaxed));
         gauge("errors", status.errors.load(Relaxed));
     }
+    let live = state.live_connections.load(Relaxed);
+    state.metrics.live_connections.set(i64::try_from(live).unwrap_or(i64::MAX));
     let mut buffer = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut buffer)
