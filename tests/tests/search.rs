@@ -102,8 +102,10 @@ async fn scenario(cluster: &Cluster) {
         searchable(cluster, "q=harbur&sort=title", &["Harbour Lights", "Quiet Harbour"]).await;
     assert_eq!(body["facets"]["genres"]["drama"], 2, "{body}");
     assert_eq!(body["facets"]["languages"]["tamil"], 1, "{body}");
+    // The embedded index marks the whole word, Meilisearch the part the typo-tolerant query
+    // matched (`<em>Harbou</em>r`).
     assert!(
-        body["items"][0]["highlights"]["title"].as_str().unwrap().contains("<em>Harbour</em>"),
+        body["items"][0]["highlights"]["title"].as_str().unwrap().contains("<em>Harbou"),
         "{body}"
     );
     searchable(cluster, "q=mons", &["Monsoon Run"]).await;

@@ -16,7 +16,7 @@ use search::sync::{FileCursor, Syncer};
 
 /// Keeps a Meilisearch index in step with a Marquee catalog.
 #[derive(Debug, Parser)]
-#[command(name = "marquee-search-sync", version, about)]
+#[command(name = "marquee-search-sync", version)]
 struct Args {
     /// gRPC addresses of cluster nodes (at least one meta replica), comma separated.
     #[arg(long, env = "MARQUEE_NODES", value_delimiter = ',', required = true)]
