@@ -5,6 +5,8 @@
 //! creation exactly as an operator's import would, and it works against any running cluster.
 //! Every id is fixed by the generator (seeded), so a re-run updates the same records instead of
 //! duplicating them. `--scale` multiplies theaters and shows (issue #6 needs 100k+ shows).
+//! Reviewer accounts (`reviewer<n>@marquee.local`) then rate a share of the movies, so the
+//! demo has ratings to sort and filter by; reviews are upserts, so re-runs change nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,6 +51,9 @@ struct Args {
     /// Concurrent requests.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Reviewer accounts that rate movies (0: no reviews).
+    #[arg(long, default_value_t = 12)]
+    reviewers: u64,
     /// Generator seed (same seed, same catalog).
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -106,6 +111,14 @@ const FIRST: [&str; 12] = [
 const LAST: [&str; 10] =
     ["Sharma", "Iyer", "Reddy", "Khan", "Menon", "Kapoor", "Rao", "Das", "Nair", "Bose"];
 const CERTIFICATES: [&str; 4] = ["U", "UA", "UA13+", "A"];
+const REVIEW_TEXTS: [&str; 5] = [
+    "Could not sit through it.",
+    "A few good scenes, mostly flat.",
+    "Worth a watch on a weekend.",
+    "Gripping, and the music stays with you.",
+    "Stunning. See it on the biggest screen you can.",
+];
+const REVIEWER_PASSWORD: &str = "marquee-reviewer";
 
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
@@ -213,6 +226,23 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
         }
     }
+}
+
+/// Registers `email` (or, when it exists from an earlier run, signs it in); returns the access
+/// token.
+async fn reviewer(http: &reqwest::Client, base: &str, n: u64) -> anyhow::Result<String> {
+    let email = format!("reviewer{n}@marquee.local");
+    let response = http
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({ "email": email, "password": REVIEWER_PASSWORD, "name": format!("Reviewer {n}") }))
+        .send()
+        .await
+        .with_context(|| format!("registering {email}"))?;
+    if response.status().is_success() {
+        let body: Value = response.json().await?;
+        return body["access_token"].as_str().map(str::to_owned).context("no access_token");
+    }
+    sign_in(http, base, &email, REVIEWER_PASSWORD).await
 }
 
 /// Signs the admin in; returns the access token.
@@ -368,8 +398,45 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     run_all(jobs).await?;
+
+    // Reviews: each movie has a "quality" from its id; each reviewer rates about 40% of the
+    // movies, near that quality.
+    let mut reviews = 0u64;
+    let mut jobs = Vec::new();
+    let mut reviewers = Vec::new();
+    for n in 1..=args.reviewers {
+        let token = reviewer(&client.http, &client.base, n).await?;
+        let reviewer = Arc::new(Client {
+            http: client.http.clone(),
+            base: client.base.clone(),
+            token,
+            requests: AtomicU64::new(0),
+        });
+        for movie_id in 1..=args.movies {
+            let mix = (movie_id * 1_000 + n).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ args.seed;
+            if mix % 5 >= 2 {
+                continue;
+            }
+            let quality = movie_id.wrapping_mul(0x2545_F491_4F6C_DD1D) % 5; // 0..=4
+            let stars = (quality + (mix >> 8) % 3).clamp(1, 5);
+            let body = json!({"stars": stars, "text": REVIEW_TEXTS[stars as usize - 1]});
+            let (reviewer, limit) = (Arc::clone(&reviewer), Arc::clone(&limit));
+            jobs.push(tokio::spawn(async move {
+                let _permit = limit.acquire_owned().await.context("semaphore closed")?;
+                let path = format!("/v1/movies/{movie_id}/reviews");
+                reviewer.send(reqwest::Method::POST, &path, &body).await.map(|_| ())
+            }));
+            reviews += 1;
+        }
+        reviewers.push(reviewer);
+    }
+    run_all(jobs).await?;
+    for reviewer in &reviewers {
+        client.requests.fetch_add(reviewer.requests.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     println!(
-        "seeded {} cities, {} theaters, {} screens, {} movies, {shows} shows ({} requests, {:.1} s)",
+        "seeded {} cities, {} theaters, {} screens, {} movies, {shows} shows, {reviews} reviews \
+         ({} requests, {:.1} s)",
         CITIES.len(),
         CITIES.len() as u64 * args.theaters_per_city,
         screens.len(),
