@@ -234,8 +234,13 @@ impl Inner {
             Sort::Relevance => scored.sort_by(|(sa, a), (sb, b)| {
                 sb.total_cmp(sa).then(b.rating.total_cmp(&a.rating)).then_with(|| by_title(a, b))
             }),
+            // Equal averages: the one more people rated first (a single 5-star review does not
+            // outrank forty).
             Sort::Rating => scored.sort_by(|(_, a), (_, b)| {
-                b.rating.total_cmp(&a.rating).then_with(|| by_title(a, b))
+                b.rating
+                    .total_cmp(&a.rating)
+                    .then(b.rating_count.cmp(&a.rating_count))
+                    .then_with(|| by_title(a, b))
             }),
             Sort::NextShow => scored.sort_by(|(_, a), (_, b)| {
                 a.next_show_ms
@@ -414,6 +419,16 @@ mod tests {
         let mut by_rating = ask("");
         by_rating.sort = Sort::Rating;
         assert_eq!(titles(&index.search(&by_rating).await.unwrap())[0], "Harbour Lights");
+        index.upsert(vec![doc(8, "Harbour Lights 2", "drama", "tamil", "mumbai")]).await.unwrap();
+        let mut popular = doc(13, "Harbour Lights 3", "drama", "tamil", "mumbai");
+        popular.rating_count = 40;
+        index.upsert(vec![popular]).await.unwrap();
+        assert_eq!(
+            titles(&index.search(&by_rating).await.unwrap())[..3],
+            ["Harbour Lights 3", "Harbour Lights", "Harbour Lights 2"],
+            "equal averages: more ratings first, then title"
+        );
+        index.delete(vec![8, 13]).await.unwrap();
         by_rating.min_rating = Some(2.5);
         assert_eq!(index.search(&by_rating).await.unwrap().total, 1);
         let s = index.suggest("quie", 5).await.unwrap();

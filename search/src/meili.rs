@@ -2,7 +2,7 @@
 //!
 //! Index `movies` (primary key `movie_id`) with searchable attributes in weight order (title,
 //! cast, director, description), filterable `cities`, `genres`, `language`, `rating`, sortable
-//! `rating`, `next_show_ms`, `title`, and Meilisearch's default typo tolerance. Every write waits
+//! `rating`, `rating_count`, `next_show_ms`, `title`, and Meilisearch's default typo tolerance. Every write waits
 //! for its task and fails if the task failed; transient errors are retried with backoff.
 
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ impl MeiliIndex {
         let settings = Settings::new()
             .with_searchable_attributes(["title", "cast", "director", "description"])
             .with_filterable_attributes(["cities", "genres", "language", "rating"])
-            .with_sortable_attributes(["rating", "next_show_ms", "title"]);
+            .with_sortable_attributes(["rating", "rating_count", "next_show_ms", "title"]);
         meili.write(|| async { meili.index.set_settings(&settings).await }).await?;
         Ok(meili)
     }
@@ -152,7 +152,7 @@ impl SearchIndex for MeiliIndex {
             let filter = MeiliIndex::filter(request);
             let sort: &[&str] = match request.sort {
                 Sort::Relevance => &[],
-                Sort::Rating => &["rating:desc"],
+                Sort::Rating => &["rating:desc", "rating_count:desc"],
                 Sort::NextShow => &["next_show_ms:asc"],
                 Sort::Title => &["title:asc"],
             };

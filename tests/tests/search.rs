@@ -146,6 +146,20 @@ async fn scenario(cluster: &Cluster) {
     assert_eq!(review.status(), 201);
     searchable(cluster, "min_rating=4", &["Harbour Lights"]).await;
     searchable(cluster, "sort=rating&per_page=1", &["Harbour Lights"]).await;
+    // Equal averages: the movie more people rated comes first.
+    for name in ["critic", "critic2"] {
+        let critic = cluster.user(name).await.unwrap();
+        let review = cluster
+            .http
+            .post(format!("{}/v1/movies/11/reviews", cluster.url))
+            .bearer_auth(&critic.token)
+            .json(&json!({"stars": 5, "text": "Relentless"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(review.status(), 201);
+    }
+    searchable(cluster, "sort=rating&per_page=2", &["Monsoon Run", "Harbour Lights"]).await;
     call(Method::POST, "/v1/admin/shows/41/cancel".into(), json!({})).await;
     searchable(cluster, "city=mumbai", &[]).await;
 
