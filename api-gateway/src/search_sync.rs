@@ -158,7 +158,8 @@ pub enum Backend {
 /// Opens the configured backend.
 ///
 /// # Errors
-/// The embedded index could not be created, or Meilisearch is unreachable or misconfigured.
+/// The embedded index could not be created, or the Meilisearch URL is unusable. An unreachable
+/// Meilisearch is not an error here: search answers 503 until the sync worker reaches it.
 pub async fn open_backend(
     backend: Backend,
     meili_url: Option<&str>,
@@ -171,7 +172,7 @@ pub async fn open_backend(
         Backend::Meilisearch => {
             let url = meili_url
                 .ok_or_else(|| anyhow::anyhow!("--search meilisearch needs --meili-url"))?;
-            Some(Arc::new(search::meili::MeiliIndex::connect(url, meili_key, meili_index).await?))
+            Some(Arc::new(search::meili::MeiliIndex::new(url, meili_key, meili_index)?))
         }
     })
 }

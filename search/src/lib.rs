@@ -185,6 +185,12 @@ pub struct Suggestion {
 pub trait SearchIndex: Send + Sync {
     /// `embedded` or `meilisearch`.
     fn backend(&self) -> &'static str;
+    /// Creates the index and applies its settings (idempotent). The sync worker calls it,
+    /// retrying, before its first write, so that a backend that is down when the process starts
+    /// delays search, never the process.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Adds or replaces documents by `movie_id`.
     fn upsert(&self, docs: Vec<SearchDoc>) -> BoxFuture<'_, Result<(), SearchError>>;
     /// Removes documents.

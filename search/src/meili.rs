@@ -48,25 +48,15 @@ fn quoted(value: &str) -> String {
 }
 
 impl MeiliIndex {
-    /// Connects to `url` (API key optional), creates the index if needed and applies the
-    /// settings. `uid` names the index (tests use their own).
+    /// A client of index `uid` (tests use their own) at `url`, API key optional. Nothing is
+    /// sent yet: [`SearchIndex::prepare`] creates the index and applies the settings.
     ///
     /// # Errors
-    /// Meilisearch is unreachable or refused the settings.
-    pub async fn connect(
-        url: &str,
-        api_key: Option<&str>,
-        uid: &str,
-    ) -> Result<MeiliIndex, SearchError> {
+    /// The URL is not usable.
+    pub fn new(url: &str, api_key: Option<&str>, uid: &str) -> Result<MeiliIndex, SearchError> {
         let client = Client::new(url, api_key).map_err(unavailable)?;
         let index = client.index(uid);
-        let meili = MeiliIndex { client, index };
-        let settings = Settings::new()
-            .with_searchable_attributes(["title", "cast", "director", "description"])
-            .with_filterable_attributes(["cities", "genres", "language", "rating"])
-            .with_sortable_attributes(["rating", "rating_count", "next_show_ms", "title"]);
-        meili.write(|| async { meili.index.set_settings(&settings).await }).await?;
-        Ok(meili)
+        Ok(MeiliIndex { client, index })
     }
 
     /// Runs a write until its task succeeds, retrying transport errors with backoff.
@@ -120,6 +110,16 @@ impl MeiliIndex {
 impl SearchIndex for MeiliIndex {
     fn backend(&self) -> &'static str {
         "meilisearch"
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        Box::pin(async move {
+            let settings = Settings::new()
+                .with_searchable_attributes(["title", "cast", "director", "description"])
+                .with_filterable_attributes(["cities", "genres", "language", "rating"])
+                .with_sortable_attributes(["rating", "rating_count", "next_show_ms", "title"]);
+            self.write(|| self.index.set_settings(&settings)).await
+        })
     }
 
     fn upsert(&self, docs: Vec<SearchDoc>) -> BoxFuture<'_, Result<(), SearchError>> {

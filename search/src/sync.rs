@@ -176,17 +176,25 @@ impl Syncer {
     pub async fn run(mut self, stop: CancellationToken) {
         let mut cursor = self.cursor.load();
         let mut needs_rebuild = cursor == 0;
+        let mut prepared = false;
         loop {
             if stop.is_cancelled() {
                 return;
             }
-            let step = if needs_rebuild { self.rebuild().await } else { self.step(cursor).await };
+            let step = if !prepared {
+                self.index.prepare().await.map(|()| Step::Prepared)
+            } else if needs_rebuild {
+                self.rebuild().await
+            } else {
+                self.step(cursor).await
+            };
             match step {
                 Ok(Step::Advanced(seq)) => {
                     cursor = seq;
                     needs_rebuild = false;
                     self.status.synced_at_ms.store(now_ms(), Ordering::Relaxed);
                 }
+                Ok(Step::Prepared) => prepared = true,
                 Ok(Step::Rebuild) => needs_rebuild = true,
                 Err(e) => {
                     self.status.errors.fetch_add(1, Ordering::Relaxed);
@@ -278,6 +286,8 @@ impl Syncer {
 }
 
 enum Step {
+    /// The backend is ready for writes.
+    Prepared,
     Advanced(u64),
     Rebuild,
 }

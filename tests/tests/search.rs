@@ -245,3 +245,53 @@ async fn meilisearch_backend_when_meili_url_is_set() {
     let (_, body) = search(&cluster, "").await;
     assert_eq!(body["freshness"]["backend"], "meilisearch", "{body}");
 }
+
+/// Bookings and browsing do not depend on search: a gateway whose Meilisearch is unreachable
+/// starts and serves the catalog, answers search with a 503 that says why, and its sync worker
+/// keeps retrying (counted); a gateway with search off says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_serves_without_its_search_backend() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() }).await.unwrap();
+    // A loopback port nothing listens on (bound, then released).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let cases = [
+        (
+            "meili-down",
+            vec![
+                ("MARQUEE_SEARCH", "meilisearch".to_owned()),
+                ("MEILI_URL", format!("http://{closed}")),
+            ],
+            "the search index could not be reached",
+        ),
+        ("search-off", vec![("MARQUEE_SEARCH", "off".to_owned())], "search is off on this gateway"),
+    ];
+    for (name, env, detail) in cases {
+        let options = Options {
+            gateway_env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ..cluster.options().clone()
+        };
+        let gateway = cluster.spawn_gateway(name, &options).await.unwrap();
+        let movies = cluster.http.get(format!("{}/v1/movies", gateway.url)).send().await.unwrap();
+        assert_eq!(movies.status(), 200, "{name}: browsing works without search");
+        for path in ["/v1/search?q=harbour", "/v1/search/suggest?q=harb"] {
+            let response = cluster.http.get(format!("{}{path}", gateway.url)).send().await.unwrap();
+            assert_eq!(response.status(), 503, "{name} {path}");
+            assert_eq!(
+                response.headers()["content-type"].to_str().unwrap(),
+                "application/problem+json"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["type"], "https://marquee.dev/problems/unavailable", "{body}");
+            assert!(body["detail"].as_str().unwrap().contains(detail), "{name}: {body}");
+        }
+        if name == "meili-down" {
+            let errors = r#"marquee_gateway_search{field="errors"}"#;
+            // Each failed step is counted after its own retries with backoff (about 6 s).
+            eventually("sync failures counted", Duration::from_secs(30), || async {
+                Ok((cluster.metric(&gateway.url, errors).await? >= 1.0).then_some(()))
+            })
+            .await
+            .unwrap();
+        }
+    }
+}

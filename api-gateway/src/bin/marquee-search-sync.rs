@@ -89,12 +89,11 @@ async fn main() -> std::process::ExitCode {
                 Err(e) => return Err(e.into()),
             }
         }
-        let index = search::meili::MeiliIndex::connect(
+        let index = search::meili::MeiliIndex::new(
             &args.meili_url,
             args.meili_key.as_deref(),
             &args.meili_index,
-        )
-        .await?;
+        )?;
         let cluster = api_gateway::cluster::ClusterClient::new(args.nodes);
         let source = api_gateway::search_sync::ClusterCatalogSource::new(cluster);
         let syncer =

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// The cluster could not be reached in time.
     #[error("service unavailable")]
     Unavailable(String),
+    /// Search is off on this gateway or its index is unreachable (`detail`: what the client
+    /// is told; `cause`: what is logged).
+    #[error("search unavailable")]
+    SearchUnavailable { detail: &'static str, cause: String },
     /// A bug or unexpected state.
     #[error("internal error")]
     Internal(String),
@@ -135,7 +139,7 @@ impl ApiError {
                 ext.insert("retry_after_s".into(), json!(seconds));
                 (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::SearchUnavailable { .. } => {
                 ext.insert("retry_after_s".into(), json!(1));
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
@@ -251,6 +255,7 @@ impl IntoResponse for ApiError {
                 ApiError::Unavailable(_) => {
                     "the booking cluster could not be reached in time; retry shortly".to_owned()
                 }
+                ApiError::SearchUnavailable { detail, .. } => (*detail).to_owned(),
                 ApiError::PaymentUnavailable => {
                     "the payment provider did not answer; nothing was charged, retry shortly"
                         .to_owned()

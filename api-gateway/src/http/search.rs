@@ -31,7 +31,12 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
         match e {
-            SearchError::Unavailable(why) | SearchError::Catalog(why) => ApiError::Unavailable(why),
+            SearchError::Unavailable(cause) => ApiError::SearchUnavailable {
+                detail: "the search index could not be reached; retry shortly (the /v1/movies \
+                         listings do not depend on it)",
+                cause,
+            },
+            SearchError::Catalog(why) => ApiError::Unavailable(why),
             SearchError::Backend(why) => ApiError::Internal(why),
         }
     }
@@ -119,10 +124,10 @@ fn check_text(name: &str, value: Option<&str>, max: usize) -> Result<(), ApiErro
 }
 
 fn index(state: &AppState) -> Result<&Arc<dyn search::SearchIndex>, ApiError> {
-    state
-        .search
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("search is off on this gateway".into()))
+    state.search.as_ref().ok_or_else(|| ApiError::SearchUnavailable {
+        detail: "search is off on this gateway",
+        cause: "--search off".into(),
+    })
 }
 
 /// Searches movies.
