@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cluster;
 pub mod http;
 pub mod limits;
+pub mod live_hub;
 pub mod openapi;
 pub mod payment;
 pub mod ratelimit;
@@ -206,6 +207,8 @@ pub struct Metrics {
     pub live_closed: IntCounterVec,
     /// Open live seat-map connections, set when scraped.
     pub live_connections: prometheus::IntGauge,
+    /// Shard streams followed for live seat maps (one per watched show), set when scraped.
+    pub live_streams: prometheus::IntGauge,
     /// Search sync progress by field (indexed_seq, head_seq, lag, rebuilds, errors), set when
     /// scraped.
     pub search: prometheus::IntGaugeVec,
@@ -291,9 +294,16 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(live_connections.clone())).expect("unique metric name");
+        let live_streams = prometheus::IntGauge::new(
+            "marquee_gateway_live_streams",
+            "Shard seat-map streams followed for live clients (one per watched show)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(live_streams.clone())).expect("unique metric name");
         Metrics {
             live_closed,
             live_connections,
+            live_streams,
             catalog_cache,
             search,
             registry,
@@ -353,6 +363,8 @@ pub struct AppState {
     pub live_max_connections: usize,
     /// A live send blocked this long closes the connection (4008).
     pub live_send_timeout: Duration,
+    /// Shared shard streams of the watched shows.
+    pub live_hub: live_hub::LiveHub,
 }
 
 /// Runs the gateway until `shutdown` fires.
@@ -464,6 +476,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         live_connections: std::sync::atomic::AtomicUsize::new(0),
         live_max_connections: config.live_max_connections,
         live_send_timeout: Duration::from_millis(config.live_send_timeout_ms.max(1)),
+        live_hub: live_hub::LiveHub::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -102,6 +102,9 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     let mut first = Watcher::connect(&cluster, show).await;
     let mut second = Watcher::connect(&cluster, show).await;
     assert_eq!(first.view.seats["A1"], "available");
+    // Both clients share one shard stream.
+    let streams = "marquee_gateway_live_streams";
+    assert_eq!(cluster.metric(&cluster.url, streams).await.unwrap(), 1.0);
 
     let buyer = cluster.user("buyer").await.unwrap();
     let (status, hold) = buyer.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
@@ -137,6 +140,23 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     first.until(&["B3"], "available").await;
     assert_eq!(first.view.seats, second.view.seats, "both watchers converge on the same map");
     assert_eq!(first.view.seats, tests::seat_states(&cluster.seat_map(show).await.unwrap()));
+    // A client joining now starts from a fresh snapshot on the same shared stream, and sees
+    // the next change like the others.
+    let mut third = Watcher::connect(&cluster, show).await;
+    assert_eq!(third.view.seats, first.view.seats);
+    let (status, hold) = other.hold(show, json!({"seats": ["B4"]})).await.unwrap();
+    assert_eq!(status, 201, "{hold}");
+    for watcher in [&mut first, &mut second, &mut third] {
+        watcher.until(&["B4"], "held").await;
+    }
+    assert_eq!(cluster.metric(&cluster.url, streams).await.unwrap(), 1.0);
+    // The stream stops when the show's last client leaves.
+    drop((first, second, third));
+    tests::eventually("no live streams", Duration::from_secs(10), || async {
+        Ok((cluster.metric(&cluster.url, streams).await? == 0.0).then_some(()))
+    })
+    .await
+    .unwrap();
 
     // Unknown shows are 404 before any upgrade.
     let refused = tokio_tungstenite::connect_async(live_url(&cluster.url, 999_999)).await;

@@ -7,11 +7,12 @@
 //! several versions may be folded into one delta (a seat held and released between two reads
 //! does not appear).
 //!
-//! Deltas are computed here: the shard streams full seat maps (`WatchShow`) whenever the
-//! version passes the last one this connection saw, and the gateway diffs them against the map
-//! it last sent. If the stream breaks (its node died, the leader moved) the gateway reopens it
-//! on another replica after the same version, and the next delta covers whatever happened in
-//! between: nothing lost, nothing twice. A reconnecting client gets a fresh snapshot.
+//! Deltas are computed here: the shard streams full seat maps (`WatchShow`) to the gateway's
+//! [`LiveHub`](crate::live_hub), one stream per watched show whatever the number of
+//! clients, and each connection diffs the newest map against the map it last sent. If the
+//! stream breaks (its node died, the leader moved) the hub reopens it on another replica after
+//! the same version, and the next delta covers whatever happened in between: nothing lost,
+//! nothing twice. A reconnecting client gets a fresh snapshot.
 //!
 //! Bounds: at most `--live-max-connections` per gateway (`503` beyond); one show per
 //! connection; a client that does not read (a send blocked for `--live-send-timeout-ms`,
@@ -30,19 +31,17 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use proto::inventory::{Query as InvQuery, QueryResult, SeatMap, ShowId};
-use proto::pb::query_reply;
-use proto::{codec, GroupId};
+use proto::GroupId;
 use serde_json::json;
 
 use super::error::ApiError;
+use crate::live_hub::FeedState;
 use crate::AppState;
 
 /// Close code for a client too slow to read its updates.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code when the show's shard could not be followed (1011: internal error).
 pub const CLOSE_UNAVAILABLE: u16 = 1011;
-/// Attempts to reopen the shard stream before giving up.
-const REOPEN_ATTEMPTS: u32 = 40;
 
 /// Decrements the live-connection count when the connection ends.
 struct Slot(Arc<AppState>);
@@ -150,66 +149,42 @@ async fn serve(
         }
         Err(_) => return ended(&state, "client"),
     }
+    let mut feed = state.live_hub.subscribe(&state.cluster, group, &snapshot);
     // `last`: the map the client has (the last one sent); `seen`: the newest version read.
+    // The shared feed may trail this client's linearizable snapshot: older maps are skipped.
     let mut seen = snapshot.version;
-    let mut last = snapshot;
-    let mut failures = 0;
+    let mut last = Arc::new(snapshot);
     loop {
-        let stream = state.cluster.watch_show(group, last.show_id, seen).await;
-        let mut stream = match stream {
-            Ok(stream) => stream,
-            Err(e) => {
-                failures += 1;
-                if failures >= REOPEN_ATTEMPTS {
-                    tracing::warn!(show = last.show_id.0, error = %e, "live seat map gave up");
-                    return close(&state, socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                // Clients only listen; anything but a close is ignored.
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return ended(&state, "client"),
+                Some(Ok(_)) => {}
+            },
+            changed = feed.rx.changed() => {
+                let current = changed.ok().map(|()| feed.rx.borrow_and_update().clone());
+                let map = match current {
+                    Some(FeedState::Map(map)) => map,
+                    Some(FeedState::Failed) | None => {
+                        return close(&state, socket, CLOSE_UNAVAILABLE, "seat map unavailable")
+                            .await;
+                    }
+                };
+                if map.version <= seen {
+                    continue;
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                incoming = socket.recv() => match incoming {
-                    // Clients only listen; anything but a close is ignored.
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return ended(&state, "client"),
-                    Some(Ok(_)) => {}
-                },
-                message = stream.message() => {
-                    let map = match message {
-                        Ok(Some(reply)) => match reply.result {
-                            Some(query_reply::Result::Answer(bytes)) => match codec::decode::<QueryResult>(&bytes) {
-                                Ok(QueryResult::SeatMap { seat_map }) => seat_map,
-                                _ => break,
-                            },
-                            _ => break,
-                        },
-                        _ => break,
-                    };
-                    failures = 0;
-                    if map.version <= seen {
-                        continue;
+                seen = map.version;
+                // No seat changed (a hold and its release folded together): nothing to send,
+                // and the client's map stays `last`.
+                let Some(message) = delta(&last, &map) else { continue };
+                match send(&mut socket, &message, state.live_send_timeout).await {
+                    Ok(()) => last = map,
+                    Err(CLOSE_SLOW_CONSUMER) => {
+                        return close(&state, socket, CLOSE_SLOW_CONSUMER, "slow consumer").await;
                     }
-                    seen = map.version;
-                    // No seat changed (a hold and its release folded together): nothing to
-                    // send, and the client's map stays `last`.
-                    let Some(message) = delta(&last, &map) else { continue };
-                    match send(&mut socket, &message, state.live_send_timeout).await {
-                        Ok(()) => last = map,
-                        Err(CLOSE_SLOW_CONSUMER) => {
-                            return close(&state, socket, CLOSE_SLOW_CONSUMER, "slow consumer")
-                                .await;
-                        }
-                        Err(_) => return ended(&state, "client"),
-                    }
+                    Err(_) => return ended(&state, "client"),
                 }
             }
         }
-        // The stream broke (node down, replica moved): reopen after the same version.
-        failures += 1;
-        if failures >= REOPEN_ATTEMPTS {
-            return close(&state, socket, CLOSE_UNAVAILABLE, "seat map unavailable").await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

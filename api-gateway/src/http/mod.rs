@@ -374,6 +374,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError>
     }
     let live = state.live_connections.load(Relaxed);
     state.metrics.live_connections.set(i64::try_from(live).unwrap_or(i64::MAX));
+    let streams = state.live_hub.streams();
+    state.metrics.live_streams.set(i64::try_from(streams).unwrap_or(i64::MAX));
     let mut buffer = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut buffer)
