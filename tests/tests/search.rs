@@ -134,31 +134,24 @@ async fn scenario(cluster: &Cluster) {
     .await;
     searchable(cluster, "q=silent", &["Silent Harbour"]).await;
     searchable(cluster, "q=quiet", &[]).await;
-    let fan = cluster.user("fan").await.unwrap();
-    let review = cluster
-        .http
-        .post(format!("{}/v1/movies/13/reviews", cluster.url))
-        .bearer_auth(&fan.token)
-        .json(&json!({"stars": 5, "text": "Stunning"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(review.status(), 201);
-    searchable(cluster, "min_rating=4", &["Harbour Lights"]).await;
-    searchable(cluster, "sort=rating&per_page=1", &["Harbour Lights"]).await;
-    // Equal averages: the movie more people rated comes first.
-    for name in ["critic", "critic2"] {
-        let critic = cluster.user(name).await.unwrap();
-        let review = cluster
+    let review = |name: &'static str, movie: u64| async move {
+        let user = cluster.user(name).await.unwrap();
+        let response = cluster
             .http
-            .post(format!("{}/v1/movies/11/reviews", cluster.url))
-            .bearer_auth(&critic.token)
-            .json(&json!({"stars": 5, "text": "Relentless"}))
+            .post(format!("{}/v1/movies/{movie}/reviews", cluster.url))
+            .bearer_auth(&user.token)
+            .json(&json!({"stars": 5, "text": "Stunning"}))
             .send()
             .await
             .unwrap();
-        assert_eq!(review.status(), 201);
-    }
+        assert_eq!(response.status(), 201);
+    };
+    review("fan", 13).await;
+    searchable(cluster, "min_rating=4", &["Harbour Lights"]).await;
+    searchable(cluster, "sort=rating&per_page=1", &["Harbour Lights"]).await;
+    // Equal averages: the movie more people rated comes first.
+    review("critic", 11).await;
+    review("critic2", 11).await;
     searchable(cluster, "sort=rating&per_page=2", &["Monsoon Run", "Harbour Lights"]).await;
     call(Method::POST, "/v1/admin/shows/41/cancel".into(), json!({})).await;
     searchable(cluster, "city=mumbai", &[]).await;
