@@ -218,6 +218,16 @@ async fn register_login_refresh_logout_and_roles() {
     )
     .await;
     assert_eq!((status, slug(&body)), (403, "forbidden"), "not another theater: {body}");
+    let mut put_screen = screen.clone();
+    put_screen["theater_id"] = json!(21);
+    let (status, body) =
+        call(&cluster, Method::PUT, "/v1/admin/screens/2101", manager, Some(put_screen.clone()))
+            .await;
+    assert_eq!(status, 200, "a manager replaces its own theater's screen: {body}");
+    put_screen["theater_id"] = json!(22);
+    let (status, body) =
+        call(&cluster, Method::PUT, "/v1/admin/screens/2201", manager, Some(put_screen)).await;
+    assert_eq!((status, slug(&body)), (403, "forbidden"), "not another theater's: {body}");
     let (status, _) =
         call(&cluster, Method::PUT, "/v1/admin/theaters/22", manager, Some(test_theater())).await;
     assert_eq!(status, 403);

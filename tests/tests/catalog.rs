@@ -209,6 +209,53 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
         call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(42, 12, FAR))).await;
     assert_eq!(status, 201);
 
+    // --- Replacing screens (PUT creates or replaces by id). -----------------------------------
+    let put_screen = |id: u64, body: &Value| {
+        let path = format!("/v1/admin/screens/{id}");
+        let body = body.to_string();
+        let cluster = &cluster;
+        async move { call(cluster, Method::PUT, &path, admin, Some(&body)).await }
+    };
+    let screens_of = |theater: u64| {
+        let cluster = &cluster;
+        async move { get(cluster, &format!("/v1/theaters/{theater}")).await["screens"].clone() }
+    };
+    let mut renamed = screen.clone();
+    renamed["theater_id"] = json!(21);
+    renamed["name"] = json!("Audi One");
+    renamed.as_object_mut().unwrap().remove("screen_id");
+    let (status, body) = put_screen(31, &renamed).await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("Audi One")), "{body}");
+    // With shows scheduled the layout is fixed; the screen cannot move to another theater;
+    // the theater id is required and layouts are validated. None of these change anything.
+    let before = screens_of(21).await;
+    let mut bigger = renamed.clone();
+    bigger["rows"][1]["seats"] = json!(8);
+    let (status, body) = put_screen(31, &bigger).await;
+    assert_eq!(status, 409, "layout change under scheduled shows: {body}");
+    let mut moved = renamed.clone();
+    moved["theater_id"] = json!(22);
+    let (status, body) = put_screen(31, &moved).await;
+    assert_eq!(status, 409, "a screen stays in its theater: {body}");
+    let mut anonymous = renamed.clone();
+    anonymous.as_object_mut().unwrap().remove("theater_id");
+    let (status, body) = put_screen(31, &anonymous).await;
+    assert_eq!(status, 422, "{body}");
+    let mut bad = renamed.clone();
+    bad["rows"][0]["seats"] = json!(-1);
+    let (status, body) = put_screen(31, &bad).await;
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert_eq!(screens_of(21).await, before, "refused replacements changed nothing");
+    // A new id creates a screen, in the theater named.
+    let mut created = bad_screen.clone();
+    created["theater_id"] = json!(22);
+    created["rows"][0]["label"] = json!("A");
+    let (status, body) = put_screen(3201, &created).await;
+    assert_eq!(status, 200, "{body}");
+    let pune = screens_of(22).await;
+    assert_eq!(pune.as_array().map(Vec::len), Some(1), "{pune}");
+    assert_eq!(pune[0]["screen_id"], 3201);
+
     // --- Browse. ---------------------------------------------------------------------------------
     let cities = get(&cluster, "/v1/cities").await;
     assert_eq!(cities, json!([{"city": "Mumbai", "theaters": 1}, {"city": "Pune", "theaters": 1}]));
