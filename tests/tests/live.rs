@@ -1,6 +1,8 @@
 //! The live seat map over WebSocket: two clients watch a show; one user holds seats; the other
 //! client sees them held, then sold, then another hold released, in version order, across a
-//! forced leader change of the show's shard (its leader is SIGKILLed mid-way).
+//! forced leader change of the show's shard (its leader is SIGKILLed mid-way), all over one
+//! shared shard stream. Also: the per-gateway connection limit, a client that stops reading
+//! dropped with 4008 while a reading one keeps its updates, and 1011 when no replica is left.
 
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
@@ -289,4 +291,36 @@ async fn a_client_that_stops_reading_is_dropped_and_the_others_keep_their_update
     .await;
     assert!(ended.is_ok(), "the slow client's connection never ended");
     assert!(messages > 1, "it had been sent a snapshot and deltas before being dropped");
+}
+
+/// When the show's shard cannot be followed at all (every replica down), the gateway gives up
+/// after its bounded retries and closes the connection with 1011, and its stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_cannot_be_followed_closes_with_1011() {
+    let cluster = Cluster::start(Options { nodes: 1, ..Options::default() }).await.unwrap();
+    let show = cluster.create_show(1, 4).await.unwrap();
+    let mut watcher = Watcher::connect(&cluster, show).await;
+    cluster.nodes[0].kill();
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match watcher.socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("connection failed without a close frame: {e}"),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection was never closed");
+    assert_eq!(closed, Some(1011));
+    // Counted as the handler returns, just after the frame went out.
+    let unavailable = r#"marquee_gateway_live_closed_total{reason="unavailable"}"#;
+    tests::eventually("the close counted, no stream left", Duration::from_secs(10), || async {
+        let closed = cluster.metric(&cluster.url, unavailable).await?;
+        let streams = cluster.metric(&cluster.url, "marquee_gateway_live_streams").await?;
+        Ok((closed == 1.0 && streams == 0.0).then_some(()))
+    })
+    .await
+    .unwrap();
 }
