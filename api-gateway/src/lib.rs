@@ -203,7 +203,7 @@ pub struct Metrics {
     /// Public catalog reads answered from the cache (`hit`) or the cluster (`miss`).
     pub catalog_cache: IntCounterVec,
     /// Live seat-map connections closed by the gateway or the client, by reason (client,
-    /// slow_consumer, unavailable, error).
+    /// slow_consumer, unavailable).
     pub live_closed: IntCounterVec,
     /// Open live seat-map connections, set when scraped.
     pub live_connections: prometheus::IntGauge,
@@ -285,7 +285,7 @@ impl Metrics {
         );
         let live_closed = counter(
             "marquee_gateway_live_closed_total",
-            "Live seat-map connections ended, by reason (client, slow_consumer, unavailable, error)",
+            "Live seat-map connections ended, by reason (client, slow_consumer, unavailable)",
             &["reason"],
         );
         let live_connections = prometheus::IntGauge::new(

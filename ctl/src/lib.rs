@@ -290,19 +290,16 @@ impl Admin {
     /// election after a previous step moved its leader, or a node busy catching up) is
     /// normal during maintenance: wait for it, bounded, rather than fail the whole drain.
     async fn view_with_leader(&self, group: GroupId) -> Result<ClusterView> {
-        for _ in 1..STEP_ATTEMPTS_MAX {
+        for attempt in 1..=STEP_ATTEMPTS_MAX {
             let view = self.view().await?;
             if view.leader_status(group).is_some() {
                 return Ok(view);
             }
-            tokio::time::sleep(STEP_PAUSE).await;
+            if attempt < STEP_ATTEMPTS_MAX {
+                tokio::time::sleep(STEP_PAUSE).await;
+            }
         }
-        let view = self.view().await?;
-        if view.leader_status(group).is_some() {
-            Ok(view)
-        } else {
-            Err(CtlError::Unavailable(format!("group {group} has no reachable leader")))
-        }
+        Err(CtlError::Unavailable(format!("group {group} has no reachable leader")))
     }
 
     /// Runs one membership step on the group's leader, following leader hints.

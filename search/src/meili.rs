@@ -2,8 +2,9 @@
 //!
 //! Index `movies` (primary key `movie_id`) with searchable attributes in weight order (title,
 //! cast, director, description), filterable `cities`, `genres`, `language`, `rating`, sortable
-//! `rating`, `rating_count`, `next_show_ms`, `title`, and Meilisearch's default typo tolerance. Every write waits
-//! for its task and fails if the task failed; transient errors are retried with backoff.
+//! `rating`, `rating_count`, `next_show_ms`, `title`, and Meilisearch's default typo
+//! tolerance. Every write waits for its task and fails if the task failed; transient errors are
+//! retried with backoff.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -179,7 +179,8 @@ struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
-    requests: AtomicU64,
+    /// Requests sent, shared by the admin's and the reviewers' clients.
+    requests: Arc<AtomicU64>,
 }
 
 impl Client {
@@ -289,16 +290,17 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let base = args.gateway.trim_end_matches('/').to_owned();
     let token = sign_in(&http, &base, &args.admin_email, &args.admin_password).await?;
-    let client = Arc::new(Client { http, base, token, requests: AtomicU64::new(0) });
+    let client = Arc::new(Client { http, base, token, requests: Arc::default() });
     let limit = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let spawn = |method: reqwest::Method, path: String, body: Value| {
-        let (client, limit) = (Arc::clone(&client), Arc::clone(&limit));
+    let spawn_as = |client: &Arc<Client>, method: reqwest::Method, path: String, body: Value| {
+        let (client, limit) = (Arc::clone(client), Arc::clone(&limit));
         tokio::spawn(async move {
             let _permit = limit.acquire_owned().await.context("semaphore closed")?;
             client.send(method, &path, &body).await.map(|_| ())
         })
     };
+    let spawn = |method, path, body| spawn_as(&client, method, path, body);
 
     // Movies: ids 1..=movies.
     let movies: Vec<(u64, Value)> = (1..=args.movies).map(|id| (id, movie(&mut rng, id))).collect();
@@ -403,14 +405,13 @@ async fn main() -> anyhow::Result<()> {
     // movies, near that quality.
     let mut reviews = 0u64;
     let mut jobs = Vec::new();
-    let mut reviewers = Vec::new();
     for n in 1..=args.reviewers {
         let token = reviewer(&client.http, &client.base, n).await?;
         let reviewer = Arc::new(Client {
             http: client.http.clone(),
             base: client.base.clone(),
             token,
-            requests: AtomicU64::new(0),
+            requests: Arc::clone(&client.requests),
         });
         for movie_id in 1..=args.movies {
             let mix = (movie_id * 1_000 + n).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ args.seed;
@@ -420,20 +421,12 @@ async fn main() -> anyhow::Result<()> {
             let quality = movie_id.wrapping_mul(0x2545_F491_4F6C_DD1D) % 5; // 0..=4
             let stars = (quality + (mix >> 8) % 3).clamp(1, 5);
             let body = json!({"stars": stars, "text": REVIEW_TEXTS[stars as usize - 1]});
-            let (reviewer, limit) = (Arc::clone(&reviewer), Arc::clone(&limit));
-            jobs.push(tokio::spawn(async move {
-                let _permit = limit.acquire_owned().await.context("semaphore closed")?;
-                let path = format!("/v1/movies/{movie_id}/reviews");
-                reviewer.send(reqwest::Method::POST, &path, &body).await.map(|_| ())
-            }));
+            let path = format!("/v1/movies/{movie_id}/reviews");
+            jobs.push(spawn_as(&reviewer, reqwest::Method::POST, path, body));
             reviews += 1;
         }
-        reviewers.push(reviewer);
     }
     run_all(jobs).await?;
-    for reviewer in &reviewers {
-        client.requests.fetch_add(reviewer.requests.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
     println!(
         "seeded {} cities, {} theaters, {} screens, {} movies, {shows} shows, {reviews} reviews \
          ({} requests, {:.1} s)",
