@@ -1,7 +1,7 @@
 //! The booking saga against a real `marquee-payments` process: every payment fault path over
 //! HTTP, and the recovery sweeper settling checkouts whose gateway was SIGKILLed between the
-//! charge and `Confirm` (ARCHITECTURE.md invariant 4: every successful charge ends as exactly one
-//! confirmed booking or one refund, never both, never neither).
+//! charge and `Confirm` (the `money` invariant of docs/reliability.md: every successful charge
+//! ends as exactly one confirmed booking or one refund, never both, never neither).
 
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]

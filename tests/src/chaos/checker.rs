@@ -1,5 +1,5 @@
 //! The chaos checker: reads a history and the final state of the cluster and reports every
-//! violation of the invariants in ARCHITECTURE.md, with the operations involved.
+//! violation of the invariants listed in docs/reliability.md, with the operations involved.
 //!
 //! Checks, each named by the anomaly kind it reports:
 //! - `double-sale`: a seat in two confirmed bookings; `sold-mismatch`: the seat map's sold

@@ -1,0 +1,397 @@
+//! A test cluster's lifecycle: [`Options`], [`Cluster::start`] (nodes, optional payment
+//! service, gateway, the admin account), restarting, adding and joining nodes, extra gateways,
+//! finding leaders, waiting for replicas to converge, `marqueectl`, and tearing it all down
+//! (with the tail of every log when a test panicked). The cluster topology and membership
+//! operations it drives are described in docs/architecture.md and docs/operations.md.
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use proto::pb::GroupStatus;
+use serde_json::Value;
+
+use crate::fixtures::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::processes::{
+    bin_dir, free_port, print_log_tail, spawn_gateway_process, spawn_payments, Gateway, Node,
+};
+use crate::wait::eventually;
+
+/// Options of a test cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of nodes (all bootstrap peers).
+    pub nodes: usize,
+    /// Inventory shards created at bootstrap.
+    pub shards: u64,
+    /// `--snapshot-logs` for every node.
+    pub snapshot_logs: u64,
+    /// `--logs-kept` for every node.
+    pub logs_kept: u64,
+    /// `--hold-ttl-ms` default.
+    pub hold_ttl_ms: u64,
+    /// `--checkout-window-ms` of the gateway.
+    pub checkout_window_ms: u64,
+    /// `--payment-timeout-ms` of the gateway.
+    pub payment_timeout_ms: u64,
+    /// Start a `marquee-payments` service and point the gateway at it (`--payments-url`);
+    /// otherwise the gateway uses its in-process sandbox.
+    pub payments: bool,
+    /// `--sweep-interval-ms` of the gateway (0: no recovery sweeper).
+    pub sweep_interval_ms: u64,
+    /// `--sweep-min-age-ms` of the gateway.
+    pub sweep_min_age_ms: u64,
+    /// The gateway's per-IP rate limit (requests/s; 0: off, the default for tests).
+    pub rate_limit_ip_per_s: f64,
+    /// The gateway's per-user rate limit (requests/s; 0: off).
+    pub rate_limit_user_per_s: f64,
+    /// Extra environment of the gateway (e.g. `MARQUEE_SEARCH`, `MEILI_URL`).
+    pub gateway_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            shards: 1,
+            snapshot_logs: 20_000,
+            logs_kept: 2_000,
+            hold_ttl_ms: 600_000,
+            checkout_window_ms: 120_000,
+            payment_timeout_ms: 1_000,
+            payments: false,
+            sweep_interval_ms: 5_000,
+            sweep_min_age_ms: 30_000,
+            rate_limit_ip_per_s: 0.0,
+            rate_limit_user_per_s: 0.0,
+            gateway_env: Vec::new(),
+        }
+    }
+}
+
+/// A running cluster: nodes and one gateway.
+pub struct Cluster {
+    /// Nodes, index `i` has id `i + 1`.
+    pub nodes: Vec<Node>,
+    /// Gateway base URL, e.g. `http://127.0.0.1:12345`.
+    pub url: String,
+    pub(crate) gateway: Option<Child>,
+    /// Base URL of the `marquee-payments` service, if [`Options::payments`] started one.
+    pub payments_url: Option<String>,
+    pub(crate) payments: Option<Child>,
+    pub(crate) options: Options,
+    pub(crate) bins: PathBuf,
+    /// Kept so the data outlives the processes; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Access token of the admin account ([`ADMIN_EMAIL`]).
+    pub(crate) admin_token: String,
+}
+
+impl Cluster {
+    /// Starts `options.nodes` nodes (node 1 bootstraps) and a gateway, and waits until the
+    /// gateway is ready.
+    ///
+    /// # Errors
+    /// A process failed to start or the cluster was not ready within 60 s.
+    pub async fn start(options: Options) -> Result<Cluster> {
+        let bins = bin_dir();
+        let dir = tempfile::tempdir()?;
+        let ports: Vec<(u16, u16)> =
+            (0..options.nodes).map(|_| (free_port(), free_port())).collect();
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (grpc, _))| format!("{}=127.0.0.1:{grpc}", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (grpc, http)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let mut args = vec![
+                format!("--id={id}"),
+                format!("--grpc-addr=127.0.0.1:{grpc}"),
+                format!("--http-addr=127.0.0.1:{http}"),
+                format!("--data-dir={}", dir.path().join(format!("node{id}")).display()),
+                format!("--peers={}", peers.join(",")),
+                format!("--shards={}", options.shards),
+                format!("--snapshot-logs={}", options.snapshot_logs),
+                format!("--logs-kept={}", options.logs_kept),
+                format!("--hold-ttl-ms={}", options.hold_ttl_ms),
+                "--expiry-tick-ms=200".into(),
+            ];
+            if id == 1 {
+                args.push("--bootstrap".into());
+            }
+            let node = Node {
+                id,
+                grpc: format!("127.0.0.1:{grpc}"),
+                http: format!("127.0.0.1:{http}"),
+                args,
+                child: Mutex::new(None),
+                log: dir.path().join(format!("node{id}.log")),
+            };
+            node.spawn(&bins)?;
+            nodes.push(node);
+        }
+        let (payments, payments_url) = if options.payments {
+            let (child, url) = spawn_payments(&bins, &dir.path().join("payments.log"))?;
+            (Some(child), Some(url))
+        } else {
+            (None, None)
+        };
+        let node_addrs: Vec<String> = nodes.iter().map(|n| n.grpc.clone()).collect();
+        let (gateway, url) = spawn_gateway_process(
+            &bins,
+            &dir.path().join("gateway.log"),
+            &node_addrs,
+            payments_url.as_deref(),
+            &options,
+        )?;
+        let cluster = Cluster {
+            nodes,
+            url,
+            gateway: Some(gateway),
+            payments_url,
+            payments,
+            options,
+            bins,
+            dir,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+            admin_token: String::new(),
+        };
+        if let Some(payments_url) = &cluster.payments_url {
+            let url = format!("{payments_url}/healthz");
+            eventually("payment service up", Duration::from_secs(30), || async {
+                Ok(cluster.http.get(&url).send().await?.status().is_success().then_some(()))
+            })
+            .await
+            .with_context(|| cluster.logs_hint())?;
+        }
+        cluster.wait_ready().await?;
+        let mut cluster = cluster;
+        cluster.create_account(ADMIN_EMAIL, ADMIN_PASSWORD, "admin", &[]).await?;
+        let login = cluster.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+        cluster.admin_token =
+            login["access_token"].as_str().context("access_token in login reply")?.to_owned();
+        Ok(cluster)
+    }
+
+    /// SIGKILLs the cluster's main gateway (the one at [`Cluster::url`]).
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut gateway) = self.gateway.take() {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+    }
+
+    /// Starts another gateway against the same nodes (and payment service, if any) with the
+    /// gateway options of `options` (checkout window, payment timeout, sweeper), and waits until
+    /// it is ready. `name` names its log file.
+    ///
+    /// # Errors
+    /// Spawning failed or it was not ready within 60 s.
+    pub async fn spawn_gateway(&self, name: &str, options: &Options) -> Result<Gateway> {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.grpc.clone()).collect();
+        let log = self.dir.path().join(format!("{name}.log"));
+        let (child, url) =
+            spawn_gateway_process(&self.bins, &log, &nodes, self.payments_url.as_deref(), options)?;
+        let gateway = Gateway { url, child: Mutex::new(Some(child)), log };
+        let ready = format!("{}/readyz", gateway.url);
+        eventually("extra gateway ready", Duration::from_secs(60), || async {
+            Ok(self.http.get(&ready).send().await?.status().is_success().then_some(()))
+        })
+        .await
+        .with_context(|| self.logs_hint())?;
+        Ok(gateway)
+    }
+
+    /// The options the cluster was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Waits until the gateway answers `/readyz` (a leader serves linearizable reads).
+    ///
+    /// # Errors
+    /// Not ready within 60 s.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let url = format!("{}/readyz", self.url);
+        eventually("gateway ready", Duration::from_secs(60), || async {
+            let response = self.http.get(&url).send().await?;
+            Ok(response.status().is_success().then_some(()))
+        })
+        .await
+        .with_context(|| self.logs_hint())
+    }
+
+    /// Where the process logs are, for failure messages.
+    pub fn logs_hint(&self) -> String {
+        format!("process logs in {}", self.dir.path().display())
+    }
+
+    /// Starts one more node that joins the cluster through node 1 (`--join`); returns its index.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn add_joining_node(&mut self) -> Result<usize> {
+        let node = self.joining_node(self.nodes.len() as u64 + 1)?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Starts a node with id `id` that registers through node 1 (`--join`) and returns it
+    /// without adding it to [`Cluster::nodes`] (so it can start while the cluster is borrowed
+    /// by running clients). It is killed when dropped.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn joining_node(&self, id: u64) -> Result<Node> {
+        let (grpc, http) = (free_port(), free_port());
+        let node = Node {
+            id,
+            grpc: format!("127.0.0.1:{grpc}"),
+            http: format!("127.0.0.1:{http}"),
+            args: vec![
+                format!("--id={id}"),
+                format!("--grpc-addr=127.0.0.1:{grpc}"),
+                format!("--http-addr=127.0.0.1:{http}"),
+                format!("--data-dir={}", self.dir.path().join(format!("node{id}")).display()),
+                format!("--join={}", self.nodes[0].grpc),
+                "--expiry-tick-ms=200".into(),
+            ],
+            child: Mutex::new(None),
+            log: self.dir.path().join(format!("node{id}.log")),
+        };
+        node.spawn(&self.bins)?;
+        Ok(node)
+    }
+
+    /// Restarts a killed node with its original arguments and data.
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn restart(&self, index: usize) -> Result<()> {
+        self.nodes[index].spawn(&self.bins)
+    }
+
+    /// Index of the node that currently leads inventory shard 1.
+    ///
+    /// # Errors
+    /// No leader known within 30 s.
+    pub async fn leader(&self) -> Result<usize> {
+        self.leader_of(1).await
+    }
+
+    /// Index of the node that currently leads `group`.
+    ///
+    /// # Errors
+    /// No leader known within 30 s.
+    pub async fn leader_of(&self, group: u64) -> Result<usize> {
+        eventually("a leader", Duration::from_secs(30), || async {
+            for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running()) {
+                if let Ok(status) = node.group_status(group).await {
+                    if status.is_leader {
+                        return Ok(Some(i));
+                    }
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// Waits until, for every group, every running node hosting it applied the same index with
+    /// the same digest; returns the statuses of shard 1 (node order), for the single-shard
+    /// tests.
+    ///
+    /// # Errors
+    /// Not converged within `timeout`.
+    pub async fn converged(&self, timeout: Duration) -> Result<Vec<GroupStatus>> {
+        let all = self.all_converged(timeout).await?;
+        Ok(all.into_iter().filter(|(group, _)| *group == 1).flat_map(|(_, s)| s).collect())
+    }
+
+    /// Like [`Cluster::converged`], returning every group's replica statuses.
+    ///
+    /// # Errors
+    /// Not converged within `timeout`.
+    pub async fn all_converged(
+        &self,
+        timeout: Duration,
+    ) -> Result<std::collections::BTreeMap<u64, Vec<GroupStatus>>> {
+        eventually("replicas to converge", timeout, || async {
+            let mut groups = std::collections::BTreeMap::<u64, Vec<GroupStatus>>::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                for status in node.statuses().await? {
+                    groups.entry(status.group_id).or_default().push(status);
+                }
+            }
+            let same = groups.values().all(|statuses| {
+                let first = &statuses[0];
+                statuses
+                    .iter()
+                    .all(|s| s.applied_index == first.applied_index && s.digest == first.digest)
+            });
+            Ok(same.then_some(groups))
+        })
+        .await
+    }
+
+    /// Runs `marqueectl` against this cluster's nodes; returns its stdout.
+    ///
+    /// # Errors
+    /// It exited with a failure (its stderr is in the error).
+    pub async fn ctl(&self, args: &[&str]) -> Result<String> {
+        let nodes: Vec<String> =
+            self.nodes.iter().filter(|n| n.is_running()).map(|n| n.grpc.clone()).collect();
+        let output = tokio::process::Command::new(self.bins.join("marqueectl"))
+            .arg(format!("--nodes={}", nodes.join(",")))
+            .args(args)
+            .output()
+            .await
+            .context("running marqueectl")?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        anyhow::ensure!(output.status.success(), "marqueectl {args:?} failed: {stderr}");
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `marqueectl status --json`.
+    ///
+    /// # Errors
+    /// marqueectl failed or printed something else than JSON.
+    pub async fn ctl_status(&self) -> Result<Value> {
+        Ok(serde_json::from_str(&self.ctl(&["status", "--json"]).await?)?)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: show the tail of every process log before the dir is removed.
+            let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
+            logs.push(self.dir.path().join("gateway.log"));
+            if self.payments.is_some() {
+                logs.push(self.dir.path().join("payments.log"));
+            }
+            for log in logs {
+                print_log_tail(&log);
+            }
+        }
+        if let Some(mut gateway) = self.gateway.take() {
+            let _ = gateway.kill();
+            let _ = gateway.wait();
+        }
+        if let Some(mut payments) = self.payments.take() {
+            let _ = payments.kill();
+            let _ = payments.wait();
+        }
+        for node in &self.nodes {
+            // SIGKILL also ends a SIGSTOPped process on Linux: no SIGCONT needed.
+            node.kill();
+        }
+    }
+}

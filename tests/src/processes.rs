@@ -1,0 +1,237 @@
+//! The operating-system side of the harness: where the built binaries are, free loopback
+//! ports, and the `marquee-node`, `marquee-gateway` and `marquee-payments` child processes
+//! (spawn, signal, kill, reap). Everything that owns a PID lives here, so a test that kills or
+//! pauses a process and the [`Drop`] impls that clean up after a failed test share one code path.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cluster::Options;
+
+/// Secret test gateways sign access tokens with (shared, so any gateway accepts any token).
+pub const JWT_SECRET: &str = "marquee-test-jwt-secret-0123456789abcdef";
+
+/// Directory holding the workspace's binaries.
+///
+/// # Panics
+/// If the binaries were not built.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
+    for bin in ["marquee-node", "marquee-gateway", "marqueectl"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} not found: run `cargo build --workspace --bins` before the integration tests",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A free loopback port (bound then released; the OS does not hand it out again at once).
+///
+/// # Panics
+/// If no port can be bound.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// One node process.
+pub struct Node {
+    /// Node id.
+    pub id: u64,
+    /// gRPC address.
+    pub grpc: String,
+    /// HTTP address.
+    pub http: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) child: Mutex<Option<Child>>,
+    pub(crate) log: PathBuf,
+}
+
+impl Node {
+    /// Starts the process (again) with the node's arguments, appending to its log.
+    pub(crate) fn spawn(&self, bins: &Path) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(bins.join("marquee-node"))
+            .args(&self.args)
+            .env("MARQUEE_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("spawning marquee-node")?;
+        *self.lock() = Some(child);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// SIGKILLs the process.
+    pub fn kill(&self) {
+        let child = self.lock().take();
+        if let Some(mut child) = child {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for the process to exit; returns its exit code.
+    ///
+    /// # Errors
+    /// Not running, the signal failed, or the process did not exit in time.
+    pub fn terminate(&self, timeout: Duration) -> Result<Option<i32>> {
+        let mut child = self.lock().take().context("node not running")?;
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(exit) = child.try_wait()? {
+                return Ok(exit.code());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {} did not exit within {timeout:?} of SIGTERM", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGSTOPs (`pause = true`) or SIGCONTs the process.
+    ///
+    /// # Errors
+    /// The process is not running or `kill` failed.
+    pub fn signal_pause(&self, pause: bool) -> Result<()> {
+        let pid = self.lock().as_ref().context("node not running")?.id();
+        let status = Command::new("kill")
+            .arg(if pause { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -STOP/-CONT failed");
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An extra gateway process started by [`Cluster::spawn_gateway`]; SIGKILLed when dropped.
+pub struct Gateway {
+    /// Base URL, e.g. `http://127.0.0.1:12345`.
+    pub url: String,
+    pub(crate) child: Mutex<Option<Child>>,
+    pub(crate) log: PathBuf,
+}
+
+impl Gateway {
+    /// SIGKILLs the process.
+    pub fn kill(&self) {
+        let child = self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(mut child) = child {
+            // Already-exited children make kill fail; waiting reaps them either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Where its log is.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            print_log_tail(&self.log);
+        }
+        self.kill();
+    }
+}
+
+/// Starts a gateway on a free port against `nodes`, with the gateway options of `options`.
+pub(crate) fn spawn_gateway_process(
+    bins: &Path,
+    log: &Path,
+    nodes: &[String],
+    payments_url: Option<&str>,
+    options: &Options,
+) -> Result<(Child, String)> {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut command = Command::new(bins.join("marquee-gateway"));
+    // Tests drive many requests from one loopback address: rate limits only where a test asks.
+    command.env("MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", options.rate_limit_ip_per_s.to_string());
+    command.env("MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", options.rate_limit_user_per_s.to_string());
+    command.env("MARQUEE_JWT_SECRET", JWT_SECRET);
+    command.envs(options.gateway_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    command
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--nodes={}", nodes.join(",")))
+        .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
+        .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
+        .arg(format!("--sweep-interval-ms={}", options.sweep_interval_ms))
+        .arg(format!("--sweep-min-age-ms={}", options.sweep_min_age_ms));
+    if let Some(url) = payments_url {
+        command.arg(format!("--payments-url={url}"));
+    }
+    let child = command
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("spawning marquee-gateway")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+/// Starts `marquee-payments` on a free port; returns the child and its base URL.
+pub(crate) fn spawn_payments(bins: &Path, log: &Path) -> Result<(Child, String)> {
+    let binary = bins.join("marquee-payments");
+    anyhow::ensure!(
+        binary.exists(),
+        "{} not found: run `cargo build --workspace --bins` before the integration tests",
+        binary.display()
+    );
+    let port = free_port();
+    let log = std::fs::File::create(log)?;
+    let child = Command::new(binary)
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        // Long enough that a gateway always gives up on `tok_timeout` first.
+        .arg("--timeout-stall-ms=60000")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("spawning marquee-payments")?;
+    Ok((child, format!("http://127.0.0.1:{port}")))
+}
+
+/// Prints the last 30 lines of a process log to stderr (for a failed test's output).
+pub(crate) fn print_log_tail(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+    eprintln!("---- tail of {} ----\n{tail}", log.display());
+}
