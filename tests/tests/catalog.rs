@@ -7,7 +7,7 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{Cluster, Options};
+use tests::{behaviour, Cluster, Options, User};
 
 async fn call(
     cluster: &Cluster,
@@ -49,26 +49,124 @@ const DAY: u64 = 86_400_000;
 /// 2100-01-01T00:00Z: far enough that no cutoff applies.
 const FAR: u64 = 4_102_444_800_000;
 
+/// One cluster for the whole catalog scenario: later behaviours read what earlier ones wrote
+/// (movies 11 and 12, theaters 21 and 22, screen 31, shows 41 and 42).
+struct Scene<'a> {
+    cluster: &'a Cluster,
+    admin: Option<&'a str>,
+    carol: User<'a>,
+    dave: User<'a>,
+    erin: User<'a>,
+    mallory: User<'a>,
+    /// When the scenario started (Unix ms).
+    now: u64,
+    /// Tomorrow's UTC date, `YYYY-MM-DD`.
+    date: String,
+    /// Tomorrow 18:30 IST (13:00 UTC): when show 41 starts.
+    evening: u64,
+}
+
+impl Scene<'_> {
+    /// Whether show 41 starts within a day (then cancelling it refunds half).
+    fn show_41_is_within_a_day(&self) -> bool {
+        self.evening.saturating_sub(self.now) < DAY
+    }
+}
+
+/// Screen 31 of theater 21: 6 classic seats with an aisle, 4 prime.
+fn audi_1() -> Value {
+    json!({"screen_id": 31, "name": "Audi 1", "format": "IMAX", "rows": [
+        {"label": "A", "category": "classic", "seats": 6, "aisles_after": [3]},
+        {"label": "B", "category": "prime", "seats": 4}]})
+}
+
+/// A screen whose only row has an invalid label.
+fn bad_screen() -> Value {
+    json!({"name": "Bad", "format": "2D", "rows": [{"label": "A1", "category": "c", "seats": 3}]})
+}
+
+fn show_body(id: u64, movie: u64, starts: u64) -> String {
+    json!({"show_id": id, "movie_id": movie, "screen_id": 31,
+    "starts_at_ms": starts, "prices": {"classic": 20000, "prime": 35000}, "currency": "INR"})
+    .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_admin_browse_reviews_and_show_cancellation() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
-    let admin = Some(cluster.admin_token());
-    let (carol, dave, erin, mallory) = (
-        cluster.user("carol").await.unwrap(),
-        cluster.user("dave").await.unwrap(),
-        cluster.user("erin").await.unwrap(),
-        cluster.user("mallory").await.unwrap(),
-    );
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as u64;
+    let tomorrow_utc = (now / DAY + 1) * DAY;
+    let s = Scene {
+        cluster: &cluster,
+        admin: Some(cluster.admin_token()),
+        carol: cluster.user("carol").await.unwrap(),
+        dave: cluster.user("dave").await.unwrap(),
+        erin: cluster.user("erin").await.unwrap(),
+        mallory: cluster.user("mallory").await.unwrap(),
+        now,
+        date: date_of(tomorrow_utc),
+        evening: tomorrow_utc + 13 * 3_600_000,
+    };
+    let s = &s;
 
-    // --- Admin CRUD, with validation that changes nothing. -----------------------------------
+    // Admin CRUD, with validation that changes nothing.
+    behaviour!(admins_create_movies_by_post_or_by_put_with_an_id(s)).await;
+    behaviour!(malformed_or_invalid_catalog_writes_are_refused_and_leave_nothing_behind(s)).await;
+    behaviour!(customers_cannot_write_the_catalog(s)).await;
+    behaviour!(admins_create_theaters_and_screens(s)).await;
+    behaviour!(a_screen_layout_is_refused_naming_the_bad_field(s)).await;
+
+    // Shows: tomorrow 18:30 IST (13:00 UTC) and a far one.
+    behaviour!(a_show_takes_its_capacity_and_theater_from_its_screen(s)).await;
+    behaviour!(retrying_a_show_creation_is_safe_and_changing_it_is_a_conflict(s)).await;
+    behaviour!(show_prices_must_cover_every_seat_category(s)).await;
+    behaviour!(a_show_far_ahead_is_scheduled(s)).await;
+
+    // Replacing screens (PUT creates or replaces by id).
+    behaviour!(renaming_a_screen_with_scheduled_shows_is_allowed(s)).await;
+    behaviour!(refused_screen_replacements_change_nothing(s)).await;
+    behaviour!(putting_a_new_screen_id_creates_it_in_the_theater_named(s)).await;
+
+    // Browse.
+    behaviour!(cities_list_how_many_theaters_they_have(s)).await;
+    behaviour!(movies_are_listed_with_filters_and_pagination(s)).await;
+    behaviour!(bad_listing_queries_are_refused(s)).await;
+    behaviour!(a_movie_lists_its_shows_by_theater_on_a_local_date(s)).await;
+    behaviour!(theaters_are_listed_by_city_with_their_screens(s)).await;
+    behaviour!(a_show_page_has_its_movie_bookability_and_availability(s)).await;
+
+    // Reviews: one per user, editable, aggregate exact.
+    behaviour!(reviewing_requires_signing_in(s)).await;
+    behaviour!(review_stars_are_validated(s)).await;
+    behaviour!(a_review_names_its_author_and_counts_in_the_rating(s)).await;
+    behaviour!(posting_a_second_review_edits_the_first(s)).await;
+    behaviour!(the_rating_averages_every_reviewer(s)).await;
+    behaviour!(reviews_are_paginated_and_counted_on_the_movie(s)).await;
+    behaviour!(deleting_a_review_takes_it_out_of_the_rating(s)).await;
+    behaviour!(reviewing_an_unknown_movie_is_not_found(s)).await;
+
+    // Bookings, cancellation policy and show cancellation.
+    behaviour!(cancelling_far_from_the_start_refunds_in_full(s)).await;
+    let late_id = behaviour!(cancelling_within_a_day_of_the_start_refunds_half(s)).await;
+    behaviour!(another_customer_cannot_cancel_a_booking(s, &late_id)).await;
+    behaviour!(cancelling_a_show_refunds_every_booking_exactly_once(s)).await;
+    behaviour!(a_cancelled_show_takes_no_holds_and_is_listed_nowhere(s)).await;
+    behaviour!(the_payment_ledger_has_one_refund_per_cancelled_booking(s)).await;
+    behaviour!(cancelled_bookings_do_not_count_as_sales(s)).await;
+}
+
+async fn admins_create_movies_by_post_or_by_put_with_an_id(s: &Scene<'_>) {
+    let (cluster, admin) = (s.cluster, s.admin);
     let mut first = movie("Monsoon Run", "action", "hindi");
     first["movie_id"] = json!(11);
     let (status, m1) =
-        call(&cluster, Method::POST, "/v1/admin/movies", admin, Some(&first.to_string())).await;
+        call(cluster, Method::POST, "/v1/admin/movies", admin, Some(&first.to_string())).await;
     assert_eq!(status, 201, "{m1}");
     assert_eq!(m1["movie_id"], 11);
     let (status, _) = call(
-        &cluster,
+        cluster,
         Method::PUT,
         "/v1/admin/movies/12",
         admin,
@@ -76,6 +174,10 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+async fn malformed_or_invalid_catalog_writes_are_refused_and_leave_nothing_behind(s: &Scene<'_>) {
+    let (cluster, admin) = (s.cluster, s.admin);
     let bad_cases: Vec<(Method, &str, String, u16, &str)> = vec![
         (Method::PUT, "/v1/admin/movies/13", "{not json".into(), 400, "malformed-body"),
         (
@@ -120,25 +222,30 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
         ),
     ];
     for (method, path, body, status, kind) in bad_cases {
-        let (got, problem) = call(&cluster, method, path, admin, Some(&body)).await;
+        let (got, problem) = call(cluster, method, path, admin, Some(&body)).await;
         assert_eq!((got, slug(&problem)), (status, kind), "{path} {body}: {problem}");
     }
-    let (status, _) = call(&cluster, Method::GET, "/v1/movies/13", None, None).await;
+    let (status, _) = call(cluster, Method::GET, "/v1/movies/13", None, None).await;
     assert_eq!(status, 404, "rejected writes left nothing behind");
-    // Customers cannot write the catalog.
+}
+
+async fn customers_cannot_write_the_catalog(s: &Scene<'_>) {
     let (status, body) = call(
-        &cluster,
+        s.cluster,
         Method::PUT,
         "/v1/admin/movies/14",
-        Some(carol.token.as_str()),
+        Some(s.carol.token.as_str()),
         Some(&movie("Y", "drama", "tamil").to_string()),
     )
     .await;
     assert_eq!((status, slug(&body)), (403, "forbidden"));
+}
 
+async fn admins_create_theaters_and_screens(s: &Scene<'_>) {
+    let (cluster, admin) = (s.cluster, s.admin);
     for (id, name, city) in [(21, "Regal", "Mumbai"), (22, "Apsara", "Pune")] {
         let (status, body) = call(
-            &cluster,
+            cluster,
             Method::PUT,
             &format!("/v1/admin/theaters/{id}"),
             admin,
@@ -147,129 +254,152 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
         .await;
         assert_eq!(status, 200, "{body}");
     }
-    let screen = json!({"screen_id": 31, "name": "Audi 1", "format": "IMAX", "rows": [
-        {"label": "A", "category": "classic", "seats": 6, "aisles_after": [3]},
-        {"label": "B", "category": "prime", "seats": 4}]});
     let (status, body) = call(
-        &cluster,
+        cluster,
         Method::POST,
         "/v1/admin/theaters/21/screens",
         admin,
-        Some(&screen.to_string()),
+        Some(&audi_1().to_string()),
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let bad_screen = json!({"name": "Bad", "format": "2D", "rows": [{"label": "A1", "category": "c", "seats": 3}]});
+}
+
+async fn a_screen_layout_is_refused_naming_the_bad_field(s: &Scene<'_>) {
     let (status, body) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         "/v1/admin/theaters/21/screens",
-        admin,
-        Some(&bad_screen.to_string()),
+        s.admin,
+        Some(&bad_screen().to_string()),
     )
     .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("rows[0].label")), "{body}");
+}
 
-    // --- Shows: tomorrow 18:30 IST (13:00 UTC) and a far one. ----------------------------------
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
-            as u64;
-    let tomorrow_utc = (now / DAY + 1) * DAY;
-    let date = date_of(tomorrow_utc);
-    let evening = tomorrow_utc + 13 * 3_600_000;
-    let show_body = |id: u64, movie: u64, starts: u64| {
-        json!({"show_id": id, "movie_id": movie, "screen_id": 31,
-        "starts_at_ms": starts, "prices": {"classic": 20000, "prime": 35000}, "currency": "INR"})
-        .to_string()
-    };
-    let (status, created) =
-        call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(41, 11, evening)))
-            .await;
+async fn a_show_takes_its_capacity_and_theater_from_its_screen(s: &Scene<'_>) {
+    let (status, created) = call(
+        s.cluster,
+        Method::POST,
+        "/v1/admin/shows",
+        s.admin,
+        Some(&show_body(41, 11, s.evening)),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
         (created["capacity"].as_u64(), created["theater_id"].as_u64()),
         (Some(10), Some(21))
     );
-    // A retry of the same request is safe; the same id with other fields is a conflict.
+}
+
+async fn retrying_a_show_creation_is_safe_and_changing_it_is_a_conflict(s: &Scene<'_>) {
+    let (cluster, admin, evening) = (s.cluster, s.admin, s.evening);
     let (status, _) =
-        call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(41, 11, evening)))
+        call(cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(41, 11, evening)))
             .await;
     assert_eq!(status, 201);
     let (status, body) =
-        call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(41, 12, evening)))
+        call(cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(41, 12, evening)))
             .await;
     assert_eq!((status, slug(&body)), (409, "conflict"));
-    let (status, body) = call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&json!({"movie_id": 11, "screen_id": 31, "starts_at_ms": evening, "prices": {"classic": 1}, "currency": "INR"}).to_string())).await;
+}
+
+async fn show_prices_must_cover_every_seat_category(s: &Scene<'_>) {
+    let (status, body) = call(s.cluster, Method::POST, "/v1/admin/shows", s.admin, Some(&json!({"movie_id": 11, "screen_id": 31, "starts_at_ms": s.evening, "prices": {"classic": 1}, "currency": "INR"}).to_string())).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (422, Some("prices")),
         "prices must cover every category"
     );
-    let (status, _) =
-        call(&cluster, Method::POST, "/v1/admin/shows", admin, Some(&show_body(42, 12, FAR))).await;
-    assert_eq!(status, 201);
+}
 
-    // --- Replacing screens (PUT creates or replaces by id). -----------------------------------
-    let put_screen = |id: u64, body: &Value| {
-        let path = format!("/v1/admin/screens/{id}");
-        let body = body.to_string();
-        let cluster = &cluster;
-        async move { call(cluster, Method::PUT, &path, admin, Some(&body)).await }
-    };
-    let screens_of = |theater: u64| {
-        let cluster = &cluster;
-        async move { get(cluster, &format!("/v1/theaters/{theater}")).await["screens"].clone() }
-    };
-    let mut renamed = screen.clone();
+async fn a_show_far_ahead_is_scheduled(s: &Scene<'_>) {
+    let (status, _) =
+        call(s.cluster, Method::POST, "/v1/admin/shows", s.admin, Some(&show_body(42, 12, FAR)))
+            .await;
+    assert_eq!(status, 201);
+}
+
+async fn put_screen(s: &Scene<'_>, id: u64, body: &Value) -> (u16, Value) {
+    let path = format!("/v1/admin/screens/{id}");
+    call(s.cluster, Method::PUT, &path, s.admin, Some(&body.to_string())).await
+}
+
+async fn screens_of(s: &Scene<'_>, theater: u64) -> Value {
+    get(s.cluster, &format!("/v1/theaters/{theater}")).await["screens"].clone()
+}
+
+/// Screen 31 under a new name, as a `PUT /v1/admin/screens/31` body.
+fn audi_one() -> Value {
+    let mut renamed = audi_1();
     renamed["theater_id"] = json!(21);
     renamed["name"] = json!("Audi One");
     renamed.as_object_mut().unwrap().remove("screen_id");
-    let (status, body) = put_screen(31, &renamed).await;
+    renamed
+}
+
+async fn renaming_a_screen_with_scheduled_shows_is_allowed(s: &Scene<'_>) {
+    let (status, body) = put_screen(s, 31, &audi_one()).await;
     assert_eq!((status, body["name"].as_str()), (200, Some("Audi One")), "{body}");
-    // With shows scheduled the layout is fixed; the screen cannot move to another theater;
-    // the theater id is required and layouts are validated. None of these change anything.
-    let before = screens_of(21).await;
+}
+
+/// With shows scheduled the layout is fixed; the screen cannot move to another theater; the
+/// theater id is required and layouts are validated. None of these change anything.
+async fn refused_screen_replacements_change_nothing(s: &Scene<'_>) {
+    let renamed = audi_one();
+    let before = screens_of(s, 21).await;
     let mut bigger = renamed.clone();
     bigger["rows"][1]["seats"] = json!(8);
-    let (status, body) = put_screen(31, &bigger).await;
+    let (status, body) = put_screen(s, 31, &bigger).await;
     assert_eq!(status, 409, "layout change under scheduled shows: {body}");
     let mut moved = renamed.clone();
     moved["theater_id"] = json!(22);
-    let (status, body) = put_screen(31, &moved).await;
+    let (status, body) = put_screen(s, 31, &moved).await;
     assert_eq!(status, 409, "a screen stays in its theater: {body}");
     let mut anonymous = renamed.clone();
     anonymous.as_object_mut().unwrap().remove("theater_id");
-    let (status, body) = put_screen(31, &anonymous).await;
+    let (status, body) = put_screen(s, 31, &anonymous).await;
     assert_eq!(status, 422, "{body}");
     let mut bad = renamed.clone();
     bad["rows"][0]["seats"] = json!(-1);
-    let (status, body) = put_screen(31, &bad).await;
+    let (status, body) = put_screen(s, 31, &bad).await;
     assert!(status == 400 || status == 422, "{status} {body}");
-    assert_eq!(screens_of(21).await, before, "refused replacements changed nothing");
-    // A new id creates a screen, in the theater named.
-    let mut created = bad_screen.clone();
+    assert_eq!(screens_of(s, 21).await, before, "refused replacements changed nothing");
+}
+
+async fn putting_a_new_screen_id_creates_it_in_the_theater_named(s: &Scene<'_>) {
+    let mut created = bad_screen();
     created["theater_id"] = json!(22);
     created["rows"][0]["label"] = json!("A");
-    let (status, body) = put_screen(3201, &created).await;
+    let (status, body) = put_screen(s, 3201, &created).await;
     assert_eq!(status, 200, "{body}");
-    let pune = screens_of(22).await;
+    let pune = screens_of(s, 22).await;
     assert_eq!(pune.as_array().map(Vec::len), Some(1), "{pune}");
     assert_eq!(pune[0]["screen_id"], 3201);
+}
 
-    // --- Browse. ---------------------------------------------------------------------------------
-    let cities = get(&cluster, "/v1/cities").await;
+async fn cities_list_how_many_theaters_they_have(s: &Scene<'_>) {
+    let cities = get(s.cluster, "/v1/cities").await;
     assert_eq!(cities, json!([{"city": "Mumbai", "theaters": 1}, {"city": "Pune", "theaters": 1}]));
-    let page = get(&cluster, "/v1/movies?city=mumbai&per_page=1").await;
+}
+
+async fn movies_are_listed_with_filters_and_pagination(s: &Scene<'_>) {
+    let cluster = s.cluster;
+    let page = get(cluster, "/v1/movies?city=mumbai&per_page=1").await;
     assert_eq!(
         (page["total"].as_u64(), page["items"][0]["movie_id"].as_u64()),
         (Some(2), Some(11))
     );
-    let page2 = get(&cluster, "/v1/movies?city=mumbai&per_page=1&page=2").await;
+    let page2 = get(cluster, "/v1/movies?city=mumbai&per_page=1&page=2").await;
     assert_eq!(page2["items"][0]["movie_id"], 12);
-    assert_eq!(get(&cluster, "/v1/movies?genre=drama").await["items"][0]["title"], "Quiet Harbour");
-    assert_eq!(get(&cluster, "/v1/movies?language=HINDI").await["total"], 1);
-    assert_eq!(get(&cluster, "/v1/movies?q=harb").await["total"], 1);
-    assert_eq!(get(&cluster, "/v1/movies?city=Pune").await["total"], 0);
+    assert_eq!(get(cluster, "/v1/movies?genre=drama").await["items"][0]["title"], "Quiet Harbour");
+    assert_eq!(get(cluster, "/v1/movies?language=HINDI").await["total"], 1);
+    assert_eq!(get(cluster, "/v1/movies?q=harb").await["total"], 1);
+    assert_eq!(get(cluster, "/v1/movies?city=Pune").await["total"], 0);
+}
+
+async fn bad_listing_queries_are_refused(s: &Scene<'_>) {
     for bad in [
         "/v1/movies?per_page=1000",
         "/v1/movies?page=0",
@@ -277,117 +407,157 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
         "/v1/movies/11/shows?city=Mumbai&date=2026-1-1",
         "/v1/movies/11/shows",
     ] {
-        let (status, body) = call(&cluster, Method::GET, bad, None, None).await;
+        let (status, body) = call(s.cluster, Method::GET, bad, None, None).await;
         assert!(status == 400 || status == 422, "{bad}: {status} {body}");
     }
-    let listing = get(&cluster, &format!("/v1/movies/11/shows?city=Mumbai&date={date}")).await;
+}
+
+async fn a_movie_lists_its_shows_by_theater_on_a_local_date(s: &Scene<'_>) {
+    let date = &s.date;
+    let listing = get(s.cluster, &format!("/v1/movies/11/shows?city=Mumbai&date={date}")).await;
     assert_eq!(listing[0]["theater"]["name"], "Regal", "{listing}");
     assert_eq!(listing[0]["shows"][0]["show"]["show_id"], 41);
-    let theater_day = get(&cluster, &format!("/v1/theaters/21/shows?date={date}")).await;
+    let theater_day = get(s.cluster, &format!("/v1/theaters/21/shows?date={date}")).await;
     assert_eq!(theater_day["shows"].as_array().unwrap().len(), 1);
-    assert_eq!(get(&cluster, "/v1/theaters?city=Pune").await["items"][0]["theater_id"], 22);
-    assert_eq!(get(&cluster, "/v1/theaters/21").await["screens"][0]["screen_id"], 31);
-    let page = get(&cluster, "/v1/shows/41").await;
+}
+
+async fn theaters_are_listed_by_city_with_their_screens(s: &Scene<'_>) {
+    assert_eq!(get(s.cluster, "/v1/theaters?city=Pune").await["items"][0]["theater_id"], 22);
+    assert_eq!(get(s.cluster, "/v1/theaters/21").await["screens"][0]["screen_id"], 31);
+}
+
+async fn a_show_page_has_its_movie_bookability_and_availability(s: &Scene<'_>) {
+    let page = get(s.cluster, "/v1/shows/41").await;
     assert_eq!(
         (page["movie"]["title"].as_str(), page["bookable"].as_bool()),
         (Some("Monsoon Run"), Some(true)),
         "{page}"
     );
     assert_eq!(page["availability"], json!({"available": 10, "capacity": 10}));
+}
 
-    // --- Reviews: one per user, editable, aggregate exact. ----------------------------------------
-    let review = |stars: u8| json!({"stars": stars, "text": "Loved it"}).to_string();
-    let reviews = "/v1/movies/11/reviews";
-    let dave_t = Some(dave.token.as_str());
-    let (status, body) = call(&cluster, Method::POST, reviews, None, Some(&review(4))).await;
+fn review(stars: u8) -> String {
+    json!({"stars": stars, "text": "Loved it"}).to_string()
+}
+
+const REVIEWS: &str = "/v1/movies/11/reviews";
+
+async fn reviewing_requires_signing_in(s: &Scene<'_>) {
+    let (status, body) = call(s.cluster, Method::POST, REVIEWS, None, Some(&review(4))).await;
     assert_eq!((status, slug(&body)), (401, "unauthorized"), "signing in is required");
-    let (status, body) = call(&cluster, Method::POST, reviews, dave_t, Some(&review(6))).await;
+}
+
+async fn review_stars_are_validated(s: &Scene<'_>) {
+    let dave_t = Some(s.dave.token.as_str());
+    let (status, body) = call(s.cluster, Method::POST, REVIEWS, dave_t, Some(&review(6))).await;
     assert_eq!((status, slug(&body)), (422, "validation-error"), "{body}");
-    let (status, body) = call(&cluster, Method::POST, reviews, dave_t, Some(&review(4))).await;
+}
+
+async fn a_review_names_its_author_and_counts_in_the_rating(s: &Scene<'_>) {
+    let dave_t = Some(s.dave.token.as_str());
+    let (status, body) = call(s.cluster, Method::POST, REVIEWS, dave_t, Some(&review(4))).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(
         (body["review"]["user_id"].as_u64(), body["review"]["author"].as_str()),
-        (Some(dave.user_id), Some("dave"))
+        (Some(s.dave.user_id), Some("dave"))
     );
     assert_eq!(body["rating"], json!({"count": 1, "stars_sum": 4}));
-    // Posting again edits the same review.
-    let (status, body) = call(&cluster, Method::POST, reviews, dave_t, Some(&review(2))).await;
-    assert_eq!((status, &body["rating"]), (201, &json!({"count": 1, "stars_sum": 2})), "{body}");
-    let (status, body) =
-        call(&cluster, Method::POST, reviews, Some(erin.token.as_str()), Some(&review(5))).await;
-    assert_eq!((status, body["rating_average"].as_f64()), (201, Some(3.5)), "{body}");
-    let listed = get(&cluster, &format!("{reviews}?per_page=1")).await;
-    assert_eq!((listed["total"].as_u64(), listed["items"].as_array().unwrap().len()), (Some(2), 1));
-    assert_eq!(get(&cluster, "/v1/movies/11").await["rating"]["count"], 2);
-    let (status, _) =
-        call(&cluster, Method::DELETE, "/v1/movies/11/reviews/me", dave_t, None).await;
-    assert_eq!(status, 204);
-    assert_eq!(get(&cluster, reviews).await["rating"], json!({"count": 1, "stars_sum": 5}));
-    let (status, _) =
-        call(&cluster, Method::POST, "/v1/movies/999/reviews", dave_t, Some(&review(3))).await;
-    assert_eq!(status, 404);
+}
 
-    // --- Bookings, cancellation policy and show cancellation. -------------------------------------
+async fn posting_a_second_review_edits_the_first(s: &Scene<'_>) {
+    let dave_t = Some(s.dave.token.as_str());
+    let (status, body) = call(s.cluster, Method::POST, REVIEWS, dave_t, Some(&review(2))).await;
+    assert_eq!((status, &body["rating"]), (201, &json!({"count": 1, "stars_sum": 2})), "{body}");
+}
+
+async fn the_rating_averages_every_reviewer(s: &Scene<'_>) {
+    let (status, body) =
+        call(s.cluster, Method::POST, REVIEWS, Some(s.erin.token.as_str()), Some(&review(5)))
+            .await;
+    assert_eq!((status, body["rating_average"].as_f64()), (201, Some(3.5)), "{body}");
+}
+
+async fn reviews_are_paginated_and_counted_on_the_movie(s: &Scene<'_>) {
+    let listed = get(s.cluster, &format!("{REVIEWS}?per_page=1")).await;
+    assert_eq!((listed["total"].as_u64(), listed["items"].as_array().unwrap().len()), (Some(2), 1));
+    assert_eq!(get(s.cluster, "/v1/movies/11").await["rating"]["count"], 2);
+}
+
+async fn deleting_a_review_takes_it_out_of_the_rating(s: &Scene<'_>) {
+    let dave_t = Some(s.dave.token.as_str());
+    let (status, _) =
+        call(s.cluster, Method::DELETE, "/v1/movies/11/reviews/me", dave_t, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(get(s.cluster, REVIEWS).await["rating"], json!({"count": 1, "stars_sum": 5}));
+}
+
+async fn reviewing_an_unknown_movie_is_not_found(s: &Scene<'_>) {
+    let dave_t = Some(s.dave.token.as_str());
+    let (status, _) =
+        call(s.cluster, Method::POST, "/v1/movies/999/reviews", dave_t, Some(&review(3))).await;
+    assert_eq!(status, 404);
+}
+
+/// Erin books her hold with a successful payment; returns the booking.
+async fn erin_books(s: &Scene<'_>, hold: &str, key: &str) -> Value {
+    let cluster = s.cluster;
+    let response = cluster
+        .http
+        .post(format!("{}/v1/bookings", cluster.url))
+        .bearer_auth(s.erin.token.as_str())
+        .header("idempotency-key", key)
+        .json(&json!({"hold_id": hold, "payment_token": "tok_success"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()
+}
+
+async fn cancelling_far_from_the_start_refunds_in_full(s: &Scene<'_>) {
     let (status, hold) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         "/v1/shows/42/holds",
-        Some(erin.token.as_str()),
+        Some(s.erin.token.as_str()),
         Some(r#"{"seats": ["A1", "A2"]}"#),
     )
     .await;
     assert_eq!(status, 201, "{hold}");
-    let erin_token = erin.token.as_str();
-    let book = |hold: &str, key: &str| {
-        let hold = hold.to_owned();
-        let key = key.to_owned();
-        let cluster = &cluster;
-        async move {
-            let response = cluster
-                .http
-                .post(format!("{}/v1/bookings", cluster.url))
-                .bearer_auth(erin_token)
-                .header("idempotency-key", key)
-                .json(&json!({"hold_id": hold, "payment_token": "tok_success"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 201);
-            response.json::<Value>().await.unwrap()
-        }
-    };
-    let booking = book(hold["hold_id"].as_str().unwrap(), "k1").await;
+    let booking = erin_books(s, hold["hold_id"].as_str().unwrap(), "k1").await;
     let booking_id = booking["booking_id"].as_str().unwrap().to_owned();
-    // Far from the start: a full refund.
     let (status, cancelled) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         &format!("/v1/bookings/{booking_id}/cancel"),
-        Some(erin.token.as_str()),
+        Some(s.erin.token.as_str()),
         None,
     )
     .await;
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
     assert_eq!(cancelled["refund_minor"], 40_000);
+}
 
-    // Show 41 starts tomorrow: inside 24 h, a 50% refund.
+/// Show 41 starts tomorrow: when that is inside 24 h, cancelling refunds 50% (and Erin books
+/// the seat again). Returns the id of Erin's booking of show 41.
+async fn cancelling_within_a_day_of_the_start_refunds_half(s: &Scene<'_>) -> String {
     let (status, hold) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         "/v1/shows/41/holds",
-        Some(erin.token.as_str()),
+        Some(s.erin.token.as_str()),
         Some(r#"{"seats": ["B1"]}"#),
     )
     .await;
     assert_eq!(status, 201, "{hold}");
-    let booking = book(hold["hold_id"].as_str().unwrap(), "k2").await;
+    let booking = erin_books(s, hold["hold_id"].as_str().unwrap(), "k2").await;
     let late_id = booking["booking_id"].as_str().unwrap().to_owned();
-    if evening.saturating_sub(now) < DAY {
+    if s.show_41_is_within_a_day() {
         let (status, cancelled) = call(
-            &cluster,
+            s.cluster,
             Method::POST,
             &format!("/v1/bookings/{late_id}/cancel"),
-            Some(erin.token.as_str()),
+            Some(s.erin.token.as_str()),
             None,
         )
         .await;
@@ -397,65 +567,79 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
             "{cancelled}"
         );
         let (status, hold) = call(
-            &cluster,
+            s.cluster,
             Method::POST,
             "/v1/shows/41/holds",
-            Some(erin.token.as_str()),
+            Some(s.erin.token.as_str()),
             Some(r#"{"seats": ["B1"]}"#),
         )
         .await;
         assert_eq!(status, 201, "{hold}");
-        book(hold["hold_id"].as_str().unwrap(), "k3").await;
+        erin_books(s, hold["hold_id"].as_str().unwrap(), "k3").await;
     }
-    // Another customer cannot cancel it.
+    late_id
+}
+
+async fn another_customer_cannot_cancel_a_booking(s: &Scene<'_>, late_id: &str) {
     let (status, _) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         &format!("/v1/bookings/{late_id}/cancel"),
-        Some(mallory.token.as_str()),
+        Some(s.mallory.token.as_str()),
         None,
     )
     .await;
     assert_eq!(status, 404);
+}
 
-    // Cancel show 41: the booking is refunded in full, holds stop, the page says not bookable.
+async fn cancelling_a_show_refunds_every_booking_exactly_once(s: &Scene<'_>) {
     let (status, summary) =
-        call(&cluster, Method::POST, "/v1/admin/shows/41/cancel", admin, None).await;
+        call(s.cluster, Method::POST, "/v1/admin/shows/41/cancel", s.admin, None).await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["show"]["status"], "cancelled");
     assert_eq!(summary["refunded"], 1, "{summary}");
     let (status, again) =
-        call(&cluster, Method::POST, "/v1/admin/shows/41/cancel", admin, None).await;
+        call(s.cluster, Method::POST, "/v1/admin/shows/41/cancel", s.admin, None).await;
     assert_eq!(
         (status, again["refunded"].as_u64()),
         (200, Some(0)),
         "a repeat refunds nothing twice"
     );
+}
+
+async fn a_cancelled_show_takes_no_holds_and_is_listed_nowhere(s: &Scene<'_>) {
     let (status, body) = call(
-        &cluster,
+        s.cluster,
         Method::POST,
         "/v1/shows/41/holds",
-        Some(erin.token.as_str()),
+        Some(s.erin.token.as_str()),
         Some(r#"{"seats": ["A1"]}"#),
     )
     .await;
     assert_eq!((status, slug(&body)), (409, "show-cancelled"));
-    let page = get(&cluster, "/v1/shows/41").await;
+    let page = get(s.cluster, "/v1/shows/41").await;
     assert_eq!(
         (page["show"]["status"].as_str(), page["bookable"].as_bool()),
         (Some("cancelled"), Some(false))
     );
+    let date = &s.date;
     assert_eq!(
-        get(&cluster, &format!("/v1/movies/11/shows?city=Mumbai&date={date}")).await,
+        get(s.cluster, &format!("/v1/movies/11/shows?city=Mumbai&date={date}")).await,
         json!([])
     );
-    let seats = get(&cluster, "/v1/shows/41/seats").await;
+    let seats = get(s.cluster, "/v1/shows/41/seats").await;
     assert_eq!(seats["cancelled"], true);
-    let ledger = get_admin(&cluster, "/v1/sandbox/payments").await;
+}
+
+async fn the_payment_ledger_has_one_refund_per_cancelled_booking(s: &Scene<'_>) {
+    let ledger = get_admin(s.cluster, "/v1/sandbox/payments").await;
     let refunds = ledger["refunds"].as_object().unwrap();
-    assert_eq!(refunds.len(), if evening.saturating_sub(now) < DAY { 3 } else { 2 }, "{ledger}");
-    // Sales of the far show: nothing sold any more (its one booking was cancelled).
-    let sales = get_admin(&cluster, "/v1/admin/shows/42/sales").await;
+    assert_eq!(refunds.len(), if s.show_41_is_within_a_day() { 3 } else { 2 }, "{ledger}");
+}
+
+/// Sales of the far show: nothing sold any more (its one booking was cancelled).
+async fn cancelled_bookings_do_not_count_as_sales(s: &Scene<'_>) {
+    let sales = get_admin(s.cluster, "/v1/admin/shows/42/sales").await;
     assert_eq!(
         (sales["seats_sold"].as_u64(), sales["revenue_minor"].as_i64()),
         (Some(0), Some(0)),
