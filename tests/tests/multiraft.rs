@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tests::{audit, eventually, join_all, seat_list, Cluster, Options};
+use tests::{audit, behaviour, eventually, join_all, seat_list, Cluster, Options};
 
 const SHARDS: u64 = 16;
 /// Upper bound on the load loop, whatever happens to the operations.
@@ -48,16 +48,7 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
         ..Options::default()
     };
     let cluster = Cluster::start(options).await.unwrap();
-
-    // One show per shard: the meta group places each new show on the least-loaded shard.
-    let mut shows = Vec::new();
-    for _ in 0..SHARDS {
-        shows.push(cluster.create_show(20, 30).await.unwrap());
-    }
-    let status = cluster.ctl_status().await.unwrap();
-    for shard in 1..=SHARDS {
-        assert_eq!(group(&status, shard)["shows"], 1, "one show per shard: {status}");
-    }
+    let shows = behaviour!(each_new_show_goes_to_the_least_loaded_shard(&cluster)).await;
 
     let phase: Arc<Mutex<&'static str>> = Arc::new(Mutex::new("steady"));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -123,45 +114,16 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     };
 
     let operations = async {
-        let wait_for_bookings = |name: &'static str| {
-            let ledger = ledger.clone();
-            async move {
-                eventually(&format!("bookings during {name}"), Duration::from_secs(90), || async {
-                    let done = ledger.lock().unwrap().by_phase.get(name).copied().unwrap_or(0);
-                    Ok((done >= 3).then_some(()))
-                })
-                .await
-                .unwrap();
-            }
-        };
-        wait_for_bookings("steady").await;
-
-        // Add node 6: it registers itself, then rebalancing moves replicas onto it.
-        *phase.lock().unwrap() = "add";
-        let node6 = cluster_ref.joining_node(6).unwrap();
-        eventually("node 6 to register", Duration::from_secs(30), || async {
-            let status = cluster_ref.ctl_status().await?;
-            Ok(status["nodes"].as_array().is_some_and(|n| n.len() == 6).then_some(()))
-        })
-        .await
-        .unwrap();
-        cluster_ref.ctl(&["rebalance"]).await.unwrap();
-        wait_for_bookings("add").await;
-        let status = cluster_ref.ctl_status().await.unwrap();
-        let node6_replicas =
-            status["nodes"].as_array().unwrap()[5]["replicas"].as_array().unwrap().len();
-        assert!(node6_replicas >= 7, "rebalance moved replicas to node 6: {status}");
-
-        // Drain node 2 and remove it; then it can stop.
-        *phase.lock().unwrap() = "drain";
-        cluster_ref.ctl(&["drain", "--node=2", "--remove"]).await.unwrap();
-        wait_for_bookings("drain").await;
-        cluster_ref.nodes[1].terminate(Duration::from_secs(20)).unwrap();
-
-        // Balance leaders over the remaining five.
-        *phase.lock().unwrap() = "balance";
-        cluster_ref.ctl(&["balance-leaders"]).await.unwrap();
-        wait_for_bookings("balance").await;
+        behaviour!(bookings_are_made_in_steady_state(&ledger)).await;
+        let node6 = behaviour!(a_joining_node_registers_and_rebalancing_moves_replicas_onto_it(
+            cluster_ref,
+            &phase,
+            &ledger
+        ))
+        .await;
+        behaviour!(a_drained_node_is_removed_and_can_stop(cluster_ref, &phase, &ledger)).await;
+        behaviour!(leaders_are_balanced_while_bookings_continue(cluster_ref, &phase, &ledger))
+            .await;
         stop.store(true, Ordering::Relaxed);
         node6
     };
@@ -175,8 +137,93 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
         ledger.failures
     );
 
-    // Every group: 3 voters, no learners left, none on node 2; the map agrees.
     let status = cluster.ctl_status().await.unwrap();
+    behaviour!(every_group_has_three_voters_and_none_on_the_drained_node(&status)).await;
+    behaviour!(no_node_leads_more_than_its_share_plus_one(&status)).await;
+    // Same applied index => same digest on every replica of every group (node 6 included).
+    let mut everyone: Vec<&tests::Node> = cluster.nodes.iter().filter(|n| n.is_running()).collect();
+    everyone.push(&node6);
+    behaviour!(every_replica_of_every_group_converges_to_the_same_digest(&everyone)).await;
+    behaviour!(logs_were_purged_behind_snapshots(&everyone)).await;
+    behaviour!(no_seat_is_sold_twice_and_no_acknowledged_booking_is_lost(&cluster, &shows, &ledger))
+        .await;
+}
+
+/// One show per shard: the meta group places each new show on the least-loaded shard.
+async fn each_new_show_goes_to_the_least_loaded_shard(cluster: &Cluster) -> Vec<u64> {
+    let mut shows = Vec::new();
+    for _ in 0..SHARDS {
+        shows.push(cluster.create_show(20, 30).await.unwrap());
+    }
+    let status = cluster.ctl_status().await.unwrap();
+    for shard in 1..=SHARDS {
+        assert_eq!(group(&status, shard)["shows"], 1, "one show per shard: {status}");
+    }
+    shows
+}
+
+/// Waits until at least 3 bookings were made during phase `name`.
+async fn bookings_during(ledger: &Mutex<Ledger>, name: &'static str) {
+    eventually(&format!("bookings during {name}"), Duration::from_secs(90), || async {
+        let done = ledger.lock().unwrap().by_phase.get(name).copied().unwrap_or(0);
+        Ok((done >= 3).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+async fn bookings_are_made_in_steady_state(ledger: &Mutex<Ledger>) {
+    bookings_during(ledger, "steady").await;
+}
+
+/// Add node 6: it registers itself, then rebalancing moves replicas onto it. Returns node 6.
+async fn a_joining_node_registers_and_rebalancing_moves_replicas_onto_it(
+    cluster: &Cluster,
+    phase: &Mutex<&'static str>,
+    ledger: &Mutex<Ledger>,
+) -> tests::Node {
+    *phase.lock().unwrap() = "add";
+    let node6 = cluster.joining_node(6).unwrap();
+    eventually("node 6 to register", Duration::from_secs(30), || async {
+        let status = cluster.ctl_status().await?;
+        Ok(status["nodes"].as_array().is_some_and(|n| n.len() == 6).then_some(()))
+    })
+    .await
+    .unwrap();
+    cluster.ctl(&["rebalance"]).await.unwrap();
+    bookings_during(ledger, "add").await;
+    let status = cluster.ctl_status().await.unwrap();
+    let node6_replicas =
+        status["nodes"].as_array().unwrap()[5]["replicas"].as_array().unwrap().len();
+    assert!(node6_replicas >= 7, "rebalance moved replicas to node 6: {status}");
+    node6
+}
+
+/// Drain node 2 and remove it; then it can stop.
+async fn a_drained_node_is_removed_and_can_stop(
+    cluster: &Cluster,
+    phase: &Mutex<&'static str>,
+    ledger: &Mutex<Ledger>,
+) {
+    *phase.lock().unwrap() = "drain";
+    cluster.ctl(&["drain", "--node=2", "--remove"]).await.unwrap();
+    bookings_during(ledger, "drain").await;
+    cluster.nodes[1].terminate(Duration::from_secs(20)).unwrap();
+}
+
+/// Balance leaders over the remaining five.
+async fn leaders_are_balanced_while_bookings_continue(
+    cluster: &Cluster,
+    phase: &Mutex<&'static str>,
+    ledger: &Mutex<Ledger>,
+) {
+    *phase.lock().unwrap() = "balance";
+    cluster.ctl(&["balance-leaders"]).await.unwrap();
+    bookings_during(ledger, "balance").await;
+}
+
+/// Every group: 3 voters, no learners left, none on node 2; the map agrees.
+async fn every_group_has_three_voters_and_none_on_the_drained_node(status: &Value) {
     for g in status["groups"].as_array().unwrap() {
         let voters = g["voters"].as_array().unwrap();
         assert_eq!(voters.len(), 3, "group {} has 3 voters: {g}", g["group"]);
@@ -186,7 +233,10 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     }
     let node2 = status["nodes"].as_array().unwrap().iter().find(|n| n["node"] == 2).unwrap();
     assert_eq!(node2["state"], "removed");
-    // Leaders are spread: nobody leads more than its share plus one.
+}
+
+/// Leaders are spread: nobody leads more than its share plus one.
+async fn no_node_leads_more_than_its_share_plus_one(status: &Value) {
     let groups = status["groups"].as_array().unwrap().len();
     for node in status["nodes"].as_array().unwrap().iter().filter(|n| n["state"] == "active") {
         let leads = node["leads"].as_array().unwrap().len();
@@ -196,13 +246,13 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
             node["node"]
         );
     }
+}
 
-    // Same applied index => same digest on every replica of every group (node 6 included).
-    let mut everyone: Vec<&tests::Node> = cluster.nodes.iter().filter(|n| n.is_running()).collect();
-    everyone.push(&node6);
+/// Same applied index => same digest on every replica of every group.
+async fn every_replica_of_every_group_converges_to_the_same_digest(everyone: &[&tests::Node]) {
     eventually("all replicas to converge", Duration::from_secs(60), || async {
         let mut groups = BTreeMap::<u64, Vec<(u64, u64)>>::new();
-        for node in &everyone {
+        for node in everyone {
             for g in node.statuses().await? {
                 groups.entry(g.group_id).or_default().push((g.applied_index, g.digest));
             }
@@ -213,18 +263,26 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     })
     .await
     .unwrap();
-    // Logs were purged behind snapshots on the busy shards (so moves relied on snapshots).
+}
+
+/// Logs were purged behind snapshots on the busy shards (so moves relied on snapshots).
+async fn logs_were_purged_behind_snapshots(everyone: &[&tests::Node]) {
     let mut purged = 0;
-    for node in &everyone {
+    for node in everyone {
         purged += node.statuses().await.unwrap().iter().filter(|g| g.purged_index > 0).count();
     }
     assert!(purged > 0, "some replica purged its log behind a snapshot");
+}
 
-    // No seat sold twice, no acknowledged booking lost.
+async fn no_seat_is_sold_twice_and_no_acknowledged_booking_is_lost(
+    cluster: &Cluster,
+    shows: &[u64],
+    ledger: &Ledger,
+) {
     let mut total = 0;
-    for show in &shows {
+    for show in shows {
         let acknowledged = ledger.acknowledged.get(show).cloned().unwrap_or_default();
-        total += audit(&cluster, *show, &acknowledged).await.unwrap();
+        total += audit(cluster, *show, &acknowledged).await.unwrap();
     }
     assert!(total >= 12, "bookings were made: {total}");
 }
