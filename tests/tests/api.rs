@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use tests::{seat_list, Cluster, Options};
+use tests::{behaviour, seat_list, Cluster, Options, User};
 
 async fn raw(
     cluster: &Cluster,
@@ -125,111 +125,166 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(cluster.seat_map(show).await.unwrap()["rows"], before["rows"], "no seat changed");
 }
 
+/// The booking saga scenario: one show of 2 rows of 8 seats, two customers.
+struct Saga<'a> {
+    cluster: &'a Cluster,
+    show: u64,
+    alice: User<'a>,
+    bob: User<'a>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_saga_handles_every_payment_outcome() {
     let cluster =
         Cluster::start(Options { payment_timeout_ms: 300, ..Options::default() }).await.unwrap();
     let show = cluster.create_show(2, 8).await.unwrap();
-
-    // Conflicts list the unavailable seats.
     let alice = cluster.user("alice").await.unwrap();
     let bob = cluster.user("bob").await.unwrap();
-    let (status, hold) = alice.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
+    let s = &Saga { cluster: &cluster, show, alice, bob };
+
+    let hold = behaviour!(a_hold_states_its_amount_and_a_utc_expiry(s)).await;
+    let hold_id = hold["hold_id"].as_str().unwrap();
+    behaviour!(a_conflicting_hold_lists_the_unavailable_seats(s)).await;
+    behaviour!(another_customers_hold_is_invisible(s, hold_id)).await;
+    let booking = behaviour!(a_booking_confirms_and_an_idempotent_replay_charges_once(s, hold_id))
+        .await;
+    behaviour!(an_idempotency_key_reused_for_another_request_is_refused(s)).await;
+    behaviour!(a_declined_payment_answers_402_and_frees_the_seats(s)).await;
+    behaviour!(a_payment_timeout_without_a_charge_answers_502_and_frees_the_seats(s)).await;
+    behaviour!(a_charge_whose_response_was_lost_is_found_and_the_booking_confirms(s)).await;
+    behaviour!(only_the_owner_reads_or_cancels_a_booking(s, &booking)).await;
+    let ledger = behaviour!(cancelling_refunds_once_and_frees_the_seats(s, &booking)).await;
+    behaviour!(every_charge_ends_as_one_confirmed_booking_or_one_refund(s, &ledger)).await;
+}
+
+async fn a_hold_states_its_amount_and_a_utc_expiry(s: &Saga<'_>) -> Value {
+    let (status, hold) = s.alice.hold(s.show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
     assert_eq!(hold["amount"], json!({"amount_minor": 50_000, "currency": "INR"}));
     assert!(hold["expires_at"].as_str().unwrap().ends_with('Z'));
-    let (status, conflict) = bob.hold(show, json!({"seats": ["A2", "A3"]})).await.unwrap();
+    hold
+}
+
+async fn a_conflicting_hold_lists_the_unavailable_seats(s: &Saga<'_>) {
+    let (status, conflict) = s.bob.hold(s.show, json!({"seats": ["A2", "A3"]})).await.unwrap();
     assert_eq!(status, 409);
     assert_eq!(conflict["unavailable_seats"], json!(["A2"]));
+}
 
-    // Someone else's hold is invisible.
-    let hold_id = hold["hold_id"].as_str().unwrap();
+async fn another_customers_hold_is_invisible(s: &Saga<'_>, hold_id: &str) {
     let (status, _) =
-        bob.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
+        s.bob.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
     assert_eq!(status, 404);
-    let (status, _) = bob.book(hold_id, "tok_success", "steal").await.unwrap();
+    let (status, _) = s.bob.book(hold_id, "tok_success", "steal").await.unwrap();
     assert_eq!(status, 404);
+}
 
-    // Success, and an idempotent replay returns the same booking without charging again.
-    let (status, booking) = alice.book(hold_id, "tok_success", "alice-1").await.unwrap();
+/// Success, and an idempotent replay returns the same booking without charging again.
+/// Returns the booking.
+async fn a_booking_confirms_and_an_idempotent_replay_charges_once(
+    s: &Saga<'_>,
+    hold_id: &str,
+) -> Value {
+    let (status, booking) = s.alice.book(hold_id, "tok_success", "alice-1").await.unwrap();
     assert_eq!(status, 201, "{booking}");
     assert_eq!(booking["status"], "confirmed");
     assert!(booking["ticket_code"].as_str().unwrap().starts_with("MQ"));
-    let (status, replay) = alice.book(hold_id, "tok_success", "alice-1").await.unwrap();
+    let (status, replay) = s.alice.book(hold_id, "tok_success", "alice-1").await.unwrap();
     assert_eq!(status, 201, "{replay}");
     assert_eq!(replay["booking_id"], booking["booking_id"]);
-    assert_eq!(ledger(&cluster).await["charges"].as_object().unwrap().len(), 1);
-    // The same key with a different request is refused.
-    let (status, other_hold) = alice.hold(show, json!({"seats": ["A5"]})).await.unwrap();
+    assert_eq!(ledger(s.cluster).await["charges"].as_object().unwrap().len(), 1);
+    booking
+}
+
+/// The same key with a different request is refused.
+async fn an_idempotency_key_reused_for_another_request_is_refused(s: &Saga<'_>) {
+    let (status, other_hold) = s.alice.hold(s.show, json!({"seats": ["A5"]})).await.unwrap();
     assert_eq!(status, 201, "{other_hold}");
-    let (status, body) = alice
+    let (status, body) = s
+        .alice
         .book(other_hold["hold_id"].as_str().unwrap(), "tok_success", "alice-1")
         .await
         .unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(body["type"].as_str().unwrap().ends_with("idempotency-key-reused"), "{body}");
+}
 
-    // Decline: 402, nothing charged, seats freed.
-    let (_, hold) = bob.hold(show, json!({"seats": ["B1"]})).await.unwrap();
+/// Decline: 402, nothing charged, seats freed.
+async fn a_declined_payment_answers_402_and_frees_the_seats(s: &Saga<'_>) {
+    let (_, hold) = s.bob.hold(s.show, json!({"seats": ["B1"]})).await.unwrap();
     let (status, body) =
-        bob.book(hold["hold_id"].as_str().unwrap(), "tok_decline", "bob-1").await.unwrap();
+        s.bob.book(hold["hold_id"].as_str().unwrap(), "tok_decline", "bob-1").await.unwrap();
     assert_eq!(status, 402, "{body}");
-    assert!(!Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "held")
+    assert!(!Cluster::seats_with_status(&s.cluster.seat_map(s.show).await.unwrap(), "held")
         .contains(&"B1".to_owned()));
+}
 
-    // Timeout with no charge: 502, nothing charged, seats freed.
-    let (_, hold) = bob.hold(show, json!({"seats": ["B2"]})).await.unwrap();
+/// Timeout with no charge: 502, nothing charged, seats freed.
+async fn a_payment_timeout_without_a_charge_answers_502_and_frees_the_seats(s: &Saga<'_>) {
+    let (_, hold) = s.bob.hold(s.show, json!({"seats": ["B2"]})).await.unwrap();
     let (status, body) =
-        bob.book(hold["hold_id"].as_str().unwrap(), "tok_timeout", "bob-2").await.unwrap();
+        s.bob.book(hold["hold_id"].as_str().unwrap(), "tok_timeout", "bob-2").await.unwrap();
     assert_eq!(status, 502, "{body}");
-    assert!(Cluster::seats_with_status(&cluster.seat_map(show).await.unwrap(), "available")
+    assert!(Cluster::seats_with_status(&s.cluster.seat_map(s.show).await.unwrap(), "available")
         .contains(&"B2".to_owned()));
+}
 
-    // Charged but the response was lost: the lookup finds the charge and the booking confirms.
-    let carol = cluster.user("carol").await.unwrap();
-    let (_, hold) = carol.hold(show, json!({"seats": ["B3"]})).await.unwrap();
+/// Charged but the response was lost: the lookup finds the charge and the booking confirms.
+async fn a_charge_whose_response_was_lost_is_found_and_the_booking_confirms(s: &Saga<'_>) {
+    let carol = s.cluster.user("carol").await.unwrap();
+    let (_, hold) = carol.hold(s.show, json!({"seats": ["B3"]})).await.unwrap();
     let (status, body) = carol
         .book(hold["hold_id"].as_str().unwrap(), "tok_fail_after_charge", "carol-1")
         .await
         .unwrap();
     assert_eq!(status, 201, "{body}");
+}
 
-    // Cancellation: refund, then seats freed; only the owner may read or cancel; repeat is a
-    // no-op.
+async fn only_the_owner_reads_or_cancels_a_booking(s: &Saga<'_>, booking: &Value) {
     let booking_id = booking["booking_id"].as_str().unwrap();
     let (status, body) =
-        bob.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
+        s.bob.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
     assert_eq!(status, 404, "another customer's booking is invisible: {body}");
     let (status, mine) =
-        alice.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
+        s.alice.send(reqwest::Method::GET, &format!("/v1/bookings/{booking_id}")).await.unwrap();
     assert_eq!((status, &mine["status"]), (200, &json!("confirmed")), "{mine}");
-    let (status, _) = bob
+    let (status, _) = s
+        .bob
         .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
         .await
         .unwrap();
     assert_eq!(status, 404);
-    let (status, cancelled) = alice
+}
+
+/// Cancellation: refund, then seats freed; a repeat is a no-op. Returns the payment ledger.
+async fn cancelling_refunds_once_and_frees_the_seats(s: &Saga<'_>, booking: &Value) -> Value {
+    let booking_id = booking["booking_id"].as_str().unwrap();
+    let (status, cancelled) = s
+        .alice
         .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
         .await
         .unwrap();
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
-    let (status, again) = alice
+    let (status, again) = s
+        .alice
         .send(reqwest::Method::POST, &format!("/v1/bookings/{booking_id}/cancel"))
         .await
         .unwrap();
     assert_eq!((status, &again["status"]), (200, &json!("cancelled")));
-    let ledger = ledger(&cluster).await;
+    let ledger = ledger(s.cluster).await;
     assert_eq!(ledger["refunds"].as_object().unwrap().len(), 1, "{ledger}");
-    let map = cluster.seat_map(show).await.unwrap();
+    let map = s.cluster.seat_map(s.show).await.unwrap();
     let available = Cluster::seats_with_status(&map, "available");
     assert!(
-        seat_list(&booking).iter().all(|s| available.contains(s)),
+        seat_list(booking).iter().all(|s| available.contains(s)),
         "cancelled seats are free again"
     );
+    ledger
+}
 
-    // Every charge ends as one confirmed booking or one refund.
+async fn every_charge_ends_as_one_confirmed_booking_or_one_refund(s: &Saga<'_>, ledger: &Value) {
     let charges = ledger["charges"].as_object().unwrap().len();
-    let confirmed = cluster.bookings(show).await.unwrap().len();
+    let confirmed = s.cluster.bookings(s.show).await.unwrap().len();
     assert_eq!(charges, confirmed + ledger["refunds"].as_object().unwrap().len());
 }
