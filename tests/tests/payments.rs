@@ -6,10 +6,12 @@
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tests::{eventually, Cluster, Options};
+use tests::{behaviour, eventually, Cluster, Options, User};
 
 /// A GET signed in as `token`'s user, or as the admin.
 async fn get_json(cluster: &Cluster, url: String, token: Option<&str>) -> (u16, Value) {
@@ -57,7 +59,7 @@ fn refunds_of(ledger: &Value, charge_ref: &str) -> usize {
     ledger["refunds"].as_object().unwrap().values().filter(|r| r[0] == charge_ref).count()
 }
 
-/// Invariant 4 over the whole ledger: each charge is one confirmed booking with no refund, or
+/// The `money` invariant over the whole ledger: each charge is one confirmed booking with no refund, or
 /// one refund of a booking that is not confirmed; no refund without a charge. `bookings` maps a
 /// booking id to its status. Returns (confirmed, refunded).
 fn check_money(ledger: &Value, status_of: &dyn Fn(&str) -> String) -> (usize, usize) {
@@ -224,6 +226,43 @@ async fn sweeper_refunds_once_a_charge_whose_checkout_expired_with_its_gateway_d
     assert_eq!(metric(&cluster, &first.url, refunded).await, 1);
 }
 
+/// One customer booking one new seat per attempt, and every attempt's outcome.
+struct Checkouts<'a> {
+    cluster: &'a Cluster,
+    show: u64,
+    carol: User<'a>,
+    /// Seats used so far (the next attempt takes the next one).
+    seat: Cell<usize>,
+    /// (hold id, status, body) of every attempt.
+    outcomes: RefCell<Vec<(String, u16, Value)>>,
+}
+
+impl Checkouts<'_> {
+    /// Holds the next seat and books it paying with `token`; returns (hold id, status, body).
+    async fn book(&self, token: &'static str) -> (String, u16, Value) {
+        self.seat.set(self.seat.get() + 1);
+        let seat = self.seat.get();
+        let seat_id = format!("{}{}", tests::row_label((seat - 1) / 8), (seat - 1) % 8 + 1);
+        let carol = &self.carol;
+        let (status, hold) = carol.hold(self.show, json!({"seats": [seat_id]})).await.unwrap();
+        assert_eq!(status, 201, "{hold}");
+        let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
+        let (status, body) = carol.book(&hold_id, token, &format!("k-{hold_id}")).await.unwrap();
+        (hold_id, status, body)
+    }
+
+    /// Books paying with `token`, checks the answer's status and problem type, and records it.
+    async fn expect(&self, token: &'static str, status: u16, slug: Option<&str>) {
+        let outcome = self.book(token).await;
+        assert_eq!(outcome.1, status, "{}: {}", outcome.0, outcome.2);
+        if let Some(slug) = slug {
+            let kind = outcome.2["type"].as_str().unwrap_or_default();
+            assert!(kind.ends_with(&format!("/problems/{slug}")), "{}", outcome.2);
+        }
+        self.outcomes.borrow_mut().push(outcome);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
     let options = Options {
@@ -237,81 +276,96 @@ async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
     let cluster = Cluster::start(options).await.unwrap();
     let show = cluster.create_show(4, 8).await.unwrap();
     let carol = cluster.user("carol").await.unwrap();
-    let mut outcomes: Vec<(String, u16, Value)> = Vec::new();
-    let mut seat = 0;
-    let mut book = |token: &'static str| {
-        seat += 1;
-        let seat_id = format!("{}{}", tests::row_label((seat - 1) / 8), (seat - 1) % 8 + 1);
-        let carol = &carol;
-        async move {
-            let (status, hold) = carol.hold(show, json!({"seats": [seat_id]})).await.unwrap();
-            assert_eq!(status, 201, "{hold}");
-            let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
-            let (status, body) =
-                carol.book(&hold_id, token, &format!("k-{hold_id}")).await.unwrap();
-            (hold_id, status, body)
-        }
-    };
-    let expect = |outcome: &(String, u16, Value), status: u16, slug: Option<&str>| {
-        assert_eq!(outcome.1, status, "{}: {}", outcome.0, outcome.2);
-        if let Some(slug) = slug {
-            let kind = outcome.2["type"].as_str().unwrap_or_default();
-            assert!(kind.ends_with(&format!("/problems/{slug}")), "{}", outcome.2);
-        }
+    let c = &Checkouts {
+        cluster: &cluster,
+        show,
+        carol,
+        seat: Cell::new(0),
+        outcomes: RefCell::new(Vec::new()),
     };
 
-    let ok = book("tok_success").await;
-    expect(&ok, 201, None);
-    outcomes.push(ok);
-    let declined = book("tok_decline").await;
-    expect(&declined, 402, Some("payment-declined"));
-    outcomes.push(declined);
-    let unknown_token = book("tok_unheard_of").await;
-    expect(&unknown_token, 402, Some("payment-declined"));
-    outcomes.push(unknown_token);
-    // The service stalls; the gateway gives up, finds no charge and fails the checkout.
-    let timeout = book("tok_timeout").await;
-    expect(&timeout, 502, Some("payment-unavailable"));
-    outcomes.push(timeout);
-    // Charged, answer lost (a 500): the lookup finds the charge and the booking confirms.
-    let lost = book("tok_fail_after_charge").await;
-    expect(&lost, 201, None);
-    outcomes.push(lost);
-    let slow = book("tok_delay_300").await;
-    expect(&slow, 201, None);
-    outcomes.push(slow);
-    // Charged, answered after the checkout window (1.5 s) closed: refunded, 409.
-    let late = book("tok_delay_2000").await;
-    expect(&late, 409, Some("checkout-expired"));
-    outcomes.push(late);
+    // Faults of one payment, chosen by its token.
+    behaviour!(a_successful_payment_books(c)).await;
+    behaviour!(a_declined_or_unknown_card_answers_402(c)).await;
+    behaviour!(a_stalled_service_answers_502_and_fails_the_checkout(c)).await;
+    behaviour!(a_charge_whose_answer_was_lost_is_found_and_the_booking_confirms(c)).await;
+    behaviour!(a_slow_payment_inside_the_checkout_window_books(c)).await;
+    behaviour!(a_charge_answered_after_the_checkout_window_is_refused_with_409(c)).await;
+    // Service-wide faults.
+    behaviour!(a_refused_call_charges_nothing_and_answers_502(c)).await;
+    behaviour!(a_response_lost_after_charging_is_found_by_the_lookup(c)).await;
+    behaviour!(a_charge_that_cannot_be_verified_answers_502(c)).await;
+    behaviour!(a_service_slower_than_the_gateway_timeout_answers_502(c)).await;
 
-    // Service-wide faults: a refused call (nothing charged) ...
-    cluster.set_payment_faults(json!({"fail_next_calls": 1})).await.unwrap();
-    let refused = book("tok_success").await;
-    expect(&refused, 502, Some("payment-unavailable"));
-    outcomes.push(refused);
-    // ... a lost response after charging (the lookup finds it) ...
-    cluster.set_payment_faults(json!({"lose_next_responses": 1})).await.unwrap();
-    let lost_fault = book("tok_success").await;
-    expect(&lost_fault, 201, None);
-    outcomes.push(lost_fault);
-    // ... and charge and lookup both failing: the outcome is unknown, the checkout is left
-    // pending for the sweeper (or expiry), and it ends failed with nothing charged.
-    cluster.set_payment_faults(json!({"fail_next_calls": 2})).await.unwrap();
-    let unverifiable = book("tok_success").await;
-    expect(&unverifiable, 502, Some("payment-unavailable"));
-    outcomes.push(unverifiable);
-    // Latency beyond the gateway's timeout on every call: the outcome is unknown again. Whether
-    // the service still makes the charge after the gateway hung up is up to its HTTP stack; if
-    // it does, the charge lands after the checkout expired and the sweeper refunds it.
-    cluster.set_payment_faults(json!({"latency_ms": 3_000})).await.unwrap();
-    let slow_service = book("tok_success").await;
-    expect(&slow_service, 502, Some("payment-unavailable"));
-    outcomes.push(slow_service);
-    cluster.set_payment_faults(json!({})).await.unwrap();
+    let status_of = behaviour!(every_booking_settles(c)).await;
+    let ledger = behaviour!(every_charge_ends_as_one_confirmed_booking_or_one_refund(
+        c, &status_of
+    ))
+    .await;
+    behaviour!(the_gateways_ledger_view_is_the_services_ledger(c, ledger)).await;
+}
 
-    // Wait until every booking is settled, then hold the money to invariant 4.
-    let mut status_of = std::collections::BTreeMap::new();
+async fn a_successful_payment_books(c: &Checkouts<'_>) {
+    c.expect("tok_success", 201, None).await;
+}
+
+async fn a_declined_or_unknown_card_answers_402(c: &Checkouts<'_>) {
+    c.expect("tok_decline", 402, Some("payment-declined")).await;
+    c.expect("tok_unheard_of", 402, Some("payment-declined")).await;
+}
+
+/// The service stalls; the gateway gives up, finds no charge and fails the checkout.
+async fn a_stalled_service_answers_502_and_fails_the_checkout(c: &Checkouts<'_>) {
+    c.expect("tok_timeout", 502, Some("payment-unavailable")).await;
+}
+
+/// Charged, answer lost (a 500): the lookup finds the charge and the booking confirms.
+async fn a_charge_whose_answer_was_lost_is_found_and_the_booking_confirms(c: &Checkouts<'_>) {
+    c.expect("tok_fail_after_charge", 201, None).await;
+}
+
+async fn a_slow_payment_inside_the_checkout_window_books(c: &Checkouts<'_>) {
+    c.expect("tok_delay_300", 201, None).await;
+}
+
+/// Charged, answered after the checkout window (1.5 s) closed: refunded, 409.
+async fn a_charge_answered_after_the_checkout_window_is_refused_with_409(c: &Checkouts<'_>) {
+    c.expect("tok_delay_2000", 409, Some("checkout-expired")).await;
+}
+
+/// A refused call: nothing charged.
+async fn a_refused_call_charges_nothing_and_answers_502(c: &Checkouts<'_>) {
+    c.cluster.set_payment_faults(json!({"fail_next_calls": 1})).await.unwrap();
+    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+}
+
+/// A lost response after charging: the lookup finds it.
+async fn a_response_lost_after_charging_is_found_by_the_lookup(c: &Checkouts<'_>) {
+    c.cluster.set_payment_faults(json!({"lose_next_responses": 1})).await.unwrap();
+    c.expect("tok_success", 201, None).await;
+}
+
+/// Charge and lookup both failing: the outcome is unknown, the checkout is left pending for
+/// the sweeper (or expiry), and it ends failed with nothing charged.
+async fn a_charge_that_cannot_be_verified_answers_502(c: &Checkouts<'_>) {
+    c.cluster.set_payment_faults(json!({"fail_next_calls": 2})).await.unwrap();
+    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+}
+
+/// Latency beyond the gateway's timeout on every call: the outcome is unknown again. Whether
+/// the service still makes the charge after the gateway hung up is up to its HTTP stack; if it
+/// does, the charge lands after the checkout expired and the sweeper refunds it.
+async fn a_service_slower_than_the_gateway_timeout_answers_502(c: &Checkouts<'_>) {
+    c.cluster.set_payment_faults(json!({"latency_ms": 3_000})).await.unwrap();
+    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+    c.cluster.set_payment_faults(json!({})).await.unwrap();
+}
+
+/// Waits until every booking is settled; returns each booking's final status by id.
+async fn every_booking_settles(c: &Checkouts<'_>) -> BTreeMap<String, String> {
+    let carol = &c.carol;
+    let mut status_of = BTreeMap::new();
+    let outcomes = c.outcomes.borrow().clone();
     for (hold_id, _, _) in &outcomes {
         let (_, hold) =
             carol.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
@@ -325,25 +379,39 @@ async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
         .unwrap();
         status_of.insert(booking_id, booking["status"].as_str().unwrap().to_owned());
     }
+    status_of
+}
+
+/// The `money` invariant over the whole ledger, once settled: 4 bookings confirmed, the late
+/// charge (and the slow service's, if it charged) refunded, every other attempt failed
+/// uncharged. Returns the ledger.
+async fn every_charge_ends_as_one_confirmed_booking_or_one_refund(
+    c: &Checkouts<'_>,
+    status_of: &BTreeMap<String, String>,
+) -> Value {
     // A pass after the last settlement refunds nothing new.
     tokio::time::sleep(Duration::from_millis(3_000)).await;
-    let ledger = cluster.payments_ledger().await.unwrap();
+    let ledger = c.cluster.payments_ledger().await.unwrap();
     let (confirmed, refunded) =
         check_money(&ledger, &|key| status_of.get(key).cloned().unwrap_or_default());
     let late_slow_charge = usize::from(ledger["charges"].as_object().unwrap().len() == 6);
     assert_eq!((confirmed, refunded), (4, 1 + late_slow_charge), "{ledger}");
-    assert_eq!(cluster.bookings(show).await.unwrap().len(), 4);
+    assert_eq!(c.cluster.bookings(c.show).await.unwrap().len(), 4);
     let uncharged_failed = status_of
         .iter()
         .filter(|(id, status)| *status == "failed" && ledger["charges"].get(id.as_str()).is_none())
         .count();
     assert_eq!(
         uncharged_failed,
-        outcomes.len() - 5 - late_slow_charge,
+        c.outcomes.borrow().len() - 5 - late_slow_charge,
         "every other booking failed uncharged"
     );
-    // The gateway's ledger view is the service's ledger.
+    ledger
+}
+
+async fn the_gateways_ledger_view_is_the_services_ledger(c: &Checkouts<'_>, ledger: Value) {
+    let cluster = c.cluster;
     let (status, proxied) =
-        get_json(&cluster, format!("{}/v1/sandbox/payments", cluster.url), None).await;
+        get_json(cluster, format!("{}/v1/sandbox/payments", cluster.url), None).await;
     assert_eq!((status, proxied), (200, ledger));
 }
