@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tests::{eventually, test_theater, Cluster, Options};
+use tests::{behaviour, eventually, test_theater, Cluster, Options};
 
 /// How long a change may take to become searchable.
 const SEARCHABLE_WITHIN: Duration = Duration::from_secs(10);
@@ -51,53 +51,86 @@ async fn searchable(cluster: &Cluster, query: &str, expected: &[&str]) -> Value 
     .unwrap()
 }
 
+/// An admin request that must succeed.
+async fn admin_call(cluster: &Cluster, method: Method, path: &str, body: Value) {
+    let response = cluster
+        .http
+        .request(method, format!("{}{path}", cluster.url))
+        .bearer_auth(cluster.admin_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert!((200..300).contains(&status), "{path}: {status} {}", response.text().await.unwrap());
+}
+
+/// A new customer `name` gives `movie` five stars.
+async fn review(cluster: &Cluster, name: &'static str, movie: u64) {
+    let user = cluster.user(name).await.unwrap();
+    let response = cluster
+        .http
+        .post(format!("{}/v1/movies/{movie}/reviews", cluster.url))
+        .bearer_auth(&user.token)
+        .json(&json!({"stars": 5, "text": "Stunning"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+/// The search behaviours both backends share, in order on one cluster.
 async fn scenario(cluster: &Cluster) {
-    let admin = cluster.admin_token();
-    let call = |method: Method, path: String, body: Value| async move {
-        let response = cluster
-            .http
-            .request(method, format!("{}{path}", cluster.url))
-            .bearer_auth(admin)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        assert!(
-            (200..300).contains(&status),
-            "{path}: {status} {}",
-            response.text().await.unwrap()
-        );
-    };
-    call(
+    catalog(cluster).await;
+    // Typos, prefixes, fields other than the title.
+    behaviour!(a_typo_finds_the_titles_with_facets_and_highlights(cluster)).await;
+    behaviour!(a_prefix_or_a_word_of_the_description_finds_the_movie(cluster)).await;
+    // Filters: the city comes from the shows; genre and language from the movie.
+    behaviour!(the_city_filter_comes_from_the_shows(cluster)).await;
+    behaviour!(genre_and_language_filters_come_from_the_movie(cluster)).await;
+    behaviour!(suggestions_complete_a_title_prefix(cluster)).await;
+    // Changes follow: a new title, a rating, a cancelled show.
+    behaviour!(a_renamed_movie_is_found_by_its_new_title_only(cluster)).await;
+    behaviour!(ratings_filter_and_sort_the_results(cluster)).await;
+    behaviour!(a_cancelled_show_takes_its_city_out_of_the_results(cluster)).await;
+    behaviour!(bad_search_parameters_are_refused(cluster)).await;
+}
+
+/// Three movies, a theater in Mumbai and one show of movie 11 there.
+async fn catalog(cluster: &Cluster) {
+    admin_call(
+        cluster,
         Method::PUT,
-        "/v1/admin/movies/11".into(),
+        "/v1/admin/movies/11",
         movie("Monsoon Run", "action", "hindi", "A chase through Mumbai in the rains."),
     )
     .await;
-    call(
+    admin_call(
+        cluster,
         Method::PUT,
-        "/v1/admin/movies/12".into(),
+        "/v1/admin/movies/12",
         movie("Quiet Harbour", "drama", "english", "Two sisters keep a lighthouse."),
     )
     .await;
-    call(
+    admin_call(
+        cluster,
         Method::PUT,
-        "/v1/admin/movies/13".into(),
+        "/v1/admin/movies/13",
         movie("Harbour Lights", "drama", "tamil", "Fishermen and a storm."),
     )
     .await;
     let mut mumbai = test_theater();
     mumbai["city"] = json!("Mumbai");
-    call(Method::PUT, "/v1/admin/theaters/21".into(), mumbai).await;
+    admin_call(cluster, Method::PUT, "/v1/admin/theaters/21", mumbai).await;
     let screen = json!({"screen_id": 31, "name": "Audi 1", "format": "2D",
         "rows": [{"label": "A", "category": "classic", "seats": 5, "aisles_after": []}]});
-    call(Method::POST, "/v1/admin/theaters/21/screens".into(), screen).await;
+    admin_call(cluster, Method::POST, "/v1/admin/theaters/21/screens", screen).await;
     let show = json!({"show_id": 41, "movie_id": 11, "screen_id": 31,
         "starts_at_ms": 4_102_444_800_000u64, "prices": {"classic": 10_000}, "currency": "INR"});
-    call(Method::POST, "/v1/admin/shows".into(), show).await;
+    admin_call(cluster, Method::POST, "/v1/admin/shows", show).await;
+}
 
-    // Typos, prefixes, fields other than the title.
+async fn a_typo_finds_the_titles_with_facets_and_highlights(cluster: &Cluster) {
     let body =
         searchable(cluster, "q=harbur&sort=title", &["Harbour Lights", "Quiet Harbour"]).await;
     assert_eq!(body["facets"]["genres"]["drama"], 2, "{body}");
@@ -108,12 +141,23 @@ async fn scenario(cluster: &Cluster) {
         body["items"][0]["highlights"]["title"].as_str().unwrap().contains("<em>Harbou"),
         "{body}"
     );
+}
+
+async fn a_prefix_or_a_word_of_the_description_finds_the_movie(cluster: &Cluster) {
     searchable(cluster, "q=mons", &["Monsoon Run"]).await;
     searchable(cluster, "q=lighthouse", &["Quiet Harbour"]).await;
-    // Filters: the city comes from the shows; genre and language from the movie.
+}
+
+async fn the_city_filter_comes_from_the_shows(cluster: &Cluster) {
     let body = searchable(cluster, "city=mumbai", &["Monsoon Run"]).await;
     assert!(body["items"][0]["next_show_at"].as_str().unwrap().starts_with("2100-01-01"));
+}
+
+async fn genre_and_language_filters_come_from_the_movie(cluster: &Cluster) {
     searchable(cluster, "genre=drama&language=tamil", &["Harbour Lights"]).await;
+}
+
+async fn suggestions_complete_a_title_prefix(cluster: &Cluster) {
     let suggestions: Value = cluster
         .http
         .get(format!("{}/v1/search/suggest?q=quie", cluster.url))
@@ -124,39 +168,36 @@ async fn scenario(cluster: &Cluster) {
         .await
         .unwrap();
     assert_eq!(suggestions[0]["title"], "Quiet Harbour", "{suggestions}");
+}
 
-    // Changes follow: a new title, a rating, a cancelled show.
-    call(
+async fn a_renamed_movie_is_found_by_its_new_title_only(cluster: &Cluster) {
+    admin_call(
+        cluster,
         Method::PUT,
-        "/v1/admin/movies/12".into(),
+        "/v1/admin/movies/12",
         movie("Silent Harbour", "drama", "english", "Two sisters keep a lighthouse."),
     )
     .await;
     searchable(cluster, "q=silent", &["Silent Harbour"]).await;
     searchable(cluster, "q=quiet", &[]).await;
-    let review = |name: &'static str, movie: u64| async move {
-        let user = cluster.user(name).await.unwrap();
-        let response = cluster
-            .http
-            .post(format!("{}/v1/movies/{movie}/reviews", cluster.url))
-            .bearer_auth(&user.token)
-            .json(&json!({"stars": 5, "text": "Stunning"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-    };
-    review("fan", 13).await;
+}
+
+async fn ratings_filter_and_sort_the_results(cluster: &Cluster) {
+    review(cluster, "fan", 13).await;
     searchable(cluster, "min_rating=4", &["Harbour Lights"]).await;
     searchable(cluster, "sort=rating&per_page=1", &["Harbour Lights"]).await;
     // Equal averages: the movie more people rated comes first.
-    review("critic", 11).await;
-    review("critic2", 11).await;
+    review(cluster, "critic", 11).await;
+    review(cluster, "critic2", 11).await;
     searchable(cluster, "sort=rating&per_page=2", &["Monsoon Run", "Harbour Lights"]).await;
-    call(Method::POST, "/v1/admin/shows/41/cancel".into(), json!({})).await;
-    searchable(cluster, "city=mumbai", &[]).await;
+}
 
-    // Bad parameters.
+async fn a_cancelled_show_takes_its_city_out_of_the_results(cluster: &Cluster) {
+    admin_call(cluster, Method::POST, "/v1/admin/shows/41/cancel", json!({})).await;
+    searchable(cluster, "city=mumbai", &[]).await;
+}
+
+async fn bad_search_parameters_are_refused(cluster: &Cluster) {
     for query in [
         "min_rating=7",
         "sort=bogus",
