@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tests::{Cluster, Options};
+use tests::{behaviour, Cluster, Options, User};
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket =
@@ -97,24 +97,65 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
+/// Two clients watching one show.
+struct Watching<'a> {
+    cluster: &'a Cluster,
+    show: u64,
+    first: Watcher,
+    second: Watcher,
+}
+
+const STREAMS: &str = "marquee_gateway_live_streams";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_change() {
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(2, 6).await.unwrap();
-    let mut first = Watcher::connect(&cluster, show).await;
-    let mut second = Watcher::connect(&cluster, show).await;
+    let mut w =
+        behaviour!(watchers_start_from_a_snapshot_and_share_one_shard_stream(&cluster, show))
+            .await;
+    let buyer = cluster.user("buyer").await.unwrap();
+    let hold = behaviour!(a_hold_reaches_every_watcher(&mut w, &buyer)).await;
+    behaviour!(a_sale_after_the_leader_is_killed_reaches_every_watcher(&mut w, &buyer, &hold))
+        .await;
+    let other = cluster.user("other").await.unwrap();
+    behaviour!(a_released_hold_reaches_every_watcher_and_they_agree_with_the_map(&mut w, &other))
+        .await;
+    let third =
+        behaviour!(a_late_watcher_starts_from_a_fresh_snapshot_on_the_same_stream(&mut w, &other))
+            .await;
+    behaviour!(the_stream_stops_when_the_shows_last_watcher_leaves(w, third)).await;
+    behaviour!(an_unknown_show_is_refused_with_404_before_any_upgrade(&cluster)).await;
+}
+
+async fn watchers_start_from_a_snapshot_and_share_one_shard_stream(
+    cluster: &Cluster,
+    show: u64,
+) -> Watching<'_> {
+    let first = Watcher::connect(cluster, show).await;
+    let second = Watcher::connect(cluster, show).await;
     assert_eq!(first.view.seats["A1"], "available");
     // Both clients share one shard stream.
-    let streams = "marquee_gateway_live_streams";
-    assert_eq!(cluster.metric(&cluster.url, streams).await.unwrap(), 1.0);
+    assert_eq!(cluster.metric(&cluster.url, STREAMS).await.unwrap(), 1.0);
+    Watching { cluster, show, first, second }
+}
 
-    let buyer = cluster.user("buyer").await.unwrap();
-    let (status, hold) = buyer.hold(show, json!({"seats": ["A1", "A2"]})).await.unwrap();
+/// Returns the buyer's hold.
+async fn a_hold_reaches_every_watcher(w: &mut Watching<'_>, buyer: &User<'_>) -> Value {
+    let (status, hold) = buyer.hold(w.show, json!({"seats": ["A1", "A2"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
-    first.until(&["A1", "A2"], "held").await;
-    second.until(&["A1", "A2"], "held").await;
+    w.first.until(&["A1", "A2"], "held").await;
+    w.second.until(&["A1", "A2"], "held").await;
+    hold
+}
 
-    // Kill the shard's leader: the watchers' streams move to surviving replicas.
+/// Kill the shard's leader: the watchers' streams move to surviving replicas.
+async fn a_sale_after_the_leader_is_killed_reaches_every_watcher(
+    w: &mut Watching<'_>,
+    buyer: &User<'_>,
+    hold: &Value,
+) {
+    let cluster = w.cluster;
     let leader = cluster.leader_of(1).await.unwrap();
     cluster.nodes[leader].kill();
     let (status, booking) =
@@ -126,41 +167,57 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
         .await
         .unwrap();
     assert_eq!(status, 201, "{booking}");
-    first.until(&["A1", "A2"], "sold").await;
-    second.until(&["A1", "A2"], "sold").await;
+    w.first.until(&["A1", "A2"], "sold").await;
+    w.second.until(&["A1", "A2"], "sold").await;
+}
 
-    let other = cluster.user("other").await.unwrap();
-    let (status, hold) = other.hold(show, json!({"seats": ["B3"]})).await.unwrap();
+async fn a_released_hold_reaches_every_watcher_and_they_agree_with_the_map(
+    w: &mut Watching<'_>,
+    other: &User<'_>,
+) {
+    let (status, hold) = other.hold(w.show, json!({"seats": ["B3"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
-    second.until(&["B3"], "held").await;
+    w.second.until(&["B3"], "held").await;
     let (status, _) = other
         .send(reqwest::Method::DELETE, &format!("/v1/holds/{}", hold["hold_id"].as_str().unwrap()))
         .await
         .unwrap();
     assert_eq!(status, 200);
-    second.until(&["B3"], "available").await;
-    first.until(&["B3"], "available").await;
-    assert_eq!(first.view.seats, second.view.seats, "both watchers converge on the same map");
-    assert_eq!(first.view.seats, tests::seat_states(&cluster.seat_map(show).await.unwrap()));
-    // A client joining now starts from a fresh snapshot on the same shared stream, and sees
-    // the next change like the others.
-    let mut third = Watcher::connect(&cluster, show).await;
-    assert_eq!(third.view.seats, first.view.seats);
-    let (status, hold) = other.hold(show, json!({"seats": ["B4"]})).await.unwrap();
+    w.second.until(&["B3"], "available").await;
+    w.first.until(&["B3"], "available").await;
+    assert_eq!(w.first.view.seats, w.second.view.seats, "both watchers converge on the same map");
+    assert_eq!(w.first.view.seats, tests::seat_states(&w.cluster.seat_map(w.show).await.unwrap()));
+}
+
+/// A client joining now starts from a fresh snapshot on the same shared stream, and sees the
+/// next change like the others. Returns the new watcher.
+async fn a_late_watcher_starts_from_a_fresh_snapshot_on_the_same_stream(
+    w: &mut Watching<'_>,
+    other: &User<'_>,
+) -> Watcher {
+    let cluster = w.cluster;
+    let mut third = Watcher::connect(cluster, w.show).await;
+    assert_eq!(third.view.seats, w.first.view.seats);
+    let (status, hold) = other.hold(w.show, json!({"seats": ["B4"]})).await.unwrap();
     assert_eq!(status, 201, "{hold}");
-    for watcher in [&mut first, &mut second, &mut third] {
+    for watcher in [&mut w.first, &mut w.second, &mut third] {
         watcher.until(&["B4"], "held").await;
     }
-    assert_eq!(cluster.metric(&cluster.url, streams).await.unwrap(), 1.0);
-    // The stream stops when the show's last client leaves.
-    drop((first, second, third));
+    assert_eq!(cluster.metric(&cluster.url, STREAMS).await.unwrap(), 1.0);
+    third
+}
+
+async fn the_stream_stops_when_the_shows_last_watcher_leaves(w: Watching<'_>, third: Watcher) {
+    let cluster = w.cluster;
+    drop((w.first, w.second, third));
     tests::eventually("no live streams", Duration::from_secs(10), || async {
-        Ok((cluster.metric(&cluster.url, streams).await? == 0.0).then_some(()))
+        Ok((cluster.metric(&cluster.url, STREAMS).await? == 0.0).then_some(()))
     })
     .await
     .unwrap();
+}
 
-    // Unknown shows are 404 before any upgrade.
+async fn an_unknown_show_is_refused_with_404_before_any_upgrade(cluster: &Cluster) {
     let refused = tokio_tungstenite::connect_async(live_url(&cluster.url, 999_999)).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
