@@ -254,7 +254,6 @@ pub fn seat_list(body: &Value) -> Vec<String> {
 }
 
 impl Node {
-
     /// The node's view of every replica it hosts (with state digests).
     ///
     /// # Errors

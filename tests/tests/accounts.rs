@@ -298,14 +298,8 @@ async fn a_new_token_carries_the_role_and_a_manager_runs_its_theater(
 ) -> Option<String> {
     let manager = cluster.login("asha@example.com", "correct horse").await.unwrap();
     let manager = manager["access_token"].as_str();
-    let (status, body) = call(
-        cluster,
-        Method::POST,
-        "/v1/admin/theaters/21/screens",
-        manager,
-        Some(screen()),
-    )
-    .await;
+    let (status, body) =
+        call(cluster, Method::POST, "/v1/admin/theaters/21/screens", manager, Some(screen())).await;
     assert_eq!(status, 201, "a manager runs its own theater: {body}");
     let mut put_screen = screen();
     put_screen["theater_id"] = json!(21);
@@ -319,14 +313,8 @@ async fn a_manager_cannot_run_other_theaters_movies_or_users(
     cluster: &Cluster,
     manager: Option<&str>,
 ) {
-    let (status, body) = call(
-        cluster,
-        Method::POST,
-        "/v1/admin/theaters/22/screens",
-        manager,
-        Some(screen()),
-    )
-    .await;
+    let (status, body) =
+        call(cluster, Method::POST, "/v1/admin/theaters/22/screens", manager, Some(screen())).await;
     assert_eq!((status, slug(&body)), (403, "forbidden"), "not another theater: {body}");
     let mut put_screen = screen();
     put_screen["theater_id"] = json!(22);
@@ -358,8 +346,7 @@ async fn losing_a_theater_applies_at_once_without_a_new_token(
     .await;
     assert_eq!(status, 200);
     let (status, _) =
-        call(cluster, Method::POST, "/v1/admin/theaters/21/screens", manager, Some(screen()))
-            .await;
+        call(cluster, Method::POST, "/v1/admin/theaters/21/screens", manager, Some(screen())).await;
     assert_eq!(status, 403, "theater 21 was taken away");
 }
 

@@ -146,8 +146,8 @@ async fn booking_saga_handles_every_payment_outcome() {
     let hold_id = hold["hold_id"].as_str().unwrap();
     behaviour!(a_conflicting_hold_lists_the_unavailable_seats(s)).await;
     behaviour!(another_customers_hold_is_invisible(s, hold_id)).await;
-    let booking = behaviour!(a_booking_confirms_and_an_idempotent_replay_charges_once(s, hold_id))
-        .await;
+    let booking =
+        behaviour!(a_booking_confirms_and_an_idempotent_replay_charges_once(s, hold_id)).await;
     behaviour!(an_idempotency_key_reused_for_another_request_is_refused(s)).await;
     behaviour!(a_declined_payment_answers_402_and_frees_the_seats(s)).await;
     behaviour!(a_payment_timeout_without_a_charge_answers_502_and_frees_the_seats(s)).await;

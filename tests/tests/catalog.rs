@@ -472,8 +472,7 @@ async fn posting_a_second_review_edits_the_first(s: &Scene<'_>) {
 
 async fn the_rating_averages_every_reviewer(s: &Scene<'_>) {
     let (status, body) =
-        call(s.cluster, Method::POST, REVIEWS, Some(s.erin.token.as_str()), Some(&review(5)))
-            .await;
+        call(s.cluster, Method::POST, REVIEWS, Some(s.erin.token.as_str()), Some(&review(5))).await;
     assert_eq!((status, body["rating_average"].as_f64()), (201, Some(3.5)), "{body}");
 }
 

@@ -112,8 +112,7 @@ async fn two_watchers_see_holds_sales_and_releases_in_order_across_a_leader_chan
     let cluster = Cluster::start(Options::default()).await.unwrap();
     let show = cluster.create_show(2, 6).await.unwrap();
     let mut w =
-        behaviour!(watchers_start_from_a_snapshot_and_share_one_shard_stream(&cluster, show))
-            .await;
+        behaviour!(watchers_start_from_a_snapshot_and_share_one_shard_stream(&cluster, show)).await;
     let buyer = cluster.user("buyer").await.unwrap();
     let hold = behaviour!(a_hold_reaches_every_watcher(&mut w, &buyer)).await;
     behaviour!(a_sale_after_the_leader_is_killed_reaches_every_watcher(&mut w, &buyer, &hold))

@@ -145,8 +145,10 @@ async fn bookings_continue_through_add_drain_and_rebalance() {
     everyone.push(&node6);
     behaviour!(every_replica_of_every_group_converges_to_the_same_digest(&everyone)).await;
     behaviour!(logs_were_purged_behind_snapshots(&everyone)).await;
-    behaviour!(no_seat_is_sold_twice_and_no_acknowledged_booking_is_lost(&cluster, &shows, &ledger))
-        .await;
+    behaviour!(no_seat_is_sold_twice_and_no_acknowledged_booking_is_lost(
+        &cluster, &shows, &ledger
+    ))
+    .await;
 }
 
 /// One show per shard: the meta group places each new show on the least-loaded shard.

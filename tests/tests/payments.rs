@@ -298,10 +298,8 @@ async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
     behaviour!(a_service_slower_than_the_gateway_timeout_answers_502(c)).await;
 
     let status_of = behaviour!(every_booking_settles(c)).await;
-    let ledger = behaviour!(every_charge_ends_as_one_confirmed_booking_or_one_refund(
-        c, &status_of
-    ))
-    .await;
+    let ledger =
+        behaviour!(every_charge_ends_as_one_confirmed_booking_or_one_refund(c, &status_of)).await;
     behaviour!(the_gateways_ledger_view_is_the_services_ledger(c, ledger)).await;
 }
 
