@@ -252,7 +252,7 @@ impl Checkouts<'_> {
     }
 
     /// Books paying with `token`, checks the answer's status and problem type, and records it.
-    async fn expect(&self, token: &'static str, status: u16, slug: Option<&str>) {
+    async fn expect_outcome(&self, token: &'static str, status: u16, slug: Option<&str>) {
         let outcome = self.book(token).await;
         assert_eq!(outcome.1, status, "{}: {}", outcome.0, outcome.2);
         if let Some(slug) = slug {
@@ -304,50 +304,50 @@ async fn every_payment_fault_over_http_ends_with_one_booking_or_one_refund() {
 }
 
 async fn a_successful_payment_books(c: &Checkouts<'_>) {
-    c.expect("tok_success", 201, None).await;
+    c.expect_outcome("tok_success", 201, None).await;
 }
 
 async fn a_declined_or_unknown_card_answers_402(c: &Checkouts<'_>) {
-    c.expect("tok_decline", 402, Some("payment-declined")).await;
-    c.expect("tok_unheard_of", 402, Some("payment-declined")).await;
+    c.expect_outcome("tok_decline", 402, Some("payment-declined")).await;
+    c.expect_outcome("tok_unheard_of", 402, Some("payment-declined")).await;
 }
 
 /// The service stalls; the gateway gives up, finds no charge and fails the checkout.
 async fn a_stalled_service_answers_502_and_fails_the_checkout(c: &Checkouts<'_>) {
-    c.expect("tok_timeout", 502, Some("payment-unavailable")).await;
+    c.expect_outcome("tok_timeout", 502, Some("payment-unavailable")).await;
 }
 
 /// Charged, answer lost (a 500): the lookup finds the charge and the booking confirms.
 async fn a_charge_whose_answer_was_lost_is_found_and_the_booking_confirms(c: &Checkouts<'_>) {
-    c.expect("tok_fail_after_charge", 201, None).await;
+    c.expect_outcome("tok_fail_after_charge", 201, None).await;
 }
 
 async fn a_slow_payment_inside_the_checkout_window_books(c: &Checkouts<'_>) {
-    c.expect("tok_delay_300", 201, None).await;
+    c.expect_outcome("tok_delay_300", 201, None).await;
 }
 
 /// Charged, answered after the checkout window (1.5 s) closed: refunded, 409.
 async fn a_charge_answered_after_the_checkout_window_is_refused_with_409(c: &Checkouts<'_>) {
-    c.expect("tok_delay_2000", 409, Some("checkout-expired")).await;
+    c.expect_outcome("tok_delay_2000", 409, Some("checkout-expired")).await;
 }
 
 /// A refused call: nothing charged.
 async fn a_refused_call_charges_nothing_and_answers_502(c: &Checkouts<'_>) {
     c.cluster.set_payment_faults(json!({"fail_next_calls": 1})).await.unwrap();
-    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+    c.expect_outcome("tok_success", 502, Some("payment-unavailable")).await;
 }
 
 /// A lost response after charging: the lookup finds it.
 async fn a_response_lost_after_charging_is_found_by_the_lookup(c: &Checkouts<'_>) {
     c.cluster.set_payment_faults(json!({"lose_next_responses": 1})).await.unwrap();
-    c.expect("tok_success", 201, None).await;
+    c.expect_outcome("tok_success", 201, None).await;
 }
 
 /// Charge and lookup both failing: the outcome is unknown, the checkout is left pending for
 /// the sweeper (or expiry), and it ends failed with nothing charged.
 async fn a_charge_that_cannot_be_verified_answers_502(c: &Checkouts<'_>) {
     c.cluster.set_payment_faults(json!({"fail_next_calls": 2})).await.unwrap();
-    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+    c.expect_outcome("tok_success", 502, Some("payment-unavailable")).await;
 }
 
 /// Latency beyond the gateway's timeout on every call: the outcome is unknown again. Whether
@@ -355,7 +355,7 @@ async fn a_charge_that_cannot_be_verified_answers_502(c: &Checkouts<'_>) {
 /// does, the charge lands after the checkout expired and the sweeper refunds it.
 async fn a_service_slower_than_the_gateway_timeout_answers_502(c: &Checkouts<'_>) {
     c.cluster.set_payment_faults(json!({"latency_ms": 3_000})).await.unwrap();
-    c.expect("tok_success", 502, Some("payment-unavailable")).await;
+    c.expect_outcome("tok_success", 502, Some("payment-unavailable")).await;
     c.cluster.set_payment_faults(json!({})).await.unwrap();
 }
 
