@@ -12,10 +12,9 @@
 //! ([`crate::sweeper`]) then confirms it or refunds the charge, reusing this module's request-id
 //! and refund-key scheme ([`refund_key`]) so the two can never both act on one booking.
 
-use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Query, QueryResult, Rejection,
-    Reply, ShowId,
-};
+use proto::command::{Command, Query, QueryResult, Rejection, Reply};
+use proto::ids::{BookingId, HoldId, OwnerId, ShowId};
+use proto::inventory::{BookingStatus, BookingView};
 
 use crate::http::booking::load_booking;
 use crate::http::error::ApiError;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use proto::inventory::{Command, Outcome, Proposal, Query, QueryResult, Reply};
+use proto::command::{Command, Outcome, Proposal, Query, QueryResult, Reply};
 use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, NodeState, Topology};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::inventory_client::InventoryClient;
@@ -50,7 +50,7 @@ pub enum CtlError {
     Invalid(String),
     /// The meta group refused a change.
     #[error("refused by the meta group: {0}")]
-    Refused(proto::inventory::Rejection),
+    Refused(proto::command::Rejection),
 }
 
 type Result<T> = std::result::Result<T, CtlError>;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context;
-use proto::inventory::{Command, Proposal, Reply};
+use proto::command::{Command, Proposal, Reply};
 use proto::meta::{initial_placement, MetaCommand, MetaReply, Topology};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::inventory_client::InventoryClient;
@@ -177,7 +177,7 @@ async fn init_cluster(
                 .into_inner();
             match reply.result {
                 Some(propose_reply::Result::Outcome(bytes)) => {
-                    match codec::decode::<proto::inventory::Outcome>(&bytes)? {
+                    match codec::decode::<proto::command::Outcome>(&bytes)? {
                         Ok(Reply::Meta(MetaReply::Topology { topology })) => Ok(topology),
                         Ok(other) => anyhow::bail!("unexpected reply {other:?}"),
                         Err(rejection) => Err(anyhow::anyhow!(rejection))
