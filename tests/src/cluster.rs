@@ -164,13 +164,20 @@ impl Cluster {
         };
         if let Some(payments_url) = &cluster.payments_url {
             let url = format!("{payments_url}/healthz");
-            eventually("payment service up", Duration::from_secs(30), || async {
+            let up = eventually("payment service up", Duration::from_secs(30), || async {
                 Ok(cluster.http.get(&url).send().await?.status().is_success().then_some(()))
             })
-            .await
-            .with_context(|| cluster.logs_hint())?;
+            .await;
+            if let Err(e) = up {
+                // The directory goes with the cluster: show the logs while they are there.
+                cluster.print_log_tails();
+                return Err(e.context(cluster.logs_hint()));
+            }
         }
-        cluster.wait_ready().await?;
+        if let Err(e) = cluster.wait_ready().await {
+            cluster.print_log_tails();
+            return Err(e);
+        }
         let mut cluster = cluster;
         cluster.create_account(ADMIN_EMAIL, ADMIN_PASSWORD, "admin", &[]).await?;
         let login = cluster.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
@@ -368,18 +375,25 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Prints the tail of every process log of the cluster to stderr.
+    fn print_log_tails(&self) {
+        let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
+        logs.push(self.dir.path().join("gateway.log"));
+        if self.payments.is_some() {
+            logs.push(self.dir.path().join("payments.log"));
+        }
+        for log in logs {
+            print_log_tail(&log);
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // The test failed: show the tail of every process log before the dir is removed.
-            let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
-            logs.push(self.dir.path().join("gateway.log"));
-            if self.payments.is_some() {
-                logs.push(self.dir.path().join("payments.log"));
-            }
-            for log in logs {
-                print_log_tail(&log);
-            }
+            self.print_log_tails();
         }
         if let Some(mut gateway) = self.gateway.take() {
             let _ = gateway.kill();
