@@ -89,15 +89,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     codec::encode(value).map_err(|e| Status::internal(e.to_string()))
 }
 
-fn outcome_label(outcome: &Outcome) -> String {
+fn outcome_label(outcome: &Outcome) -> &'static str {
     match outcome {
-        Ok(_) => "ok".into(),
-        // Externally tagged: a unit variant is its name, a struct variant a one-key object.
-        Err(rejection) => match serde_json::to_value(rejection) {
-            Ok(serde_json::Value::String(name)) => name,
-            Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
-            _ => "rejected".into(),
-        },
+        Ok(_) => "ok",
+        Err(rejection) => rejection.kind(),
     }
 }
 
@@ -328,7 +323,7 @@ impl Inventory for NodeService {
                 let outcome = response
                     .data
                     .ok_or_else(|| Status::internal("normal entry without an outcome"))?;
-                self.metrics().commands.with_label_values(&[kind, &outcome_label(&outcome)]).inc();
+                self.metrics().commands.with_label_values(&[kind, outcome_label(&outcome)]).inc();
                 self.metrics()
                     .propose_latency
                     .with_label_values(&[kind])

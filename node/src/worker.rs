@@ -1,7 +1,7 @@
 //! Background jobs of a node: the expiry ticker and the join client.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use proto::command::{Command, Proposal};
 use proto::pb::cluster_client::ClusterClient;
@@ -16,11 +16,6 @@ use crate::transport::Channels;
 const EXPIRE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts a joining node makes before giving up (one per second).
 const JOIN_ATTEMPTS_MAX: u32 = 120;
-
-fn wall_ms() -> u64 {
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// On the leader, proposes `ExpireDue` whenever a hold or checkout deadline has passed, so
 /// expired seats are freed within one tick even when no other command arrives.
@@ -41,7 +36,7 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
             continue;
         }
         let due = group.sm.read().state.next_deadline_ms();
-        if due.is_none_or(|at| at > wall_ms()) {
+        if due.is_none_or(|at| at > crate::group::wall_clock_ms()) {
             continue;
         }
         let entry = group.stamp(Proposal { request_id: None, command: Command::ExpireDue });

@@ -299,7 +299,7 @@ pub enum Rejection {
     #[error("hold expired")]
     HoldExpired,
     /// The hold is not active (released, booked, failed or in checkout).
-    #[error("hold is {}", snake(status))]
+    #[error("hold is {}", status.as_str())]
     HoldNotActive {
         /// Its state.
         status: HoldStatus,
@@ -311,7 +311,7 @@ pub enum Rejection {
     #[error("booking not found")]
     BookingNotFound,
     /// The booking is not in the state the command needs.
-    #[error("booking is {}", snake(status))]
+    #[error("booking is {}", status.as_str())]
     BookingWrongState {
         /// Its state.
         status: BookingStatus,
@@ -395,11 +395,6 @@ pub enum Rejection {
 
 fn seat_list(seats: &[SeatId]) -> String {
     seats.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-/// The snake_case wire name of a status enum, for messages.
-fn snake<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The committed result of a command.

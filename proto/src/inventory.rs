@@ -55,6 +55,20 @@ pub enum HoldStatus {
     Failed,
 }
 
+impl HoldStatus {
+    /// The snake_case wire name, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::CheckingOut => "checking_out",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+            HoldStatus::Booked => "booked",
+            HoldStatus::Failed => "failed",
+        }
+    }
+}
+
 /// A hold as seen by clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -93,6 +107,19 @@ pub enum BookingStatus {
     Cancelling,
     /// Cancelled after confirmation and refunded; seats freed.
     Cancelled,
+}
+
+impl BookingStatus {
+    /// The snake_case wire name, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::PendingPayment => "pending_payment",
+            BookingStatus::Confirmed => "confirmed",
+            BookingStatus::Failed => "failed",
+            BookingStatus::Cancelling => "cancelling",
+            BookingStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// A booking as seen by clients.
@@ -202,4 +229,21 @@ pub struct SeatMap {
     pub cancelled: bool,
     /// Rows.
     pub rows: Vec<RowView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_their_wire_names() {
+        use HoldStatus as H;
+        for status in [H::Active, H::CheckingOut, H::Released, H::Expired, H::Booked, H::Failed] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        use BookingStatus as B;
+        for status in [B::PendingPayment, B::Confirmed, B::Failed, B::Cancelling, B::Cancelled] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
 }

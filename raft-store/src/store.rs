@@ -64,14 +64,11 @@ impl GroupState {
     /// # Errors
     /// Undecodable bytes.
     pub fn from_snapshot(group: GroupId, data: &[u8]) -> Result<GroupState> {
-        let corrupt = |e: state_machine::DecodeError| Error::Corrupt(e.to_string());
-        Ok(match GroupState::empty(group) {
-            GroupState::Meta(_) => {
-                GroupState::Meta(Box::new(MetaState::from_snapshot(data).map_err(corrupt)?))
-            }
-            GroupState::Inventory(_) => {
-                GroupState::Inventory(Box::new(Inventory::from_snapshot(data).map_err(corrupt)?))
-            }
+        let corrupt = |e: state_machine::DecodeError| Error::Corrupt(format!("group {group}: {e}"));
+        Ok(if group == META_GROUP {
+            GroupState::Meta(Box::new(MetaState::from_snapshot(data).map_err(corrupt)?))
+        } else {
+            GroupState::Inventory(Box::new(Inventory::from_snapshot(data).map_err(corrupt)?))
         })
     }
 

@@ -22,20 +22,18 @@
 //! rules) are decided by the proposer and carried in the command.
 
 mod invariants;
+mod reads;
 mod seats;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::command::{
-    Command, LogCommand, Outcome, Query, QueryResult, Rejection, Reply, COMMAND_VERSION,
+    Command, LogCommand, Outcome, Rejection, Reply, COMMAND_VERSION,
     COMMAND_VERSION_ONE_LAYOUT_RULE,
 };
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
-use proto::inventory::{
-    BookingStatus, BookingView, FailedCheckout, FailedCursor, HoldStatus, HoldView, RowView,
-    SeatMap, SeatSelection, SeatStatus, SeatView,
-};
-use proto::layout::{Layout, Money};
+use proto::inventory::{BookingStatus, HoldStatus, SeatSelection};
+use proto::layout::Layout;
 use serde::{Deserialize, Serialize};
 
 use self::seats::{pick_best, pick_explicit};
@@ -44,7 +42,7 @@ use crate::limits::{
     CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
     FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
     HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX,
-    OWNER_BOOKINGS_MAX, REQUEST_ID_BYTES_MAX, STALE_CHECKOUTS_LIMIT_MAX,
+    REQUEST_ID_BYTES_MAX,
 };
 
 /// Who occupies a seat.
@@ -239,61 +237,6 @@ impl Inventory {
     /// Log time of the last applied entry.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
-    }
-
-    /// Answers a read.
-    pub fn query(&self, query: &Query) -> QueryResult {
-        match query {
-            Query::SeatMap { show_id } => match self.seat_map(*show_id) {
-                Some(seat_map) => QueryResult::SeatMap { seat_map },
-                None => QueryResult::NotFound,
-            },
-            Query::Hold { hold_id } => match self.holds.get(hold_id) {
-                Some(hold) => QueryResult::Hold { hold: self.hold_view(*hold_id, hold) },
-                None => QueryResult::NotFound,
-            },
-            Query::Booking { booking_id } => match self.bookings.get(booking_id) {
-                Some(booking) => {
-                    QueryResult::Booking { booking: self.booking_view(*booking_id, booking) }
-                }
-                None => QueryResult::NotFound,
-            },
-            Query::ShowBookings { show_id } => {
-                if !self.shows.contains_key(show_id) {
-                    return QueryResult::NotFound;
-                }
-                let bookings = self
-                    .bookings
-                    .range(BookingId::new(*show_id, 0)..=BookingId::new(*show_id, u64::MAX))
-                    .filter(|(_, b)| b.holds_seats())
-                    .map(|(id, b)| self.booking_view(*id, b))
-                    .collect();
-                QueryResult::Bookings { bookings }
-            }
-            // The caller knows the applied index; it fills it in (see `StateMachineStore`).
-            Query::Digest => QueryResult::Digest { applied_index: 0, digest: self.digest() },
-            Query::OwnerBookings { owner, limit } => {
-                let limit = (*limit).min(OWNER_BOOKINGS_MAX) as usize;
-                let mut mine: Vec<(u64, BookingId)> = self
-                    .by_owner
-                    .get(owner)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| self.bookings.get(id).map(|b| (b.began_at_ms, *id)))
-                    .collect();
-                mine.sort_unstable_by(|a, b| b.cmp(a));
-                let bookings = mine
-                    .into_iter()
-                    .take(limit)
-                    .filter_map(|(_, id)| self.bookings.get(&id).map(|b| self.booking_view(id, b)))
-                    .collect();
-                QueryResult::Bookings { bookings }
-            }
-            Query::StaleCheckouts { before_ms, failed_after, limit } => {
-                self.stale_checkouts(*before_ms, *failed_after, *limit)
-            }
-            Query::Meta(_) => QueryResult::NotFound,
-        }
     }
 
     /// FNV-1a digest of the whole state. Equal on replicas that applied the same log prefix.
@@ -640,54 +583,6 @@ impl Inventory {
         }
     }
 
-    /// Answers [`Query::StaleCheckouts`]: pending checkouts begun at or before `before_ms`
-    /// (by payment deadline), and failed checkouts after `failed_after` that failed at or before
-    /// `before_ms` (in log order), at most `limit` (capped) of each.
-    fn stale_checkouts(
-        &self,
-        before_ms: u64,
-        failed_after: Option<FailedCursor>,
-        limit: u32,
-    ) -> QueryResult {
-        let limit = limit.min(STALE_CHECKOUTS_LIMIT_MAX) as usize;
-        let pending = self
-            .checkout_deadlines
-            .iter()
-            .filter_map(|(_, id)| self.bookings.get(id).map(|b| (*id, b)))
-            .filter(|(_, booking)| booking.began_at_ms <= before_ms)
-            .take(limit)
-            .map(|(id, booking)| self.booking_view(id, booking))
-            .collect();
-        let start = match failed_after {
-            // The third element is the failure time; u64::MAX puts the bound after the cursor.
-            Some(cursor) => std::ops::Bound::Excluded((cursor.index, cursor.booking_id, u64::MAX)),
-            None => std::ops::Bound::Unbounded,
-        };
-        let failed = self
-            .failed_checkouts
-            .range((start, std::ops::Bound::Unbounded))
-            // Failure times grow along the set: stop at the first one past the cut-off.
-            .take_while(|(_, _, failed_at_ms)| *failed_at_ms <= before_ms)
-            .filter_map(|&(index, booking_id, failed_at_ms)| {
-                let booking = self.bookings.get(&booking_id)?;
-                Some(FailedCheckout {
-                    cursor: FailedCursor { index, booking_id },
-                    failed_at_ms,
-                    booking: self.booking_view(booking_id, booking),
-                })
-            })
-            .take(limit)
-            .collect();
-        let cancelling = self
-            .cancelling
-            .iter()
-            .take_while(|(at, _)| *at <= before_ms)
-            .filter_map(|(_, id)| self.bookings.get(id).map(|b| self.booking_view(*id, b)))
-            .take(limit)
-            .collect();
-        QueryResult::StaleCheckouts { pending, cancelling, failed }
-    }
-
     fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
         let expires_at_ms = now.saturating_add(IDEMPOTENCY_TTL_MS);
         self.idempotency_expiry.insert((expires_at_ms, request_id.clone()));
@@ -740,91 +635,6 @@ impl Inventory {
         if let Some(show) = self.shows.get_mut(&show_id) {
             show.version += 1;
         }
-    }
-
-    fn seat_ids(&self, show_id: ShowId, seats: &[(u32, u32)]) -> Vec<SeatId> {
-        let show = self.shows.get(&show_id).expect("object's show exists");
-        seats.iter().map(|(row, n)| seat_id(&show.rows[*row as usize].label, *n)).collect()
-    }
-
-    fn money(&self, show_id: ShowId, amount_minor: i64) -> Money {
-        let show = self.shows.get(&show_id).expect("object's show exists");
-        Money { amount_minor, currency: show.currency.clone() }
-    }
-
-    fn hold_view(&self, hold_id: HoldId, hold: &Hold) -> HoldView {
-        let show_id = hold_id.show_id();
-        HoldView {
-            hold_id,
-            show_id,
-            owner: hold.owner.clone(),
-            seats: self.seat_ids(show_id, &hold.seats),
-            amount: self.money(show_id, hold.amount_minor),
-            expires_at_ms: hold.expires_at_ms,
-            status: hold.status,
-            booking_id: hold.booking_id,
-        }
-    }
-
-    fn booking_view(&self, booking_id: BookingId, booking: &Booking) -> BookingView {
-        let show_id = booking_id.show_id();
-        BookingView {
-            booking_id,
-            show_id,
-            hold_id: booking.hold_id,
-            owner: booking.owner.clone(),
-            seats: self.seat_ids(show_id, &booking.seats),
-            amount: self.money(show_id, booking.amount_minor),
-            status: booking.status,
-            payment_deadline_ms: booking.payment_deadline_ms,
-            payment_ref: booking.payment_ref.clone(),
-            refund_ref: booking.refund_ref.clone(),
-            refund_minor: booking.refund_minor,
-            ticket_code: booking.ticket_code.clone(),
-            failure_reason: booking.failure_reason.clone(),
-            created_at_ms: booking.began_at_ms,
-        }
-    }
-
-    fn seat_map(&self, show_id: ShowId) -> Option<SeatMap> {
-        let show = self.shows.get(&show_id)?;
-        let rows = show
-            .rows
-            .iter()
-            .map(|row| RowView {
-                label: row.label.clone(),
-                seats: row
-                    .seats
-                    .iter()
-                    .enumerate()
-                    .map(|(offset, state)| {
-                        let number = offset as u32 + 1;
-                        SeatView {
-                            seat_id: seat_id(&row.label, number),
-                            number,
-                            category: row.category.clone(),
-                            price_minor: show.prices[&row.category],
-                            status: match state {
-                                SeatState::Free => SeatStatus::Available,
-                                SeatState::Held(_) => SeatStatus::Held,
-                                SeatState::Sold(_) => SeatStatus::Sold,
-                            },
-                            aisle_after: row.aisles_after.contains(&number),
-                        }
-                    })
-                    .collect(),
-            })
-            .collect();
-        Some(SeatMap {
-            show_id,
-            title: show.title.clone(),
-            starts_at_ms: show.starts_at_ms,
-            version: show.version,
-            currency: show.currency.clone(),
-            available: show.available,
-            cancelled: show.cancelled,
-            rows,
-        })
     }
 }
 
