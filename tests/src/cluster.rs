@@ -13,64 +13,16 @@ use anyhow::{Context, Result};
 use proto::pb::GroupStatus;
 use serde_json::Value;
 
-use crate::fixtures::{ADMIN_EMAIL, ADMIN_PASSWORD};
+pub use crate::processes::Options;
 use crate::processes::{
     bin_dir, free_port, print_log_tail, spawn_gateway_process, spawn_payments, Gateway, Node,
 };
 use crate::wait::eventually;
 
-/// Options of a test cluster.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Number of nodes (all bootstrap peers).
-    pub nodes: usize,
-    /// Inventory shards created at bootstrap.
-    pub shards: u64,
-    /// `--snapshot-logs` for every node.
-    pub snapshot_logs: u64,
-    /// `--logs-kept` for every node.
-    pub logs_kept: u64,
-    /// `--hold-ttl-ms` default.
-    pub hold_ttl_ms: u64,
-    /// `--checkout-window-ms` of the gateway.
-    pub checkout_window_ms: u64,
-    /// `--payment-timeout-ms` of the gateway.
-    pub payment_timeout_ms: u64,
-    /// Start a `marquee-payments` service and point the gateway at it (`--payments-url`);
-    /// otherwise the gateway uses its in-process sandbox.
-    pub payments: bool,
-    /// `--sweep-interval-ms` of the gateway (0: no recovery sweeper).
-    pub sweep_interval_ms: u64,
-    /// `--sweep-min-age-ms` of the gateway.
-    pub sweep_min_age_ms: u64,
-    /// The gateway's per-IP rate limit (requests/s; 0: off, the default for tests).
-    pub rate_limit_ip_per_s: f64,
-    /// The gateway's per-user rate limit (requests/s; 0: off).
-    pub rate_limit_user_per_s: f64,
-    /// Extra environment of the gateway (e.g. `MARQUEE_SEARCH`, `MEILI_URL`).
-    pub gateway_env: Vec<(String, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            nodes: 3,
-            shards: 1,
-            snapshot_logs: 20_000,
-            logs_kept: 2_000,
-            hold_ttl_ms: 600_000,
-            checkout_window_ms: 120_000,
-            payment_timeout_ms: 1_000,
-            payments: false,
-            sweep_interval_ms: 5_000,
-            sweep_min_age_ms: 30_000,
-            rate_limit_ip_per_s: 0.0,
-            rate_limit_user_per_s: 0.0,
-            gateway_env: Vec::new(),
-        }
-    }
-}
-
+/// The admin account every test cluster gets (made with `marqueectl create-user`).
+pub const ADMIN_EMAIL: &str = "admin@marquee.test";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// A running cluster: nodes and one gateway.
 pub struct Cluster {
     /// Nodes, index `i` has id `i + 1`.

@@ -11,10 +11,6 @@ use crate::client::User;
 use crate::cluster::Cluster;
 use crate::wait::join_all;
 
-/// The admin account every test cluster gets (made with `marqueectl create-user`).
-pub const ADMIN_EMAIL: &str = "admin@marquee.test";
-/// Its password.
-pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 /// Password of the customer accounts [`Cluster::user`] registers.
 pub const USER_PASSWORD: &str = "customer-password";
 

@@ -1,7 +1,8 @@
 //! The operating-system side of the harness: where the built binaries are, free loopback
 //! ports, and the `marquee-node`, `marquee-gateway` and `marquee-payments` child processes
-//! (spawn, signal, kill, reap). Everything that owns a PID lives here, so a test that kills or
-//! pauses a process and the [`Drop`] impls that clean up after a failed test share one code path.
+//! (spawn, signal, kill, reap), with the [`Options`] (flags) they start with. Everything that
+//! owns a PID lives here, so a test that kills or pauses a process and the [`Drop`] impls that
+//! clean up after a failed test share one code path.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,8 +11,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-
-use crate::cluster::Options;
 
 /// Secret test gateways sign access tokens with (shared, so any gateway accepts any token).
 pub const JWT_SECRET: &str = "marquee-test-jwt-secret-0123456789abcdef";
@@ -139,7 +138,7 @@ impl Drop for Node {
     }
 }
 
-/// An extra gateway process started by [`Cluster::spawn_gateway`]; SIGKILLed when dropped.
+/// An extra gateway process started by [`Cluster::spawn_gateway`](crate::Cluster::spawn_gateway); SIGKILLed when dropped.
 pub struct Gateway {
     /// Base URL, e.g. `http://127.0.0.1:12345`.
     pub url: String,
@@ -234,4 +233,56 @@ pub(crate) fn print_log_tail(log: &Path) {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(30)..].join("\n");
     eprintln!("---- tail of {} ----\n{tail}", log.display());
+}
+
+/// Options of a test cluster: the flags its node, gateway and payment processes start with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of nodes (all bootstrap peers).
+    pub nodes: usize,
+    /// Inventory shards created at bootstrap.
+    pub shards: u64,
+    /// `--snapshot-logs` for every node.
+    pub snapshot_logs: u64,
+    /// `--logs-kept` for every node.
+    pub logs_kept: u64,
+    /// `--hold-ttl-ms` default.
+    pub hold_ttl_ms: u64,
+    /// `--checkout-window-ms` of the gateway.
+    pub checkout_window_ms: u64,
+    /// `--payment-timeout-ms` of the gateway.
+    pub payment_timeout_ms: u64,
+    /// Start a `marquee-payments` service and point the gateway at it (`--payments-url`);
+    /// otherwise the gateway uses its in-process sandbox.
+    pub payments: bool,
+    /// `--sweep-interval-ms` of the gateway (0: no recovery sweeper).
+    pub sweep_interval_ms: u64,
+    /// `--sweep-min-age-ms` of the gateway.
+    pub sweep_min_age_ms: u64,
+    /// The gateway's per-IP rate limit (requests/s; 0: off, the default for tests).
+    pub rate_limit_ip_per_s: f64,
+    /// The gateway's per-user rate limit (requests/s; 0: off).
+    pub rate_limit_user_per_s: f64,
+    /// Extra environment of the gateway (e.g. `MARQUEE_SEARCH`, `MEILI_URL`).
+    pub gateway_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            shards: 1,
+            snapshot_logs: 20_000,
+            logs_kept: 2_000,
+            hold_ttl_ms: 600_000,
+            checkout_window_ms: 120_000,
+            payment_timeout_ms: 1_000,
+            payments: false,
+            sweep_interval_ms: 5_000,
+            sweep_min_age_ms: 30_000,
+            rate_limit_ip_per_s: 0.0,
+            rate_limit_user_per_s: 0.0,
+            gateway_env: Vec::new(),
+        }
+    }
 }

@@ -124,7 +124,7 @@ pub fn write(path: &Path, events: &[Event]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a history written by [`write`].
+/// Reads a history written by [`write()`].
 ///
 /// # Errors
 /// The file is missing or a line is not an event.
