@@ -106,7 +106,7 @@ async fn catalog_admin_browse_reviews_and_show_cancellation() {
         erin: cluster.user("erin").await.unwrap(),
         mallory: cluster.user("mallory").await.unwrap(),
         now,
-        date: date_of(tomorrow_utc),
+        date: proto::calendar::date_of_ms(tomorrow_utc),
         evening: tomorrow_utc + 13 * 3_600_000,
     };
     let s = &s;
@@ -650,20 +650,6 @@ async fn get_admin(cluster: &Cluster, path: &str) -> Value {
     let (status, body) = call(cluster, Method::GET, path, Some(cluster.admin_token()), None).await;
     assert_eq!(status, 200, "{path}: {body}");
     body
-}
-
-/// The UTC date (`YYYY-MM-DD`) of Unix milliseconds.
-fn date_of(ms: u64) -> String {
-    let days = (ms / DAY) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// Browse listings are served from the gateway's cache and a catalog change empties it at once
