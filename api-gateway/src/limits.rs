@@ -2,20 +2,15 @@
 
 /// Largest request body accepted.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
-/// Longest `X-Marquee-User` value (keeps derived request ids under the node's 128-byte cap).
+/// Longest owner id the gateway derives (`u` and a user id; keeps derived request ids under
+/// the node's 128-byte cap).
 pub const OWNER_BYTES_MAX: usize = 48;
 /// Longest `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 64;
 /// Seats in one hold (mirrors the state machine's limit; the state machine enforces it too).
 pub const PARTY_SIZE_MAX: usize = 10;
 /// Largest show id: JavaScript's `Number.MAX_SAFE_INTEGER`, so browsers read ids exactly.
-pub const SHOW_ID_MAX: u64 = (1 << 53) - 1;
-
-/// A random id in 1..=[`SHOW_ID_MAX`], for records created without one (accounts, catalog).
-pub fn random_id() -> u64 {
-    use rand::Rng;
-    rand::rng().random_range(1..=SHOW_ID_MAX)
-}
+pub const SHOW_ID_MAX: u64 = client::RECORD_ID_MAX;
 /// Shortest hold a client may ask for.
 pub const TTL_MS_MIN: u64 = 1_000;
 /// Longest hold a client may ask for.

@@ -1,6 +1,6 @@
-//! The recovery sweeper: settles checkouts a gateway left behind (ARCHITECTURE.md "Booking
-//! saga", invariant 4: every successful charge ends as exactly one confirmed booking or one
-//! refund).
+//! The recovery sweeper: settles checkouts a gateway left behind (`docs/architecture.md`,
+//! "Booking saga"; invariant 4: every successful charge ends as exactly one confirmed booking
+//! or one refund).
 //!
 //! A gateway that dies (or loses touch with the provider) between `BeginCheckout` and `Confirm`
 //! leaves a pending checkout, and perhaps a charge, behind. Every gateway runs this loop; each
@@ -29,9 +29,9 @@
 //! gateways.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use client::ClusterError;
 use proto::inventory::{
     BookingId, BookingStatus, BookingView, Command, FailedCursor, Proposal, Query, QueryResult,
     Rejection, Reply,
@@ -39,11 +39,12 @@ use proto::inventory::{
 use proto::GroupId;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterError;
+use crate::clock::wall_clock_ms;
 use crate::limits::SWEEP_BATCH_MAX;
+use crate::metrics::Metrics;
 use crate::payment::{PaymentError, Receipt};
-use crate::saga;
-use crate::AppState;
+use crate::saga::Saga;
+use crate::shards::Shards;
 
 /// How the sweeper runs.
 #[derive(Debug, Clone, Copy)]
@@ -97,12 +98,28 @@ impl Settled {
     }
 }
 
+/// The sweeper's handle: it settles through the saga's keys and calls.
+pub struct Sweeper {
+    saga: Saga,
+    shards: Shards,
+    metrics: Metrics,
+    config: SweepConfig,
+}
+
+impl Sweeper {
+    /// A sweeper acting through `saga` (its shards, provider and metrics).
+    pub fn new(saga: Saga, config: SweepConfig) -> Sweeper {
+        let (shards, metrics) = (saga.shards().clone(), saga.metrics().clone());
+        Sweeper { saga, shards, metrics, config }
+    }
+
 /// Runs passes every `config.interval` until `shutdown` fires.
 ///
 /// # Cancel safety
 /// Safe to stop at any point: every step is idempotent and the next pass (in this or another
 /// gateway) redoes whatever a cut-short pass left undone.
-pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: CancellationToken) {
+pub async fn run(self, shutdown: CancellationToken) {
+    let config = self.config;
     let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -114,9 +131,9 @@ pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: Cancellati
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            result = sweep(&state, config, &mut cursors) => {
+            result = self.sweep(&mut cursors) => {
                 if let Err(e) = result {
-                    state.metrics.sweeper_errors.inc();
+                    self.metrics.sweeper_errors.inc();
                     tracing::debug!(error = %e, "sweep skipped: no topology");
                 }
             }
@@ -124,24 +141,16 @@ pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: Cancellati
     }
 }
 
-/// This gateway's wall clock, Unix ms (for reads and cut-offs; never for replicated state).
-pub fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// One pass over every shard.
-async fn sweep(
-    state: &AppState,
-    config: SweepConfig,
-    cursors: &mut HashMap<GroupId, FailedCursor>,
-) -> Result<(), ClusterError> {
-    let shards = state.cluster.refresh_topology().await?.shards();
+async fn sweep(&self, cursors: &mut HashMap<GroupId, FailedCursor>) -> Result<(), ClusterError> {
+    let shards = self.shards.shard_groups().await?;
     // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
     cursors.retain(|group, _| shards.contains(group));
-    let before_ms = wall_clock_ms().saturating_sub(config.min_age.as_millis() as u64);
+    let min_age_ms = u64::try_from(self.config.min_age.as_millis()).unwrap_or(u64::MAX);
+    let before_ms = wall_clock_ms().saturating_sub(min_age_ms);
     for group in shards {
-        if let Err(e) = sweep_shard(state, group, before_ms, cursors).await {
-            state.metrics.sweeper_errors.inc();
+        if let Err(e) = self.sweep_shard(group, before_ms, cursors).await {
+            self.metrics.sweeper_errors.inc();
             tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
         }
     }
@@ -149,7 +158,7 @@ async fn sweep(
 }
 
 async fn sweep_shard(
-    state: &AppState,
+    &self,
     group: GroupId,
     before_ms: u64,
     cursors: &mut HashMap<GroupId, FailedCursor>,
@@ -160,16 +169,16 @@ async fn sweep_shard(
         limit: SWEEP_BATCH_MAX,
     };
     let QueryResult::StaleCheckouts { pending, failed, cancelling } =
-        state.cluster.query(group, &query, true).await?
+        self.shards.query_group(group, &query, true).await?
     else {
         return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
     };
     let mut first_error = None;
     for booking in &pending {
-        match settle_pending(state, group, booking).await {
-            Ok(settled) => record(state, booking.booking_id, settled),
+        match self.settle_pending(group, booking).await {
+            Ok(settled) => self.record(booking.booking_id, settled),
             Err(e) => {
-                state.metrics.sweeper_errors.inc();
+                self.metrics.sweeper_errors.inc();
                 first_error.get_or_insert(e);
             }
         }
@@ -177,18 +186,18 @@ async fn sweep_shard(
     // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
     // is owed under the booking's refund key, then free the seats.
     for booking in &cancelling {
-        match saga::finish_cancel(state, booking).await {
-            Ok(_) => record(state, booking.booking_id, Settled::Cancelled),
+        match self.saga.finish_cancel(booking).await {
+            Ok(_) => self.record(booking.booking_id, Settled::Cancelled),
             Err(e) => {
-                state.metrics.sweeper_errors.inc();
+                self.metrics.sweeper_errors.inc();
                 tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
             }
         }
     }
     for failure in &failed {
-        match settle_failed(state, &failure.booking).await {
+        match self.settle_failed(&failure.booking).await {
             Ok(settled) => {
-                record(state, failure.booking.booking_id, settled);
+                self.record(failure.booking.booking_id, settled);
                 cursors.insert(group, failure.cursor);
             }
             // Stop at the first failure we could not settle: the cursor stays before it, so
@@ -199,48 +208,45 @@ async fn sweep_shard(
     first_error.map_or(Ok(()), Err)
 }
 
-fn record(state: &AppState, booking_id: BookingId, settled: Settled) {
-    state.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
+fn record(&self, booking_id: BookingId, settled: Settled) {
+    self.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
     if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
         tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
     }
 }
 
-async fn lookup(state: &AppState, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
-    let key = saga::charge_key(booking_id);
-    let found = tokio::time::timeout(state.payment_timeout, state.payments.lookup(&key))
-        .await
-        .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())))?;
-    Ok(found)
+async fn lookup(&self, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
+    Ok(self.saga.lookup_charge(booking_id).await?)
 }
 
 async fn propose(
-    state: &AppState,
+    &self,
     group: GroupId,
     request_id: String,
     command: Command,
 ) -> Result<Result<Reply, Rejection>, SweepError> {
-    Ok(state.cluster.propose(group, &Proposal { request_id: Some(request_id), command }).await?)
+    let proposal = Proposal { request_id: Some(request_id), command };
+    Ok(self.shards.propose_to(group, &proposal).await?)
 }
 
 /// Settles a pending checkout whose saga is presumed dead.
 async fn settle_pending(
-    state: &AppState,
+    &self,
     group: GroupId,
     booking: &BookingView,
 ) -> Result<Settled, SweepError> {
     let booking_id = booking.booking_id;
-    match lookup(state, booking_id).await? {
+    match self.lookup(booking_id).await? {
         Some(receipt) => {
             let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
-            match propose(state, group, format!("sweep:{booking_id}:confirm"), confirm).await? {
+            match self.propose(group, format!("sweep:{booking_id}:confirm"), confirm).await? {
                 Ok(_) => {
-                    state.metrics.bookings.with_label_values(&["confirmed"]).inc();
+                    self.metrics.bookings.with_label_values(&["confirmed"]).inc();
                     Ok(Settled::Confirmed)
                 }
                 Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
                     // It expired (or was failed) before we got here: give the money back.
-                    refund(state, booking_id, &receipt).await
+                    self.refund(booking_id, &receipt).await
                 }
                 Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
                 Err(other) => Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}"))),
@@ -251,9 +257,9 @@ async fn settle_pending(
                 booking_id,
                 reason: "abandoned checkout: the recovery sweeper found no charge".into(),
             };
-            match propose(state, group, format!("sweep:{booking_id}:fail"), fail).await? {
+            match self.propose(group, format!("sweep:{booking_id}:fail"), fail).await? {
                 Ok(_) => {
-                    state.metrics.bookings.with_label_values(&["failed"]).inc();
+                    self.metrics.bookings.with_label_values(&["failed"]).inc();
                     Ok(Settled::Failed)
                 }
                 Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
@@ -264,21 +270,22 @@ async fn settle_pending(
 }
 
 /// Refunds the charge of a failed checkout, if there is one.
-async fn settle_failed(state: &AppState, booking: &BookingView) -> Result<Settled, SweepError> {
+async fn settle_failed(&self, booking: &BookingView) -> Result<Settled, SweepError> {
     debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
-    match lookup(state, booking.booking_id).await? {
-        Some(receipt) => refund(state, booking.booking_id, &receipt).await,
+    match self.lookup(booking.booking_id).await? {
+        Some(receipt) => self.refund(booking.booking_id, &receipt).await,
         None => Ok(Settled::NothingCharged),
     }
 }
 
 async fn refund(
-    state: &AppState,
+    &self,
     booking_id: BookingId,
     receipt: &Receipt,
 ) -> Result<Settled, SweepError> {
-    saga::refund(state, booking_id, receipt)
+    self.saga.refund(booking_id, receipt)
         .await
         .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
     Ok(Settled::Refunded)
+}
 }
