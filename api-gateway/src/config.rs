@@ -111,7 +111,6 @@ pub struct Config {
     pub client_ip_header: Option<String>,
 }
 
-
 /// Why the gateway did not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -178,12 +177,14 @@ impl Config {
                 rate.is_finite()
                     && rate >= 0.0
                     && (rate == 0.0 || (burst.is_finite() && burst >= 1.0)),
-                || format!("--rate-limit-{name}-per-s must be >= 0 and --rate-limit-{name}-burst >= 1"),
+                || {
+                    format!(
+                        "--rate-limit-{name}-per-s must be >= 0 and --rate-limit-{name}-burst >= 1"
+                    )
+                },
             )?;
         }
-        ensure(self.late_refund_percent <= 100, || {
-            "--late-refund-percent must be 0..=100".into()
-        })?;
+        ensure(self.late_refund_percent <= 100, || "--late-refund-percent must be 0..=100".into())?;
         ensure(self.full_refund_before_min >= self.cancel_cutoff_min, || {
             "--full-refund-before-min must be at least --cancel-cutoff-min".into()
         })

@@ -159,4 +159,3 @@ impl Default for Metrics {
         Self::new()
     }
 }
-

@@ -122,7 +122,8 @@ impl PaymentProvider for SandboxProvider {
                 Token::Delay(_) => Token::Unknown,
                 other => other,
             };
-            let outcome = self.lock().charge(key, token, amount_minor, currency).map_err(refused)?;
+            let outcome =
+                self.lock().charge(key, token, amount_minor, currency).map_err(refused)?;
             match outcome {
                 ChargeOutcome::Charged { receipt, .. } | ChargeOutcome::Delayed(receipt, _) => {
                     Ok(receipt)

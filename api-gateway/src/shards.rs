@@ -14,7 +14,7 @@ use client::{ClusterClient, ClusterError};
 use prometheus::IntCounterVec;
 use proto::catalog::{CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, ShowDetail};
 use proto::inventory::{
-    BookingId, BookingView, Command, OwnerId, Outcome, Proposal, Query, QueryResult, Rejection,
+    BookingId, BookingView, Command, Outcome, OwnerId, Proposal, Query, QueryResult, Rejection,
     Reply, ShowId,
 };
 use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};

@@ -82,4 +82,3 @@ pub fn client_ip(state: &AppState, request: &axum::extract::Request) -> Option<s
     }
     request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
 }
-

@@ -113,179 +113,188 @@ impl Sweeper {
         Sweeper { saga, shards, metrics, config }
     }
 
-/// Runs passes every `config.interval` until `shutdown` fires.
-///
-/// # Cancel safety
-/// Safe to stop at any point: every step is idempotent and the next pass (in this or another
-/// gateway) redoes whatever a cut-short pass left undone.
-pub async fn run(self, shutdown: CancellationToken) {
-    let config = self.config;
-    let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
+    /// Runs passes every `config.interval` until `shutdown` fires.
+    ///
+    /// # Cancel safety
+    /// Safe to stop at any point: every step is idempotent and the next pass (in this or another
+    /// gateway) redoes whatever a cut-short pass left undone.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = self.config;
+        let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
+        let mut ticker = tokio::time::interval(config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = self.sweep(&mut cursors) => {
+                    if let Err(e) = result {
+                        self.metrics.sweeper_errors.inc();
+                        tracing::debug!(error = %e, "sweep skipped: no topology");
+                    }
+                }
+            }
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = self.sweep(&mut cursors) => {
-                if let Err(e) = result {
+    }
+
+    /// One pass over every shard.
+    async fn sweep(
+        &self,
+        cursors: &mut HashMap<GroupId, FailedCursor>,
+    ) -> Result<(), ClusterError> {
+        let shards = self.shards.shard_groups().await?;
+        // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
+        cursors.retain(|group, _| shards.contains(group));
+        let min_age_ms = u64::try_from(self.config.min_age.as_millis()).unwrap_or(u64::MAX);
+        let before_ms = wall_clock_ms().saturating_sub(min_age_ms);
+        for group in shards {
+            if let Err(e) = self.sweep_shard(group, before_ms, cursors).await {
+                self.metrics.sweeper_errors.inc();
+                tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
+            }
+        }
+        Ok(())
+    }
+
+    async fn sweep_shard(
+        &self,
+        group: GroupId,
+        before_ms: u64,
+        cursors: &mut HashMap<GroupId, FailedCursor>,
+    ) -> Result<(), SweepError> {
+        let query = Query::StaleCheckouts {
+            before_ms,
+            failed_after: cursors.get(&group).copied(),
+            limit: SWEEP_BATCH_MAX,
+        };
+        let QueryResult::StaleCheckouts { pending, failed, cancelling } =
+            self.shards.query_group(group, &query, true).await?
+        else {
+            return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
+        };
+        let mut first_error = None;
+        for booking in &pending {
+            match self.settle_pending(group, booking).await {
+                Ok(settled) => self.record(booking.booking_id, settled),
+                Err(e) => {
                     self.metrics.sweeper_errors.inc();
-                    tracing::debug!(error = %e, "sweep skipped: no topology");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
+        // is owed under the booking's refund key, then free the seats.
+        for booking in &cancelling {
+            match self.saga.finish_cancel(booking).await {
+                Ok(_) => self.record(booking.booking_id, Settled::Cancelled),
+                Err(e) => {
+                    self.metrics.sweeper_errors.inc();
+                    tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
+                }
+            }
+        }
+        for failure in &failed {
+            match self.settle_failed(&failure.booking).await {
+                Ok(settled) => {
+                    self.record(failure.booking.booking_id, settled);
+                    cursors.insert(group, failure.cursor);
+                }
+                // Stop at the first failure we could not settle: the cursor stays before it, so
+                // the next pass tries it again.
+                Err(e) => return Err(e),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn record(&self, booking_id: BookingId, settled: Settled) {
+        self.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
+        if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
+            tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
+        }
+    }
+
+    async fn lookup(&self, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
+        Ok(self.saga.lookup_charge(booking_id).await?)
+    }
+
+    async fn propose(
+        &self,
+        group: GroupId,
+        request_id: String,
+        command: Command,
+    ) -> Result<Result<Reply, Rejection>, SweepError> {
+        let proposal = Proposal { request_id: Some(request_id), command };
+        Ok(self.shards.propose_to(group, &proposal).await?)
+    }
+
+    /// Settles a pending checkout whose saga is presumed dead.
+    async fn settle_pending(
+        &self,
+        group: GroupId,
+        booking: &BookingView,
+    ) -> Result<Settled, SweepError> {
+        let booking_id = booking.booking_id;
+        match self.lookup(booking_id).await? {
+            Some(receipt) => {
+                let confirm =
+                    Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+                match self.propose(group, format!("sweep:{booking_id}:confirm"), confirm).await? {
+                    Ok(_) => {
+                        self.metrics.bookings.with_label_values(&["confirmed"]).inc();
+                        Ok(Settled::Confirmed)
+                    }
+                    Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
+                        // It expired (or was failed) before we got here: give the money back.
+                        self.refund(booking_id, &receipt).await
+                    }
+                    Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                    Err(other) => {
+                        Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}")))
+                    }
+                }
+            }
+            None => {
+                let fail = Command::FailCheckout {
+                    booking_id,
+                    reason: "abandoned checkout: the recovery sweeper found no charge".into(),
+                };
+                match self.propose(group, format!("sweep:{booking_id}:fail"), fail).await? {
+                    Ok(_) => {
+                        self.metrics.bookings.with_label_values(&["failed"]).inc();
+                        Ok(Settled::Failed)
+                    }
+                    Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                    Err(other) => {
+                        Err(SweepError::Unexpected(format!("fail {booking_id}: {other}")))
+                    }
                 }
             }
         }
     }
-}
 
-/// One pass over every shard.
-async fn sweep(&self, cursors: &mut HashMap<GroupId, FailedCursor>) -> Result<(), ClusterError> {
-    let shards = self.shards.shard_groups().await?;
-    // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
-    cursors.retain(|group, _| shards.contains(group));
-    let min_age_ms = u64::try_from(self.config.min_age.as_millis()).unwrap_or(u64::MAX);
-    let before_ms = wall_clock_ms().saturating_sub(min_age_ms);
-    for group in shards {
-        if let Err(e) = self.sweep_shard(group, before_ms, cursors).await {
-            self.metrics.sweeper_errors.inc();
-            tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
+    /// Refunds the charge of a failed checkout, if there is one.
+    async fn settle_failed(&self, booking: &BookingView) -> Result<Settled, SweepError> {
+        debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
+        match self.lookup(booking.booking_id).await? {
+            Some(receipt) => self.refund(booking.booking_id, &receipt).await,
+            None => Ok(Settled::NothingCharged),
         }
     }
-    Ok(())
-}
 
-async fn sweep_shard(
-    &self,
-    group: GroupId,
-    before_ms: u64,
-    cursors: &mut HashMap<GroupId, FailedCursor>,
-) -> Result<(), SweepError> {
-    let query = Query::StaleCheckouts {
-        before_ms,
-        failed_after: cursors.get(&group).copied(),
-        limit: SWEEP_BATCH_MAX,
-    };
-    let QueryResult::StaleCheckouts { pending, failed, cancelling } =
-        self.shards.query_group(group, &query, true).await?
-    else {
-        return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
-    };
-    let mut first_error = None;
-    for booking in &pending {
-        match self.settle_pending(group, booking).await {
-            Ok(settled) => self.record(booking.booking_id, settled),
-            Err(e) => {
-                self.metrics.sweeper_errors.inc();
-                first_error.get_or_insert(e);
-            }
-        }
+    async fn refund(
+        &self,
+        booking_id: BookingId,
+        receipt: &Receipt,
+    ) -> Result<Settled, SweepError> {
+        self.saga
+            .refund(booking_id, receipt)
+            .await
+            .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
+        Ok(Settled::Refunded)
     }
-    // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
-    // is owed under the booking's refund key, then free the seats.
-    for booking in &cancelling {
-        match self.saga.finish_cancel(booking).await {
-            Ok(_) => self.record(booking.booking_id, Settled::Cancelled),
-            Err(e) => {
-                self.metrics.sweeper_errors.inc();
-                tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
-            }
-        }
-    }
-    for failure in &failed {
-        match self.settle_failed(&failure.booking).await {
-            Ok(settled) => {
-                self.record(failure.booking.booking_id, settled);
-                cursors.insert(group, failure.cursor);
-            }
-            // Stop at the first failure we could not settle: the cursor stays before it, so
-            // the next pass tries it again.
-            Err(e) => return Err(e),
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-fn record(&self, booking_id: BookingId, settled: Settled) {
-    self.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
-    if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
-        tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
-    }
-}
-
-async fn lookup(&self, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
-    Ok(self.saga.lookup_charge(booking_id).await?)
-}
-
-async fn propose(
-    &self,
-    group: GroupId,
-    request_id: String,
-    command: Command,
-) -> Result<Result<Reply, Rejection>, SweepError> {
-    let proposal = Proposal { request_id: Some(request_id), command };
-    Ok(self.shards.propose_to(group, &proposal).await?)
-}
-
-/// Settles a pending checkout whose saga is presumed dead.
-async fn settle_pending(
-    &self,
-    group: GroupId,
-    booking: &BookingView,
-) -> Result<Settled, SweepError> {
-    let booking_id = booking.booking_id;
-    match self.lookup(booking_id).await? {
-        Some(receipt) => {
-            let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
-            match self.propose(group, format!("sweep:{booking_id}:confirm"), confirm).await? {
-                Ok(_) => {
-                    self.metrics.bookings.with_label_values(&["confirmed"]).inc();
-                    Ok(Settled::Confirmed)
-                }
-                Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
-                    // It expired (or was failed) before we got here: give the money back.
-                    self.refund(booking_id, &receipt).await
-                }
-                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
-                Err(other) => Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}"))),
-            }
-        }
-        None => {
-            let fail = Command::FailCheckout {
-                booking_id,
-                reason: "abandoned checkout: the recovery sweeper found no charge".into(),
-            };
-            match self.propose(group, format!("sweep:{booking_id}:fail"), fail).await? {
-                Ok(_) => {
-                    self.metrics.bookings.with_label_values(&["failed"]).inc();
-                    Ok(Settled::Failed)
-                }
-                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
-                Err(other) => Err(SweepError::Unexpected(format!("fail {booking_id}: {other}"))),
-            }
-        }
-    }
-}
-
-/// Refunds the charge of a failed checkout, if there is one.
-async fn settle_failed(&self, booking: &BookingView) -> Result<Settled, SweepError> {
-    debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
-    match self.lookup(booking.booking_id).await? {
-        Some(receipt) => self.refund(booking.booking_id, &receipt).await,
-        None => Ok(Settled::NothingCharged),
-    }
-}
-
-async fn refund(
-    &self,
-    booking_id: BookingId,
-    receipt: &Receipt,
-) -> Result<Settled, SweepError> {
-    self.saga.refund(booking_id, receipt)
-        .await
-        .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
-    Ok(Settled::Refunded)
-}
 }

@@ -120,8 +120,11 @@ impl ClusterClient {
         for i in 0..candidates.len() {
             let addr = &candidates[(start + i) % candidates.len()];
             let request = proto::pb::WatchCatalogRequest { after, limit };
-            match tokio::time::timeout(self.policy.call_timeout, self.client(addr)?.watch_catalog(request))
-                .await
+            match tokio::time::timeout(
+                self.policy.call_timeout,
+                self.client(addr)?.watch_catalog(request),
+            )
+            .await
             {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
@@ -151,7 +154,12 @@ impl ClusterClient {
         for addr in &candidates {
             let request =
                 proto::pb::WatchShowRequest { group_id: group.0, show_id: show.0, after_version };
-            match tokio::time::timeout(self.policy.call_timeout, self.client(addr)?.watch_show(request)).await {
+            match tokio::time::timeout(
+                self.policy.call_timeout,
+                self.client(addr)?.watch_show(request),
+            )
+            .await
+            {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
                 Err(_) => last_error = format!("{addr}: timed out"),
@@ -402,9 +410,7 @@ impl ClusterClient {
     }
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<Attempt<T>, Failure> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Attempt<T>, Failure> {
     codec::decode(bytes)
         .map(Attempt::Done)
         .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string())))

@@ -44,7 +44,8 @@ impl ClusterClient {
     /// No meta leader accepted it within the retry policy.
     pub async fn join(&self, node_id: u64, addr: &str) -> Result<(), ClusterError> {
         self.with_retries(META_GROUP, true, |target| {
-            let request = JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: addr.to_owned() };
+            let request =
+                JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: addr.to_owned() };
             async move {
                 let reply = self
                     .channels()

@@ -84,8 +84,7 @@ impl Backoff {
     /// Counts an attempt: `Some(n)` (1-based) if the policy allows one more, else `None`.
     pub fn attempt(&mut self) -> Option<u32> {
         let over_budget = self.policy.budget.is_some_and(|b| self.started.elapsed() > b);
-        if self.attempts >= self.policy.attempts_max.max(1) || (self.attempts > 0 && over_budget)
-        {
+        if self.attempts >= self.policy.attempts_max.max(1) || (self.attempts > 0 && over_budget) {
             return None;
         }
         self.attempts += 1;
@@ -177,7 +176,9 @@ where
         }
     }
     match last {
-        Some((attempts, last)) => Err(RetryError::Exhausted { what: what.to_owned(), attempts, last }),
+        Some((attempts, last)) => {
+            Err(RetryError::Exhausted { what: what.to_owned(), attempts, last })
+        }
         None => Err(RetryError::Cancelled { what: what.to_owned() }),
     }
 }
@@ -210,7 +211,13 @@ mod tests {
         let ok = retry(policy, &cancel, "step", || {
             calls += 1;
             let n = calls;
-            async move { if n < 3 { Err("not yet") } else { Ok(n) } }
+            async move {
+                if n < 3 {
+                    Err("not yet")
+                } else {
+                    Ok(n)
+                }
+            }
         })
         .await;
         assert_eq!(ok.ok(), Some(3));

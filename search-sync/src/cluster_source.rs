@@ -6,15 +6,14 @@
 //! on some meta replica after the worker's cursor (the feed is replicated, so any replica
 //! continues it without a gap or a repeat). Documents are read with plain catalog queries.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use client::ClusterClient;
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
 use proto::inventory::{Query, QueryResult};
 use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::query_reply;
 use proto::{codec, META_GROUP};
-use client::ClusterClient;
 use tokio::sync::Mutex;
 
 use crate::sync::{CatalogSource, Docs, FeedPage, BATCH};

@@ -253,7 +253,11 @@ async fn put_screen_spec(
     theater_id: u64,
     spec: ScreenSpec,
 ) -> Result<Screen, ApiError> {
-    match state.shards.catalog_command(CatalogCommand::PutScreen { screen_id, theater_id, spec }).await? {
+    match state
+        .shards
+        .catalog_command(CatalogCommand::PutScreen { screen_id, theater_id, spec })
+        .await?
+    {
         CatalogReply::Screen { screen } => Ok(screen),
         other => Err(unexpected(&other)),
     }
@@ -380,10 +384,11 @@ async fn create_show(
         require_screen_manager(&state, &user, spec.screen_id).await?;
     }
     let show_id = ShowId(show_id);
-    let show = match state.shards.catalog_command(CatalogCommand::CreateShow { show_id, spec }).await? {
-        CatalogReply::Show { show } => show,
-        other => return Err(unexpected(&other)),
-    };
+    let show =
+        match state.shards.catalog_command(CatalogCommand::CreateShow { show_id, spec }).await? {
+            CatalogReply::Show { show } => show,
+            other => return Err(unexpected(&other)),
+        };
     state.shards.remember_show(show_id, show.group);
     let detail = state.shards.load_show(show_id.0).await?;
     let command = Command::CreateShow {
@@ -490,13 +495,14 @@ async fn cancel_show(
     let show_id = path(show_id, "show")?;
     let detail = state.shards.load_show(show_id).await?;
     require_manager(&user, detail.show.theater_id)?;
-    let show =
-        match state.shards.catalog_command(CatalogCommand::CancelShow { show_id: ShowId(show_id) })
-            .await?
-        {
-            CatalogReply::Show { show } => show,
-            other => return Err(unexpected(&other)),
-        };
+    let show = match state
+        .shards
+        .catalog_command(CatalogCommand::CancelShow { show_id: ShowId(show_id) })
+        .await?
+    {
+        CatalogReply::Show { show } => show,
+        other => return Err(unexpected(&other)),
+    };
     let summary = state.saga.cancel_show(ShowId(show_id)).await?;
     Ok(Json(CancelSummary { show, refunded: summary.refunded, released: summary.released }))
 }
@@ -577,11 +583,11 @@ async fn show_sales(
     let show_id = path(show_id, "show")?;
     authorize_show(&state, &user, show_id).await?;
     let bookings = load_bookings(&state, show_id).await?;
-    let seat_map = match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, true).await?
-    {
-        QueryResult::SeatMap { seat_map } => seat_map,
-        _ => return Err(ApiError::NotFound("show")),
-    };
+    let seat_map =
+        match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, true).await? {
+            QueryResult::SeatMap { seat_map } => seat_map,
+            _ => return Err(ApiError::NotFound("show")),
+        };
     let price: BTreeMap<&str, (&str, i64)> = seat_map
         .rows
         .iter()

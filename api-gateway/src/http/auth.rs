@@ -2,7 +2,7 @@
 //! role changes, and the [`AuthUser`] extractor every signed-in endpoint takes.
 //!
 //! A request is authenticated by `Authorization: Bearer <access token>` (a JWT this or any
-//! gateway sharing `--jwt-secret` issued, see [`crate::accounts`]). The token carries the
+//! gateway sharing `--jwt-secret` issued, see the `auth` crate). The token carries the
 //! user id and role. For staff tokens (admin, theater manager) the account is read again on
 //! every request (a linearizable read of the meta group), so a demotion or a lost theater
 //! applies at once; customer requests, the bulk of the traffic, need no read. A promotion
@@ -26,12 +26,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
 use super::params::{PageBody, PageParams};
 use crate::clock::rfc3339;
-use auth::CredentialError;
 use crate::clock::wall_clock_ms;
+use crate::error::ApiError;
 use crate::state::AppState;
+use auth::CredentialError;
 
 const P: &str = "application/problem+json";
 /// Longest email (RFC 5321's path limit).

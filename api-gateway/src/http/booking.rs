@@ -19,9 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
-use crate::error::ApiError;
 use super::params::{parse_id, request_id};
 use crate::clock::rfc3339;
+use crate::error::ApiError;
 use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, PARTY_SIZE_MAX, TTL_MS_MAX, TTL_MS_MIN};
 use crate::state::AppState;
 
@@ -220,7 +220,9 @@ async fn release_hold(
     Path(hold_id): Path<String>,
 ) -> Result<Json<HoldBody>, ApiError> {
     let hold_id: HoldId = parse_id(&hold_id, "hold")?;
-    match state.shards.propose(request_id(), Command::Release { hold_id, owner: user.owner().clone() })
+    match state
+        .shards
+        .propose(request_id(), Command::Release { hold_id, owner: user.owner().clone() })
         .await?
     {
         Reply::Released { hold } => {
@@ -283,7 +285,6 @@ async fn create_booking(
     }
     let booking = state.saga.book(user.owner(), &key, hold_id, &body.payment_token).await?;
     Ok((StatusCode::CREATED, Json(booking)))
-}
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

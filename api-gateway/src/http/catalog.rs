@@ -21,9 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
 use super::params::{check_param, PageBody, PageParams};
 use crate::clock::rfc3339;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const P: &str = "application/problem+json";
@@ -343,7 +343,8 @@ async fn theater_shows(
     let theater_id = path(theater_id, "theater")?;
     let Query(p) = params?;
     let date = check_date(p.date)?;
-    match state.shards.catalog_query(CatalogQuery::TheaterShows { theater_id, date }, false).await? {
+    match state.shards.catalog_query(CatalogQuery::TheaterShows { theater_id, date }, false).await?
+    {
         Some(CatalogQueryResult::TheaterShows { listing }) => Ok(Json(listing.into())),
         Some(other) => Err(unexpected(&other)),
         None => Err(ApiError::NotFound("theater")),

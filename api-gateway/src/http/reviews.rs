@@ -18,8 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
-use crate::error::ApiError;
 use super::params::{PageBody, PageParams};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const P: &str = "application/problem+json";
@@ -143,7 +143,9 @@ async fn delete_review(
     movie: Result<Path<u64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let movie_id = movie_id(movie)?;
-    state.shards.catalog_command(CatalogCommand::DeleteReview { movie_id, user_id: user.user_id })
+    state
+        .shards
+        .catalog_command(CatalogCommand::DeleteReview { movie_id, user_id: user.user_id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

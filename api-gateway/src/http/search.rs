@@ -15,9 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
 use super::params::PageParams;
 use crate::clock::rfc3339;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const P: &str = "application/problem+json";
@@ -38,7 +38,7 @@ impl From<SearchError> for ApiError {
                 cause,
             },
             SearchError::Catalog(why) => ApiError::Unavailable(why),
-            SearchError::Backend(why) => ApiError::Internal(why),
+            SearchError::Backend(why) | SearchError::Config(why) => ApiError::Internal(why),
         }
     }
 }
