@@ -5,10 +5,12 @@ use rand::Rng;
 
 use crate::error::ApiError;
 
+/// A fresh request id for a proposal that no client key identifies.
 pub(crate) fn request_id() -> String {
     format!("rq-{:032x}", rand::rng().random::<u128>())
 }
 
+/// Parses an id from a path; one that does not parse names nothing, so it is not found.
 pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound(what))
 }
