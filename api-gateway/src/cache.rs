@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
-use proto::inventory::{Query, QueryResult};
+use proto::command::{Query, QueryResult};
 use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::query_reply;
 use proto::{codec, META_GROUP};

@@ -8,7 +8,8 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use proto::inventory::{Rejection, SeatId};
+use proto::command::Rejection;
+use proto::ids::SeatId;
 use serde_json::{json, Map, Value};
 
 use client::ClusterError;

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use proto::inventory::{QueryResult, SeatMap, ShowId};
+use proto::command::QueryResult;
+use proto::ids::ShowId;
+use proto::inventory::SeatMap;
 use proto::pb::query_reply;
 use proto::{codec, GroupId};
 use tokio::sync::watch;

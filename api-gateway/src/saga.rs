@@ -19,10 +19,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, HoldId, OwnerId, Query, QueryResult, Rejection,
-    Reply, ShowId,
-};
+use proto::command::{Command, Query, QueryResult, Rejection, Reply};
+use proto::ids::{BookingId, HoldId, OwnerId, ShowId};
+use proto::inventory::{BookingStatus, BookingView};
 
 use crate::clock::wall_clock_ms;
 use crate::error::ApiError;

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use client::{ClusterClient, ClusterError};
 use prometheus::IntCounterVec;
 use proto::catalog::{CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, ShowDetail};
-use proto::inventory::{
-    BookingId, BookingView, Command, Outcome, OwnerId, Proposal, Query, QueryResult, Rejection,
-    Reply, ShowId,
-};
+use proto::command::{Command, Outcome, Proposal, Query, QueryResult, Rejection, Reply};
+use proto::ids::{BookingId, OwnerId, ShowId};
+use proto::inventory::BookingView;
 use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 use proto::{GroupId, META_GROUP};
 

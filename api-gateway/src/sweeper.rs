@@ -32,10 +32,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use client::ClusterError;
-use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, FailedCursor, Proposal, Query, QueryResult,
-    Rejection, Reply,
-};
+use proto::command::{Command, Proposal, Query, QueryResult, Rejection, Reply};
+use proto::ids::BookingId;
+use proto::inventory::{BookingStatus, BookingView, FailedCursor};
 use proto::GroupId;
 use tokio_util::sync::CancellationToken;
 

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use proto::inventory::{Outcome, Proposal, Query, QueryResult, ShowId};
+use proto::command::{Outcome, Proposal, Query, QueryResult};
+use proto::ids::ShowId;
 use proto::meta::{MetaQuery, MetaQueryResult, Topology};
 use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{propose_reply, query_reply, NotLeader, ProposeRequest, QueryRequest};

@@ -37,15 +37,13 @@ pub enum ClusterError {
     UnknownShow(u64),
     /// The meta group refused a meta command ([`ClusterClient::propose_meta`]).
     #[error("refused by the meta group: {0}")]
-    Refused(proto::inventory::Rejection),
+    Refused(proto::command::Rejection),
 }
 
-/// Largest id of a record created through the API: JavaScript's `Number.MAX_SAFE_INTEGER`, so
-/// browsers read ids exactly.
-pub const RECORD_ID_MAX: u64 = (1 << 53) - 1;
-
-/// A random id in 1..=[`RECORD_ID_MAX`], for records created without one (accounts, catalog).
+/// A random id in 1..=[`SHOW_ID_MAX`](proto::limits::SHOW_ID_MAX) (JavaScript's
+/// `Number.MAX_SAFE_INTEGER`, so browsers read ids exactly), for records created without one
+/// (accounts, catalog).
 pub fn random_id() -> u64 {
     use rand::Rng;
-    rand::rng().random_range(1..=RECORD_ID_MAX)
+    rand::rng().random_range(1..=proto::limits::SHOW_ID_MAX)
 }

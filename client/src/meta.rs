@@ -4,7 +4,7 @@
 //! meta group is group 0 and its replicas come from the cached map, or the seeds before one is
 //! known.
 
-use proto::inventory::{Command, Proposal, Query, QueryResult, Reply};
+use proto::command::{Command, Proposal, Query, QueryResult, Reply};
 use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, Topology};
 use proto::pb::{join_reply, JoinRequest};
 use proto::META_GROUP;

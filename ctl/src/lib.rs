@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use client::{ChannelConfig, ClusterError, RetryPolicy};
-use proto::inventory::Reply;
+use proto::command::Reply;
 use proto::meta::{MetaCommand, NodeState, Topology};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::{
@@ -55,7 +55,7 @@ pub enum CtlError {
     Invalid(String),
     /// The meta group refused a change.
     #[error("refused by the meta group: {0}")]
-    Refused(proto::inventory::Rejection),
+    Refused(proto::command::Rejection),
 }
 
 impl From<ClusterError> for CtlError {

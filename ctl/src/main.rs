@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use ctl::Admin;
 use proto::catalog::{CatalogCommand, CatalogReply, Role};
-use proto::inventory::{Rejection, Reply};
+use proto::command::{Rejection, Reply};
 use proto::meta::{MetaCommand, MetaReply};
 use proto::GroupId;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use client::{ChannelConfig, Channels, ClusterClient, ClusterError, RetryPolicy};
-use proto::inventory::Reply;
+use proto::command::Reply;
 use proto::meta::{initial_placement, MetaCommand, MetaReply, Topology};
 use proto::pb::{GroupRequest, InitializeGroupRequest, Member};
 use proto::{GroupId, META_GROUP};

@@ -52,7 +52,7 @@ pub struct Config {
     pub join: Option<String>,
     /// Default hold lifetime stamped into holds that do not ask for one (cluster-wide
     /// setting: give every node the same value).
-    #[arg(long, env = "MARQUEE_NODE_HOLD_TTL_MS", default_value_t = raft_store::limits::HOLD_TTL_MS_DEFAULT)]
+    #[arg(long, env = "MARQUEE_NODE_HOLD_TTL_MS", default_value_t = proto::limits::HOLD_TTL_MS_DEFAULT)]
     pub hold_ttl_ms: u64,
     /// Build a snapshot after this many applied entries since the last one.
     #[arg(long, env = "MARQUEE_NODE_SNAPSHOT_LOGS", default_value_t = 20_000)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::{Raft, SnapshotPolicy};
-use proto::inventory::{Command, LogCommand, Proposal, COMMAND_VERSION};
+use proto::command::{Command, LogCommand, Proposal, COMMAND_VERSION};
 use proto::GroupId;
 use raft_store::{ApplyObserver, Db, LogStore, NodeId, StateMachineStore, TypeConfig};
 use tokio_util::sync::CancellationToken;

@@ -136,6 +136,8 @@ impl Host {
 
     /// Shard-map version known to this node: the applied version of its meta replica, or 0.
     pub fn map_version(&self) -> u64 {
-        self.router.get(META_GROUP).map_or(0, |meta| meta.sm.read().meta.topology().version)
+        self.router
+            .get(META_GROUP)
+            .map_or(0, |meta| meta.sm.read().state.topology().map_or(0, |t| t.version))
     }
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
-use proto::inventory::{Command, Outcome, Proposal, Query};
+use proto::command::{Command, Outcome, Proposal, Query};
+use proto::limits::REQUEST_ID_BYTES_MAX;
 use proto::meta::MetaCommand;
 use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::cluster_server::Cluster;
@@ -26,7 +27,6 @@ use proto::pb::{
     StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
-use raft_store::limits::REQUEST_ID_BYTES_MAX;
 use tonic::{Request, Response, Status};
 
 use crate::group::Group;
@@ -147,7 +147,7 @@ impl RaftTransport for NodeService {
 
 /// What a watch sends next, computed from the local replica: a reply to send (or `None`) and
 /// whether the stream ends after it.
-type WatchStep = Box<dyn FnMut(&Group) -> (Option<proto::inventory::QueryResult>, bool) + Send>;
+type WatchStep = Box<dyn FnMut(&Group) -> (Option<proto::command::QueryResult>, bool) + Send>;
 
 impl NodeService {
     /// Runs a watch on a local replica: asks `step` for a reply now and after every applied
@@ -158,7 +158,7 @@ impl NodeService {
         group: Arc<Group>,
         tx: tokio::sync::mpsc::Sender<Result<QueryReply, Status>>,
         mut step: WatchStep,
-        heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send,
+        heartbeat: impl Fn(&Group) -> proto::command::QueryResult + Send,
     ) {
         let mut applied = group.raft.metrics();
         let mut last_sent = Instant::now();
@@ -198,7 +198,7 @@ impl NodeService {
             let query = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes { after, limit }));
             let answer = group.sm.query(&query);
             let (count, next, truncated) = match &answer {
-                proto::inventory::QueryResult::Meta(MetaQueryResult::Catalog(result)) => {
+                proto::command::QueryResult::Meta(MetaQueryResult::Catalog(result)) => {
                     match result.as_ref() {
                         CatalogQueryResult::Changes { changes, truncated, .. } => {
                             (changes.len(), changes.last().map_or(after, |c| c.seq), *truncated)
@@ -215,15 +215,15 @@ impl NodeService {
     }
 
     /// A show's seat map whenever its version passes the last one sent.
-    fn show_step(show_id: proto::inventory::ShowId, mut after: u64) -> WatchStep {
+    fn show_step(show_id: proto::ids::ShowId, mut after: u64) -> WatchStep {
         Box::new(move |group: &Group| {
             let answer = group.sm.query(&Query::SeatMap { show_id });
             match &answer {
-                proto::inventory::QueryResult::SeatMap { seat_map } if seat_map.version > after => {
+                proto::command::QueryResult::SeatMap { seat_map } if seat_map.version > after => {
                     after = seat_map.version;
                     (Some(answer), false)
                 }
-                proto::inventory::QueryResult::SeatMap { .. } => (None, false),
+                proto::command::QueryResult::SeatMap { .. } => (None, false),
                 // The show is not (or no longer) here: say so and end.
                 _ => (Some(answer), true),
             }
@@ -234,7 +234,7 @@ impl NodeService {
         &self,
         group_id: u64,
         step: impl FnOnce() -> WatchStep,
-        heartbeat: impl Fn(&Group) -> proto::inventory::QueryResult + Send + 'static,
+        heartbeat: impl Fn(&Group) -> proto::command::QueryResult + Send + 'static,
     ) -> tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         match self.group(group_id) {
@@ -282,7 +282,7 @@ impl Inventory for NodeService {
         request: Request<WatchShowRequest>,
     ) -> Result<Response<Self::WatchShowStream>, Status> {
         let request = request.into_inner();
-        let show_id = proto::inventory::ShowId(request.show_id);
+        let show_id = proto::ids::ShowId(request.show_id);
         let heartbeat = move |group: &Group| group.sm.query(&Query::SeatMap { show_id });
         Ok(Response::new(self.open_watch(
             request.group_id,
@@ -384,7 +384,7 @@ pub fn group_status(group: &Group, node_id: u64, with_digest: bool) -> GroupStat
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     let learners: Vec<u64> = membership.learner_ids().collect();
     let digest = match with_digest.then(|| group.sm.query(&Query::Digest)) {
-        Some(proto::inventory::QueryResult::Digest { digest, .. }) => digest,
+        Some(proto::command::QueryResult::Digest { digest, .. }) => digest,
         _ => 0,
     };
     let matched = metrics
@@ -392,8 +392,7 @@ pub fn group_status(group: &Group, node_id: u64, with_digest: bool) -> GroupStat
         .as_ref()
         .map(|r| r.iter().map(|(id, log)| (*id, log.map_or(0, |l| l.index))).collect())
         .unwrap_or_default();
-    let map_version =
-        if group.id == META_GROUP { group.sm.read().meta.topology().version } else { 0 };
+    let map_version = group.sm.read().state.topology().map_or(0, |t| t.version);
     GroupStatus {
         group_id: group.id.0,
         term: metrics.current_term,

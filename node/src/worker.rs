@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use client::{ChannelConfig, ClusterClient, RetryPolicy};
-use proto::inventory::{Command, Proposal};
+use proto::command::{Command, Proposal};
 use tokio_util::sync::CancellationToken;
 
 use crate::group::Group;
@@ -39,7 +39,7 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
         if group.raft.metrics().borrow().current_leader != Some(node_id) {
             continue;
         }
-        let due = group.sm.read().inventory.next_deadline_ms();
+        let due = group.sm.read().state.next_deadline_ms();
         if due.is_none_or(|at| at > wall_ms()) {
             continue;
         }

@@ -9,7 +9,7 @@
 //! Ids are chosen by the proposer (random, within JavaScript's safe integer range, or given by
 //! an admin), so every command is naturally idempotent: re-applying a create with the same id and
 //! the same content returns the existing record; the same id with different content is a
-//! [`Rejection::CatalogConflict`](crate::inventory::Rejection::CatalogConflict). Updates replace
+//! [`Rejection::CatalogConflict`](crate::command::Rejection::CatalogConflict). Updates replace
 //! a record's spec wholesale. Time (`created_at_ms`, token expiry) is the entry's log time, never a
 //! replica's clock.
 //!
@@ -20,8 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::ShowId;
-use crate::GroupId;
+use crate::ids::{GroupId, ShowId};
 
 /// A user account id (proposer-chosen). The inventory owner id of a user is `u{user_id}`.
 pub type UserId = u64;
@@ -173,7 +172,7 @@ pub enum ScreenFormat {
 
 /// One row of a screen's seat layout: the same shape a show's inventory layout uses, so a
 /// show's seats are built from its screen's rows plus the show's prices.
-pub type ScreenRow = crate::inventory::RowSpec;
+pub type ScreenRow = crate::layout::RowSpec;
 
 /// Descriptive fields and seat layout of a screen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,7 +282,7 @@ pub struct Review {
 #[serde(rename_all = "snake_case")]
 pub enum CatalogCommand {
     /// Creates an account. Replaying the same id and email returns it; another id with a taken
-    /// email is [`Rejection::EmailTaken`](crate::inventory::Rejection::EmailTaken).
+    /// email is [`Rejection::EmailTaken`](crate::command::Rejection::EmailTaken).
     RegisterUser {
         /// Proposer-chosen id.
         user_id: UserId,

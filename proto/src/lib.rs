@@ -1,41 +1,38 @@
 //! Marquee's wire vocabulary, in one place.
 //!
-//! - [`pb`]: the gRPC services and envelopes generated from `proto/marquee.proto`.
+//! - `pb` (feature `grpc`): the gRPC services and envelopes generated from `proto/marquee.proto`.
+//! - [`ids`]: identifiers (groups, shows, seats, owners, holds, bookings); [`layout`]: seat
+//!   layouts and prices. Leaves: they import nothing else from this crate.
 //! - [`catalog`]: accounts, movies, theaters, screens, shows and reviews (meta group).
-//! - [`inventory`]: commands, outcomes and queries of the inventory state machine, shared by the
-//!   state machine itself and by the gateway, which never links `raft-store`.
+//! - [`meta`]: the node registry and shard map (meta group).
+//! - [`inventory`]: seat, hold and booking states and views of an inventory shard.
+//! - [`command`]: the envelope of every group (commands, Raft entry payload, outcomes, reads),
+//!   shared by the state machines and their clients (the gateway never links `raft-store`).
+//! - [`calendar`]: date arithmetic shared by the catalog, the gateway and tests.
+//! - [`limits`]: the bounds of the wire contract, enforced on apply and at the edge.
 //! - [`codec`]: the single place where payloads are encoded to and decoded from bytes.
 //!
 //! Everything two crates must agree on lives here; nothing here does I/O.
 
+pub mod calendar;
 pub mod catalog;
+pub mod command;
+pub mod ids;
 pub mod inventory;
+pub mod layout;
+pub mod limits;
 pub mod meta;
 
 /// Generated gRPC code (tonic + prost).
+#[cfg(feature = "grpc")]
 #[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("marquee.v1");
 }
 
-/// A Raft group: 0 is reserved for the meta group; inventory shards are 1.. .
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(transparent)]
-pub struct GroupId(pub u64);
-
-impl std::fmt::Display for GroupId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
+pub use ids::GroupId;
+pub use limits::GRPC_MESSAGE_BYTES_MAX;
 pub use meta::META_GROUP;
-
-/// Largest gRPC message a node or gateway accepts or sends.
-pub const GRPC_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// Encoding and decoding of JSON payloads carried in gRPC envelopes.
 pub mod codec {

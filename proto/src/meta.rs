@@ -13,8 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::ShowId;
-use crate::GroupId;
+use crate::ids::{GroupId, ShowId};
 
 /// The meta group's id.
 pub const META_GROUP: GroupId = GroupId(0);
@@ -133,21 +132,6 @@ pub enum MetaCommand {
         /// Its voters.
         replicas: BTreeSet<u64>,
     },
-    /// Places a show on the least-loaded shard (by seats, then shows, then lowest id), or
-    /// returns its existing placement.
-    PlaceShow {
-        /// The show.
-        show_id: ShowId,
-        /// Its capacity, counted as load.
-        seats: u32,
-    },
-    /// Forgets a placement whose show was never created (its `CreateShow` was rejected).
-    UnplaceShow {
-        /// The show.
-        show_id: ShowId,
-        /// Capacity given when it was placed.
-        seats: u32,
-    },
     /// A change to the catalog or accounts.
     Catalog(crate::catalog::CatalogCommand),
 }
@@ -160,8 +144,6 @@ impl MetaCommand {
             MetaCommand::RegisterNode { .. } => "register_node",
             MetaCommand::SetNodeState { .. } => "set_node_state",
             MetaCommand::SetReplicas { .. } => "set_replicas",
-            MetaCommand::PlaceShow { .. } => "place_show",
-            MetaCommand::UnplaceShow { .. } => "unplace_show",
             MetaCommand::Catalog(command) => command.kind(),
         }
     }
@@ -175,20 +157,6 @@ pub enum MetaReply {
     Topology {
         /// The topology.
         topology: Topology,
-    },
-    /// Where a show lives.
-    Placed {
-        /// The show.
-        show_id: ShowId,
-        /// Its shard.
-        group: GroupId,
-        /// Map version after placing it.
-        map_version: u64,
-    },
-    /// `UnplaceShow` done (or nothing to do).
-    Unplaced {
-        /// The show.
-        show_id: ShowId,
     },
     /// A catalog command succeeded.
     Catalog(crate::catalog::CatalogReply),

@@ -1,11 +1,12 @@
-//! Raft storage for Marquee: openraft's type config, the RocksDB-backed log store, the
-//! inventory state machine and its snapshots. No networking lives here.
+//! Raft storage for Marquee: openraft's type config, the RocksDB-backed log store, and the
+//! adapter ([`store`]) that runs the state machines of the `state-machine` crate under openraft
+//! with snapshots. No networking and no business rules live here.
 //!
 //! One node owns one RocksDB ([`Db`]) shared by every Raft group it hosts; every key starts with
 //! the group id ([`keys`]). All writes go through the node's group-commit writer thread, which
 //! merges the writes of all groups into one synced batch ([`db`]).
 //!
-//! Durability model (ARCHITECTURE.md invariant 2): log entries and votes are fsync'ed before
+//! Durability model (docs/architecture.md, invariant 2): log entries and votes are fsync'ed before
 //! openraft is told they are flushed, so an entry acknowledged to a client is on a majority of
 //! disks. The state machine lives in memory and is rebuilt on restart from its last snapshot
 //! (persisted in RocksDB) plus the log after it, which openraft re-applies; the log is purged
@@ -15,13 +16,12 @@ pub mod db;
 pub mod keys;
 pub mod limits;
 pub mod log_store;
-pub mod state_machine;
+pub mod store;
 pub mod types;
 
 pub use db::Db;
 pub use log_store::LogStore;
-pub use state_machine::inventory::Inventory;
-pub use state_machine::{ApplyObserver, StateMachineStore};
+pub use store::{ApplyObserver, GroupState, StateMachineStore};
 pub use types::{NodeId, TypeConfig};
 
 /// Storage errors.

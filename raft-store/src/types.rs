@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use proto::inventory::{LogCommand, Outcome};
+use proto::command::{LogCommand, Outcome};
 
 /// Node ids are positive integers chosen by the operator.
 pub type NodeId = u64;

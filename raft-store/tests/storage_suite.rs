@@ -1,5 +1,5 @@
 //! openraft's storage conformance suite, run against the RocksDB log store and the inventory
-//! state machine sharing one database (STYLE §8).
+//! state machine sharing one database.
 
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use client::ClusterClient;
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
-use proto::inventory::{Query, QueryResult};
+use proto::command::{Query, QueryResult};
 use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::query_reply;
 use proto::{codec, META_GROUP};

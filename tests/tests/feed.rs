@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use proto::catalog::{CatalogQueryResult, ChangeEntity};
-use proto::inventory::QueryResult;
+use proto::command::QueryResult;
 use proto::meta::MetaQueryResult;
 use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{query_reply, WatchCatalogRequest};

@@ -18,10 +18,11 @@ use proto::catalog::{
     CatalogCommand, CatalogReply, Movie, MovieSpec, Role, Screen, ScreenSpec, Show, ShowDetail,
     ShowSpec, Theater, TheaterSpec,
 };
-use proto::inventory::{
-    BookingStatus, BookingView, CategorySpec, Command, Layout, Proposal, Query as InvQuery,
-    QueryResult, Rejection, Reply, ShowId,
-};
+use proto::command::Query as InvQuery;
+use proto::command::{Command, Proposal, QueryResult, Rejection, Reply};
+use proto::ids::ShowId;
+use proto::inventory::{BookingStatus, BookingView};
+use proto::layout::{CategorySpec, Layout};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

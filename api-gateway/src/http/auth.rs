@@ -20,7 +20,8 @@ use axum::Json;
 use proto::catalog::{
     CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, Role, TheaterId, User, UserId,
 };
-use proto::inventory::{OwnerId, Rejection};
+use proto::command::Rejection;
+use proto::ids::OwnerId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -9,10 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use proto::inventory::{
-    BookingId, BookingView, Command, HoldId, HoldView, OwnerId, Query as InvQuery, QueryResult,
-    Reply, SeatId, SeatSelection, ShowId,
-};
+use proto::command::Query as InvQuery;
+use proto::command::{Command, QueryResult, Reply};
+use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
+use proto::inventory::{BookingView, HoldView, SeatSelection};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

@@ -15,7 +15,9 @@ use proto::catalog::{
     CatalogQuery, CatalogQueryResult, CityView, Movie, MovieFilter, Screen, ShowStatus,
     ShowSummary, Theater, TheaterShows,
 };
-use proto::inventory::{Query as InvQuery, QueryResult, ShowId};
+use proto::command::Query as InvQuery;
+use proto::command::QueryResult;
+use proto::ids::ShowId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

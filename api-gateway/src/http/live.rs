@@ -30,7 +30,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use proto::inventory::{Query as InvQuery, QueryResult, SeatMap, ShowId};
+use proto::command::Query as InvQuery;
+use proto::command::QueryResult;
+use proto::ids::ShowId;
+use proto::inventory::SeatMap;
 use proto::GroupId;
 use serde_json::json;
 

@@ -1,16 +1,19 @@
 //! The meta state machine (group 0): node registry and shard map, as a pure function of the log.
 //!
 //! Like the inventory, it reads no clock and iterates only ordered maps, so every replica holds
-//! the same state and digest. Placement is deterministic: `PlaceShow` picks the shard with the
-//! fewest placed seats, then the fewest shows, then the lowest id.
+//! the same state and digest. Placement is deterministic: the catalog's `CreateShow` places the
+//! show, in the same entry that records it, on the shard with the fewest placed seats, then the
+//! fewest shows, then the lowest id.
 //!
 //! The map version bumps on every change a router must see (nodes, replicas, placements), so a
 //! client holding version `v` knows its cache is stale when a node reports a higher one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::inventory::ShowId;
-use proto::inventory::{Command, LogCommand, Outcome, Query, QueryResult, Rejection, Reply};
+use proto::command::{
+    Command, LogCommand, Outcome, Query, QueryResult, Rejection, Reply, COMMAND_VERSION,
+};
+use proto::ids::ShowId;
 use proto::meta::{
     GroupInfo, GroupKind, MetaCommand, MetaQuery, MetaQueryResult, MetaReply, NodeInfo, NodeState,
     Topology, META_GROUP,
@@ -18,7 +21,7 @@ use proto::meta::{
 use proto::GroupId;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::Catalog;
+use crate::catalog::Catalog;
 use crate::limits::{META_GROUPS_MAX, META_NODES_MAX, NODE_ADDR_BYTES_MAX};
 
 /// The replicated state of the meta group.
@@ -35,7 +38,17 @@ pub struct MetaState {
 
 impl MetaState {
     /// Applies one entry and returns its outcome.
+    ///
+    /// # Panics
+    /// If the entry's version is newer than this build understands: a replica must stop rather
+    /// than guess (docs/architecture.md, "Upgrades").
     pub fn apply(&mut self, entry: &LogCommand) -> Outcome {
+        assert!(
+            entry.v <= COMMAND_VERSION,
+            "meta log entry has command version {} but this build knows up to {COMMAND_VERSION}; \
+             upgrade this node",
+            entry.v
+        );
         self.now_ms = self.now_ms.max(entry.now_ms);
         let Command::Meta(command) = &entry.command else {
             return Err(Rejection::WrongGroup);
@@ -88,20 +101,6 @@ impl MetaState {
                     self.topology.version += 1;
                 }
                 Ok(self.topology_reply())
-            }
-            MetaCommand::PlaceShow { show_id, seats } => {
-                let group = place(&mut self.topology, &mut self.shows, *show_id, *seats)?;
-                Ok(self.placed(*show_id, group))
-            }
-            MetaCommand::UnplaceShow { show_id, .. } => {
-                if let Some((group, seats)) = self.shows.remove(&show_id.0) {
-                    if let Some(info) = self.topology.groups.get_mut(&group) {
-                        info.shows = info.shows.saturating_sub(1);
-                        info.seats = info.seats.saturating_sub(u64::from(seats));
-                    }
-                    self.topology.version += 1;
-                }
-                Ok(Reply::Meta(MetaReply::Unplaced { show_id: *show_id }))
             }
             MetaCommand::Catalog(command) => {
                 let (topology, shows) = (&mut self.topology, &mut self.shows);
@@ -176,10 +175,6 @@ impl MetaState {
         Reply::Meta(MetaReply::Topology { topology: self.topology.clone() })
     }
 
-    fn placed(&self, show_id: proto::inventory::ShowId, group: GroupId) -> Reply {
-        Reply::Meta(MetaReply::Placed { show_id, group, map_version: self.topology.version })
-    }
-
     /// Answers a read.
     pub fn query(&self, query: &Query) -> QueryResult {
         match query {
@@ -213,13 +208,29 @@ impl MetaState {
         self.now_ms
     }
 
+    /// The state as snapshot bytes (JSON).
+    ///
+    /// # Panics
+    /// Never: every map key is an integer or a string, which JSON encodes.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("meta state serializes: integer map keys")
+    }
+
+    /// Restores a state from [`MetaState::to_snapshot`] bytes.
+    ///
+    /// # Errors
+    /// Undecodable bytes.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<MetaState, crate::DecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
     /// FNV-1a digest of the whole state.
     ///
     /// # Panics
     /// Never: every map key is an integer or a string, which JSON encodes.
     pub fn digest(&self) -> u64 {
         let bytes = serde_json::to_vec(self).expect("meta state serializes: integer map keys");
-        super::inventory::fnv1a(&bytes)
+        crate::fnv1a(&bytes)
     }
 }
 
@@ -271,7 +282,7 @@ fn check_node(node_id: u64, addr: &str) -> Result<(), Rejection> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use proto::inventory::{ShowId, COMMAND_VERSION};
+    use proto::ids::ShowId;
     use proto::meta::initial_placement;
 
     use super::*;
@@ -298,10 +309,7 @@ mod tests {
     }
 
     fn place(meta: &mut MetaState, show: u64, seats: u32) -> GroupId {
-        match meta.apply(&entry(MetaCommand::PlaceShow { show_id: ShowId(show), seats })) {
-            Ok(Reply::Meta(MetaReply::Placed { group, .. })) => group,
-            other => panic!("unexpected {other:?}"),
-        }
+        super::place(&mut meta.topology, &mut meta.shows, ShowId(show), seats).unwrap()
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! entry's `now_ms` (clamped so it never runs backwards, even when a new leader's clock is
 //! behind the old one's), ids derive from the log index, and every collection is a `BTreeMap`
 //! or `BTreeSet` so iteration order, snapshots and digests are identical on every replica
-//! (ARCHITECTURE.md invariant 5).
+//! (docs/architecture.md, invariant 5).
 //!
 //! Guarantees, checked by the property tests in this module:
 //! - A seat is in at most one active hold or confirmed booking (invariant 1): every seat has
@@ -21,22 +21,30 @@
 //! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
 //! rules) are decided by the proposer and carried in the command.
 
+mod invariants;
+mod seats;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::inventory::{
-    BookingId, BookingStatus, BookingView, Command, FailedCheckout, FailedCursor, HoldId,
-    HoldStatus, HoldView, Layout, LogCommand, Money, Outcome, OwnerId, Query, QueryResult,
-    Rejection, Reply, RowView, SeatId, SeatMap, SeatSelection, SeatStatus, SeatView, ShowId,
-    COMMAND_VERSION,
+use proto::command::{
+    Command, LogCommand, Outcome, Query, QueryResult, Rejection, Reply, COMMAND_VERSION,
+    COMMAND_VERSION_ONE_LAYOUT_RULE,
 };
+use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
+use proto::inventory::{
+    BookingStatus, BookingView, FailedCheckout, FailedCursor, HoldStatus, HoldView, RowView,
+    SeatMap, SeatSelection, SeatStatus, SeatView,
+};
+use proto::layout::{Layout, Money};
 use serde::{Deserialize, Serialize};
 
+use self::seats::{pick_best, pick_explicit};
+use crate::fnv1a;
 use crate::limits::{
-    CATEGORIES_MAX, CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
+    CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
     FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
     HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX,
-    OWNER_BOOKINGS_MAX, PARTY_SIZE_MAX, PRICE_MINOR_MAX, REQUEST_ID_BYTES_MAX, ROWS_MAX,
-    ROW_LABEL_BYTES_MAX, ROW_SEATS_MAX, SHOW_SEATS_MAX, STALE_CHECKOUTS_LIMIT_MAX,
+    OWNER_BOOKINGS_MAX, REQUEST_ID_BYTES_MAX, STALE_CHECKOUTS_LIMIT_MAX,
 };
 
 /// Who occupies a seat.
@@ -159,7 +167,7 @@ impl Inventory {
     ///
     /// # Panics
     /// If the entry's encoding version is newer than this build understands: a replica must
-    /// stop rather than guess (STYLE §6).
+    /// stop rather than guess (docs/architecture.md, "Upgrades").
     pub fn apply(&mut self, index: u64, entry: &LogCommand) -> Outcome {
         assert!(
             entry.v <= COMMAND_VERSION,
@@ -184,7 +192,7 @@ impl Inventory {
 
         let outcome = match &entry.command {
             Command::CreateShow { show_id, title, starts_at_ms, layout } => {
-                self.create_show(*show_id, title, *starts_at_ms, layout)
+                self.create_show(entry.v, *show_id, title, *starts_at_ms, layout)
             }
             Command::Hold { show_id, owner, selection, ttl_ms } => {
                 self.hold(index, now, *show_id, owner, selection, *ttl_ms)
@@ -298,108 +306,36 @@ impl Inventory {
         fnv1a(&bytes)
     }
 
+    /// The state as snapshot bytes (JSON; the derived indexes are left out).
+    ///
+    /// # Panics
+    /// Never: the state has only string map keys, which JSON always encodes.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self)
+            .expect("inventory state serializes: all map keys are strings or ids")
+    }
+
+    /// Restores a state from [`Inventory::to_snapshot`] bytes, derived indexes included.
+    ///
+    /// # Errors
+    /// Undecodable bytes.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Inventory, crate::DecodeError> {
+        let mut inventory: Inventory = serde_json::from_slice(bytes)?;
+        inventory.rebuild_indexes();
+        Ok(inventory)
+    }
+
     /// Rebuilds the derived indexes after the state was decoded (snapshot install, restart).
-    pub fn rebuild_indexes(&mut self) {
+    fn rebuild_indexes(&mut self) {
         self.by_owner.clear();
         for (id, booking) in &self.bookings {
             self.by_owner.entry(booking.owner.clone()).or_default().insert(*id);
         }
     }
 
-    /// Checks the structural invariants (every seat state agrees with its hold or booking;
-    /// availability counts are right). Full scan: for tests and debug builds.
-    ///
-    /// # Panics
-    /// On any violation, naming it.
-    pub fn check_invariants(&self) {
-        for (show_id, show) in &self.shows {
-            let mut free = 0;
-            for (row_index, row) in show.rows.iter().enumerate() {
-                for (offset, state) in row.seats.iter().enumerate() {
-                    let seat = (row_index as u32, offset as u32 + 1);
-                    match state {
-                        SeatState::Free => free += 1,
-                        SeatState::Held(hold_id) => {
-                            let hold = self.holds.get(hold_id).expect("held seat's hold exists");
-                            assert_eq!(
-                                hold_id.show_id(),
-                                *show_id,
-                                "hold belongs to the seat's show"
-                            );
-                            assert!(
-                                matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut),
-                                "held seat's hold is active or checking out"
-                            );
-                            assert!(hold.seats.contains(&seat), "held seat is in its hold");
-                        }
-                        SeatState::Sold(booking_id) => {
-                            let booking =
-                                self.bookings.get(booking_id).expect("sold seat's booking exists");
-                            assert!(
-                                booking.holds_seats(),
-                                "sold seat's booking is confirmed or cancelling"
-                            );
-                            assert!(booking.seats.contains(&seat), "sold seat is in its booking");
-                        }
-                    }
-                }
-            }
-            assert_eq!(free, show.available, "available count matches free seats");
-        }
-        for (hold_id, hold) in &self.holds {
-            let show = self.shows.get(&hold_id.show_id()).expect("hold's show exists");
-            let live = matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut);
-            for (row, number) in &hold.seats {
-                let state = show.rows[*row as usize].seats[*number as usize - 1];
-                if live {
-                    assert_eq!(
-                        state,
-                        SeatState::Held(*hold_id),
-                        "live hold's seats are held by it"
-                    );
-                } else {
-                    assert_ne!(state, SeatState::Held(*hold_id), "ended hold holds no seat");
-                }
-            }
-            assert_eq!(
-                hold.status == HoldStatus::Active,
-                self.hold_deadlines.contains(&(hold.expires_at_ms, *hold_id)),
-                "exactly the active holds have a deadline"
-            );
-        }
-        let indexed: usize = self.by_owner.values().map(BTreeSet::len).sum();
-        assert_eq!(indexed, self.bookings.len(), "every booking is indexed by owner once");
-        for (owner, ids) in &self.by_owner {
-            for id in ids {
-                assert_eq!(&self.bookings[id].owner, owner, "owner index agrees with the booking");
-            }
-        }
-        for (_, booking_id, _) in &self.failed_checkouts {
-            let booking = self.bookings.get(booking_id).expect("listed failed checkout exists");
-            assert_eq!(booking.status, BookingStatus::Failed, "listed failed checkouts failed");
-        }
-        for (booking_id, booking) in &self.bookings {
-            let show = self.shows.get(&booking_id.show_id()).expect("booking's show exists");
-            if booking.holds_seats() {
-                for (row, number) in &booking.seats {
-                    let state = show.rows[*row as usize].seats[*number as usize - 1];
-                    assert_eq!(
-                        state,
-                        SeatState::Sold(*booking_id),
-                        "confirmed or cancelling booking's seats are sold to it"
-                    );
-                }
-            }
-            assert_eq!(
-                booking.status == BookingStatus::Cancelling,
-                self.cancelling.contains(&(booking.cancel_requested_at_ms, *booking_id)),
-                "exactly the cancelling bookings are listed for the sweeper"
-            );
-        }
-    }
-
     fn create_show(
         &mut self,
+        version: u32,
         show_id: ShowId,
         title: &str,
         starts_at_ms: u64,
@@ -408,7 +344,7 @@ impl Inventory {
         if self.shows.contains_key(&show_id) {
             return Err(Rejection::ShowExists { show_id });
         }
-        let show = build_show(title, starts_at_ms, layout)
+        let show = build_show(version, title, starts_at_ms, layout)
             .map_err(|reason| Rejection::InvalidLayout { reason })?;
         let capacity = show.available;
         self.shows.insert(show_id, show);
@@ -912,68 +848,37 @@ pub fn seat_id(label: &str, number: u32) -> SeatId {
     SeatId(format!("{label}{number}"))
 }
 
-/// Validates a layout and builds the show with every seat free.
-fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, String> {
+/// Validates a layout (the same rules as the catalog's screens, [`crate::layout`]) and builds
+/// the show with every seat free. Entries older than [`COMMAND_VERSION_ONE_LAYOUT_RULE`] keep
+/// the uppercase-only row labels they were applied with, so a replayed log computes what the
+/// old build computed.
+fn build_show(
+    version: u32,
+    title: &str,
+    starts_at_ms: u64,
+    layout: &Layout,
+) -> Result<Show, String> {
     if title.is_empty() || title.len() > NAME_BYTES_MAX {
         return Err(format!("title must be 1..={NAME_BYTES_MAX} bytes"));
     }
-    if layout.currency.len() != 3 || !layout.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err("currency must be a 3-letter ISO 4217 code".into());
-    }
-    if layout.categories.is_empty() || layout.categories.len() > CATEGORIES_MAX {
-        return Err(format!("categories must number 1..={CATEGORIES_MAX}"));
-    }
-    let mut prices = BTreeMap::new();
-    for category in &layout.categories {
-        if category.name.is_empty() || category.name.len() > NAME_BYTES_MAX {
-            return Err(format!("category names must be 1..={NAME_BYTES_MAX} bytes"));
-        }
-        if !(0..=PRICE_MINOR_MAX).contains(&category.price_minor) {
-            return Err(format!("category {} price must be 0..={PRICE_MINOR_MAX}", category.name));
-        }
-        if prices.insert(category.name.clone(), category.price_minor).is_some() {
-            return Err(format!("category {} listed twice", category.name));
+    let (prices, total) = crate::layout::check_priced(layout).map_err(|e| e.to_string())?;
+    if version < COMMAND_VERSION_ONE_LAYOUT_RULE {
+        if let Some(row) =
+            layout.rows.iter().find(|r| !r.label.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!("row label {:?} must be uppercase ASCII letters", row.label));
         }
     }
-    if layout.rows.is_empty() || layout.rows.len() > ROWS_MAX {
-        return Err(format!("rows must number 1..={ROWS_MAX}"));
-    }
-    let mut labels = BTreeSet::new();
-    let mut rows = Vec::with_capacity(layout.rows.len());
-    let mut total: u32 = 0;
-    for row in &layout.rows {
-        let label_ok = !row.label.is_empty()
-            && row.label.len() <= ROW_LABEL_BYTES_MAX
-            && row.label.bytes().all(|b| b.is_ascii_uppercase());
-        if !label_ok {
-            return Err(format!(
-                "row label {:?} must be 1..={ROW_LABEL_BYTES_MAX} uppercase ASCII letters",
-                row.label
-            ));
-        }
-        if !labels.insert(row.label.clone()) {
-            return Err(format!("row {} listed twice", row.label));
-        }
-        if !prices.contains_key(&row.category) {
-            return Err(format!("row {} has unknown category {}", row.label, row.category));
-        }
-        if row.seats == 0 || row.seats > ROW_SEATS_MAX {
-            return Err(format!("row {} must have 1..={ROW_SEATS_MAX} seats", row.label));
-        }
-        if row.aisles_after.iter().any(|n| *n == 0 || *n >= row.seats) {
-            return Err(format!("row {} has an aisle outside its seats", row.label));
-        }
-        total += row.seats;
-        if total > SHOW_SEATS_MAX {
-            return Err(format!("a show has at most {SHOW_SEATS_MAX} seats"));
-        }
-        rows.push(Row {
+    let rows = layout
+        .rows
+        .iter()
+        .map(|row| Row {
             label: row.label.clone(),
             category: row.category.clone(),
             aisles_after: row.aisles_after.iter().copied().collect(),
             seats: vec![SeatState::Free; row.seats as usize],
-        });
-    }
+        })
+        .collect();
     Ok(Show {
         title: title.to_owned(),
         starts_at_ms,
@@ -985,146 +890,6 @@ fn build_show(title: &str, starts_at_ms: u64, layout: &Layout) -> Result<Show, S
         active_holds_by_owner: BTreeMap::new(),
         cancelled: false,
     })
-}
-
-fn check_party(size: usize) -> Result<(), Rejection> {
-    if size == 0 {
-        return Err(Rejection::InvalidParty {
-            reason: "no seats requested".into(),
-            party_size_max: PARTY_SIZE_MAX,
-        });
-    }
-    if size > PARTY_SIZE_MAX as usize {
-        return Err(Rejection::InvalidParty {
-            reason: format!("party of {size} is over the maximum"),
-            party_size_max: PARTY_SIZE_MAX,
-        });
-    }
-    Ok(())
-}
-
-/// Resolves explicit seat ids, all or nothing, in layout order.
-fn pick_explicit(show: &Show, seat_ids: &[SeatId]) -> Result<Vec<(u32, u32)>, Rejection> {
-    check_party(seat_ids.len())?;
-    let mut unknown = Vec::new();
-    let mut unavailable = Vec::new();
-    let mut seats = BTreeSet::new();
-    for id in seat_ids {
-        match locate(show, id) {
-            None => unknown.push(id.clone()),
-            Some(seat) => {
-                if !seats.insert(seat) {
-                    return Err(Rejection::InvalidParty {
-                        reason: format!("seat {} requested twice", id.0),
-                        party_size_max: PARTY_SIZE_MAX,
-                    });
-                }
-                if show.rows[seat.0 as usize].seats[seat.1 as usize - 1] != SeatState::Free {
-                    unavailable.push(id.clone());
-                }
-            }
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(Rejection::UnknownSeats { seats: unknown });
-    }
-    if !unavailable.is_empty() {
-        unavailable.sort();
-        return Err(Rejection::SeatsUnavailable { seats: unavailable });
-    }
-    Ok(seats.into_iter().collect())
-}
-
-fn locate(show: &Show, id: &SeatId) -> Option<(u32, u32)> {
-    let split = id.0.find(|c: char| c.is_ascii_digit())?;
-    let (label, number) = id.0.split_at(split);
-    if number.starts_with('0') {
-        return None;
-    }
-    let number: u32 = number.parse().ok()?;
-    let row = show.rows.iter().position(|r| r.label == label)?;
-    (number >= 1 && number as usize <= show.rows[row].seats.len()).then_some((row as u32, number))
-}
-
-/// Picks the best `quantity` free seats of `category`.
-///
-/// Preference, in order: one adjacent block (not spanning an aisle) that does not strand a
-/// single free seat beside it; rows nearest the sweet spot two thirds of the way back; blocks
-/// nearest the row's centre; then layout order. If no row has an adjacent block, the first
-/// free seats in layout order. Integer scores only, ties broken by (row, seat number).
-fn pick_best(show: &Show, quantity: u32, category: &str) -> Result<Vec<(u32, u32)>, Rejection> {
-    check_party(quantity as usize)?;
-    if !show.prices.contains_key(category) {
-        return Err(Rejection::UnknownCategory { category: category.to_owned() });
-    }
-    let n = quantity as usize;
-    let sweet_row = (show.rows.len() as i64 * 2) / 3;
-    // (orphan penalty, row distance, centre distance, row, start)
-    let mut best: Option<(u8, i64, i64, usize, usize)> = None;
-    for (row_index, row) in show.rows.iter().enumerate() {
-        if row.category != category {
-            continue;
-        }
-        let len = row.seats.len();
-        let mut start = 0;
-        while start < len {
-            if row.seats[start] != SeatState::Free {
-                start += 1;
-                continue;
-            }
-            // A run of free seats [start, end) with no aisle inside.
-            let mut end = start + 1;
-            while end < len
-                && row.seats[end] == SeatState::Free
-                && !row.aisles_after.contains(&(end as u32))
-            {
-                end += 1;
-            }
-            let run = end - start;
-            if run >= n {
-                for first in start..=end - n {
-                    let left = first - start;
-                    let right = end - (first + n);
-                    let orphan = u8::from(left == 1) + u8::from(right == 1);
-                    let centre = (2 * first + n) as i64 - len as i64;
-                    let score = (
-                        orphan,
-                        (row_index as i64 - sweet_row).abs(),
-                        centre.abs(),
-                        row_index,
-                        first,
-                    );
-                    if best.is_none_or(|b| score < b) {
-                        best = Some(score);
-                    }
-                }
-            }
-            start = end;
-        }
-    }
-    if let Some((_, _, _, row, first)) = best {
-        return Ok((first..first + n).map(|offset| (row as u32, offset as u32 + 1)).collect());
-    }
-    let free: Vec<(u32, u32)> = show
-        .rows
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.category == category)
-        .flat_map(|(row_index, row)| {
-            row.seats
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s == SeatState::Free)
-                .map(move |(offset, _)| (row_index as u32, offset as u32 + 1))
-        })
-        .collect();
-    if free.len() < n {
-        return Err(Rejection::NotEnoughSeats {
-            category: category.to_owned(),
-            available: free.len() as u32,
-        });
-    }
-    Ok(free.into_iter().take(n).collect())
 }
 
 /// A ticket code derived from the booking and the confirming entry: stable on every replica.
@@ -1145,16 +910,5 @@ fn fingerprint(command: &Command) -> u64 {
     fnv1a(&bytes)
 }
 
-/// 64-bit FNV-1a.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
 #[cfg(test)]
-#[path = "inventory_tests.rs"]
 mod tests;

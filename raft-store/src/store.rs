@@ -1,8 +1,11 @@
-//! openraft state machine of a group, with snapshots persisted in RocksDB.
+//! The adapter that runs a group's state machine under openraft, with snapshots persisted in
+//! RocksDB. The rules themselves live in the `state-machine` crate; this module only feeds them
+//! committed entries, answers reads, and stores and installs snapshots.
 //!
-//! Group 0 (the meta group) applies [`meta::MetaState`]; every other group is an inventory shard
-//! applying [`Inventory`]. A command of the other kind is answered with a deterministic
-//! `WrongGroup` rejection, so one type config serves both.
+//! A group's state is a [`GroupState`], chosen once when the replica opens: group 0 (the meta
+//! group) holds a [`MetaState`], every other group an [`Inventory`]. Nothing else branches on the
+//! group id. A command of the other kind is answered with a deterministic `WrongGroup` rejection
+//! by the state machine itself, so one type config serves both.
 //!
 //! The state lives in memory behind a `RwLock` shared with the node's read path.
 //! Applying does no I/O: the synced log is the durable record, and on restart openraft re-applies
@@ -15,10 +18,6 @@
 //! (`index > last_applied`), and a snapshot is only installed if it is newer than what
 //! is applied.
 
-pub mod catalog;
-pub mod inventory;
-pub mod meta;
-
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,14 +25,14 @@ use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
-use proto::inventory::{Query, QueryResult};
+use proto::command::{Query, QueryResult};
 use proto::{GroupId, META_GROUP};
-use serde::{Deserialize, Serialize};
+use state_machine::{Inventory, MetaState};
 
 use crate::db::{Db, Op};
 use crate::keys::{self, SmTag, CF_SM};
 use crate::types::{ApplyResponse, Entry, LogId, NodeId, StorageError, TypeConfig};
-use crate::{Error, Inventory, Result};
+use crate::{Error, Result};
 
 /// Called after each applied batch with its size and duration (for metrics).
 pub type ApplyObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
@@ -41,23 +40,124 @@ pub type ApplyObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 
+/// The replicated state of one group: the meta group's or an inventory shard's.
+#[derive(Debug, Clone)]
+pub enum GroupState {
+    /// Group 0: node registry, shard map, catalog and accounts.
+    Meta(Box<MetaState>),
+    /// An inventory shard: seats, holds and bookings of its shows.
+    Inventory(Box<Inventory>),
+}
+
+impl GroupState {
+    /// The empty state of `group`'s kind.
+    pub fn empty(group: GroupId) -> GroupState {
+        if group == META_GROUP {
+            GroupState::Meta(Box::default())
+        } else {
+            GroupState::Inventory(Box::default())
+        }
+    }
+
+    /// Decodes a snapshot of `group`'s kind.
+    ///
+    /// # Errors
+    /// Undecodable bytes.
+    pub fn from_snapshot(group: GroupId, data: &[u8]) -> Result<GroupState> {
+        let corrupt = |e: state_machine::DecodeError| Error::Corrupt(e.to_string());
+        Ok(match GroupState::empty(group) {
+            GroupState::Meta(_) => {
+                GroupState::Meta(Box::new(MetaState::from_snapshot(data).map_err(corrupt)?))
+            }
+            GroupState::Inventory(_) => {
+                GroupState::Inventory(Box::new(Inventory::from_snapshot(data).map_err(corrupt)?))
+            }
+        })
+    }
+
+    /// The state as snapshot bytes.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        match self {
+            GroupState::Meta(meta) => meta.to_snapshot(),
+            GroupState::Inventory(inventory) => inventory.to_snapshot(),
+        }
+    }
+
+    /// Applies one committed entry at log index `index`.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        command: &proto::command::LogCommand,
+    ) -> proto::command::Outcome {
+        match self {
+            GroupState::Meta(meta) => meta.apply(command),
+            GroupState::Inventory(inventory) => inventory.apply(index, command),
+        }
+    }
+
+    /// Answers a read (the digest's applied index is filled in by the caller).
+    pub fn query(&self, query: &Query) -> QueryResult {
+        match self {
+            GroupState::Meta(meta) => meta.query(query),
+            GroupState::Inventory(inventory) => inventory.query(query),
+        }
+    }
+
+    /// Log time of the last applied entry.
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            GroupState::Meta(meta) => meta.now_ms(),
+            GroupState::Inventory(inventory) => inventory.now_ms(),
+        }
+    }
+
+    /// The shard map, for the meta group.
+    pub fn topology(&self) -> Option<&proto::meta::Topology> {
+        match self {
+            GroupState::Meta(meta) => Some(meta.topology()),
+            GroupState::Inventory(_) => None,
+        }
+    }
+
+    /// Earliest hold or payment deadline still pending, for an inventory shard.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        match self {
+            GroupState::Meta(_) => None,
+            GroupState::Inventory(inventory) => inventory.next_deadline_ms(),
+        }
+    }
+
+    /// Runs the inventory's structural invariant checks (tests and debug builds).
+    pub fn check_invariants(&self) {
+        if let GroupState::Inventory(inventory) = self {
+            inventory.check_invariants();
+        }
+    }
+}
+
 /// The applied state of a group.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     /// Last applied log id.
     pub last_applied: Option<LogId>,
     /// Last applied membership config.
     pub membership: Membership,
-    /// The inventory (inventory shards).
-    pub inventory: Inventory,
-    /// The registry and shard map (the meta group).
-    pub meta: meta::MetaState,
+    /// The state machine's state.
+    pub state: GroupState,
 }
 
 impl Applied {
+    fn empty(group: GroupId) -> Applied {
+        Applied {
+            last_applied: None,
+            membership: Membership::default(),
+            state: GroupState::empty(group),
+        }
+    }
+
     /// Log time of the last applied entry.
     pub fn now_ms(&self) -> u64 {
-        self.inventory.now_ms().max(self.meta.now_ms())
+        self.state.now_ms()
     }
 }
 
@@ -107,7 +207,7 @@ impl StateMachineStore {
                 let applied = decode_snapshot(group, &meta, &data)?;
                 (applied, Some(StoredSnapshot { meta, data }))
             }
-            _ => (Applied::default(), None),
+            _ => (Applied::empty(group), None),
         };
         Ok(StateMachineStore {
             shared: Arc::new(Shared {
@@ -133,12 +233,7 @@ impl StateMachineStore {
     /// Answers a query from the applied state.
     pub fn query(&self, query: &Query) -> QueryResult {
         let applied = self.read();
-        let answer = if self.shared.group == META_GROUP {
-            applied.meta.query(query)
-        } else {
-            applied.inventory.query(query)
-        };
-        match answer {
+        match applied.state.query(query) {
             QueryResult::Digest { digest, .. } => QueryResult::Digest {
                 applied_index: applied.last_applied.map_or(0, |id| id.index),
                 digest,
@@ -177,47 +272,25 @@ impl StateMachineStore {
     }
 }
 
-/// A snapshot is the JSON of the group's state: [`meta::MetaState`] for group 0, [`Inventory`]
-/// for shards.
+/// A snapshot is the group's state ([`GroupState::to_snapshot`]) plus openraft's metadata.
 fn decode_snapshot(group: GroupId, meta: &Meta, data: &[u8]) -> Result<Applied> {
-    let corrupt = |e: serde_json::Error| Error::Corrupt(e.to_string());
-    let mut applied = Applied {
+    Ok(Applied {
         last_applied: meta.last_log_id,
         membership: meta.last_membership.clone(),
-        ..Applied::default()
-    };
-    if group == META_GROUP {
-        applied.meta = serde_json::from_slice(data).map_err(corrupt)?;
-    } else {
-        applied.inventory = serde_json::from_slice(data).map_err(corrupt)?;
-        applied.inventory.rebuild_indexes();
-    }
-    Ok(applied)
+        state: GroupState::from_snapshot(group, data)?,
+    })
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> std::result::Result<Snapshot<TypeConfig>, StorageError> {
         // Clone under the lock (fast), serialize outside it so applies are not stalled.
-        enum State {
-            Meta(Box<meta::MetaState>),
-            Inventory(Box<Inventory>),
-        }
         let (state, last_applied, membership) = {
             let applied = self.read();
-            let state = if self.shared.group == META_GROUP {
-                State::Meta(Box::new(applied.meta.clone()))
-            } else {
-                State::Inventory(Box::new(applied.inventory.clone()))
-            };
-            (state, applied.last_applied, applied.membership.clone())
+            (applied.state.clone(), applied.last_applied, applied.membership.clone())
         };
-        let data = tokio::task::spawn_blocking(move || match state {
-            State::Meta(meta) => serde_json::to_vec(&meta),
-            State::Inventory(inventory) => serde_json::to_vec(&inventory),
-        })
-        .await
-        .map_err(|e| Error::Io(e.to_string()).into_storage_error())?
-        .map_err(|e| Error::Corrupt(e.to_string()).into_storage_error())?;
+        let data = tokio::task::spawn_blocking(move || state.to_snapshot())
+            .await
+            .map_err(|e| Error::Io(e.to_string()).into_storage_error())?;
         let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, seq),
@@ -271,15 +344,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                         None
                     }
-                    EntryPayload::Normal(command) if self.shared.group == META_GROUP => {
-                        Some(applied.meta.apply(&command))
-                    }
-                    EntryPayload::Normal(command) => Some(applied.inventory.apply(index, &command)),
+                    EntryPayload::Normal(command) => Some(applied.state.apply(index, &command)),
                 };
                 responses.push(response);
             }
-            if cfg!(debug_assertions) && cfg!(test) && self.shared.group != META_GROUP {
-                applied.inventory.check_invariants();
+            if cfg!(debug_assertions) && cfg!(test) {
+                applied.state.check_invariants();
             }
         }
         if let Some(observer) = &self.shared.observer {
@@ -329,17 +399,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             snapshot: Box::new(Cursor::new(s.data.clone())),
         }))
     }
-}
-
-/// Restores a state from snapshot bytes (tests and tools).
-///
-/// # Errors
-/// Undecodable bytes.
-pub fn inventory_from_bytes(data: &[u8]) -> Result<Inventory> {
-    let mut inventory: Inventory =
-        serde_json::from_slice(data).map_err(|e| Error::Corrupt(e.to_string()))?;
-    inventory.rebuild_indexes();
-    Ok(inventory)
 }
 
 /// Group id of this state machine.

@@ -3,9 +3,13 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proto::command::*;
+use proto::ids::*;
 use proto::inventory::*;
+use proto::layout::*;
 
 use super::*;
+use crate::limits::ROW_SEATS_MAX;
 
 const SHOW: ShowId = ShowId(7);
 
@@ -362,8 +366,7 @@ fn owner_bookings_lists_only_the_owners_newest_first_and_survives_a_snapshot() {
     };
     assert_eq!(list(&inv, 10), mine, "u's bookings, newest first");
     assert_eq!(list(&inv, 2), mine[..2]);
-    let restored =
-        crate::state_machine::inventory_from_bytes(&serde_json::to_vec(&inv).unwrap()).unwrap();
+    let restored = Inventory::from_snapshot(&serde_json::to_vec(&inv).unwrap()).unwrap();
     assert_eq!(list(&restored, 10), mine, "the index is rebuilt from a snapshot");
     restored.check_invariants();
 }
@@ -1072,7 +1075,7 @@ proptest! {
         }
         prop_assert_eq!(a.digest(), b.digest());
         let bytes = serde_json::to_vec(&a).unwrap();
-        let restored = crate::state_machine::inventory_from_bytes(&bytes).unwrap();
+        let restored = Inventory::from_snapshot(&bytes).unwrap();
         prop_assert_eq!(restored.digest(), a.digest());
         prop_assert_eq!(restored, a);
     }
