@@ -137,8 +137,7 @@ impl Group {
     /// Wraps a client proposal into a log entry: stamps the log time (never below what this
     /// node stamped before nor the applied log time) and fills cluster defaults.
     pub fn stamp(&self, proposal: Proposal) -> LogCommand {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        let wall_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
+        let wall_ms = wall_clock_ms();
         let floor = self.sm.read().now_ms();
         let term = self.raft.metrics().borrow().current_term;
         let (reference_ms, elapsed_ms) = {
@@ -187,4 +186,10 @@ mod tests {
         let now = bounded_log_time(1_160_000, 1_000_000, 1_000_000, 100_000);
         assert_eq!(now, 1_000_000 + 100_000 + 1_000);
     }
+}
+
+/// This node's wall clock, Unix ms: the one read, for log-time stamps and the expiry ticker.
+pub(crate) fn wall_clock_ms() -> u64 {
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,13 +1,13 @@
 //! Background jobs of a node: the expiry ticker and the join client.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use client::{ChannelConfig, ClusterClient, RetryPolicy};
 use proto::command::{Command, Proposal};
 use tokio_util::sync::CancellationToken;
 
-use crate::group::Group;
+use crate::group::{wall_clock_ms, Group};
 
 /// Time allowed for one `ExpireDue` proposal.
 const EXPIRE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,11 +15,6 @@ const EXPIRE_PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// is tried at once); registering is idempotent, so an unknown outcome is retried too.
 const JOIN_POLICY: RetryPolicy =
     RetryPolicy { retry_unknown: true, ..RetryPolicy::paced(120, Duration::from_secs(1)) };
-
-fn wall_ms() -> u64 {
-    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// On the leader, proposes `ExpireDue` whenever a hold or checkout deadline has passed, so
 /// expired seats are freed within one tick even when no other command arrives.
@@ -40,7 +35,7 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
             continue;
         }
         let due = group.sm.read().state.next_deadline_ms();
-        if due.is_none_or(|at| at > wall_ms()) {
+        if due.is_none_or(|at| at > wall_clock_ms()) {
             continue;
         }
         let entry = group.stamp(Proposal { request_id: None, command: Command::ExpireDue });
