@@ -23,7 +23,7 @@ use proto::pb::query_reply;
 use proto::{codec, META_GROUP};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterClient;
+use client::{ClusterClient, ClusterError};
 
 /// Longest an entry is served, even without a change.
 pub const TTL: Duration = Duration::from_secs(30);
@@ -160,7 +160,8 @@ impl CatalogCache {
         &self,
         cluster: &ClusterClient,
         stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ClusterError> {
+        let bail = |why: String| Err(ClusterError::Unavailable(why));
         let head_query = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes {
             after: u64::MAX - 1,
             limit: 1,
@@ -168,9 +169,9 @@ impl CatalogCache {
         let head = match cluster.query(META_GROUP, &head_query, true).await? {
             QueryResult::Meta(MetaQueryResult::Catalog(result)) => match *result {
                 CatalogQueryResult::Changes { head, .. } => head,
-                other => anyhow::bail!("unexpected answer {other:?}"),
+                other => return bail(format!("unexpected answer {other:?}")),
             },
-            other => anyhow::bail!("unexpected answer {other:?}"),
+            other => return bail(format!("unexpected answer {other:?}")),
         };
         let mut stream = cluster.watch_catalog(head, 1_000).await?;
         // From here on every change after `head` arrives on the stream: serving is safe.
@@ -179,23 +180,28 @@ impl CatalogCache {
         loop {
             let message = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                message = stream.message() => message?,
+                message = stream.message() => message,
             };
-            let Some(reply) = message else { anyhow::bail!("feed stream ended") };
+            let message = message.map_err(|status| {
+                ClusterError::Unavailable(format!("feed stream: {}", status.message()))
+            })?;
+            let Some(reply) = message else { return bail("feed stream ended".into()) };
             let Some(query_reply::Result::Answer(bytes)) = reply.result else {
-                anyhow::bail!("feed stream answered {:?}", reply.result)
+                return bail(format!("feed stream answered {:?}", reply.result));
             };
-            match codec::decode::<QueryResult>(&bytes)? {
+            let answer = codec::decode::<QueryResult>(&bytes)
+                .map_err(|e| ClusterError::Invalid(format!("undecodable feed reply: {e}")))?;
+            match answer {
                 QueryResult::Meta(MetaQueryResult::Catalog(result)) => match *result {
                     CatalogQueryResult::Changes { truncated: true, .. } => {
-                        anyhow::bail!("fell behind the feed")
+                        return bail("fell behind the feed".into())
                     }
                     CatalogQueryResult::Changes { changes, .. } if !changes.is_empty() => {
                         self.invalidate();
                     }
                     _ => {}
                 },
-                other => anyhow::bail!("unexpected answer {other:?}"),
+                other => return bail(format!("unexpected answer {other:?}")),
             }
         }
     }

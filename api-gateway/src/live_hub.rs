@@ -25,7 +25,7 @@ use proto::{codec, GroupId};
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::cluster::ClusterClient;
+use client::ClusterClient;
 
 /// Attempts to reopen a show's stream before its clients are told it failed.
 pub const REOPEN_ATTEMPTS: u32 = 40;

@@ -17,29 +17,22 @@
 //! Any other token is declined as invalid. The `marquee-payments` service understands the
 //! same tokens plus `tok_delay_<ms>` and service-wide faults (docs/api.md).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use payments::ledger::{ChargeOutcome, Ledger, LedgerError, Token};
+use payments::limits::AMOUNT_MINOR_MAX;
 
 pub mod http;
 
 /// A boxed, sendable future (the trait is used as `dyn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A successful charge or refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Receipt {
-    /// Provider's reference.
-    pub reference: String,
-    /// Amount in minor units.
-    pub amount_minor: i64,
-    /// Currency.
-    pub currency: String,
-}
+/// A successful charge or refund: the sandbox ledger's receipt, which the service's JSON
+/// carries too.
+pub use payments::ledger::Receipt;
 
 /// Why a payment call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,16 +70,10 @@ pub trait PaymentProvider: Send + Sync + 'static {
     fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Receipt>, PaymentError>>;
 }
 
-/// Entries of the sandbox ledger, for audits and tests.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Ledger {
-    /// Charges by idempotency key.
-    pub charges: BTreeMap<String, Receipt>,
-    /// Refunds by idempotency key, with the charge they refund.
-    pub refunds: BTreeMap<String, (String, Receipt)>,
-}
-
-/// The in-process sandbox provider. Deterministic: behaviour depends only on the token.
+/// The in-process sandbox provider: the `payments` crate's ledger (the same one the
+/// `marquee-payments` service keeps, so both answer a token alike and their ledgers read the
+/// same), without the service's network, waits and fault flags. Deterministic: behaviour
+/// depends only on the token.
 #[derive(Clone, Default)]
 pub struct SandboxProvider {
     ledger: Arc<Mutex<Ledger>>,
@@ -102,11 +89,19 @@ impl SandboxProvider {
 
     /// A copy of the ledger.
     pub fn ledger(&self) -> Ledger {
-        self.ledger.lock().expect("ledger lock never poisoned").clone()
+        self.lock().clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().expect("ledger lock never poisoned")
+    }
+}
+
+/// A ledger refusal as the saga sees it: nothing was charged or refunded.
+fn refused(e: LedgerError) -> PaymentError {
+    match e {
+        LedgerError::Full => PaymentError::Unavailable(e.to_string()),
+        other => PaymentError::Declined(other.to_string()),
     }
 }
 
@@ -119,33 +114,28 @@ impl PaymentProvider for SandboxProvider {
         currency: &'a str,
     ) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
         Box::pin(async move {
-            if let Some(existing) = self.lock().charges.get(key) {
-                return Ok(existing.clone());
+            if !(0..=AMOUNT_MINOR_MAX).contains(&amount_minor) {
+                return Err(PaymentError::Declined(format!("invalid amount {amount_minor}")));
             }
-            let receipt = Receipt {
-                reference: format!("ch_{key}"),
-                amount_minor,
-                currency: currency.to_owned(),
+            // `tok_delay_<ms>` is the service's; the in-process sandbox declines it as unknown.
+            let token = match Token::parse(token) {
+                Token::Delay(_) => Token::Unknown,
+                other => other,
             };
-            match token {
-                "tok_success" => {
-                    self.lock().charges.insert(key.to_owned(), receipt.clone());
+            let outcome =
+                self.lock().charge(key, token, amount_minor, currency).map_err(refused)?;
+            match outcome {
+                ChargeOutcome::Charged { receipt, .. } | ChargeOutcome::Delayed(receipt, _) => {
                     Ok(receipt)
                 }
-                "tok_decline" => {
-                    Err(PaymentError::Declined("card declined (sandbox tok_decline)".into()))
-                }
-                "tok_timeout" => {
+                ChargeOutcome::Declined(reason) => Err(PaymentError::Declined(reason)),
+                ChargeOutcome::Stall => {
                     tokio::time::sleep(self.stall).await;
                     Err(PaymentError::Unknown("sandbox tok_timeout stalled".into()))
                 }
-                "tok_fail_after_charge" => {
-                    self.lock().charges.insert(key.to_owned(), receipt);
-                    Err(PaymentError::Unknown(
-                        "sandbox tok_fail_after_charge lost the response".into(),
-                    ))
-                }
-                _ => Err(PaymentError::Declined("unknown sandbox token".into())),
+                ChargeOutcome::LostResponse(_) => Err(PaymentError::Unknown(
+                    "sandbox tok_fail_after_charge lost the response".into(),
+                )),
             }
         })
     }
@@ -158,45 +148,19 @@ impl PaymentProvider for SandboxProvider {
         currency: &'a str,
     ) -> BoxFuture<'a, Result<Receipt, PaymentError>> {
         Box::pin(async move {
-            let mut ledger = self.lock();
-            if let Some((_, existing)) = ledger.refunds.get(key) {
-                return Ok(existing.clone());
-            }
-            let Some(charge) = ledger.charges.values().find(|c| c.reference == charge_ref) else {
-                return Err(PaymentError::Declined(format!("no charge {charge_ref} to refund")));
-            };
-            // Like a real provider: the currency must match and refunds of a charge may not
-            // add up to more than it.
-            if charge.currency != currency {
+            if amount_minor <= 0 || amount_minor > AMOUNT_MINOR_MAX {
                 return Err(PaymentError::Declined(format!(
-                    "refund in {currency} of a charge in {}",
-                    charge.currency
+                    "refund of {amount_minor} exceeds what is left of charge {charge_ref}"
                 )));
             }
-            let refunded: i64 = ledger
-                .refunds
-                .values()
-                .filter(|(charged, _)| charged == charge_ref)
-                .map(|(_, r)| r.amount_minor)
-                .sum();
-            if amount_minor <= 0 || refunded + amount_minor > charge.amount_minor {
-                return Err(PaymentError::Declined(format!(
-                    "refund of {amount_minor} exceeds what is left of charge {charge_ref} ({})",
-                    charge.amount_minor - refunded
-                )));
-            }
-            let receipt = Receipt {
-                reference: format!("rf_{key}"),
-                amount_minor,
-                currency: currency.to_owned(),
-            };
-            ledger.refunds.insert(key.to_owned(), (charge_ref.to_owned(), receipt.clone()));
+            let (receipt, _) =
+                self.lock().refund(key, charge_ref, amount_minor, currency).map_err(refused)?;
             Ok(receipt)
         })
     }
 
     fn lookup<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Receipt>, PaymentError>> {
-        Box::pin(async move { Ok(self.lock().charges.get(key).cloned()) })
+        Box::pin(async move { Ok(self.lock().lookup(key).cloned()) })
     }
 }
 

@@ -8,19 +8,46 @@
 //! therefore replays each step's first outcome and never pays twice (invariant 6).
 //!
 //! If the gateway dies between a successful charge and `Confirm` (or cannot learn a charge's
-//! outcome), the checkout stays pending or expires in the inventory; the recovery sweeper
-//! ([`crate::sweeper`]) then confirms it or refunds the charge, reusing this module's request-id
-//! and refund-key scheme ([`refund_key`]) so the two can never both act on one booking.
+//! outcome), the checkout stays pending or expires in the inventory; the recovery sweeper (the
+//! `sweeper` module, a layer above) then confirms it or refunds the charge, reusing this
+//! module's request-id and refund-key scheme ([`refund_key`]) so the two can never both act on
+//! one booking.
+//!
+//! A workflow layer: it calls the cluster through [`Shards`] and the provider through
+//! [`PaymentProvider`], and knows nothing about HTTP beyond the crate's error type.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use proto::command::{Command, Query, QueryResult, Rejection, Reply};
 use proto::ids::{BookingId, HoldId, OwnerId, ShowId};
 use proto::inventory::{BookingStatus, BookingView};
 
-use crate::http::booking::load_booking;
-use crate::http::error::ApiError;
-use crate::http::propose;
-use crate::payment::{PaymentError, Receipt};
-use crate::AppState;
+use crate::clock::wall_clock_ms;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::payment::{PaymentError, PaymentProvider, Receipt};
+use crate::shards::Shards;
+
+/// The saga's settings (gateway flags).
+#[derive(Debug, Clone, Copy)]
+pub struct SagaConfig {
+    /// How long a checkout may wait for its payment.
+    pub checkout_window_ms: u64,
+    /// Timeout of one payment provider call.
+    pub payment_timeout: Duration,
+    /// The cancellation policy.
+    pub cancel_policy: CancelPolicy,
+}
+
+/// The booking saga's handle: what it calls and how. Cheap to clone.
+#[derive(Clone)]
+pub struct Saga {
+    shards: Shards,
+    payments: Arc<dyn PaymentProvider>,
+    metrics: Metrics,
+    config: SagaConfig,
+}
 
 fn booking(reply: Reply) -> Result<BookingView, ApiError> {
     match reply {
@@ -29,122 +56,313 @@ fn booking(reply: Reply) -> Result<BookingView, ApiError> {
     }
 }
 
-/// Runs the saga for `hold_id` and returns the confirmed booking.
-///
-/// # Errors
-/// Rejections of the hold (expired, not active, not found), a declined or unavailable payment
-/// (nothing charged), an expired checkout (charge refunded), or an unreachable cluster.
-pub async fn book(
-    state: &AppState,
-    owner: &OwnerId,
-    key: &str,
-    hold_id: HoldId,
-    token: &str,
-) -> Result<BookingView, ApiError> {
-    let base = format!("bk:{}:{key}", owner.0);
-    let begin = Command::BeginCheckout {
-        hold_id,
-        owner: owner.clone(),
-        window_ms: state.checkout_window_ms,
-    };
-    let pending = booking(propose(state, format!("{base}:begin"), begin).await?)?;
-    let booking_id = pending.booking_id;
-    let charge_key = charge_key(booking_id);
-    let amount = &pending.amount;
-
-    let charge = tokio::time::timeout(
-        state.payment_timeout,
-        state.payments.charge(&charge_key, token, amount.amount_minor, &amount.currency),
-    )
-    .await
-    .unwrap_or_else(|_| Err(PaymentError::Unknown("payment call timed out".into())));
-    let receipt = match charge {
-        Ok(receipt) => receipt,
-        Err(PaymentError::Declined(reason)) => {
-            state.metrics.payments.with_label_values(&["declined"]).inc();
-            fail(state, &base, booking_id, &reason).await?;
-            return Err(ApiError::PaymentDeclined(reason));
-        }
-        Err(PaymentError::Unavailable(reason)) => {
-            // The provider was never reached: nothing was charged.
-            state.metrics.payments.with_label_values(&["unavailable"]).inc();
-            fail(state, &base, booking_id, &reason).await?;
-            return Err(ApiError::PaymentUnavailable);
-        }
-        Err(PaymentError::Unknown(reason)) => {
-            // Settle the unknown outcome by asking the provider what happened under our key.
-            let lookup =
-                tokio::time::timeout(state.payment_timeout, state.payments.lookup(&charge_key))
-                    .await
-                    .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())));
-            match lookup {
-                Ok(Some(receipt)) => receipt,
-                Ok(None) => {
-                    state.metrics.payments.with_label_values(&["unavailable"]).inc();
-                    fail(state, &base, booking_id, &reason).await?;
-                    return Err(ApiError::PaymentUnavailable);
-                }
-                Err(e) => {
-                    // Unknown and unverifiable: leave the checkout pending; the recovery sweeper
-                    // (`crate::sweeper`) settles it with the provider once it is old enough.
-                    state.metrics.payments.with_label_values(&["unknown"]).inc();
-                    tracing::error!(%booking_id, error = %e, "payment outcome unknown and lookup failed");
-                    return Err(ApiError::PaymentUnavailable);
-                }
-            }
-        }
-    };
-    state.metrics.payments.with_label_values(&["charged"]).inc();
-
-    let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
-    match propose(state, format!("{base}:confirm"), confirm).await {
-        Ok(reply) => {
-            let confirmed = booking(reply)?;
-            state.metrics.bookings.with_label_values(&["confirmed"]).inc();
-            state
-                .metrics
-                .revenue_minor
-                .with_label_values(&[&confirmed.amount.currency])
-                .inc_by(u64::try_from(confirmed.amount.amount_minor).unwrap_or(0));
-            Ok(confirmed)
-        }
-        Err(ApiError::Rejected(Rejection::BookingWrongState {
-            status: BookingStatus::Confirmed,
-        })) => {
-            // A retry whose idempotency entry was already evicted: the booking was confirmed by
-            // this very charge (the charge key is the booking id). Never refund it.
-            let confirmed = load_booking(state, booking_id, owner).await?;
-            if confirmed.payment_ref.as_deref() != Some(receipt.reference.as_str()) {
-                return Err(ApiError::Internal(format!(
-                    "booking {booking_id} confirmed by another charge"
-                )));
-            }
-            Ok(confirmed)
-        }
-        Err(ApiError::Rejected(Rejection::BookingWrongState { status })) => {
-            // The checkout expired (or failed) before the payment landed: give the money back.
-            refund(state, booking_id, &receipt).await?;
-            state.metrics.bookings.with_label_values(&["refunded_late"]).inc();
-            tracing::warn!(%booking_id, ?status, "late payment refunded");
-            Err(ApiError::CheckoutExpiredRefunded)
-        }
-        Err(other) => Err(other),
+impl Saga {
+    /// A saga calling the cluster through `shards` and charging through `payments`.
+    pub fn new(
+        shards: Shards,
+        payments: Arc<dyn PaymentProvider>,
+        metrics: Metrics,
+        config: SagaConfig,
+    ) -> Saga {
+        Saga { shards, payments, metrics, config }
     }
-}
 
-async fn fail(
-    state: &AppState,
-    base: &str,
-    booking_id: BookingId,
-    reason: &str,
-) -> Result<(), ApiError> {
-    let command = Command::FailCheckout { booking_id, reason: reason.to_owned() };
-    match propose(state, format!("{base}:fail"), command).await {
-        Ok(_) | Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
-            state.metrics.bookings.with_label_values(&["failed"]).inc();
-            Ok(())
+    /// The typed cluster calls it uses.
+    pub fn shards(&self) -> &Shards {
+        &self.shards
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Runs the saga for `hold_id` and returns the confirmed booking.
+    ///
+    /// # Errors
+    /// Rejections of the hold (expired, not active, not found), a declined or unavailable payment
+    /// (nothing charged), an expired checkout (charge refunded), or an unreachable cluster.
+    pub async fn book(
+        &self,
+        owner: &OwnerId,
+        key: &str,
+        hold_id: HoldId,
+        token: &str,
+    ) -> Result<BookingView, ApiError> {
+        let base = format!("bk:{}:{key}", owner.0);
+        let begin = Command::BeginCheckout {
+            hold_id,
+            owner: owner.clone(),
+            window_ms: self.config.checkout_window_ms,
+        };
+        let pending = booking(self.shards.propose(format!("{base}:begin"), begin).await?)?;
+        let booking_id = pending.booking_id;
+        let charge_key = charge_key(booking_id);
+        let amount = &pending.amount;
+
+        let charge = tokio::time::timeout(
+            self.config.payment_timeout,
+            self.payments.charge(&charge_key, token, amount.amount_minor, &amount.currency),
+        )
+        .await
+        .unwrap_or_else(|_| Err(PaymentError::Unknown("payment call timed out".into())));
+        let receipt = match charge {
+            Ok(receipt) => receipt,
+            Err(PaymentError::Declined(reason)) => {
+                self.metrics.payments.with_label_values(&["declined"]).inc();
+                self.fail(&base, booking_id, &reason).await?;
+                return Err(ApiError::PaymentDeclined(reason));
+            }
+            Err(PaymentError::Unavailable(reason)) => {
+                // The provider was never reached: nothing was charged.
+                self.metrics.payments.with_label_values(&["unavailable"]).inc();
+                self.fail(&base, booking_id, &reason).await?;
+                return Err(ApiError::PaymentUnavailable);
+            }
+            Err(PaymentError::Unknown(reason)) => {
+                // Settle the unknown outcome by asking the provider what happened under our key.
+                match self.lookup_charge(booking_id).await {
+                    Ok(Some(receipt)) => receipt,
+                    Ok(None) => {
+                        self.metrics.payments.with_label_values(&["unavailable"]).inc();
+                        self.fail(&base, booking_id, &reason).await?;
+                        return Err(ApiError::PaymentUnavailable);
+                    }
+                    Err(e) => {
+                        // Unknown and unverifiable: leave the checkout pending; the recovery sweeper
+                        // (the `sweeper` module) settles it with the provider once it is old enough.
+                        self.metrics.payments.with_label_values(&["unknown"]).inc();
+                        tracing::error!(%booking_id, error = %e, "payment outcome unknown and lookup failed");
+                        return Err(ApiError::PaymentUnavailable);
+                    }
+                }
+            }
+        };
+        self.metrics.payments.with_label_values(&["charged"]).inc();
+
+        let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+        match self.shards.propose(format!("{base}:confirm"), confirm).await {
+            Ok(reply) => {
+                let confirmed = booking(reply)?;
+                self.metrics.bookings.with_label_values(&["confirmed"]).inc();
+                self.metrics
+                    .revenue_minor
+                    .with_label_values(&[&confirmed.amount.currency])
+                    .inc_by(u64::try_from(confirmed.amount.amount_minor).unwrap_or(0));
+                Ok(confirmed)
+            }
+            Err(ApiError::Rejected(Rejection::BookingWrongState {
+                status: BookingStatus::Confirmed,
+            })) => {
+                // A retry whose idempotency entry was already evicted: the booking was confirmed by
+                // this very charge (the charge key is the booking id). Never refund it.
+                let confirmed = self.shards.load_booking(booking_id, owner).await?;
+                if confirmed.payment_ref.as_deref() != Some(receipt.reference.as_str()) {
+                    return Err(ApiError::Internal(format!(
+                        "booking {booking_id} confirmed by another charge"
+                    )));
+                }
+                Ok(confirmed)
+            }
+            Err(ApiError::Rejected(Rejection::BookingWrongState { status })) => {
+                // The checkout expired (or failed) before the payment landed: give the money back.
+                self.refund(booking_id, &receipt).await?;
+                self.metrics.bookings.with_label_values(&["refunded_late"]).inc();
+                tracing::warn!(%booking_id, ?status, "late payment refunded");
+                Err(ApiError::CheckoutExpiredRefunded)
+            }
+            Err(other) => Err(other),
         }
-        Err(e) => Err(e),
+    }
+
+    async fn fail(&self, base: &str, booking_id: BookingId, reason: &str) -> Result<(), ApiError> {
+        let command = Command::FailCheckout { booking_id, reason: reason.to_owned() };
+        match self.shards.propose(format!("{base}:fail"), command).await {
+            Ok(_) | Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
+                self.metrics.bookings.with_label_values(&["failed"]).inc();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the provider charged under the booking's charge key, if anything (bounded by the
+    /// payment timeout).
+    ///
+    /// # Errors
+    /// The provider did not answer.
+    pub async fn lookup_charge(
+        &self,
+        booking_id: BookingId,
+    ) -> Result<Option<Receipt>, PaymentError> {
+        let key = charge_key(booking_id);
+        tokio::time::timeout(self.config.payment_timeout, self.payments.lookup(&key))
+            .await
+            .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())))
+    }
+
+    /// Refunds `charge` under the booking's one refund key.
+    ///
+    /// # Errors
+    /// The provider failed or did not answer in time.
+    pub async fn refund(
+        &self,
+        booking_id: BookingId,
+        charge: &Receipt,
+    ) -> Result<Receipt, ApiError> {
+        let key = refund_key(booking_id);
+        let result = tokio::time::timeout(
+            self.config.payment_timeout,
+            self.payments.refund(&key, &charge.reference, charge.amount_minor, &charge.currency),
+        )
+        .await;
+        match result {
+            Ok(Ok(receipt)) => {
+                self.metrics.payments.with_label_values(&["refunded"]).inc();
+                Ok(receipt)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(%booking_id, error = %e, "refund failed");
+                Err(ApiError::PaymentUnavailable)
+            }
+            Err(_) => Err(ApiError::PaymentUnavailable),
+        }
+    }
+
+    /// A show's start: its catalog record, or the inventory's copy for shows created before the
+    /// catalog existed.
+    async fn show_start_ms(&self, show_id: ShowId) -> Result<u64, ApiError> {
+        match self.shards.load_show(show_id.0).await {
+            Ok(detail) => return Ok(detail.show.spec.starts_at_ms),
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.shards.query(Query::SeatMap { show_id }, true).await? {
+            QueryResult::SeatMap { seat_map } => Ok(seat_map.starts_at_ms),
+            _ => Err(ApiError::NotFound("show")),
+        }
+    }
+
+    /// Cancels a confirmed booking of `owner` under the policy: records the request (refusing it
+    /// past the cutoff), refunds what is owed, then frees the seats. Cancelling an already cancelled
+    /// booking returns it unchanged; one left `cancelling` by a crash is finished.
+    ///
+    /// # Errors
+    /// Not the owner's booking (404), not confirmed or past the cutoff (409), refund or cluster
+    /// unavailable (the booking stays `cancelling`; a retry or the sweeper finishes it).
+    pub async fn cancel(
+        &self,
+        owner: &OwnerId,
+        booking_id: BookingId,
+    ) -> Result<BookingView, ApiError> {
+        let current = self.shards.load_booking(booking_id, owner).await?;
+        let cancelling = match current.status {
+            BookingStatus::Cancelled => return Ok(current),
+            BookingStatus::Cancelling => current,
+            BookingStatus::Confirmed => {
+                let starts_at_ms = self.show_start_ms(booking_id.show_id()).await?;
+                let (refund_minor, deadline_ms) = self.config.cancel_policy.terms(
+                    current.amount.amount_minor,
+                    starts_at_ms,
+                    wall_clock_ms(),
+                );
+                let command = Command::RequestCancel {
+                    booking_id,
+                    owner: Some(owner.clone()),
+                    refund_minor,
+                    deadline_ms,
+                };
+                match self.shards.propose(format!("cancel:{booking_id}:request"), command).await {
+                    Ok(reply) => booking(reply)?,
+                    Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
+                        self.shards.load_booking(booking_id, owner).await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            status => return Err(ApiError::Rejected(Rejection::BookingWrongState { status })),
+        };
+        self.finish_cancel(&cancelling).await
+    }
+
+    /// Finishes a `cancelling` booking: refunds what it is owed (once per booking, whoever asks:
+    /// the refund key is the booking's) and frees its seats. Shared by the customer's cancel, show
+    /// cancellation and the recovery sweeper.
+    ///
+    /// # Errors
+    /// The refund or the cluster is unavailable; nothing is lost, a repeat finishes it.
+    pub async fn finish_cancel(&self, current: &BookingView) -> Result<BookingView, ApiError> {
+        let booking_id = current.booking_id;
+        if current.status == BookingStatus::Cancelled {
+            return Ok(current.clone());
+        }
+        let refund_minor = current.refund_minor.unwrap_or(current.amount.amount_minor);
+        let refund_ref = if refund_minor > 0 {
+            let payment_ref = current.payment_ref.clone().ok_or_else(|| {
+                ApiError::Internal("confirmed booking without a payment reference".into())
+            })?;
+            let charge = Receipt {
+                reference: payment_ref,
+                amount_minor: refund_minor,
+                currency: current.amount.currency.clone(),
+            };
+            let receipt = self.refund(booking_id, &charge).await?;
+            self.metrics
+                .refunds_minor
+                .with_label_values(&[&current.amount.currency])
+                .inc_by(u64::try_from(refund_minor).unwrap_or(0));
+            receipt.reference
+        } else {
+            String::new()
+        };
+        let command =
+            Command::CancelBooking { booking_id, owner: current.owner.clone(), refund_ref };
+        match self.shards.propose(format!("cancel:{booking_id}:complete"), command).await {
+            Ok(reply) => {
+                self.metrics.bookings.with_label_values(&["cancelled"]).inc();
+                booking(reply)
+            }
+            Err(ApiError::Rejected(Rejection::BookingWrongState {
+                status: BookingStatus::Cancelled,
+            })) => self.shards.load_booking(booking_id, &current.owner).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Cancels a show on its shard and refunds every booking in full. Safe to repeat: a repeat
+    /// finishes refunds an earlier call could not (and the sweeper would finish them too).
+    ///
+    /// # Errors
+    /// The shard, or a refund, is unavailable.
+    pub async fn cancel_show(&self, show_id: ShowId) -> Result<ShowCancelSummary, ApiError> {
+        let mut summary = ShowCancelSummary::default();
+        match self
+            .shards
+            .propose(format!("cancel-show:{}", show_id.0), Command::CancelShow { show_id })
+            .await?
+        {
+            Reply::ShowCancelled { released, .. } => summary.released = released,
+            other => return Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+        }
+        let group = self.shards.locate(show_id).await?;
+        loop {
+            let query =
+                Query::StaleCheckouts { before_ms: u64::MAX, failed_after: None, limit: 1000 };
+            let QueryResult::StaleCheckouts { cancelling, .. } =
+                self.shards.query_group(group, &query, true).await?
+            else {
+                return Err(ApiError::Internal("the shard did not list cancellations".into()));
+            };
+            let ours: Vec<&BookingView> =
+                cancelling.iter().filter(|b| b.show_id == show_id).collect();
+            if ours.is_empty() {
+                return Ok(summary);
+            }
+            for booking in ours {
+                self.finish_cancel(booking).await?;
+                summary.refunded += 1;
+            }
+        }
     }
 }
 
@@ -158,30 +376,6 @@ pub fn refund_key(booking_id: BookingId) -> String {
 /// The payment idempotency key of a booking's charge: the booking id.
 pub fn charge_key(booking_id: BookingId) -> String {
     booking_id.to_string()
-}
-
-pub(crate) async fn refund(
-    state: &AppState,
-    booking_id: BookingId,
-    charge: &Receipt,
-) -> Result<Receipt, ApiError> {
-    let key = refund_key(booking_id);
-    let result = tokio::time::timeout(
-        state.payment_timeout,
-        state.payments.refund(&key, &charge.reference, charge.amount_minor, &charge.currency),
-    )
-    .await;
-    match result {
-        Ok(Ok(receipt)) => {
-            state.metrics.payments.with_label_values(&["refunded"]).inc();
-            Ok(receipt)
-        }
-        Ok(Err(e)) => {
-            tracing::error!(%booking_id, error = %e, "refund failed");
-            Err(ApiError::PaymentUnavailable)
-        }
-        Err(_) => Err(ApiError::PaymentUnavailable),
-    }
 }
 
 /// The cancellation policy (gateway flags, docs/api.md "Cancellation").
@@ -211,148 +405,13 @@ impl CancelPolicy {
     }
 }
 
-/// A show's start: its catalog record, or the inventory's copy for shows created before the
-/// catalog existed.
-async fn show_start_ms(state: &AppState, show_id: ShowId) -> Result<u64, ApiError> {
-    match crate::http::catalog::load_show(state, show_id.0).await {
-        Ok(detail) => return Ok(detail.show.spec.starts_at_ms),
-        Err(ApiError::NotFound(_)) => {}
-        Err(e) => return Err(e),
-    }
-    match crate::http::query(state, Query::SeatMap { show_id }, true).await? {
-        QueryResult::SeatMap { seat_map } => Ok(seat_map.starts_at_ms),
-        _ => Err(ApiError::NotFound("show")),
-    }
-}
-
-/// Cancels a confirmed booking of `owner` under the policy: records the request (refusing it
-/// past the cutoff), refunds what is owed, then frees the seats. Cancelling an already cancelled
-/// booking returns it unchanged; one left `cancelling` by a crash is finished.
-///
-/// # Errors
-/// Not the owner's booking (404), not confirmed or past the cutoff (409), refund or cluster
-/// unavailable (the booking stays `cancelling`; a retry or the sweeper finishes it).
-pub async fn cancel(
-    state: &AppState,
-    owner: &OwnerId,
-    booking_id: BookingId,
-) -> Result<BookingView, ApiError> {
-    let current = load_booking(state, booking_id, owner).await?;
-    let cancelling = match current.status {
-        BookingStatus::Cancelled => return Ok(current),
-        BookingStatus::Cancelling => current,
-        BookingStatus::Confirmed => {
-            let starts_at_ms = show_start_ms(state, booking_id.show_id()).await?;
-            let (refund_minor, deadline_ms) = state.cancel_policy.terms(
-                current.amount.amount_minor,
-                starts_at_ms,
-                crate::sweeper::wall_clock_ms(),
-            );
-            let command = Command::RequestCancel {
-                booking_id,
-                owner: Some(owner.clone()),
-                refund_minor,
-                deadline_ms,
-            };
-            match propose(state, format!("cancel:{booking_id}:request"), command).await {
-                Ok(reply) => booking(reply)?,
-                Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
-                    load_booking(state, booking_id, owner).await?
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        status => return Err(ApiError::Rejected(Rejection::BookingWrongState { status })),
-    };
-    finish_cancel(state, &cancelling).await
-}
-
-/// Finishes a `cancelling` booking: refunds what it is owed (once per booking, whoever asks:
-/// the refund key is the booking's) and frees its seats. Shared by the customer's cancel, show
-/// cancellation and the recovery sweeper.
-///
-/// # Errors
-/// The refund or the cluster is unavailable; nothing is lost, a repeat finishes it.
-pub async fn finish_cancel(
-    state: &AppState,
-    current: &BookingView,
-) -> Result<BookingView, ApiError> {
-    let booking_id = current.booking_id;
-    if current.status == BookingStatus::Cancelled {
-        return Ok(current.clone());
-    }
-    let refund_minor = current.refund_minor.unwrap_or(current.amount.amount_minor);
-    let refund_ref = if refund_minor > 0 {
-        let payment_ref = current.payment_ref.clone().ok_or_else(|| {
-            ApiError::Internal("confirmed booking without a payment reference".into())
-        })?;
-        let charge = Receipt {
-            reference: payment_ref,
-            amount_minor: refund_minor,
-            currency: current.amount.currency.clone(),
-        };
-        let receipt = refund(state, booking_id, &charge).await?;
-        state
-            .metrics
-            .refunds_minor
-            .with_label_values(&[&current.amount.currency])
-            .inc_by(u64::try_from(refund_minor).unwrap_or(0));
-        receipt.reference
-    } else {
-        String::new()
-    };
-    let command = Command::CancelBooking { booking_id, owner: current.owner.clone(), refund_ref };
-    match propose(state, format!("cancel:{booking_id}:complete"), command).await {
-        Ok(reply) => {
-            state.metrics.bookings.with_label_values(&["cancelled"]).inc();
-            booking(reply)
-        }
-        Err(ApiError::Rejected(Rejection::BookingWrongState {
-            status: BookingStatus::Cancelled,
-        })) => load_booking(state, booking_id, &current.owner).await,
-        Err(e) => Err(e),
-    }
-}
-
-/// What [`cancel_show`] did.
+/// What [`Saga::cancel_show`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShowCancelSummary {
     /// Bookings refunded and cancelled by this call.
     pub refunded: u32,
     /// Holds released and checkouts failed by the shard.
     pub released: u32,
-}
-
-/// Cancels a show on its shard and refunds every booking in full. Safe to repeat: a repeat
-/// finishes refunds an earlier call could not (and the sweeper would finish them too).
-///
-/// # Errors
-/// The shard, or a refund, is unavailable.
-pub async fn cancel_show(state: &AppState, show_id: ShowId) -> Result<ShowCancelSummary, ApiError> {
-    let mut summary = ShowCancelSummary::default();
-    match propose(state, format!("cancel-show:{}", show_id.0), Command::CancelShow { show_id })
-        .await?
-    {
-        Reply::ShowCancelled { released, .. } => summary.released = released,
-        other => return Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
-    }
-    let group = state.cluster.locate(show_id).await?;
-    loop {
-        let query = Query::StaleCheckouts { before_ms: u64::MAX, failed_after: None, limit: 1000 };
-        let QueryResult::StaleCheckouts { cancelling, .. } =
-            state.cluster.query(group, &query, true).await?
-        else {
-            return Err(ApiError::Internal("the shard did not list cancellations".into()));
-        };
-        let ours: Vec<&BookingView> = cancelling.iter().filter(|b| b.show_id == show_id).collect();
-        if ours.is_empty() {
-            return Ok(summary);
-        }
-        for booking in ours {
-            finish_cancel(state, booking).await?;
-            summary.refunded += 1;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The recovery sweeper: settles checkouts a gateway left behind (ARCHITECTURE.md "Booking
-//! saga", invariant 4: every successful charge ends as exactly one confirmed booking or one
-//! refund).
+//! The recovery sweeper: settles checkouts a gateway left behind (`docs/architecture.md`,
+//! "Booking saga"; invariant 4: every successful charge ends as exactly one confirmed booking
+//! or one refund).
 //!
 //! A gateway that dies (or loses touch with the provider) between `BeginCheckout` and `Confirm`
 //! leaves a pending checkout, and perhaps a charge, behind. Every gateway runs this loop; each
@@ -29,20 +29,21 @@
 //! gateways.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use client::ClusterError;
 use proto::command::{Command, Proposal, Query, QueryResult, Rejection, Reply};
 use proto::ids::BookingId;
 use proto::inventory::{BookingStatus, BookingView, FailedCursor};
 use proto::GroupId;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterError;
+use crate::clock::wall_clock_ms;
 use crate::limits::SWEEP_BATCH_MAX;
+use crate::metrics::Metrics;
 use crate::payment::{PaymentError, Receipt};
-use crate::saga;
-use crate::AppState;
+use crate::saga::Saga;
+use crate::shards::Shards;
 
 /// How the sweeper runs.
 #[derive(Debug, Clone, Copy)]
@@ -96,188 +97,203 @@ impl Settled {
     }
 }
 
-/// Runs passes every `config.interval` until `shutdown` fires.
-///
-/// # Cancel safety
-/// Safe to stop at any point: every step is idempotent and the next pass (in this or another
-/// gateway) redoes whatever a cut-short pass left undone.
-pub async fn run(state: Arc<AppState>, config: SweepConfig, shutdown: CancellationToken) {
-    let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = sweep(&state, config, &mut cursors) => {
-                if let Err(e) = result {
-                    state.metrics.sweeper_errors.inc();
-                    tracing::debug!(error = %e, "sweep skipped: no topology");
-                }
-            }
-        }
-    }
-}
-
-/// This gateway's wall clock, Unix ms (for reads and cut-offs; never for replicated state).
-pub fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// One pass over every shard.
-async fn sweep(
-    state: &AppState,
+/// The sweeper's handle: it settles through the saga's keys and calls.
+pub struct Sweeper {
+    saga: Saga,
+    shards: Shards,
+    metrics: Metrics,
     config: SweepConfig,
-    cursors: &mut HashMap<GroupId, FailedCursor>,
-) -> Result<(), ClusterError> {
-    let shards = state.cluster.refresh_topology().await?.shards();
-    // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
-    cursors.retain(|group, _| shards.contains(group));
-    let before_ms = wall_clock_ms().saturating_sub(config.min_age.as_millis() as u64);
-    for group in shards {
-        if let Err(e) = sweep_shard(state, group, before_ms, cursors).await {
-            state.metrics.sweeper_errors.inc();
-            tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
-        }
-    }
-    Ok(())
 }
 
-async fn sweep_shard(
-    state: &AppState,
-    group: GroupId,
-    before_ms: u64,
-    cursors: &mut HashMap<GroupId, FailedCursor>,
-) -> Result<(), SweepError> {
-    let query = Query::StaleCheckouts {
-        before_ms,
-        failed_after: cursors.get(&group).copied(),
-        limit: SWEEP_BATCH_MAX,
-    };
-    let QueryResult::StaleCheckouts { pending, failed, cancelling } =
-        state.cluster.query(group, &query, true).await?
-    else {
-        return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
-    };
-    let mut first_error = None;
-    for booking in &pending {
-        match settle_pending(state, group, booking).await {
-            Ok(settled) => record(state, booking.booking_id, settled),
-            Err(e) => {
-                state.metrics.sweeper_errors.inc();
-                first_error.get_or_insert(e);
+impl Sweeper {
+    /// A sweeper acting through `saga` (its shards, provider and metrics).
+    pub fn new(saga: Saga, config: SweepConfig) -> Sweeper {
+        let (shards, metrics) = (saga.shards().clone(), saga.metrics().clone());
+        Sweeper { saga, shards, metrics, config }
+    }
+
+    /// Runs passes every `config.interval` until `shutdown` fires.
+    ///
+    /// # Cancel safety
+    /// Safe to stop at any point: every step is idempotent and the next pass (in this or another
+    /// gateway) redoes whatever a cut-short pass left undone.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let config = self.config;
+        let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
+        let mut ticker = tokio::time::interval(config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
             }
-        }
-    }
-    // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
-    // is owed under the booking's refund key, then free the seats.
-    for booking in &cancelling {
-        match saga::finish_cancel(state, booking).await {
-            Ok(_) => record(state, booking.booking_id, Settled::Cancelled),
-            Err(e) => {
-                state.metrics.sweeper_errors.inc();
-                tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
-            }
-        }
-    }
-    for failure in &failed {
-        match settle_failed(state, &failure.booking).await {
-            Ok(settled) => {
-                record(state, failure.booking.booking_id, settled);
-                cursors.insert(group, failure.cursor);
-            }
-            // Stop at the first failure we could not settle: the cursor stays before it, so
-            // the next pass tries it again.
-            Err(e) => return Err(e),
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-fn record(state: &AppState, booking_id: BookingId, settled: Settled) {
-    state.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
-    if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
-        tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
-    }
-}
-
-async fn lookup(state: &AppState, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
-    let key = saga::charge_key(booking_id);
-    let found = tokio::time::timeout(state.payment_timeout, state.payments.lookup(&key))
-        .await
-        .unwrap_or_else(|_| Err(PaymentError::Unknown("lookup timed out".into())))?;
-    Ok(found)
-}
-
-async fn propose(
-    state: &AppState,
-    group: GroupId,
-    request_id: String,
-    command: Command,
-) -> Result<Result<Reply, Rejection>, SweepError> {
-    Ok(state.cluster.propose(group, &Proposal { request_id: Some(request_id), command }).await?)
-}
-
-/// Settles a pending checkout whose saga is presumed dead.
-async fn settle_pending(
-    state: &AppState,
-    group: GroupId,
-    booking: &BookingView,
-) -> Result<Settled, SweepError> {
-    let booking_id = booking.booking_id;
-    match lookup(state, booking_id).await? {
-        Some(receipt) => {
-            let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
-            match propose(state, group, format!("sweep:{booking_id}:confirm"), confirm).await? {
-                Ok(_) => {
-                    state.metrics.bookings.with_label_values(&["confirmed"]).inc();
-                    Ok(Settled::Confirmed)
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = self.sweep(&mut cursors) => {
+                    if let Err(e) = result {
+                        self.metrics.sweeper_errors.inc();
+                        tracing::debug!(error = %e, "sweep skipped: no topology");
+                    }
                 }
-                Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
-                    // It expired (or was failed) before we got here: give the money back.
-                    refund(state, booking_id, &receipt).await
-                }
-                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
-                Err(other) => Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}"))),
-            }
-        }
-        None => {
-            let fail = Command::FailCheckout {
-                booking_id,
-                reason: "abandoned checkout: the recovery sweeper found no charge".into(),
-            };
-            match propose(state, group, format!("sweep:{booking_id}:fail"), fail).await? {
-                Ok(_) => {
-                    state.metrics.bookings.with_label_values(&["failed"]).inc();
-                    Ok(Settled::Failed)
-                }
-                Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
-                Err(other) => Err(SweepError::Unexpected(format!("fail {booking_id}: {other}"))),
             }
         }
     }
-}
 
-/// Refunds the charge of a failed checkout, if there is one.
-async fn settle_failed(state: &AppState, booking: &BookingView) -> Result<Settled, SweepError> {
-    debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
-    match lookup(state, booking.booking_id).await? {
-        Some(receipt) => refund(state, booking.booking_id, &receipt).await,
-        None => Ok(Settled::NothingCharged),
+    /// One pass over every shard.
+    async fn sweep(
+        &self,
+        cursors: &mut HashMap<GroupId, FailedCursor>,
+    ) -> Result<(), ClusterError> {
+        let shards = self.shards.shard_groups().await?;
+        // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
+        cursors.retain(|group, _| shards.contains(group));
+        let min_age_ms = u64::try_from(self.config.min_age.as_millis()).unwrap_or(u64::MAX);
+        let before_ms = wall_clock_ms().saturating_sub(min_age_ms);
+        for group in shards {
+            if let Err(e) = self.sweep_shard(group, before_ms, cursors).await {
+                self.metrics.sweeper_errors.inc();
+                tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
+            }
+        }
+        Ok(())
     }
-}
 
-async fn refund(
-    state: &AppState,
-    booking_id: BookingId,
-    receipt: &Receipt,
-) -> Result<Settled, SweepError> {
-    saga::refund(state, booking_id, receipt)
-        .await
-        .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
-    Ok(Settled::Refunded)
+    async fn sweep_shard(
+        &self,
+        group: GroupId,
+        before_ms: u64,
+        cursors: &mut HashMap<GroupId, FailedCursor>,
+    ) -> Result<(), SweepError> {
+        let query = Query::StaleCheckouts {
+            before_ms,
+            failed_after: cursors.get(&group).copied(),
+            limit: SWEEP_BATCH_MAX,
+        };
+        let QueryResult::StaleCheckouts { pending, failed, cancelling } =
+            self.shards.query_group(group, &query, true).await?
+        else {
+            return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
+        };
+        let mut first_error = None;
+        for booking in &pending {
+            match self.settle_pending(group, booking).await {
+                Ok(settled) => self.record(booking.booking_id, settled),
+                Err(e) => {
+                    self.metrics.sweeper_errors.inc();
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Cancellations a crashed gateway (or an unavailable provider) left half done: refund what
+        // is owed under the booking's refund key, then free the seats.
+        for booking in &cancelling {
+            match self.saga.finish_cancel(booking).await {
+                Ok(_) => self.record(booking.booking_id, Settled::Cancelled),
+                Err(e) => {
+                    self.metrics.sweeper_errors.inc();
+                    tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
+                }
+            }
+        }
+        for failure in &failed {
+            match self.settle_failed(&failure.booking).await {
+                Ok(settled) => {
+                    self.record(failure.booking.booking_id, settled);
+                    cursors.insert(group, failure.cursor);
+                }
+                // Stop at the first failure we could not settle: the cursor stays before it, so
+                // the next pass tries it again.
+                Err(e) => return Err(e),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn record(&self, booking_id: BookingId, settled: Settled) {
+        self.metrics.sweeper_settled.with_label_values(&[settled.label()]).inc();
+        if !matches!(settled, Settled::NothingCharged | Settled::Elsewhere) {
+            tracing::warn!(%booking_id, outcome = settled.label(), "sweeper settled an abandoned checkout");
+        }
+    }
+
+    async fn lookup(&self, booking_id: BookingId) -> Result<Option<Receipt>, SweepError> {
+        Ok(self.saga.lookup_charge(booking_id).await?)
+    }
+
+    async fn propose(
+        &self,
+        group: GroupId,
+        request_id: String,
+        command: Command,
+    ) -> Result<Result<Reply, Rejection>, SweepError> {
+        let proposal = Proposal { request_id: Some(request_id), command };
+        Ok(self.shards.propose_to(group, &proposal).await?)
+    }
+
+    /// Settles a pending checkout whose saga is presumed dead.
+    async fn settle_pending(
+        &self,
+        group: GroupId,
+        booking: &BookingView,
+    ) -> Result<Settled, SweepError> {
+        let booking_id = booking.booking_id;
+        match self.lookup(booking_id).await? {
+            Some(receipt) => {
+                let confirm =
+                    Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+                match self.propose(group, format!("sweep:{booking_id}:confirm"), confirm).await? {
+                    Ok(_) => {
+                        self.metrics.bookings.with_label_values(&["confirmed"]).inc();
+                        Ok(Settled::Confirmed)
+                    }
+                    Err(Rejection::BookingWrongState { status: BookingStatus::Failed }) => {
+                        // It expired (or was failed) before we got here: give the money back.
+                        self.refund(booking_id, &receipt).await
+                    }
+                    Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                    Err(other) => {
+                        Err(SweepError::Unexpected(format!("confirm {booking_id}: {other}")))
+                    }
+                }
+            }
+            None => {
+                let fail = Command::FailCheckout {
+                    booking_id,
+                    reason: "abandoned checkout: the recovery sweeper found no charge".into(),
+                };
+                match self.propose(group, format!("sweep:{booking_id}:fail"), fail).await? {
+                    Ok(_) => {
+                        self.metrics.bookings.with_label_values(&["failed"]).inc();
+                        Ok(Settled::Failed)
+                    }
+                    Err(Rejection::BookingWrongState { .. }) => Ok(Settled::Elsewhere),
+                    Err(other) => {
+                        Err(SweepError::Unexpected(format!("fail {booking_id}: {other}")))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refunds the charge of a failed checkout, if there is one.
+    async fn settle_failed(&self, booking: &BookingView) -> Result<Settled, SweepError> {
+        debug_assert_eq!(booking.status, BookingStatus::Failed, "the shard lists failed checkouts");
+        match self.lookup(booking.booking_id).await? {
+            Some(receipt) => self.refund(booking.booking_id, &receipt).await,
+            None => Ok(Settled::NothingCharged),
+        }
+    }
+
+    async fn refund(
+        &self,
+        booking_id: BookingId,
+        receipt: &Receipt,
+    ) -> Result<Settled, SweepError> {
+        self.saga
+            .refund(booking_id, receipt)
+            .await
+            .map_err(|e| SweepError::Payment(PaymentError::Unknown(format!("refund: {e}"))))?;
+        Ok(Settled::Refunded)
+    }
 }

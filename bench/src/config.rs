@@ -9,18 +9,13 @@ use anyhow::ensure;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
-/// Largest party the gateway accepts in one hold.
-const PARTY_SIZE_MAX: u32 = 10;
+// The cluster's bounds, from the one place both the gateway and the state machines read them.
+use proto::limits::{
+    HOLD_TTL_MS_MAX as TTL_MS_MAX, HOLD_TTL_MS_MIN as TTL_MS_MIN, PARTY_SIZE_MAX, ROW_SEATS_MAX,
+    SHOW_SEATS_MAX,
+};
 /// Rows a layout may have.
-const ROWS_MAX: u32 = 100;
-/// Seats a row may have.
-const ROW_SEATS_MAX: u32 = 200;
-/// Seats a show may have.
-const SHOW_SEATS_MAX: u32 = 10_000;
-/// Shortest hold the gateway accepts.
-const TTL_MS_MIN: u64 = 1_000;
-/// Longest hold the gateway accepts.
-const TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
+const ROWS_MAX: u32 = proto::limits::ROWS_MAX as u32;
 
 /// How a journey chooses its seats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

@@ -12,21 +12,20 @@
 
 pub mod view;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use proto::command::{Command, Outcome, Proposal, Query, QueryResult, Reply};
-use proto::meta::{MetaCommand, MetaQuery, MetaQueryResult, NodeState, Topology};
+use client::{ChannelConfig, ClusterError, RetryPolicy};
+use proto::command::Reply;
+use proto::meta::{MetaCommand, NodeState, Topology};
 use proto::pb::cluster_client::ClusterClient;
-use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{
-    change_membership_reply, change_membership_request, propose_reply, query_reply,
-    ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest, GroupStatus, Member, NodeIds,
-    ProposeRequest, QueryRequest, SetElectionRequest, StatusReply, StatusRequest,
+    change_membership_reply, change_membership_request, ChangeMembershipRequest,
+    DeleteReplicaRequest, GroupRequest, GroupStatus, Member, NodeIds, SetElectionRequest,
+    StatusReply, StatusRequest,
 };
-use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX, META_GROUP};
-use tonic::transport::{Channel, Endpoint};
+use proto::{GroupId, META_GROUP};
+use tonic::transport::Channel;
 
 /// Attempts of one step that meets elections or unreachable nodes.
 const STEP_ATTEMPTS_MAX: u32 = 40;
@@ -38,6 +37,12 @@ const CAMPAIGN_WAIT: Duration = Duration::from_secs(2);
 const ELECTION_HOLD: Duration = Duration::from_secs(10);
 /// Per-call timeout of a gRPC call (a learner catch-up can take a while).
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Meta calls: evenly paced steps; every meta command this tool sends is idempotent (register
+/// a node, set a state or a replica set, register a user: a repeat is refused as taken), so
+/// an unknown outcome is retried too.
+const META_POLICY: RetryPolicy =
+    RetryPolicy { retry_unknown: true, ..RetryPolicy::paced(STEP_ATTEMPTS_MAX, STEP_PAUSE) };
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,16 +58,18 @@ pub enum CtlError {
     Refused(proto::command::Rejection),
 }
 
-type Result<T> = std::result::Result<T, CtlError>;
-
-/// One attempt at a meta-leader call.
-enum MetaStep<T> {
-    Done(T),
-    /// Not the leader; the leader's address if known (empty otherwise).
-    Redirect(String),
-    /// The node hosts no meta replica.
-    NotHere,
+impl From<ClusterError> for CtlError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Unavailable(cause) => CtlError::Unavailable(cause),
+            ClusterError::Invalid(cause) => CtlError::Invalid(cause),
+            ClusterError::UnknownShow(show) => CtlError::Invalid(format!("unknown show {show}")),
+            ClusterError::Refused(rejection) => CtlError::Refused(rejection),
+        }
+    }
 }
+
+type Result<T> = std::result::Result<T, CtlError>;
 
 /// What one node reported, or why it could not.
 #[derive(Debug, Clone)]
@@ -103,8 +110,7 @@ impl ClusterView {
 
 /// A client for operator actions against one cluster.
 pub struct Admin {
-    seeds: Vec<String>,
-    channels: Mutex<HashMap<String, Channel>>,
+    cluster: client::ClusterClient,
     log: Box<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -112,74 +118,23 @@ impl Admin {
     /// A client that finds the cluster through `seeds` (gRPC addresses; at least one should
     /// host a meta replica). `log` receives one line per step taken.
     pub fn new(seeds: Vec<String>, log: impl Fn(&str) + Send + Sync + 'static) -> Admin {
-        Admin { seeds, channels: Mutex::default(), log: Box::new(log) }
+        let channels = ChannelConfig {
+            connect_timeout: Duration::from_millis(700),
+            request_timeout: Some(CALL_TIMEOUT),
+            keep_alive: None,
+        };
+        Admin {
+            cluster: client::ClusterClient::with_policy(seeds, META_POLICY, channels),
+            log: Box::new(log),
+        }
     }
 
     fn say(&self, line: &str) {
         (self.log)(line);
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel> {
-        let mut channels = self.channels.lock().expect("channel map lock never poisoned");
-        if let Some(channel) = channels.get(addr) {
-            return Ok(channel.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| CtlError::Invalid(format!("bad address {addr}: {e}")))?
-            .connect_timeout(Duration::from_millis(700))
-            .timeout(CALL_TIMEOUT)
-            .connect_lazy();
-        channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
-    }
-
     fn cluster(&self, addr: &str) -> Result<ClusterClient<Channel>> {
-        Ok(ClusterClient::new(self.channel(addr)?)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX))
-    }
-
-    fn inventory(&self, addr: &str) -> Result<InventoryClient<Channel>> {
-        Ok(InventoryClient::new(self.channel(addr)?)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX))
-    }
-
-    /// Meta group candidates: the seeds, then every known meta replica.
-    fn meta_candidates(&self, topology: Option<&Topology>) -> Vec<String> {
-        let mut candidates = topology.map(|t| t.replica_addrs(META_GROUP)).unwrap_or_default();
-        for seed in &self.seeds {
-            if !candidates.contains(seed) {
-                candidates.push(seed.clone());
-            }
-        }
-        candidates
-    }
-
-    /// Calls the meta leader: tries `candidates` in turn, following leader hints, until
-    /// `call` gives an answer.
-    async fn on_meta_leader<T, F, Fut>(&self, candidates: &[String], call: F) -> Result<T>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<MetaStep<T>>>,
-    {
-        let mut target = None;
-        let mut last = String::from("no meta replica reachable");
-        for attempt in 0..STEP_ATTEMPTS_MAX as usize {
-            let addr =
-                target.take().unwrap_or_else(|| candidates[attempt % candidates.len()].clone());
-            match call(addr.clone()).await {
-                Ok(MetaStep::Done(value)) => return Ok(value),
-                Ok(MetaStep::Redirect(leader)) if !leader.is_empty() => {
-                    target = Some(leader);
-                    continue;
-                }
-                Ok(MetaStep::Redirect(_)) => last = format!("{addr}: meta group has no leader"),
-                Ok(MetaStep::NotHere) => last = format!("{addr}: hosts no meta replica"),
-                Err(CtlError::Unavailable(e)) => last = format!("{addr}: {e}"),
-                Err(e) => return Err(e),
-            }
-            tokio::time::sleep(STEP_PAUSE).await;
-        }
-        Err(CtlError::Unavailable(last))
+        Ok(self.cluster.channels().cluster(addr)?)
     }
 
     /// The meta group's current map (linearizable read on its leader).
@@ -187,32 +142,7 @@ impl Admin {
     /// # Errors
     /// No meta replica answered.
     pub async fn topology(&self) -> Result<Topology> {
-        let query = codec::encode(&Query::Meta(MetaQuery::Topology))
-            .map_err(|e| CtlError::Invalid(e.to_string()))?;
-        self.on_meta_leader(&self.meta_candidates(None), |addr| {
-            let request =
-                QueryRequest { group_id: META_GROUP.0, query: query.clone(), linearizable: true };
-            async move {
-                let reply = self
-                    .inventory(&addr)?
-                    .query(request)
-                    .await
-                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))?;
-                match reply.into_inner().result {
-                    Some(query_reply::Result::Answer(bytes)) => match codec::decode(&bytes) {
-                        Ok(QueryResult::Meta(MetaQueryResult::Topology { topology })) => {
-                            Ok(MetaStep::Done(topology))
-                        }
-                        other => Err(CtlError::Invalid(format!("unexpected answer {other:?}"))),
-                    },
-                    Some(query_reply::Result::NotLeader(hint)) => {
-                        Ok(MetaStep::Redirect(hint.leader_addr))
-                    }
-                    _ => Ok(MetaStep::NotHere),
-                }
-            }
-        })
-        .await
+        Ok(self.cluster.meta_topology().await?)
     }
 
     /// Proposes a meta command on the meta leader.
@@ -220,32 +150,7 @@ impl Admin {
     /// # Errors
     /// The meta group is unreachable or refused the change.
     pub async fn meta(&self, command: MetaCommand) -> Result<Reply> {
-        let topology = self.topology().await.ok();
-        let proposal =
-            codec::encode(&Proposal { request_id: None, command: Command::Meta(command) })
-                .map_err(|e| CtlError::Invalid(e.to_string()))?;
-        self.on_meta_leader(&self.meta_candidates(topology.as_ref()), |addr| {
-            let request = ProposeRequest { group_id: META_GROUP.0, proposal: proposal.clone() };
-            async move {
-                let reply = self
-                    .inventory(&addr)?
-                    .propose(request)
-                    .await
-                    .map_err(|s| CtlError::Unavailable(s.message().to_owned()))?;
-                match reply.into_inner().result {
-                    Some(propose_reply::Result::Outcome(bytes)) => {
-                        let outcome: Outcome =
-                            codec::decode(&bytes).map_err(|e| CtlError::Invalid(e.to_string()))?;
-                        outcome.map(MetaStep::Done).map_err(CtlError::Refused)
-                    }
-                    Some(propose_reply::Result::NotLeader(hint)) => {
-                        Ok(MetaStep::Redirect(hint.leader_addr))
-                    }
-                    _ => Ok(MetaStep::NotHere),
-                }
-            }
-        })
-        .await
+        Ok(self.cluster.propose_meta(command).await?)
     }
 
     /// The map plus every registered (not removed) node's status.

@@ -189,8 +189,8 @@ async fn create_user(
         }
     };
     let email = email.trim().to_lowercase();
-    let password_hash = api_gateway::accounts::hash_password(&password)?;
-    let user_id = api_gateway::limits::random_id();
+    let password_hash = auth::hash_password(&password)?;
+    let user_id = client::random_id();
     let register = CatalogCommand::RegisterUser {
         user_id,
         email: email.clone(),

@@ -11,20 +11,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context;
-use proto::command::{Command, Proposal, Reply};
+use client::{ChannelConfig, Channels, ClusterClient, ClusterError, RetryPolicy};
+use proto::command::Reply;
 use proto::meta::{initial_placement, MetaCommand, MetaReply, Topology};
-use proto::pb::cluster_client::ClusterClient;
-use proto::pb::inventory_client::InventoryClient;
-use proto::pb::{propose_reply, GroupRequest, InitializeGroupRequest, Member, ProposeRequest};
-use proto::{codec, GroupId, META_GROUP};
-use tonic::transport::Channel;
+use proto::pb::{GroupRequest, InitializeGroupRequest, Member};
+use proto::{GroupId, META_GROUP};
 
 use crate::host::Host;
 
-/// Pause between attempts of a step whose peer is not reachable yet.
-const RETRY_PAUSE: Duration = Duration::from_millis(300);
-/// Attempts per step (about 3 minutes): peers started by hand may come up late.
-const ATTEMPTS_MAX: u32 = 600;
+/// Each step: 600 attempts 300 ms apart (about 3 minutes), as peers started by hand may come
+/// up late.
+const STEP_POLICY: RetryPolicy = RetryPolicy::paced(600, Duration::from_millis(300));
 
 /// The initial layout: peers, how many shards, replicas per group.
 #[derive(Debug, Clone)]
@@ -54,12 +51,14 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
         replicas.iter().map(|id| Member { node_id: *id, addr: plan.peers[id].clone() }).collect()
     };
 
+    // Peers are reached with the cluster client, as an operator's tools reach them.
+    let channels = Channels::new(ChannelConfig::default());
     let meta_members = members(&meta_replicas);
     for member in &meta_members {
-        create_replica(&host, &member.addr, META_GROUP).await?;
+        create_replica(&host, &channels, &member.addr, META_GROUP).await?;
     }
     let addr = &plan.peers[&me];
-    initialize(&host, addr, META_GROUP, meta_members).await?;
+    initialize(&host, &channels, addr, META_GROUP, meta_members).await?;
 
     let shards: BTreeMap<GroupId, BTreeSet<u64>> =
         initial_placement(&ids, plan.shards, plan.replicas)
@@ -87,13 +86,13 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
             })
             .collect();
         for member in &replicas {
-            create_replica(&host, &member.addr, *group).await?;
+            create_replica(&host, &channels, &member.addr, *group).await?;
         }
         // Spread first leaders: shard g is initialized (and first led) by its g-th replica.
         let first = usize::try_from(group.0).unwrap_or(0) % replicas.len().max(1);
         if let Some(initializer) = replicas.get(first) {
             let addr = initializer.addr.clone();
-            initialize(&host, &addr, *group, replicas.clone()).await?;
+            initialize(&host, &channels, &addr, *group, replicas.clone()).await?;
         }
     }
     tracing::info!(
@@ -104,35 +103,28 @@ pub async fn run(host: Host, plan: Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cluster(host: &Host, addr: &str) -> anyhow::Result<ClusterClient<Channel>> {
-    Ok(ClusterClient::new(host.channels.get(addr)?))
-}
-
 /// Retries `step` until it succeeds, the node shuts down, or the budget runs out.
-async fn retry<T, F, Fut>(host: &Host, what: &str, mut step: F) -> anyhow::Result<T>
+async fn retry<T, F, Fut>(host: &Host, what: &str, step: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    for attempt in 1..=ATTEMPTS_MAX {
-        match step().await {
-            Ok(value) => return Ok(value),
-            Err(e) if attempt % 20 == 1 => {
-                tracing::info!(attempt, error = %format!("{e:#}"), "{what}: retrying")
-            }
-            Err(_) => {}
+    client::retry(STEP_POLICY, &host.shutdown, what, step).await.map_err(|e| match e {
+        client::RetryError::Cancelled { what } => anyhow::anyhow!("{what}: node shutting down"),
+        client::RetryError::Exhausted { what, attempts, last } => {
+            last.context(format!("{what}: gave up after {attempts} attempts"))
         }
-        tokio::select! {
-            () = host.shutdown.cancelled() => anyhow::bail!("{what}: node shutting down"),
-            () = tokio::time::sleep(RETRY_PAUSE) => {}
-        }
-    }
-    anyhow::bail!("{what}: gave up after {ATTEMPTS_MAX} attempts")
+    })
 }
 
-async fn create_replica(host: &Host, addr: &str, group: GroupId) -> anyhow::Result<()> {
+async fn create_replica(
+    host: &Host,
+    channels: &Channels,
+    addr: &str,
+    group: GroupId,
+) -> anyhow::Result<()> {
     retry(host, &format!("creating group {group} on {addr}"), || async {
-        cluster(host, addr)?.create_replica(GroupRequest { group_id: group.0 }).await?;
+        channels.cluster(addr)?.create_replica(GroupRequest { group_id: group.0 }).await?;
         Ok(())
     })
     .await
@@ -140,6 +132,7 @@ async fn create_replica(host: &Host, addr: &str, group: GroupId) -> anyhow::Resu
 
 async fn initialize(
     host: &Host,
+    channels: &Channels,
     addr: &str,
     group: GroupId,
     members: Vec<Member>,
@@ -147,51 +140,36 @@ async fn initialize(
     retry(host, &format!("initializing group {group} on {addr}"), || {
         let request = InitializeGroupRequest { group_id: group.0, members: members.clone() };
         async move {
-            cluster(host, addr)?.initialize_group(request).await?;
+            channels.cluster(addr)?.initialize_group(request).await?;
             Ok(())
         }
     })
     .await
 }
 
-/// Proposes `InitCluster` to the meta leader (following leader hints) and returns the map.
+/// Proposes `InitCluster` to the meta leader (following leader hints, retrying an unknown
+/// outcome: `InitCluster` on a recorded map answers that map) and returns the map.
 async fn init_cluster(
     host: &Host,
     plan: &Plan,
     meta_replicas: &BTreeSet<u64>,
     command: MetaCommand,
 ) -> anyhow::Result<Topology> {
-    let proposal = Proposal { request_id: None, command: Command::Meta(command) };
-    let bytes = codec::encode(&proposal)?;
     let candidates: Vec<String> = meta_replicas.iter().map(|id| plan.peers[id].clone()).collect();
-    let mut next = 0usize;
-    retry(host, "recording the initial shard map", || {
-        let target = candidates[next % candidates.len()].clone();
-        next += 1;
-        let bytes = bytes.clone();
-        async move {
-            let channel = host.channels.get(&target)?;
-            let reply = InventoryClient::new(channel)
-                .propose(ProposeRequest { group_id: META_GROUP.0, proposal: bytes })
-                .await?
-                .into_inner();
-            match reply.result {
-                Some(propose_reply::Result::Outcome(bytes)) => {
-                    match codec::decode::<proto::command::Outcome>(&bytes)? {
-                        Ok(Reply::Meta(MetaReply::Topology { topology })) => Ok(topology),
-                        Ok(other) => anyhow::bail!("unexpected reply {other:?}"),
-                        Err(rejection) => Err(anyhow::anyhow!(rejection))
-                            .context("the meta group refused the initial map"),
-                    }
-                }
-                Some(propose_reply::Result::NotLeader(_)) => {
-                    anyhow::bail!("{target} is not the meta leader")
-                }
-                Some(propose_reply::Result::WrongShard(_)) | None => {
-                    anyhow::bail!("{target} hosts no meta replica yet")
-                }
-            }
+    let policy = RetryPolicy { retry_unknown: true, ..STEP_POLICY };
+    let cluster = ClusterClient::with_policy(candidates, policy, ChannelConfig::default());
+    let reply = tokio::select! {
+        () = host.shutdown.cancelled() => {
+            anyhow::bail!("recording the initial shard map: node shutting down")
         }
-    })
-    .await
+        reply = cluster.propose_meta(command) => reply,
+    };
+    match reply {
+        Ok(Reply::Meta(MetaReply::Topology { topology })) => Ok(topology),
+        Ok(other) => anyhow::bail!("unexpected reply {other:?}"),
+        Err(ClusterError::Refused(rejection)) => {
+            Err(anyhow::anyhow!(rejection)).context("the meta group refused the initial map")
+        }
+        Err(e) => Err(e).context("recording the initial shard map"),
+    }
 }

@@ -78,7 +78,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     if let Some(seed) = config.join.clone() {
         host.tasks.spawn(worker::join(
-            host.channels.clone(),
             seed,
             config.id,
             config.advertised(),

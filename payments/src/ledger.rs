@@ -12,8 +12,9 @@
 //! - **Bounded**: at most [`CHARGES_MAX`] charges and [`REFUNDS_MAX`] refunds; past that, new
 //!   ones are refused (`Full`) and nothing is taken.
 //!
-//! The JSON form of [`Ledger`] (`{"charges": {key: receipt}, "refunds": {key: [charge_ref,
-//! receipt]}}`) is the same as the gateway's in-process sandbox ledger, so audits read either.
+//! The gateway's in-process sandbox keeps this same ledger, so the JSON form of [`Ledger`]
+//! (`{"charges": {key: receipt}, "refunds": {key: [charge_ref, receipt]}}`) is what audits read
+//! from either.
 //! Nothing is persisted: a restarted service starts with an empty ledger (it is a sandbox).
 
 use std::collections::BTreeMap;

@@ -1,11 +1,12 @@
 //! `marquee-payments`: a sandbox payment service with fault injection, over HTTP.
 //!
 //! The gateway's booking saga talks to a payment provider through the `PaymentProvider` trait
-//! (`api-gateway/src/payment.rs`). By default that provider lives inside the gateway; pointing
-//! the gateway at this service (`--payments-url`) moves the money over a network, where calls
-//! can be slow, time out, or act and then lose their answer — the faults the saga and its
-//! recovery sweeper must survive (ARCHITECTURE.md invariant 4: every successful charge ends as
-//! exactly one confirmed booking or one refund).
+//! (`api-gateway/src/payment.rs`). By default that provider lives inside the gateway, keeping
+//! this crate's [`ledger`] in process; pointing the gateway at this service (`--payments-url`)
+//! moves the money over a network, where calls can be slow, time out, or act and then lose
+//! their answer — the faults the saga and its recovery sweeper must survive
+//! (`docs/architecture.md`, invariant 4: every successful charge ends as exactly one confirmed
+//! booking or one refund).
 //!
 //! What it guarantees: one charge per idempotency key, one refund per refund key, refunds never
 //! above the charge ([`ledger`]); bounded inputs, ledger and concurrency ([`limits`]); no panic

@@ -29,11 +29,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
-use super::catalog::{load_show, load_theater, MovieBody};
-use super::error::ApiError;
-use super::{catalog_command, query};
+use super::catalog::{load_theater, MovieBody};
+use crate::error::ApiError;
 use crate::limits::SHOW_ID_MAX;
-use crate::AppState;
+use crate::state::AppState;
 
 const P: &str = "application/problem+json";
 
@@ -61,7 +60,7 @@ fn new_id(given: Option<u64>, what: &str) -> Result<u64, ApiError> {
             Err(ApiError::Validation(format!("{what} must be 1..={SHOW_ID_MAX}")))
         }
         Some(id) => Ok(id),
-        None => Ok(crate::limits::random_id()),
+        None => Ok(client::random_id()),
     }
 }
 
@@ -129,7 +128,7 @@ async fn put_movie_spec(
     movie_id: u64,
     spec: MovieSpec,
 ) -> Result<Movie, ApiError> {
-    match catalog_command(state, CatalogCommand::PutMovie { movie_id, spec }).await? {
+    match state.shards.catalog_command(CatalogCommand::PutMovie { movie_id, spec }).await? {
         CatalogReply::Movie { movie } => Ok(movie),
         other => Err(unexpected(&other)),
     }
@@ -190,7 +189,7 @@ async fn put_theater_spec(
     theater_id: u64,
     spec: TheaterSpec,
 ) -> Result<Theater, ApiError> {
-    match catalog_command(state, CatalogCommand::PutTheater { theater_id, spec }).await? {
+    match state.shards.catalog_command(CatalogCommand::PutTheater { theater_id, spec }).await? {
         CatalogReply::Theater { theater } => Ok(theater),
         other => Err(unexpected(&other)),
     }
@@ -255,7 +254,11 @@ async fn put_screen_spec(
     theater_id: u64,
     spec: ScreenSpec,
 ) -> Result<Screen, ApiError> {
-    match catalog_command(state, CatalogCommand::PutScreen { screen_id, theater_id, spec }).await? {
+    match state
+        .shards
+        .catalog_command(CatalogCommand::PutScreen { screen_id, theater_id, spec })
+        .await?
+    {
         CatalogReply::Screen { screen } => Ok(screen),
         other => Err(unexpected(&other)),
     }
@@ -382,12 +385,13 @@ async fn create_show(
         require_screen_manager(&state, &user, spec.screen_id).await?;
     }
     let show_id = ShowId(show_id);
-    let show = match catalog_command(&state, CatalogCommand::CreateShow { show_id, spec }).await? {
-        CatalogReply::Show { show } => show,
-        other => return Err(unexpected(&other)),
-    };
-    state.cluster.remember_show(show_id, show.group);
-    let detail = load_show(&state, show_id.0).await?;
+    let show =
+        match state.shards.catalog_command(CatalogCommand::CreateShow { show_id, spec }).await? {
+            CatalogReply::Show { show } => show,
+            other => return Err(unexpected(&other)),
+        };
+    state.shards.remember_show(show_id, show.group);
+    let detail = state.shards.load_show(show_id.0).await?;
     let command = Command::CreateShow {
         show_id,
         title: detail.movie.spec.title.clone(),
@@ -395,14 +399,14 @@ async fn create_show(
         layout: layout(&detail),
     };
     let proposal = Proposal { request_id: Some(format!("create-show:{}", show_id.0)), command };
-    let capacity = match state.cluster.propose(show.group, &proposal).await? {
+    let capacity = match state.shards.propose_to(show.group, &proposal).await? {
         Ok(Reply::ShowCreated { capacity, .. }) => capacity,
         // Created by an earlier attempt of this request.
         Err(Rejection::ShowExists { .. }) => detail.screen.spec.capacity(),
         Ok(other) => return Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
         Err(rejection) => return Err(rejection.into()),
     };
-    let starts_at = super::rfc3339(show.spec.starts_at_ms);
+    let starts_at = crate::clock::rfc3339(show.spec.starts_at_ms);
     Ok((StatusCode::CREATED, Json(ShowBody { show, starts_at, capacity })))
 }
 
@@ -449,14 +453,14 @@ async fn reschedule_show(
     body: Result<Json<Reschedule>, JsonRejection>,
 ) -> Result<Json<Show>, ApiError> {
     let show_id = path(show_id, "show")?;
-    let detail = load_show(&state, show_id).await?;
+    let detail = state.shards.load_show(show_id).await?;
     require_manager(&user, detail.show.theater_id)?;
     let Json(body) = body?;
     let command = CatalogCommand::RescheduleShow {
         show_id: ShowId(show_id),
         starts_at_ms: body.starts_at_ms,
     };
-    match catalog_command(&state, command).await? {
+    match state.shards.catalog_command(command).await? {
         CatalogReply::Show { show } => Ok(Json(show)),
         other => Err(unexpected(&other)),
     }
@@ -490,21 +494,22 @@ async fn cancel_show(
     show_id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<CancelSummary>, ApiError> {
     let show_id = path(show_id, "show")?;
-    let detail = load_show(&state, show_id).await?;
+    let detail = state.shards.load_show(show_id).await?;
     require_manager(&user, detail.show.theater_id)?;
-    let show =
-        match catalog_command(&state, CatalogCommand::CancelShow { show_id: ShowId(show_id) })
-            .await?
-        {
-            CatalogReply::Show { show } => show,
-            other => return Err(unexpected(&other)),
-        };
-    let summary = crate::saga::cancel_show(&state, ShowId(show_id)).await?;
+    let show = match state
+        .shards
+        .catalog_command(CatalogCommand::CancelShow { show_id: ShowId(show_id) })
+        .await?
+    {
+        CatalogReply::Show { show } => show,
+        other => return Err(unexpected(&other)),
+    };
+    let summary = state.saga.cancel_show(ShowId(show_id)).await?;
     Ok(Json(CancelSummary { show, refunded: summary.refunded, released: summary.released }))
 }
 
 async fn load_bookings(state: &AppState, show_id: u64) -> Result<Vec<BookingView>, ApiError> {
-    match query(state, InvQuery::ShowBookings { show_id: ShowId(show_id) }, true).await? {
+    match state.shards.query(InvQuery::ShowBookings { show_id: ShowId(show_id) }, true).await? {
         QueryResult::Bookings { bookings } => Ok(bookings),
         QueryResult::NotFound => Err(ApiError::NotFound("show")),
         other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
@@ -542,7 +547,7 @@ async fn authorize_show(state: &AppState, user: &AuthUser, show_id: u64) -> Resu
     if user.role == Role::Admin {
         return Ok(());
     }
-    let detail = load_show(state, show_id).await?;
+    let detail = state.shards.load_show(show_id).await?;
     require_manager(user, detail.show.theater_id)
 }
 
@@ -579,11 +584,11 @@ async fn show_sales(
     let show_id = path(show_id, "show")?;
     authorize_show(&state, &user, show_id).await?;
     let bookings = load_bookings(&state, show_id).await?;
-    let seat_map = match query(&state, InvQuery::SeatMap { show_id: ShowId(show_id) }, true).await?
-    {
-        QueryResult::SeatMap { seat_map } => seat_map,
-        _ => return Err(ApiError::NotFound("show")),
-    };
+    let seat_map =
+        match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, true).await? {
+            QueryResult::SeatMap { seat_map } => seat_map,
+            _ => return Err(ApiError::NotFound("show")),
+        };
     let price: BTreeMap<&str, (&str, i64)> = seat_map
         .rows
         .iter()

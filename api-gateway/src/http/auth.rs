@@ -2,7 +2,7 @@
 //! role changes, and the [`AuthUser`] extractor every signed-in endpoint takes.
 //!
 //! A request is authenticated by `Authorization: Bearer <access token>` (a JWT this or any
-//! gateway sharing `--jwt-secret` issued, see [`crate::accounts`]). The token carries the
+//! gateway sharing `--jwt-secret` issued, see the `auth` crate). The token carries the
 //! user id and role. For staff tokens (admin, theater manager) the account is read again on
 //! every request (a linearizable read of the meta group), so a demotion or a lost theater
 //! applies at once; customer requests, the bulk of the traffic, need no read. A promotion
@@ -27,11 +27,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::{catalog_command, catalog_query, rfc3339, PageBody, PageParams};
-use crate::accounts::{self, CredentialError};
-use crate::sweeper::wall_clock_ms;
-use crate::AppState;
+use super::params::{PageBody, PageParams};
+use crate::clock::rfc3339;
+use crate::clock::wall_clock_ms;
+use crate::error::ApiError;
+use crate::state::AppState;
+use auth::CredentialError;
 
 const P: &str = "application/problem+json";
 /// Longest email (RFC 5321's path limit).
@@ -128,7 +129,7 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
         };
         if role != Role::Customer {
             // Staff rights are checked against the account as it is now.
-            match catalog_query(state, CatalogQuery::User { user_id }, true).await? {
+            match state.shards.catalog_query(CatalogQuery::User { user_id }, true).await? {
                 Some(CatalogQueryResult::User { user: account }) => {
                     user.role = account.role.min(role);
                     user.theaters = account.theaters;
@@ -251,15 +252,15 @@ fn normalize_email(raw: &str) -> Result<String, ApiError> {
 
 /// Issues an access token and a new refresh-token family for `user`.
 async fn issue_tokens(state: &AppState, user: User) -> Result<TokensBody, ApiError> {
-    let refresh_token = accounts::random_token();
+    let refresh_token = auth::random_token();
     let now = wall_clock_ms();
     let refresh_ttl_ms = state.tokens.refresh_ttl.as_millis() as u64;
     let command = CatalogCommand::IssueRefreshToken {
-        token_hash: accounts::token_hash(&refresh_token),
+        token_hash: auth::token_hash(&refresh_token),
         user_id: user.user_id,
         expires_at_ms: now + refresh_ttl_ms,
     };
-    match catalog_command(state, command).await? {
+    match state.shards.catalog_command(command).await? {
         CatalogReply::User { user } => tokens_body(state, user, refresh_token),
         other => Err(ApiError::Internal(format!("unexpected catalog reply {other:?}"))),
     }
@@ -307,13 +308,13 @@ async fn register(
     let user = loop {
         attempts += 1;
         let command = CatalogCommand::RegisterUser {
-            user_id: crate::limits::random_id(),
+            user_id: client::random_id(),
             email: email.clone(),
             name: name.clone(),
             password_hash: password_hash.clone(),
             role: Role::Customer,
         };
-        match catalog_command(&state, command).await {
+        match state.shards.catalog_command(command).await {
             Ok(CatalogReply::User { user }) => break user,
             Ok(other) => return Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
             Err(ApiError::Rejected(Rejection::CatalogConflict { .. })) if attempts < 3 => {}
@@ -337,12 +338,12 @@ async fn login(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<TokensBody>, ApiError> {
     let Json(body) = body?;
-    if body.password.len() > accounts::PASSWORD_BYTES_MAX {
+    if body.password.len() > auth::PASSWORD_BYTES_MAX {
         return Err(ApiError::Unauthorized("wrong email or password".into()));
     }
     let user = match normalize_email(&body.email) {
         Ok(email) => {
-            match catalog_query(&state, CatalogQuery::UserByEmail { email }, true).await? {
+            match state.shards.catalog_query(CatalogQuery::UserByEmail { email }, true).await? {
                 Some(CatalogQueryResult::User { user }) => Some(user),
                 _ => None,
             }
@@ -374,13 +375,13 @@ async fn refresh(
     if body.refresh_token.len() > 128 {
         return Err(ApiError::Rejected(Rejection::RefreshTokenInvalid));
     }
-    let new_token = accounts::random_token();
+    let new_token = auth::random_token();
     let command = CatalogCommand::RotateRefreshToken {
-        old_hash: accounts::token_hash(&body.refresh_token),
-        new_hash: accounts::token_hash(&new_token),
+        old_hash: auth::token_hash(&body.refresh_token),
+        new_hash: auth::token_hash(&new_token),
         expires_at_ms: wall_clock_ms() + state.tokens.refresh_ttl.as_millis() as u64,
     };
-    match catalog_command(&state, command).await? {
+    match state.shards.catalog_command(command).await? {
         CatalogReply::User { user } => Ok(Json(tokens_body(&state, user, new_token)?)),
         other => Err(ApiError::Internal(format!("unexpected catalog reply {other:?}"))),
     }
@@ -397,14 +398,14 @@ async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
     if body.refresh_token.len() <= 128 {
-        let token_hash = accounts::token_hash(&body.refresh_token);
-        catalog_command(&state, CatalogCommand::RevokeRefreshToken { token_hash }).await?;
+        let token_hash = auth::token_hash(&body.refresh_token);
+        state.shards.catalog_command(CatalogCommand::RevokeRefreshToken { token_hash }).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn load_user(state: &AppState, user_id: UserId) -> Result<User, ApiError> {
-    match catalog_query(state, CatalogQuery::User { user_id }, true).await? {
+    match state.shards.catalog_query(CatalogQuery::User { user_id }, true).await? {
         Some(CatalogQueryResult::User { user }) => Ok(user),
         _ => Err(ApiError::NotFound("user")),
     }
@@ -438,7 +439,7 @@ async fn list_users(
     user.require_admin()?;
     let Query(params) = params?;
     let page = params.page()?;
-    match catalog_query(&state, CatalogQuery::Users { page }, true).await? {
+    match state.shards.catalog_query(CatalogQuery::Users { page }, true).await? {
         Some(CatalogQueryResult::Users { page }) => {
             Ok(Json(PageBody::from_paged(page, UserView::from)))
         }
@@ -466,7 +467,7 @@ async fn set_role(
     let Path(user_id) = target.map_err(|_| ApiError::NotFound("user"))?;
     let Json(body) = body?;
     let command = CatalogCommand::SetUserRole { user_id, role: body.role, theaters: body.theaters };
-    match catalog_command(&state, command).await? {
+    match state.shards.catalog_command(command).await? {
         CatalogReply::User { user: updated } => {
             tracing::info!(by = user.user_id, user_id, role = ?updated.role, "role changed");
             Ok(Json(updated.into()))

@@ -19,11 +19,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
-use super::error::ApiError;
-use super::{parse_id, propose, query, request_id, rfc3339};
+use super::params::{parse_id, request_id};
+use crate::clock::rfc3339;
+use crate::error::ApiError;
 use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, PARTY_SIZE_MAX, TTL_MS_MAX, TTL_MS_MIN};
-use crate::saga;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Seat map, hold and booking routes.
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -84,7 +84,7 @@ async fn seat_map(
             )))
         }
     };
-    match query(&state, InvQuery::SeatMap { show_id: ShowId(show_id) }, linearizable).await? {
+    match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, linearizable).await? {
         QueryResult::SeatMap { seat_map } => Ok(Json(seat_map).into_response()),
         QueryResult::NotFound => Err(ApiError::NotFound("show")),
         other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
@@ -166,7 +166,7 @@ async fn create_hold(
         selection,
         ttl_ms: body.ttl_ms,
     };
-    match propose(&state, request_id(), command).await? {
+    match state.shards.propose(request_id(), command).await? {
         Reply::Held { hold } => {
             state.metrics.holds.with_label_values(&["created"]).inc();
             Ok((StatusCode::CREATED, Json(HoldBody::from(hold))))
@@ -180,7 +180,7 @@ async fn load_hold(
     hold_id: HoldId,
     owner: &OwnerId,
 ) -> Result<HoldView, ApiError> {
-    match query(state, InvQuery::Hold { hold_id }, true).await? {
+    match state.shards.query(InvQuery::Hold { hold_id }, true).await? {
         QueryResult::Hold { hold } if &hold.owner == owner => Ok(hold),
         QueryResult::Hold { .. } | QueryResult::NotFound => Err(ApiError::NotFound("hold")),
         other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
@@ -220,7 +220,9 @@ async fn release_hold(
     Path(hold_id): Path<String>,
 ) -> Result<Json<HoldBody>, ApiError> {
     let hold_id: HoldId = parse_id(&hold_id, "hold")?;
-    match propose(&state, request_id(), Command::Release { hold_id, owner: user.owner().clone() })
+    match state
+        .shards
+        .propose(request_id(), Command::Release { hold_id, owner: user.owner().clone() })
         .await?
     {
         Reply::Released { hold } => {
@@ -281,21 +283,8 @@ async fn create_booking(
     if body.payment_token.is_empty() || body.payment_token.len() > 200 {
         return Err(ApiError::Validation("payment_token must be 1..=200 characters".into()));
     }
-    let booking = saga::book(&state, user.owner(), &key, hold_id, &body.payment_token).await?;
+    let booking = state.saga.book(user.owner(), &key, hold_id, &body.payment_token).await?;
     Ok((StatusCode::CREATED, Json(booking)))
-}
-
-/// A booking of `owner` (another owner's is answered as not found).
-pub(crate) async fn load_booking(
-    state: &AppState,
-    booking_id: BookingId,
-    owner: &OwnerId,
-) -> Result<BookingView, ApiError> {
-    match query(state, InvQuery::Booking { booking_id }, true).await? {
-        QueryResult::Booking { booking } if &booking.owner == owner => Ok(booking),
-        QueryResult::Booking { .. } | QueryResult::NotFound => Err(ApiError::NotFound("booking")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -335,13 +324,13 @@ async fn my_bookings(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::Validation("limit must be 1..=100".into()));
     }
-    let shards = state.cluster.refresh_topology().await?.shards();
+    let shards = state.shards.shard_groups().await?;
     let mut reads = tokio::task::JoinSet::new();
     for group in shards {
         let (state, owner) = (Arc::clone(&state), user.owner().clone());
         reads.spawn(async move {
             let query = InvQuery::OwnerBookings { owner, limit };
-            state.cluster.query(group, &query, true).await
+            state.shards.query_group(group, &query, true).await
         });
     }
     let mut bookings = Vec::new();
@@ -370,7 +359,7 @@ async fn get_booking(
     Path(booking_id): Path<String>,
 ) -> Result<Json<BookingView>, ApiError> {
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
-    Ok(Json(load_booking(&state, booking_id, user.owner()).await?))
+    Ok(Json(state.shards.load_booking(booking_id, user.owner()).await?))
 }
 
 /// Cancels one of the caller's confirmed bookings under the cancellation policy: refunds, then
@@ -390,5 +379,5 @@ async fn cancel_booking(
     Path(booking_id): Path<String>,
 ) -> Result<Json<BookingView>, ApiError> {
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
-    Ok(Json(saga::cancel(&state, user.owner(), booking_id).await?))
+    Ok(Json(state.saga.cancel(user.owner(), booking_id).await?))
 }

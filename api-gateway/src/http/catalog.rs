@@ -23,9 +23,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::{catalog_query, check_param, query, rfc3339, PageBody, PageParams};
-use crate::AppState;
+use super::params::{check_param, PageBody, PageParams};
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const P: &str = "application/problem+json";
 
@@ -103,7 +104,7 @@ fn unexpected(other: &CatalogQueryResult) -> ApiError {
 
 /// Today's UTC date, the default of `date` filters.
 fn today() -> String {
-    rfc3339(crate::sweeper::wall_clock_ms())[..10].to_owned()
+    rfc3339(crate::clock::wall_clock_ms())[..10].to_owned()
 }
 
 fn check_date(date: Option<String>) -> Result<String, ApiError> {
@@ -125,7 +126,7 @@ fn check_date(date: Option<String>) -> Result<String, ApiError> {
 #[utoipa::path(get, path = "/v1/cities", tag = "browse",
     responses((status = 200, description = "Cities by name", body = Vec<CityView>)))]
 async fn cities(State(state): State<Arc<AppState>>) -> Result<Json<Vec<CityView>>, ApiError> {
-    match catalog_query(&state, CatalogQuery::Cities, false).await? {
+    match state.shards.catalog_query(CatalogQuery::Cities, false).await? {
         Some(CatalogQueryResult::Cities { cities }) => Ok(Json(cities)),
         Some(other) => Err(unexpected(&other)),
         None => Ok(Json(Vec::new())),
@@ -174,9 +175,9 @@ async fn movies(
         genre: p.genre,
         language: p.language,
         q: p.q,
-        now_ms: crate::sweeper::wall_clock_ms(),
+        now_ms: crate::clock::wall_clock_ms(),
     };
-    match catalog_query(&state, CatalogQuery::Movies { filter, page }, false).await? {
+    match state.shards.catalog_query(CatalogQuery::Movies { filter, page }, false).await? {
         Some(CatalogQueryResult::Movies { page }) => {
             Ok(Json(PageBody::from_paged(page, MovieBody::from)))
         }
@@ -186,7 +187,7 @@ async fn movies(
 }
 
 async fn load_movie(state: &AppState, movie_id: u64) -> Result<Movie, ApiError> {
-    match catalog_query(state, CatalogQuery::Movie { movie_id }, true).await? {
+    match state.shards.catalog_query(CatalogQuery::Movie { movie_id }, true).await? {
         Some(CatalogQueryResult::Movie { movie }) => Ok(movie),
         Some(other) => Err(unexpected(&other)),
         None => Err(ApiError::NotFound("movie")),
@@ -238,7 +239,7 @@ async fn movie_shows(
     check_param("city", &Some(p.city.clone()))?;
     let date = check_date(p.date)?;
     let query = CatalogQuery::MovieShows { movie_id, city: p.city, date };
-    match catalog_query(&state, query, false).await? {
+    match state.shards.catalog_query(query, false).await? {
         Some(CatalogQueryResult::MovieShows { theaters }) => {
             Ok(Json(theaters.into_iter().map(TheaterListing::from).collect()))
         }
@@ -273,7 +274,7 @@ async fn theaters(
     let Query(p) = params?;
     check_param("city", &p.city)?;
     let page = PageParams { page: p.page, per_page: p.per_page }.page()?;
-    match catalog_query(&state, CatalogQuery::Theaters { city: p.city, page }, false).await? {
+    match state.shards.catalog_query(CatalogQuery::Theaters { city: p.city, page }, false).await? {
         Some(CatalogQueryResult::Theaters { page }) => Ok(Json(PageBody::from_paged(page, |t| t))),
         Some(other) => Err(unexpected(&other)),
         None => Err(ApiError::Internal("theater listing answered not found".into())),
@@ -295,7 +296,7 @@ pub(crate) async fn load_theater(
     state: &AppState,
     theater_id: u64,
 ) -> Result<TheaterBody, ApiError> {
-    match catalog_query(state, CatalogQuery::Theater { theater_id }, true).await? {
+    match state.shards.catalog_query(CatalogQuery::Theater { theater_id }, true).await? {
         Some(CatalogQueryResult::Theater { theater, screens }) => {
             Ok(TheaterBody { theater, screens })
         }
@@ -344,7 +345,8 @@ async fn theater_shows(
     let theater_id = path(theater_id, "theater")?;
     let Query(p) = params?;
     let date = check_date(p.date)?;
-    match catalog_query(&state, CatalogQuery::TheaterShows { theater_id, date }, false).await? {
+    match state.shards.catalog_query(CatalogQuery::TheaterShows { theater_id, date }, false).await?
+    {
         Some(CatalogQueryResult::TheaterShows { listing }) => Ok(Json(listing.into())),
         Some(other) => Err(unexpected(&other)),
         None => Err(ApiError::NotFound("theater")),
@@ -374,18 +376,6 @@ pub struct ShowBody {
     pub availability: Option<Availability>,
 }
 
-/// Reads a show's catalog record, movie, theater and screen (linearizable).
-pub(crate) async fn load_show(
-    state: &AppState,
-    show_id: u64,
-) -> Result<proto::catalog::ShowDetail, ApiError> {
-    match catalog_query(state, CatalogQuery::Show { show_id: ShowId(show_id) }, true).await? {
-        Some(CatalogQueryResult::Show { detail }) => Ok(*detail),
-        Some(other) => Err(unexpected(&other)),
-        None => Err(ApiError::NotFound("show")),
-    }
-}
-
 /// A show page. The seat map itself is `GET /v1/shows/{show_id}/seats`.
 #[utoipa::path(get, path = "/v1/shows/{show_id}", tag = "browse",
     params(("show_id" = u64, Path, description = "The show")),
@@ -398,10 +388,10 @@ async fn show(
     show_id: Result<Path<u64>, PathRejection>,
 ) -> Result<Json<ShowBody>, ApiError> {
     let show_id = path(show_id, "show")?;
-    let detail = load_show(&state, show_id).await?;
+    let detail = state.shards.load_show(show_id).await?;
     let capacity = detail.screen.spec.capacity();
     let availability =
-        match query(&state, InvQuery::SeatMap { show_id: ShowId(show_id) }, false).await {
+        match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, false).await {
             Ok(QueryResult::SeatMap { seat_map }) => {
                 Some(Availability { available: seat_map.available, capacity })
             }
@@ -412,7 +402,7 @@ async fn show(
             }
         };
     let bookable = detail.show.status == ShowStatus::Scheduled
-        && detail.show.spec.starts_at_ms > crate::sweeper::wall_clock_ms()
+        && detail.show.spec.starts_at_ms > crate::clock::wall_clock_ms()
         && availability.as_ref().is_some_and(|a| a.available > 0);
     Ok(Json(ShowBody {
         starts_at: rfc3339(detail.show.spec.starts_at_ms),

@@ -37,9 +37,9 @@ use proto::inventory::SeatMap;
 use proto::GroupId;
 use serde_json::json;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use crate::live_hub::FeedState;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Close code for a client too slow to read its updates.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
@@ -70,9 +70,9 @@ pub(super) async fn live(
 ) -> Result<Response, ApiError> {
     let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
     let show = ShowId(show_id);
-    let group = state.cluster.locate(show).await.map_err(|_| ApiError::NotFound("show"))?;
+    let group = state.shards.locate(show).await.map_err(|_| ApiError::NotFound("show"))?;
     let snapshot =
-        match state.cluster.query(group, &InvQuery::SeatMap { show_id: show }, true).await? {
+        match state.shards.query_group(group, &InvQuery::SeatMap { show_id: show }, true).await? {
             QueryResult::SeatMap { seat_map } => seat_map,
             _ => return Err(ApiError::NotFound("show")),
         };
@@ -152,7 +152,7 @@ async fn serve(
         }
         Err(_) => return ended(&state, "client"),
     }
-    let mut feed = state.live_hub.subscribe(&state.cluster, group, &snapshot);
+    let mut feed = state.live_hub.subscribe(state.shards.cluster(), group, &snapshot);
     // `last`: the map the client has (the last one sent); `seen`: the newest version read.
     // The shared feed may trail this client's linearizable snapshot: older maps are skipped.
     let mut seen = snapshot.version;

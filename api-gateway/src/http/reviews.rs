@@ -18,9 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
-use super::error::ApiError;
-use super::{catalog_command, catalog_query, PageBody, PageParams};
-use crate::AppState;
+use super::params::{PageBody, PageParams};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const P: &str = "application/problem+json";
 /// Longest review text.
@@ -94,7 +94,7 @@ async fn put_review(
         stars: body.stars,
         text: body.text,
     };
-    match catalog_command(&state, command).await? {
+    match state.shards.catalog_command(command).await? {
         CatalogReply::Review { review, rating } => Ok((
             StatusCode::CREATED,
             Json(ReviewBody { review, rating_average: rating.average(), rating }),
@@ -118,7 +118,7 @@ async fn list_reviews(
     let movie_id = movie_id(movie)?;
     let Query(params) = params?;
     let page = params.page()?;
-    match catalog_query(&state, CatalogQuery::Reviews { movie_id, page }, false).await? {
+    match state.shards.catalog_query(CatalogQuery::Reviews { movie_id, page }, false).await? {
         Some(CatalogQueryResult::Reviews { page, rating }) => Ok(Json(ReviewsPage {
             page: PageBody::from_paged(page, |r| r),
             rating_average: rating.average(),
@@ -143,7 +143,9 @@ async fn delete_review(
     movie: Result<Path<u64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let movie_id = movie_id(movie)?;
-    catalog_command(&state, CatalogCommand::DeleteReview { movie_id, user_id: user.user_id })
+    state
+        .shards
+        .catalog_command(CatalogCommand::DeleteReview { movie_id, user_id: user.user_id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

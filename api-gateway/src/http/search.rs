@@ -9,15 +9,16 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use search::{SearchError, SearchHit, SearchRequest, Sort, Suggestion, QUERY_CHARS_MAX};
+use search_sync::{SearchError, SearchHit, SearchRequest, Sort, Suggestion, QUERY_CHARS_MAX};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::ApiError;
-use super::{rfc3339, PageParams};
-use crate::AppState;
+use super::params::PageParams;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const P: &str = "application/problem+json";
 /// Most suggestions one request returns.
@@ -37,7 +38,7 @@ impl From<SearchError> for ApiError {
                 cause,
             },
             SearchError::Catalog(why) => ApiError::Unavailable(why),
-            SearchError::Backend(why) => ApiError::Internal(why),
+            SearchError::Backend(why) | SearchError::Config(why) => ApiError::Internal(why),
         }
     }
 }
@@ -123,7 +124,7 @@ fn check_text(name: &str, value: Option<&str>, max: usize) -> Result<(), ApiErro
     }
 }
 
-fn index(state: &AppState) -> Result<&Arc<dyn search::SearchIndex>, ApiError> {
+fn index(state: &AppState) -> Result<&Arc<dyn search_sync::SearchIndex>, ApiError> {
     state.search.as_ref().ok_or_else(|| ApiError::SearchUnavailable {
         detail: "search is off on this gateway",
         cause: "--search off".into(),
@@ -147,7 +148,7 @@ async fn search(
     for (name, value) in
         [("city", &params.city), ("genre", &params.genre), ("language", &params.language)]
     {
-        super::check_param(name, value)?;
+        super::params::check_param(name, value)?;
         check_text(name, value.as_deref(), 200)?;
     }
     if params.min_rating.is_some_and(|r| !(0.0..=5.0).contains(&r)) {

@@ -1,24 +1,23 @@
-//! The cluster as a [`CatalogSource`] for the search sync worker, and the wiring that starts a
-//! search backend (embedded or Meilisearch) with its worker.
+//! The cluster as a [`CatalogSource`] for the sync worker: the production source, next to the
+//! worker it feeds (tests feed the worker from memory instead).
 //!
 //! The change feed is read through the node's `WatchCatalog` server stream: one stream stays
 //! open while the worker's cursor follows it; any error drops it and the next read reopens one
 //! on some meta replica after the worker's cursor (the feed is replicated, so any replica
 //! continues it without a gap or a repeat). Documents are read with plain catalog queries.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use client::ClusterClient;
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
 use proto::command::{Query, QueryResult};
 use proto::meta::{MetaQuery, MetaQueryResult};
 use proto::pb::query_reply;
 use proto::{codec, META_GROUP};
-use search::sync::{CatalogSource, Docs, FeedPage, BATCH};
-use search::{BoxFuture, SearchError};
 use tokio::sync::Mutex;
 
-use crate::cluster::ClusterClient;
+use crate::sync::{CatalogSource, Docs, FeedPage, BATCH};
+use crate::{BoxFuture, SearchError};
 
 /// Reads the catalog from the cluster.
 pub struct ClusterCatalogSource {
@@ -142,37 +141,4 @@ impl CatalogSource for ClusterCatalogSource {
             }
         })
     }
-}
-
-/// Which search backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// In-memory tantivy index in this process, fed by its own sync worker.
-    Embedded,
-    /// A Meilisearch server (`--meili-url`).
-    Meilisearch,
-    /// No search: `/v1/search` answers 503.
-    Off,
-}
-
-/// Opens the configured backend.
-///
-/// # Errors
-/// The embedded index could not be created, or the Meilisearch URL is unusable. An unreachable
-/// Meilisearch is not an error here: search answers 503 until the sync worker reaches it.
-pub async fn open_backend(
-    backend: Backend,
-    meili_url: Option<&str>,
-    meili_key: Option<&str>,
-    meili_index: &str,
-) -> anyhow::Result<Option<Arc<dyn search::SearchIndex>>> {
-    Ok(match backend {
-        Backend::Off => None,
-        Backend::Embedded => Some(Arc::new(search::embedded::EmbeddedIndex::new()?)),
-        Backend::Meilisearch => {
-            let url = meili_url
-                .ok_or_else(|| anyhow::anyhow!("--search meilisearch needs --meili-url"))?;
-            Some(Arc::new(search::meili::MeiliIndex::new(url, meili_key, meili_index)?))
-        }
-    })
 }

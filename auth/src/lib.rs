@@ -1,9 +1,16 @@
 //! Credentials: argon2id password hashes, HS256 access tokens and opaque refresh tokens.
 //!
-//! Why here and not in the state machine: hashing is slow and salted (random), so it must
-//! never run inside `apply` — the gateway hashes, the meta group stores the PHC string. The
-//! access token is a short-lived JWT any gateway verifies without a round trip to the cluster;
-//! the refresh token is 256 random bits whose SHA-256 the meta group keeps, rotates and revokes
+//! Why a crate of its own: two programs make credentials. The gateway hashes passwords on
+//! register and login and signs and verifies tokens; `marqueectl create-user` hashes the first
+//! admin's password offline. Both must hash the same way under the same policy, and the CLI
+//! must not link the HTTP server, the search engines and everything else the gateway carries
+//! to do it. The cluster client crate is no home either: it knows nothing about users, and
+//! the nodes (which never see a password) use it too.
+//!
+//! Why not in the state machine: hashing is slow and salted (random), so it must never run
+//! inside `apply` — the gateway hashes, the meta group stores the PHC string. The access token
+//! is a short-lived JWT any gateway verifies without a round trip to the cluster; the refresh
+//! token is 256 random bits whose SHA-256 the meta group keeps, rotates and revokes
 //! (`CatalogCommand::{Issue,Rotate,Revoke}RefreshToken`), so a stolen, already-used refresh
 //! token revokes its whole session.
 

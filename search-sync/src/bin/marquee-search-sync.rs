@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use search::sync::{FileCursor, Syncer};
+use search_sync::cluster_source::ClusterCatalogSource;
+use search_sync::sync::{FileCursor, Syncer};
 
 /// Keeps a Meilisearch index in step with a Marquee catalog.
 #[derive(Debug, Parser)]
@@ -45,7 +46,7 @@ struct Args {
 /// `/metrics` of the worker: its progress as gauges.
 async fn serve_metrics(
     addr: std::net::SocketAddr,
-    status: Arc<search::sync::SyncStatus>,
+    status: Arc<search_sync::sync::SyncStatus>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
@@ -89,13 +90,13 @@ async fn main() -> std::process::ExitCode {
                 Err(e) => return Err(e.into()),
             }
         }
-        let index = search::meili::MeiliIndex::new(
+        let index = search_sync::meili::MeiliIndex::new(
             &args.meili_url,
             args.meili_key.as_deref(),
             &args.meili_index,
         )?;
-        let cluster = api_gateway::cluster::ClusterClient::new(args.nodes);
-        let source = api_gateway::search_sync::ClusterCatalogSource::new(cluster);
+        let cluster = client::ClusterClient::new(args.nodes);
+        let source = ClusterCatalogSource::new(cluster);
         let syncer =
             Syncer::new(Arc::new(index), Arc::new(source), Box::new(FileCursor(args.cursor_file)));
         let status = syncer.status();

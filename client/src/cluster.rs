@@ -1,5 +1,6 @@
-//! The gateway's client to the cluster: routes each call show -> shard -> leader, and retries
-//! with bounded, jittered backoff on `NotLeader`, `WrongShard`, unreachable nodes and elections.
+//! The routing client: routes each call show -> shard -> leader, and retries with bounded,
+//! jittered backoff ([`RetryPolicy`]) on `NotLeader`, `WrongShard`, unreachable nodes and
+//! elections.
 //!
 //! Routing state is a cache, never a source of truth:
 //! - the **topology** (nodes, groups and their replicas) from the meta group, refreshed when a
@@ -12,8 +13,9 @@
 //!
 //! Retrying a proposal whose outcome is unknown (timeout, connection lost mid-call) is safe only
 //! because every mutating proposal carries a request id: the state machine answers a replay
-//! with the first outcome instead of acting twice (ARCHITECTURE.md invariant 6). Proposals
-//! without a request id are never retried after an unknown outcome.
+//! with the first outcome instead of acting twice (`docs/architecture.md`, invariant 6).
+//! Proposals without a request id are never retried after an unknown outcome, unless the
+//! client's policy says every command it sends is idempotent ([`RetryPolicy::retry_unknown`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,34 +26,18 @@ use proto::ids::ShowId;
 use proto::meta::{MetaQuery, MetaQueryResult, Topology};
 use proto::pb::inventory_client::InventoryClient;
 use proto::pb::{propose_reply, query_reply, NotLeader, ProposeRequest, QueryRequest};
-use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX, META_GROUP};
+use proto::{codec, GroupId, META_GROUP};
 use rand::Rng;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-/// Attempts per call, across all nodes.
-pub const ATTEMPTS_MAX: u32 = 12;
-/// Total time a call may spend retrying: covers an election (about 1-2 s) with margin.
-pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
-/// Per-attempt timeout of a gRPC call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(6);
+use crate::channels::{ChannelConfig, Channels};
+use crate::retry::{Backoff, RetryPolicy};
+use crate::ClusterError;
+
 /// Shows whose shard is cached; the cache is cleared when it grows past this.
 const SHOW_CACHE_MAX: usize = 200_000;
 /// Minimum spacing of topology refreshes.
 const TOPOLOGY_REFRESH_MIN: Duration = Duration::from_millis(200);
-
-/// Why a call to the cluster did not produce an answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// No leader could be reached within the retry budget.
-    #[error("cluster unavailable: {0}")]
-    Unavailable(String),
-    /// The node rejected the request as malformed (a gateway bug).
-    #[error("request rejected by node: {0}")]
-    Invalid(String),
-    /// The meta group has no placement for the show.
-    #[error("show {0} is not placed on any shard")]
-    UnknownShow(u64),
-}
 
 #[derive(Default)]
 struct Routes {
@@ -65,11 +51,12 @@ struct Routes {
 #[derive(Clone)]
 pub struct ClusterClient {
     seeds: Arc<Vec<String>>,
-    channels: Arc<RwLock<HashMap<String, Channel>>>,
+    channels: Channels,
     routes: Arc<RwLock<Routes>>,
+    policy: RetryPolicy,
 }
 
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     Done(T),
     Redirect(NotLeader),
     WrongShard(u64),
@@ -77,9 +64,33 @@ enum Attempt<T> {
 
 impl ClusterClient {
     /// A client that discovers the cluster through `seeds` (`host:port` gRPC addresses of
-    /// nodes; at least one must host a meta replica).
+    /// nodes; at least one must host a meta replica), retrying under [`RetryPolicy::CALLS`].
     pub fn new(seeds: Vec<String>) -> ClusterClient {
-        ClusterClient { seeds: Arc::new(seeds), channels: Arc::default(), routes: Arc::default() }
+        ClusterClient::with_policy(seeds, RetryPolicy::CALLS, ChannelConfig::default())
+    }
+
+    /// A client with its own retry policy and channel settings.
+    pub fn with_policy(
+        seeds: Vec<String>,
+        policy: RetryPolicy,
+        channels: ChannelConfig,
+    ) -> ClusterClient {
+        ClusterClient {
+            seeds: Arc::new(seeds),
+            channels: Channels::new(channels),
+            routes: Arc::default(),
+            policy,
+        }
+    }
+
+    /// The channel pool, for calls to one given node (`Cluster` service, streams).
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    /// The seed addresses.
+    pub fn seeds(&self) -> &[String] {
+        &self.seeds
     }
 
     fn routes(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
@@ -90,28 +101,8 @@ impl ClusterClient {
         self.routes.write().expect("routes lock never poisoned")
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
-        if let Some(channel) =
-            self.channels.read().expect("channel map lock never poisoned").get(addr)
-        {
-            return Ok(channel.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClusterError::Invalid(e.to_string()))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        self.channels
-            .write()
-            .expect("channel map lock never poisoned")
-            .insert(addr.to_owned(), channel.clone());
-        Ok(channel)
-    }
-
     fn client(&self, addr: &str) -> Result<InventoryClient<Channel>, ClusterError> {
-        Ok(InventoryClient::new(self.channel(addr)?)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+        self.channels.inventory(addr)
     }
 
     /// Opens a catalog change stream (`WatchCatalog`) on a node with a meta replica, trying them
@@ -130,8 +121,11 @@ impl ClusterClient {
         for i in 0..candidates.len() {
             let addr = &candidates[(start + i) % candidates.len()];
             let request = proto::pb::WatchCatalogRequest { after, limit };
-            match tokio::time::timeout(CALL_TIMEOUT, self.client(addr)?.watch_catalog(request))
-                .await
+            match tokio::time::timeout(
+                self.policy.call_timeout,
+                self.client(addr)?.watch_catalog(request),
+            )
+            .await
             {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
@@ -161,7 +155,12 @@ impl ClusterClient {
         for addr in &candidates {
             let request =
                 proto::pb::WatchShowRequest { group_id: group.0, show_id: show.0, after_version };
-            match tokio::time::timeout(CALL_TIMEOUT, self.client(addr)?.watch_show(request)).await {
+            match tokio::time::timeout(
+                self.policy.call_timeout,
+                self.client(addr)?.watch_show(request),
+            )
+            .await
+            {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => last_error = format!("{addr}: {}", status.message()),
                 Err(_) => last_error = format!("{addr}: timed out"),
@@ -171,7 +170,7 @@ impl ClusterClient {
     }
 
     /// Where to try a group: its replicas per the cached topology, or the seeds.
-    fn candidates(&self, group: GroupId) -> Vec<String> {
+    pub(crate) fn candidates(&self, group: GroupId) -> Vec<String> {
         let routes = self.routes();
         let replicas = routes.topology.as_ref().map(|t| t.replica_addrs(group)).unwrap_or_default();
         if replicas.is_empty() {
@@ -204,10 +203,15 @@ impl ClusterClient {
         let QueryResult::Meta(MetaQueryResult::Topology { topology }) = answer else {
             return Err(ClusterError::Invalid(format!("unexpected topology answer {answer:?}")));
         };
-        let mut routes = self.routes_mut();
-        routes.topology = Some(topology.clone());
-        routes.refreshed_at = Some(Instant::now());
+        self.remember_topology(topology.clone());
         Ok(topology)
+    }
+
+    /// Caches a map read elsewhere (see [`ClusterClient::meta_topology`]).
+    pub(crate) fn remember_topology(&self, topology: Topology) {
+        let mut routes = self.routes_mut();
+        routes.topology = Some(topology);
+        routes.refreshed_at = Some(Instant::now());
     }
 
     /// The shard that owns `show`, from the cache or the meta group.
@@ -251,7 +255,7 @@ impl ClusterClient {
         proposal: &Proposal,
     ) -> Result<Outcome, ClusterError> {
         let bytes = codec::encode(proposal).map_err(|e| ClusterError::Invalid(e.to_string()))?;
-        let retry_unknown = proposal.request_id.is_some();
+        let retry_unknown = proposal.request_id.is_some() || self.policy.retry_unknown;
         self.with_retries(group, retry_unknown, |addr| {
             let bytes = bytes.clone();
             async move {
@@ -308,7 +312,7 @@ impl ClusterClient {
         .await
     }
 
-    async fn with_retries<T, F, Fut>(
+    pub(crate) async fn with_retries<T, F, Fut>(
         &self,
         group: GroupId,
         retry_unknown: bool,
@@ -318,15 +322,11 @@ impl ClusterClient {
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, Failure>>,
     {
-        let started = Instant::now();
         let mut candidates = self.candidates(group);
         let mut next_node = rand::rng().random_range(0..candidates.len().max(1));
         let mut last_error = String::from("no attempt made");
-        let mut backoff = Duration::from_millis(20);
-        for _ in 0..ATTEMPTS_MAX {
-            if started.elapsed() > RETRY_BUDGET {
-                break;
-            }
+        let mut backoff = Backoff::new(self.policy);
+        while backoff.attempt().is_some() {
             let cached = self.routes().leaders.get(&group).cloned();
             let target = match cached {
                 Some(leader) => leader,
@@ -338,7 +338,7 @@ impl ClusterClient {
                         .ok_or_else(|| ClusterError::Invalid("no nodes configured".into()))?
                 }
             };
-            let result = tokio::time::timeout(CALL_TIMEOUT, call(target.clone())).await;
+            let result = tokio::time::timeout(self.policy.call_timeout, call(target.clone())).await;
             let pause = match result {
                 Ok(Ok(Attempt::Done(value))) => {
                     self.routes_mut().leaders.insert(group, target);
@@ -397,9 +397,7 @@ impl ClusterClient {
                 }
             };
             if pause {
-                let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-                tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_millis(1000));
+                backoff.pause().await;
             }
         }
         Err(ClusterError::Unavailable(last_error))
@@ -413,13 +411,13 @@ impl ClusterClient {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Attempt<T>, Failure> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Attempt<T>, Failure> {
     codec::decode(bytes)
         .map(Attempt::Done)
         .map_err(|e| Failure::Fatal(ClusterError::Invalid(e.to_string())))
 }
 
-enum Failure {
+pub(crate) enum Failure {
     /// Nothing was done (connection refused, node unavailable): retry elsewhere.
     Retry(String),
     /// The request may or may not have been applied (timeout, connection lost mid-call).
@@ -435,7 +433,7 @@ impl From<ClusterError> for Failure {
 }
 
 impl Failure {
-    fn from_status(status: tonic::Status) -> Failure {
+    pub(crate) fn from_status(status: tonic::Status) -> Failure {
         use tonic::Code;
         match status.code() {
             Code::InvalidArgument | Code::Internal => {

@@ -1,6 +1,9 @@
-//! The one HTTP error type. Every failure leaves the gateway as `application/problem+json`
-//! (RFC 9457) with a stable `type`; domain rejections map to client errors in one `match`;
-//! 5xx bodies never carry internal text (the cause is logged once, here).
+//! The gateway's one error type, used by every layer: shard calls, workflows and handlers.
+//! Every failure leaves the gateway as `application/problem+json` (RFC 9457) with a stable
+//! `type`; domain rejections map to client errors in one `match`; 5xx bodies never carry
+//! internal text (the cause is logged once, here). The id of the request being served, which
+//! error bodies quote, lives here too ([`REQUEST_ID`]), so that rendering an error needs
+//! nothing from the HTTP layer above.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -9,7 +12,18 @@ use proto::command::Rejection;
 use proto::ids::SeatId;
 use serde_json::{json, Map, Value};
 
-use crate::cluster::ClusterError;
+use client::ClusterError;
+
+tokio::task_local! {
+    /// The id of the request being served, for error bodies (see [`current_request_id`]); the
+    /// HTTP layer's request observer scopes each request's handler in it.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +79,7 @@ impl From<ClusterError> for ApiError {
             ClusterError::Unavailable(cause) => ApiError::Unavailable(cause),
             ClusterError::Invalid(cause) => ApiError::Internal(cause),
             ClusterError::UnknownShow(_) => ApiError::NotFound("show"),
+            ClusterError::Refused(rejection) => ApiError::Rejected(rejection),
         }
     }
 }
@@ -274,7 +289,7 @@ impl IntoResponse for ApiError {
         body.insert("title".into(), json!(title));
         body.insert("status".into(), json!(status.as_u16()));
         body.insert("detail".into(), json!(detail));
-        if let Some(id) = super::current_request_id() {
+        if let Some(id) = current_request_id() {
             body.insert("request_id".into(), json!(id));
         }
         let retry_after = ext.get("retry_after_s").and_then(Value::as_u64);

@@ -1,15 +1,21 @@
-//! Movie search for Marquee.
+//! Movie search for Marquee: the index backends, the catalog sync worker and the
+//! `marquee-search-sync` binary.
 //!
 //! Why a crate of its own: search is a *derived* view of the catalog, kept by a worker that
-//! tails the meta group's change feed ([`sync`]), and it has two interchangeable backends behind
-//! one [`SearchIndex`] trait: an embedded tantivy index ([`embedded`], the default: the dev
-//! cluster and CI need no server) and Meilisearch ([`meili`], through `meilisearch-sdk`, for
-//! production). The gateway answers `/v1/search` from whichever is configured; the same sync
-//! code feeds both, so they index the same documents.
+//! tails the meta group's change feed ([`sync`], reading the cluster through
+//! [`cluster_source`]), and it has two interchangeable backends behind one [`SearchIndex`]
+//! trait: an embedded tantivy index ([`embedded`], the default: the dev cluster and CI need no
+//! server) and Meilisearch ([`meili`], through `meilisearch-sdk`, for production), chosen by
+//! [`backend`]. The gateway answers `/v1/search` from whichever is configured and may run the
+//! worker itself; `marquee-search-sync` runs it alone, for Meilisearch. The same sync code
+//! feeds both backends, so they index the same documents. Everything search links (tantivy,
+//! the Meilisearch client) stays here; the gateway links this library, `marqueectl` never does.
 //!
 //! One document per movie: its descriptive fields, rating, the cities where it has upcoming
 //! shows, the next show time and the number of upcoming shows.
 
+pub mod backend;
+pub mod cluster_source;
 pub mod embedded;
 pub mod meili;
 pub mod sync;
@@ -41,6 +47,9 @@ pub enum SearchError {
     /// The catalog could not be read.
     #[error("catalog: {0}")]
     Catalog(String),
+    /// The backend was configured wrongly (a missing URL).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The document indexed for one movie.

@@ -1,0 +1,100 @@
+//! One pool of lazily connected gRPC channels per client, keyed by node address.
+//!
+//! Every caller of the cluster (gateway, `marqueectl`, a node bootstrapping or joining) used to
+//! build its own `Endpoint`s; the knobs that differ between them (connect timeout, a per-request
+//! deadline for long membership calls, keep-alive) are a [`ChannelConfig`] instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use proto::pb::cluster_client::ClusterClient as ClusterRpc;
+use proto::pb::inventory_client::InventoryClient as InventoryRpc;
+use proto::GRPC_MESSAGE_BYTES_MAX;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ClusterError;
+
+/// How channels to nodes are opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Deadline of every request on the channel (`None`: callers bound their own calls).
+    pub request_timeout: Option<Duration>,
+    /// HTTP/2 keep-alive pings on idle connections.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for ChannelConfig {
+    /// Quick to give up on a dead node (500 ms to connect); calls bounded by the caller.
+    fn default() -> Self {
+        ChannelConfig {
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: None,
+            keep_alive: None,
+        }
+    }
+}
+
+/// Channels to nodes, created lazily and shared. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Channels {
+    config: ChannelConfig,
+    channels: Arc<RwLock<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    /// An empty pool opening channels with `config`.
+    pub fn new(config: ChannelConfig) -> Channels {
+        Channels { config, channels: Arc::default() }
+    }
+
+    /// The channel to `addr` (`host:port`).
+    ///
+    /// # Errors
+    /// [`ClusterError::Invalid`] if the address does not form a URI.
+    pub fn get(&self, addr: &str) -> Result<Channel, ClusterError> {
+        if let Some(channel) =
+            self.channels.read().expect("channel map lock never poisoned").get(addr)
+        {
+            return Ok(channel.clone());
+        }
+        let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClusterError::Invalid(format!("bad address {addr}: {e}")))?
+            .connect_timeout(self.config.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(timeout) = self.config.request_timeout {
+            endpoint = endpoint.timeout(timeout);
+        }
+        if let Some(interval) = self.config.keep_alive {
+            endpoint = endpoint.http2_keep_alive_interval(interval);
+        }
+        let channel = endpoint.connect_lazy();
+        self.channels
+            .write()
+            .expect("channel map lock never poisoned")
+            .insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// An `Inventory` service client (propose, query, watch) on `addr`.
+    ///
+    /// # Errors
+    /// As [`Channels::get`].
+    pub fn inventory(&self, addr: &str) -> Result<InventoryRpc<Channel>, ClusterError> {
+        Ok(InventoryRpc::new(self.get(addr)?)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    /// A `Cluster` service client (status, membership, replicas) on `addr`.
+    ///
+    /// # Errors
+    /// As [`Channels::get`].
+    pub fn cluster(&self, addr: &str) -> Result<ClusterRpc<Channel>, ClusterError> {
+        Ok(ClusterRpc::new(self.get(addr)?)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+}
