@@ -236,7 +236,7 @@ impl ClusterClient {
         Err(ClusterError::UnknownShow(show.0))
     }
 
-    /// Records a placement (after `PlaceShow`).
+    /// Records a placement (after the catalog placed a new show).
     pub fn remember_show(&self, show: ShowId, group: GroupId) {
         let mut routes = self.routes_mut();
         if routes.shows.len() >= SHOW_CACHE_MAX {
