@@ -219,7 +219,11 @@ pub async fn raw_request(
     if let Some(body) = body {
         request = request.header("content-type", "application/json").body(body.to_owned());
     }
-    let response = request.send().await?;
+    Ok(read_response(request.send().await?).await)
+}
+
+/// The status, content type and JSON body (`Null` when there is none) of a response.
+pub async fn read_response(response: reqwest::Response) -> (u16, String, Value) {
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -227,7 +231,7 @@ pub async fn raw_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Ok((status, content_type, response.json().await.unwrap_or(Value::Null)))
+    (status, content_type, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The seat states of a seat map body, by seat id.

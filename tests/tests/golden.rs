@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
 use tests::{Cluster, Options};
 
 /// One request of a script and what it must get.
@@ -140,15 +139,8 @@ async fn run(
             request =
                 request.header("content-type", "application/json").body(substitute(body, vars));
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, content_type, body) =
+            tests::client::read_response(request.send().await.unwrap()).await;
         for id in ["hold_id", "booking_id"] {
             if let Some(value) = body[id].as_str() {
                 vars.insert(id.to_owned(), value.to_owned());
