@@ -4,16 +4,19 @@
 //! through [`Shards`](crate::shards::Shards) or run a workflow ([`Saga`](crate::saga::Saga)).
 //! One module per area: [`auth`] (who is calling), [`catalog`] (browse), [`booking`] (holds and
 //! bookings), [`reviews`], [`search`], [`live`], [`admin`]; [`params`] holds the shapes they
-//! share; this module holds the router and the request observer.
+//! share; [`web`] serves the embedded web site; this module holds the router and the request
+//! observer.
 
 pub mod admin;
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod cluster;
 pub mod live;
 pub mod params;
 pub mod reviews;
 pub mod search;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +50,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
                 ([(axum::http::header::CONTENT_TYPE, "application/json")], api.to_string())
             }),
         )
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), observe))
@@ -66,6 +70,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(search::routes())
         .routes(routes!(live::live))
         .merge(admin::routes())
+        .merge(cluster::routes())
 }
 
 /// The OpenAPI document of every documented route (what `/openapi.json` serves).
