@@ -423,7 +423,10 @@ async fn cancellation_quote(
     let (booking, refund_minor, deadline_ms) =
         state.saga.cancel_quote(user.owner(), booking_id).await?;
     let reason = if booking.status != BookingStatus::Confirmed {
-        Some(format!("only confirmed bookings can be cancelled; this one is {}", booking.status.as_str()))
+        Some(format!(
+            "only confirmed bookings can be cancelled; this one is {}",
+            booking.status.as_str()
+        ))
     } else if crate::clock::wall_clock_ms() > deadline_ms {
         Some(format!(
             "cancellations closed at {} (shortly before the show starts)",

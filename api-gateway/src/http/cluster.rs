@@ -111,7 +111,7 @@ fn gateway_stats(state: &AppState) -> GatewayBody {
     for family in state.metrics.registry.gather() {
         match family.name() {
             "marquee_gateway_requests_total" => {
-                for metric in &family.metric {
+                for metric in family.get_metric() {
                     let count = metric.counter.value() as u64;
                     body.requests_total += count;
                     let status = metric.label.iter().find(|l| l.name() == "status");
@@ -121,7 +121,7 @@ fn gateway_stats(state: &AppState) -> GatewayBody {
                 }
             }
             "marquee_gateway_request_latency_seconds" => {
-                for metric in &family.metric {
+                for metric in family.get_metric() {
                     let histogram = &metric.histogram;
                     body.latency_count += histogram.sample_count();
                     body.latency_sum_s += histogram.sample_sum();
@@ -174,7 +174,8 @@ async fn cluster(
     };
     let leader_of = |group: u64| -> Option<(u64, &GroupStatus)> {
         reports.iter().find_map(|(id, report)| {
-            let g = report.as_ref().ok()?.groups.iter().find(|g| g.group_id == group && g.is_leader)?;
+            let g =
+                report.as_ref().ok()?.groups.iter().find(|g| g.group_id == group && g.is_leader)?;
             Some((*id, g))
         })
     };

@@ -30,9 +30,23 @@ static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/web");
 const PREFIX_MARK: &str = "{{ASSETS}}";
 
 /// The security policy of every page: nothing but this origin (no CDN, no inline script).
-const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; \
-                   script-src 'self'; connect-src 'self'; object-src 'none'; \
-                   base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/// `connect-src` also names the page's own host over `ws:`/`wss:` (the live seat map), since
+/// not every browser counts a WebSocket to the same host as `'self'`.
+fn csp(host: Option<&str>) -> String {
+    let live = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(|h| format!(" ws://{h} wss://{h}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
+         connect-src 'self'{live}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+         form-action 'self'"
+    )
+}
 
 /// One servable file.
 struct Asset {
@@ -154,8 +168,11 @@ async fn index(headers: HeaderMap) -> Response {
     let site = site();
     let mut response =
         respond(&headers, &site.index, "text/html; charset=utf-8", &site.index_etag, "no-cache");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    if let Ok(policy) = HeaderValue::from_str(&csp(host)) {
+        h.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
@@ -166,11 +183,8 @@ async fn asset(
 ) -> Result<Response, ApiError> {
     let site = site();
     let asset = site.assets.get(path.as_str()).ok_or(ApiError::NotFound("asset"))?;
-    let cache = if version == site.version {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let cache =
+        if version == site.version { "public, max-age=31536000, immutable" } else { "no-cache" };
     Ok(respond(&headers, asset.body, asset.content_type, &asset.etag, cache))
 }
 
@@ -191,6 +205,14 @@ mod tests {
             named += 1;
         }
         assert!(named >= 2, "index.html loads its stylesheet and app module");
+    }
+
+    #[test]
+    fn the_policy_names_the_pages_own_host_for_the_live_seat_map_and_nothing_odd() {
+        assert!(csp(Some("127.0.0.1:8080"))
+            .contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"));
+        assert!(csp(Some("evil; script-src *")).contains("connect-src 'self';"));
+        assert!(csp(None).contains("connect-src 'self';"));
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting chromedriver (Debian package chromium-driver; scripts/setup installs it)")?;
+            .context(
+                "starting chromedriver (Debian package chromium-driver; scripts/setup installs it)",
+            )?;
         let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
         let status = format!("{}/status", driver.url);
         let http = reqwest::Client::new();
@@ -118,7 +120,11 @@ impl Page {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{}: no visible {css} within {PATIENCE:?}; page says: {}", self.name, self.main_text().await);
+                bail!(
+                    "{}: no visible {css} within {PATIENCE:?}; page says: {}",
+                    self.name,
+                    self.main_text().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -128,7 +134,12 @@ impl Page {
     ///
     /// # Errors
     /// It did not within `within`.
-    pub async fn wait_text_within(&self, css: &str, wanted: &str, within: Duration) -> Result<String> {
+    pub async fn wait_text_within(
+        &self,
+        css: &str,
+        wanted: &str,
+        within: Duration,
+    ) -> Result<String> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         loop {
@@ -139,7 +150,11 @@ impl Page {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{}: {css} never showed {wanted:?} (last: {last:?}); page says: {}", self.name, self.main_text().await);
+                bail!(
+                    "{}: {css} never showed {wanted:?} (last: {last:?}); page says: {}",
+                    self.name,
+                    self.main_text().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(80)).await;
         }
@@ -157,7 +172,13 @@ impl Page {
     ///
     /// # Errors
     /// It did not within `within`.
-    pub async fn wait_attr(&self, css: &str, name: &str, value: &str, within: Duration) -> Result<()> {
+    pub async fn wait_attr(
+        &self,
+        css: &str,
+        name: &str,
+        value: &str,
+        within: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + within;
         let mut last = None;
         loop {
@@ -179,7 +200,11 @@ impl Page {
     /// # Errors
     /// Not found in time, or the click failed.
     pub async fn click(&self, css: &str) -> Result<()> {
-        self.find(css).await?.click().await.with_context(|| format!("{}: clicking {css}", self.name))?;
+        self.find(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("{}: clicking {css}", self.name))?;
         Ok(())
     }
 
@@ -198,7 +223,11 @@ impl Page {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{}: no link or button {text:?}; page says: {}", self.name, self.main_text().await);
+                bail!(
+                    "{}: no link or button {text:?}; page says: {}",
+                    self.name,
+                    self.main_text().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -231,7 +260,8 @@ impl Page {
     pub async fn press(&self, keys: &[char]) -> Result<()> {
         let mut actions = KeyActions::new("keyboard".into());
         for key in keys {
-            actions = actions.then(KeyAction::Down { value: *key }).then(KeyAction::Up { value: *key });
+            actions =
+                actions.then(KeyAction::Down { value: *key }).then(KeyAction::Up { value: *key });
         }
         self.client.perform_actions(actions).await?;
         Ok(())
@@ -306,7 +336,8 @@ where
                     Err(e) => shots.push(format!("(no screenshot of {}: {e})", page.name)),
                 }
             }
-            Err(error.context(format!("behaviour {name} failed; screenshots: {}", shots.join(", "))))
+            Err(error
+                .context(format!("behaviour {name} failed; screenshots: {}", shots.join(", "))))
         }
     }
 }

@@ -35,6 +35,7 @@ export function layoutEditor(box, initial) {
   const list = h('div', { class: 'rows-editor', id: 'rows-editor' });
   const preview = h('div', { class: 'seatmap preview', id: 'layout-preview', role: 'group', 'aria-label': 'Layout preview' });
   const summary = h('p', { class: 'meta', id: 'layout-summary', 'aria-live': 'polite' });
+  const datalist = h('datalist', { id: 'layout-categories' });
 
   function parseAisles(text) {
     return text.split(/[\s,]+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 0);
@@ -45,18 +46,19 @@ export function layoutEditor(box, initial) {
       const label = h('input', { class: 'label', value: row.label, 'aria-label': `Row ${i + 1} label`, maxlength: '3' });
       const cat = h('input', { value: row.category, 'aria-label': `Row ${row.label} category`, list: 'layout-categories', dataset: { row: row.label } });
       const seats = h('input', { type: 'number', min: '1', max: String(SEATS_MAX), value: String(row.seats), 'aria-label': `Row ${row.label} seats` });
-      label.addEventListener('change', () => { row.label = label.value.trim(); draw(); });
-      cat.addEventListener('change', () => { row.category = cat.value.trim(); draw(); });
+      // Edits redraw only the preview, so the field being typed in stays where it is.
+      label.addEventListener('change', () => { row.label = label.value.trim(); drawPreview(); });
+      cat.addEventListener('change', () => { row.category = cat.value.trim(); drawPreview(); });
       seats.addEventListener('change', () => {
         row.seats = Math.max(1, Math.min(SEATS_MAX, Number(seats.value) || 1));
         row.aisles_after = row.aisles_after.filter((a) => a < row.seats);
-        draw();
+        drawPreview();
       });
       return h('div', { class: 'editor-row' },
         label, cat, seats, h('span', { class: 'meta' }, 'seats'),
         h('button', { type: 'button', class: 'secondary small', 'aria-label': `Remove row ${row.label}`, onclick: () => { rows.splice(i, 1); draw(); } }, '✕'));
     }),
-    h('datalist', { id: 'layout-categories' }, categories().map((c) => h('option', { value: c }))),
+    datalist,
     h('button', {
       type: 'button', class: 'secondary small', id: 'add-row', onclick: () => {
         const last = rows[rows.length - 1];
@@ -64,7 +66,12 @@ export function layoutEditor(box, initial) {
         draw();
       },
     }, '+ Add row'));
+    drawPreview();
+  }
+
+  function drawPreview() {
     const cats = categories();
+    replace(datalist, cats.map((c) => h('option', { value: c })));
     replace(preview, h('div', { class: 'screen', 'aria-hidden': 'true' }, 'Screen'), rows.map((row) => h('div', { class: 'row' },
       h('span', { class: 'row-label' }, row.label),
       h('div', { class: 'row-seats' }, Array.from({ length: row.seats }, (_, s) => {
@@ -77,7 +84,7 @@ export function layoutEditor(box, initial) {
           onclick: () => {
             if (n === row.seats) return; // An aisle lies inside a row, not after its last seat.
             row.aisles_after = aisle ? row.aisles_after.filter((a) => a !== n) : [...row.aisles_after, n].sort((a, b) => a - b);
-            draw();
+            drawPreview();
             preview.querySelector(`[data-seat="${row.label}${n}"]`).focus();
           },
         }, String(n));
