@@ -5,6 +5,7 @@
 //! every window in `target/<profile>/web-failures/`. With `MARQUEE_WEB_SCREENSHOTS=docs/web`
 //! the run also refreshes the screenshots docs/web.md shows.
 
+#[path = "web/browser.rs"]
 mod browser;
 
 use std::time::{Duration, Instant};
@@ -283,8 +284,12 @@ async fn seats_can_be_chosen_and_held_with_the_keyboard_alone(s: &Site) -> Resul
     let active = || async {
         a.client.active_element().await?.attr("aria-label").await.map_err(anyhow::Error::from)
     };
+    // The map remembers the last seat used (a roving tab stop); Home goes to the row's start.
     let first = active().await?.unwrap_or_default();
-    ensure!(first.starts_with("Row A seat 1,"), "first seat focused: {first:?}");
+    ensure!(first.starts_with("Row A seat "), "first seat focused: {first:?}");
+    a.press(&[Key::Home.into()]).await?;
+    let home = active().await?.unwrap_or_default();
+    ensure!(home.starts_with("Row A seat 1,"), "after Home: {home:?}");
     // Row A seats 1-2 were released in (c); go down to row B and right to seat 3.
     a.press(&[Key::Down.into(), Key::Right.into(), Key::Right.into(), ' ']).await?;
     let chosen = active().await?.unwrap_or_default();

@@ -112,9 +112,9 @@ fn gateway_stats(state: &AppState) -> GatewayBody {
         match family.name() {
             "marquee_gateway_requests_total" => {
                 for metric in family.get_metric() {
-                    let count = metric.counter.value() as u64;
+                    let count = metric.get_counter().get_value() as u64;
                     body.requests_total += count;
-                    let status = metric.label.iter().find(|l| l.name() == "status");
+                    let status = metric.get_label().iter().find(|l| l.name() == "status");
                     if status.is_some_and(|l| l.value().starts_with('5')) {
                         body.server_errors_total += count;
                     }
@@ -122,10 +122,10 @@ fn gateway_stats(state: &AppState) -> GatewayBody {
             }
             "marquee_gateway_request_latency_seconds" => {
                 for metric in family.get_metric() {
-                    let histogram = &metric.histogram;
-                    body.latency_count += histogram.sample_count();
-                    body.latency_sum_s += histogram.sample_sum();
-                    for bucket in &histogram.bucket {
+                    let histogram = metric.get_histogram();
+                    body.latency_count += histogram.get_sample_count();
+                    body.latency_sum_s += histogram.get_sample_sum();
+                    for bucket in histogram.get_bucket() {
                         let entry = buckets
                             .entry(bucket.upper_bound().to_bits())
                             .or_insert((bucket.upper_bound(), 0));

@@ -25,6 +25,7 @@ export async function render(main, [showId]) {
   let selected = JSON.parse(sessionStorage.getItem(pickKey(showId)) || '[]');
   sessionStorage.removeItem(pickKey(showId));
   let timer = null;
+  let holding = false; // a hold request is in flight
 
   const live = h('span', { class: 'live', role: 'status' }, 'Connecting…');
   const available = h('span', { class: 'meta' });
@@ -50,6 +51,8 @@ export async function render(main, [showId]) {
       drawSelection();
     },
     onTaken: (ids) => {
+      // Our own hold's update can arrive before the hold's answer: not someone else.
+      if (holding) return;
       selected = selected.filter((s) => !ids.includes(s));
       map.mark({ selected });
       drawSelection();
@@ -90,9 +93,7 @@ export async function render(main, [showId]) {
     const status = h('div');
     button.addEventListener('click', () => {
       if (needSignIn()) return;
-      busy(button, async () => takeHold(await api(`/v1/shows/${showId}/holds`, {
-        method: 'POST', auth: true, body: { seats: selected },
-      })), status);
+      busy(button, () => requestHold({ seats: selected }), status);
     });
     replace(selection,
       h('p', {}, h('strong', {}, `${selected.length} seat${selected.length === 1 ? '' : 's'}: `), selected.join(', '),
@@ -113,9 +114,7 @@ export async function render(main, [showId]) {
       e.preventDefault();
       if (hold) return;
       if (needSignIn()) return;
-      busy(submit, async () => takeHold(await api(`/v1/shows/${showId}/holds`, {
-        method: 'POST', auth: true, body: { quantity: Number(quantity.value), category: category.value },
-      })), status);
+      busy(submit, () => requestHold({ quantity: Number(quantity.value), category: category.value }), status);
     };
   }
 
@@ -123,7 +122,17 @@ export async function render(main, [showId]) {
     return hold ? hold.expires_at_ms - (Date.now() + clockSkewMs) : 0;
   }
 
+  async function requestHold(body) {
+    holding = true;
+    try {
+      takeHold(await api(`/v1/shows/${showId}/holds`, { method: 'POST', auth: true, body }));
+    } finally {
+      holding = false;
+    }
+  }
+
   function takeHold(newHold) {
+    replace(message);
     hold = newHold;
     selected = [];
     sessionStorage.setItem(holdKey(showId), hold.hold_id);
@@ -211,10 +220,11 @@ export async function render(main, [showId]) {
   // to keep the seats, so the page holds the same seats again at once, for the time the first
   // hold had left; if someone took one in that instant, it says so.
   async function holdAgain(previous, why) {
-    const ttl = Math.max(1000, Math.min(7200000, previous.expires_at_ms - (Date.now() + clockSkewMs)));
+    const ttl = Math.round(Math.max(1000, Math.min(7200000, previous.expires_at_ms - (Date.now() + clockSkewMs))));
     const reason = why.type === 'payment-declined'
       ? `Payment declined: ${why.detail || why.title}. Nothing was charged.`
       : `${problemText(why)}. Nothing was charged.`;
+    holding = true;
     try {
       const again = await api(`/v1/shows/${showId}/holds`, {
         method: 'POST', auth: true, body: { seats: previous.seats, ttl_ms: ttl },
@@ -227,6 +237,8 @@ export async function render(main, [showId]) {
       dropHold();
       replace(holdPanel, h('p', { class: 'problem', role: 'alert' }, reason),
         h('p', { class: 'problem' }, `Your seats could not be kept: ${problemText(error)}`));
+    } finally {
+      holding = false;
     }
   }
 
