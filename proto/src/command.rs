@@ -28,7 +28,12 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 1: the first encoding.
 /// - 2: a show's row labels follow the catalog's screen rule (ASCII letters of either case,
 ///   unique ignoring case); version 1 `CreateShow` entries keep the uppercase-only rule.
-pub const COMMAND_VERSION: u32 = 2;
+/// - 3: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
+///   the holds and bookings its later commands create get ids `{show}-{seq}-{sub}`. Entries of
+///   versions 1 and 2 never carry a batch, so they apply exactly as before.
+pub const COMMAND_VERSION: u32 = 3;
+/// The first version whose entries may carry a [`Command::Batch`].
+pub const COMMAND_VERSION_BATCH: u32 = 3;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
 
@@ -124,6 +129,12 @@ pub enum Command {
     ExpireDue,
     /// A change to the meta group (group 0 only; inventory groups reject it).
     Meta(MetaCommand),
+    /// Several proposals carried by one log entry (version 3 on): applied in order at the
+    /// entry's log time, each with its own request id and its own outcome
+    /// ([`Reply::Batch`]). Only a leader forms one, from concurrent proposals to its group
+    /// (docs/architecture.md, "Batching"); nodes refuse a client's batch, and a batch nested in
+    /// a batch is rejected.
+    Batch(Vec<Proposal>),
 }
 
 impl Command {
@@ -141,6 +152,7 @@ impl Command {
             Command::CancelShow { .. } => "cancel_show",
             Command::ExpireDue => "expire_due",
             Command::Meta(meta) => meta.kind(),
+            Command::Batch(_) => "batch",
         }
     }
 
@@ -157,8 +169,15 @@ impl Command {
             | Command::FailCheckout { booking_id, .. }
             | Command::RequestCancel { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
-            Command::ExpireDue | Command::Meta(_) => None,
+            Command::ExpireDue | Command::Meta(_) | Command::Batch(_) => None,
         }
+    }
+
+    /// Whether a leader may carry this command in a [`Command::Batch`] with others: every
+    /// small inventory command. A show's creation (its layout can be large), meta commands
+    /// and batches travel in entries of their own.
+    pub fn batchable(&self) -> bool {
+        !matches!(self, Command::CreateShow { .. } | Command::Meta(_) | Command::Batch(_))
     }
 }
 
@@ -228,6 +247,8 @@ pub enum Reply {
     },
     /// A meta command succeeded.
     Meta(MetaReply),
+    /// The outcomes of a [`Command::Batch`], one per proposal, in order.
+    Batch(Vec<Outcome>),
 }
 
 /// Why a command was refused. Deterministic: committed and replayed like any result.
@@ -391,6 +412,9 @@ pub enum Rejection {
         /// What is wrong.
         reason: String,
     },
+    /// A [`Command::Batch`] inside a batch.
+    #[error("a batch cannot carry a batch")]
+    NestedBatch,
 }
 
 fn seat_list(seats: &[SeatId]) -> String {
@@ -547,6 +571,7 @@ impl Rejection {
             Rejection::NodeNotFound { .. } => "node_not_found",
             Rejection::GroupNotFound { .. } => "group_not_found",
             Rejection::InvalidPlacement { .. } => "invalid_placement",
+            Rejection::NestedBatch => "nested_batch",
         }
     }
 }

@@ -160,8 +160,17 @@ pub struct Inventory {
     by_owner: BTreeMap<OwnerId, BTreeSet<BookingId>>,
 }
 
+/// Where a command sits in the log: its entry's index and its position in the entry's batch
+/// (0 for an entry's only command). Holds and bookings take their ids from it.
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    index: u64,
+    sub: u32,
+}
+
 impl Inventory {
-    /// Applies one entry at log index `index` and returns its outcome.
+    /// Applies one entry at log index `index` and returns its outcome (for a
+    /// [`Command::Batch`], a [`Reply::Batch`] with one outcome per proposal).
     ///
     /// # Panics
     /// If the entry's encoding version is newer than this build understands: a replica must
@@ -177,9 +186,43 @@ impl Inventory {
         let now = self.now_ms;
         let expired = self.expire_due(index, now);
         self.prune(now);
+        match &entry.command {
+            Command::Batch(proposals) => {
+                let outcomes = proposals
+                    .iter()
+                    .zip(0u32..)
+                    .map(|(proposal, sub)| {
+                        let at = Pos { index, sub };
+                        let request_id = proposal.request_id.as_ref();
+                        // The entry's expiry ran before its first command: an `ExpireDue`
+                        // later in the batch expired nothing itself, as in an entry of its own.
+                        let expired = if sub == 0 { expired } else { (0, 0) };
+                        self.apply_one(entry.v, at, now, request_id, &proposal.command, expired)
+                    })
+                    .collect();
+                Ok(Reply::Batch(outcomes))
+            }
+            command => {
+                let at = Pos { index, sub: 0 };
+                self.apply_one(entry.v, at, now, entry.request_id.as_ref(), command, expired)
+            }
+        }
+    }
 
-        let fingerprint = entry.request_id.as_ref().map(|_| fingerprint(&entry.command));
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
+    /// Applies one command (an entry's, or one of a batch's) at position `at`, answering a
+    /// replayed request id with its first outcome.
+    fn apply_one(
+        &mut self,
+        version: u32,
+        at: Pos,
+        now: u64,
+        request_id: Option<&String>,
+        command: &Command,
+        expired: (u32, u32),
+    ) -> Outcome {
+        let index = at.index;
+        let fingerprint = request_id.map(|_| fingerprint(command));
+        if let (Some(request_id), Some(fingerprint)) = (request_id, fingerprint) {
             if let Some(previous) = self.idempotency.get(request_id) {
                 if previous.fingerprint != fingerprint {
                     return Err(Rejection::RequestIdReused);
@@ -188,16 +231,16 @@ impl Inventory {
             }
         }
 
-        let outcome = match &entry.command {
+        let outcome = match command {
             Command::CreateShow { show_id, title, starts_at_ms, layout } => {
-                self.create_show(entry.v, *show_id, title, *starts_at_ms, layout)
+                self.create_show(version, *show_id, title, *starts_at_ms, layout)
             }
             Command::Hold { show_id, owner, selection, ttl_ms } => {
-                self.hold(index, now, *show_id, owner, selection, *ttl_ms)
+                self.hold(at, now, *show_id, owner, selection, *ttl_ms)
             }
             Command::Release { hold_id, owner } => self.release(now, *hold_id, owner),
             Command::BeginCheckout { hold_id, owner, window_ms } => {
-                self.begin_checkout(index, now, *hold_id, owner, *window_ms)
+                self.begin_checkout(at, now, *hold_id, owner, *window_ms)
             }
             Command::Confirm { booking_id, payment_ref } => {
                 self.confirm(index, *booking_id, payment_ref)
@@ -214,9 +257,10 @@ impl Inventory {
             Command::CancelShow { show_id } => self.cancel_show(index, now, *show_id),
             Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
             Command::Meta(_) => Err(Rejection::WrongGroup),
+            Command::Batch(_) => Err(Rejection::NestedBatch),
         };
 
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
+        if let (Some(request_id), Some(fingerprint)) = (request_id, fingerprint) {
             if request_id.len() <= REQUEST_ID_BYTES_MAX {
                 self.remember(request_id.clone(), now, fingerprint, outcome.clone());
             }
@@ -296,7 +340,7 @@ impl Inventory {
 
     fn hold(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         show_id: ShowId,
         owner: &OwnerId,
@@ -317,7 +361,7 @@ impl Inventory {
                 pick_best(show, *quantity, category)?
             }
         };
-        let hold_id = HoldId::new(show_id, index);
+        let hold_id = HoldId::at(show_id, at.index, at.sub);
         let ttl = ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
         let expires_at_ms = now.saturating_add(ttl);
         let mut amount_minor = 0;
@@ -354,7 +398,7 @@ impl Inventory {
 
     fn begin_checkout(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         hold_id: HoldId,
         owner: &OwnerId,
@@ -362,7 +406,7 @@ impl Inventory {
     ) -> Outcome {
         let hold = self.active_hold(hold_id, owner)?;
         let expires_at_ms = hold.expires_at_ms;
-        let booking_id = BookingId::new(hold_id.show_id(), index);
+        let booking_id = BookingId::at(hold_id.show_id(), at.index, at.sub);
         let payment_deadline_ms = now.saturating_add(window_ms.min(CHECKOUT_WINDOW_MS_MAX));
         let booking = Booking {
             hold_id,
@@ -474,7 +518,7 @@ impl Inventory {
         }
         show.cancelled = true;
         show.version += 1;
-        let (first_hold, last_hold) = (HoldId::new(show_id, 0), HoldId::new(show_id, u64::MAX));
+        let (first_hold, last_hold) = (HoldId::first_of(show_id), HoldId::last_of(show_id));
         let active: Vec<(HoldId, u64)> = self
             .holds
             .range(first_hold..=last_hold)
@@ -487,7 +531,7 @@ impl Inventory {
             self.end_hold(now, hold_id, HoldStatus::Released);
             released += 1;
         }
-        let (first, last) = (BookingId::new(show_id, 0), BookingId::new(show_id, u64::MAX));
+        let (first, last) = (BookingId::first_of(show_id), BookingId::last_of(show_id));
         let bookings: Vec<(BookingId, BookingStatus, i64)> = self
             .bookings
             .range(first..=last)
