@@ -185,9 +185,8 @@ impl Args {
             Ok(args) => args,
             Err(e) => e.exit(),
         };
-        let explicit = |id: &str| {
-            matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        };
+        let explicit =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         args.apply_scenario(explicit);
         args
     }

@@ -41,10 +41,7 @@ pub fn targets(spec: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 /// CPU seconds of every target now (a process that is gone is left out).
 pub fn sample(targets: &[(String, String)]) -> BTreeMap<String, f64> {
-    targets
-        .iter()
-        .filter_map(|(name, pid)| cpu_seconds(pid).map(|s| (name.clone(), s)))
-        .collect()
+    targets.iter().filter_map(|(name, pid)| cpu_seconds(pid).map(|s| (name.clone(), s))).collect()
 }
 
 /// CPU a process used in the window.

@@ -281,11 +281,7 @@ impl Report {
             "shows: {} created ({} replaced sold-out shows, {} retired)",
             self.shows.created, self.shows.replaced, self.shows.retired
         );
-        let _ = writeln!(
-            out,
-            "longest stall (no journey finished): {} ms",
-            self.longest_stall_ms
-        );
+        let _ = writeln!(out, "longest stall (no journey finished): {} ms", self.longest_stall_ms);
         if !self.cpu.is_empty() {
             let _ = writeln!(out, "CPU in the window (user + system):");
             for row in &self.cpu {

@@ -103,10 +103,7 @@ impl Channels {
         }
         let client = self.inventory(addr)?;
         let mut proposers = self.proposers.write().expect("proposer map lock never poisoned");
-        Ok(proposers
-            .entry(addr.to_owned())
-            .or_insert_with(|| ProposeSender::start(client))
-            .clone())
+        Ok(proposers.entry(addr.to_owned()).or_insert_with(|| ProposeSender::start(client)).clone())
     }
 
     /// A `Cluster` service client (status, membership, replicas) on `addr`.

@@ -4,14 +4,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, SnapshotPolicy};
-use proto::command::{Command, LogCommand, Proposal, COMMAND_VERSION};
+use proto::command::{Command, LogCommand, Outcome, Proposal, Reply, COMMAND_VERSION};
+use proto::pb::NotLeader;
 use proto::GroupId;
 use raft_store::{ApplyObserver, Db, LogStore, NodeId, StateMachineStore, TypeConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::proposer::{self, Proposer, Queue};
+use crate::proposer::{self, ProposeError, Proposer, Queue, PROPOSE_TIMEOUT};
 use crate::transport::{Channels, NetworkFactory};
 
 /// A replica of one group.
@@ -143,6 +145,32 @@ impl Group {
         Ok((group, queue))
     }
 
+    /// Proposes `proposals` as one entry ([`Group::stamp`]) and returns one outcome per
+    /// proposal, in order, once the entry is applied.
+    ///
+    /// # Errors
+    /// Not the leader, not applied within [`PROPOSE_TIMEOUT`], or Raft failed.
+    pub async fn write(&self, proposals: Vec<Proposal>) -> Result<Vec<Outcome>, ProposeError> {
+        let count = proposals.len();
+        let entry = self.stamp(proposals);
+        let response =
+            match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(entry)).await {
+                Err(_) => return Err(ProposeError::Timeout),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
+                    return Err(ProposeError::NotLeader(not_leader(&hint)))
+                }
+                Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
+                Ok(Ok(response)) => response,
+            };
+        match (response.data, count) {
+            (Some(Ok(Reply::Batch(outcomes))), n) if n > 1 && outcomes.len() == n => Ok(outcomes),
+            (Some(outcome), 1) => Ok(vec![outcome]),
+            (other, _) => Err(ProposeError::Unavailable(format!(
+                "entry of {count} proposals answered {other:?}"
+            ))),
+        }
+    }
+
     /// Wraps client proposals into one log entry: stamps the log time (never below what this
     /// node stamped before nor the applied log time) and fills cluster defaults. One proposal
     /// makes a plain entry; several make a [`Command::Batch`].
@@ -181,6 +209,16 @@ impl Group {
             (None, Command::Batch(proposals))
         };
         LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
+    }
+}
+
+/// Builds a `NotLeader` answer from openraft's forwarding hint.
+pub fn not_leader(
+    hint: &openraft::error::ForwardToLeader<raft_store::NodeId, openraft::BasicNode>,
+) -> NotLeader {
+    NotLeader {
+        leader_id: hint.leader_id.unwrap_or(0),
+        leader_addr: hint.leader_node.as_ref().map(|n| n.addr.clone()).unwrap_or_default(),
     }
 }
 

@@ -110,7 +110,17 @@ impl Host {
         } else {
             self.config.proposer()
         };
-        self.tasks.spawn(proposer::run(Arc::clone(&group), queue, batching, self.metrics.clone()));
+        let writer = Arc::clone(&group);
+        self.tasks.spawn(proposer::run(
+            queue,
+            batching,
+            group.cancel.clone(),
+            self.metrics.clone(),
+            move |proposals| {
+                let group = Arc::clone(&writer);
+                async move { group.write(proposals).await }
+            },
+        ));
         if id != META_GROUP {
             self.tasks.spawn(worker::expiry_ticker(
                 Arc::clone(&group),

@@ -2,8 +2,8 @@
 //! show or user ids.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// The node's metrics.
@@ -88,7 +88,9 @@ impl Metrics {
                 "marquee_node_proposal_batch_size",
                 "Proposals carried by one Raft entry this node proposed",
             )
-            .buckets(exponential_buckets(1.0, 2.0, 10).expect("static bucket parameters are valid")),
+            .buckets(
+                exponential_buckets(1.0, 2.0, 10).expect("static bucket parameters are valid"),
+            ),
         )
         .expect("valid metric");
         for collector in [

@@ -22,14 +22,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
-use proto::command::{Outcome, Proposal, Reply};
+use std::future::Future;
+
+use proto::command::{Outcome, Proposal};
 use proto::pb::NotLeader;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
 
-use crate::group::Group;
 use crate::metrics::Metrics;
-use crate::router::not_leader;
 
 /// How long a proposal may wait to be committed and applied before the client is told the
 /// outcome is unknown (it then retries with the same request id).
@@ -99,15 +99,24 @@ impl Proposer {
     }
 }
 
-/// Drains `group`'s queue into entries until the group is cancelled.
+/// Drains a group's queue into entries, each written by `write` (the group's
+/// `Group::write`: stamp, propose, wait for the outcomes), until `cancel` fires.
 ///
 /// # Cancel safety
-/// Runs until the group's `cancel` fires; entries in flight then may or may not commit, and
-/// their waiters are told `Unavailable` (the client retries under the same request id).
-pub async fn run(group: Arc<Group>, Queue(mut queue): Queue, config: ProposerConfig, metrics: Metrics) {
+/// Runs until `cancel` fires; entries in flight then may or may not commit, and their waiters
+/// are told `Unavailable` (the client retries under the same request id).
+pub async fn run<W, Fut>(
+    Queue(mut queue): Queue,
+    config: ProposerConfig,
+    cancel: CancellationToken,
+    metrics: Metrics,
+    write: W,
+) where
+    W: Fn(Vec<Proposal>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Vec<Outcome>, ProposeError>> + Send + 'static,
+{
     let batch_max = config.batch_max.max(1);
     let slots = Arc::new(Semaphore::new(config.inflight_max.max(1)));
-    let cancel = group.cancel.clone();
     let mut held_back: Option<Pending> = None;
     loop {
         let first = match held_back.take() {
@@ -141,42 +150,26 @@ pub async fn run(group: Arc<Group>, Queue(mut queue): Queue, config: ProposerCon
                 }
             }
         }
-        let group = Arc::clone(&group);
+        let write = write.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            propose_entry(&group, batch, &metrics).await;
+            propose_entry(write, batch, &metrics).await;
             drop(slot);
         });
     }
 }
 
 /// Proposes one entry carrying `batch` and answers each waiter.
-async fn propose_entry(group: &Group, batch: Vec<Pending>, metrics: &Metrics) {
+async fn propose_entry<W, Fut>(write: W, batch: Vec<Pending>, metrics: &Metrics)
+where
+    W: Fn(Vec<Proposal>) -> Fut,
+    Fut: Future<Output = Result<Vec<Outcome>, ProposeError>>,
+{
     metrics.batch_size.observe(batch.len() as f64);
     let (proposals, waiters): (Vec<Proposal>, Vec<_>) =
         batch.into_iter().map(|p| (p.proposal, (p.queued, p.reply))).unzip();
     let kinds: Vec<&'static str> = proposals.iter().map(|p| p.command.kind()).collect();
-    let batched = proposals.len() > 1;
-    let entry = group.stamp(proposals);
-    let result = tokio::time::timeout(PROPOSE_TIMEOUT, group.raft.client_write(entry)).await;
-    let outcomes: Result<Vec<Outcome>, ProposeError> = match result {
-        Err(_) => Err(ProposeError::Timeout),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
-            Err(ProposeError::NotLeader(not_leader(&hint)))
-        }
-        Ok(Err(e)) => Err(ProposeError::Unavailable(e.to_string())),
-        Ok(Ok(response)) => match (response.data, batched) {
-            (Some(Ok(Reply::Batch(outcomes))), true) if outcomes.len() == waiters.len() => {
-                Ok(outcomes)
-            }
-            (Some(outcome), false) => Ok(vec![outcome]),
-            (other, _) => Err(ProposeError::Unavailable(format!(
-                "entry of {} proposals answered {other:?}",
-                waiters.len()
-            ))),
-        },
-    };
-    match outcomes {
+    match write(proposals).await {
         Ok(outcomes) => {
             for ((kind, (queued, reply)), outcome) in kinds.iter().zip(waiters).zip(outcomes) {
                 let label = match &outcome {

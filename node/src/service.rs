@@ -20,20 +20,20 @@ use proto::pb::cluster_server::Cluster;
 use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
-    change_membership_reply, change_membership_request, join_reply, propose_reply, query_reply,
-    propose_item, Ack, ChangeMembershipReply, ItemError, ProposeBatchReply, ProposeBatchRequest,
-    ProposeItem, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
-    GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
-    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
-    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
+    change_membership_reply, change_membership_request, join_reply, propose_item, propose_reply,
+    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest,
+    GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply, JoinRequest,
+    ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest, QueryReply,
+    QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply, StatusRequest,
+    WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use tonic::{Request, Response, Status};
 
+use crate::group::not_leader;
 use crate::group::Group;
-use crate::proposer::{ProposeError, PROPOSE_TIMEOUT};
 use crate::host::Host;
-use crate::router::not_leader;
+use crate::proposer::{ProposeError, PROPOSE_TIMEOUT};
 use crate::transport::reply;
 
 /// Most proposals in one `ProposeBatch` call.
@@ -84,7 +84,6 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     codec::encode(value).map_err(|e| Status::internal(e.to_string()))
 }
-
 
 impl NodeService {
     /// Decodes a Raft RPC, hands it to the addressed group's replica and encodes the result.

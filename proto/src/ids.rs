@@ -179,15 +179,31 @@ mod tests {
         assert_eq!(batched.to_string(), "42-7-3");
         assert_eq!("42-7-3".parse::<HoldId>(), Ok(batched));
         assert!(HoldId::first_of(ShowId(42)) < id && id < batched);
-        assert!(batched < HoldId::last_of(ShowId(42)) && HoldId::last_of(ShowId(42)) < HoldId::first_of(ShowId(43)));
+        assert!(
+            batched < HoldId::last_of(ShowId(42))
+                && HoldId::last_of(ShowId(42)) < HoldId::first_of(ShowId(43))
+        );
     }
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for bad in
-            ["", "42", "-7", "42-", "a-1", "1-b", "1-2-0", "1-2-", "1--3", "1-2-3-4", "+1-2", "1-+2",
-             "1-2-+3", "1-2-4294967296", "18446744073709551616-1"]
-        {
+        for bad in [
+            "",
+            "42",
+            "-7",
+            "42-",
+            "a-1",
+            "1-b",
+            "1-2-0",
+            "1-2-",
+            "1--3",
+            "1-2-3-4",
+            "+1-2",
+            "1-+2",
+            "1-2-+3",
+            "1-2-4294967296",
+            "18446744073709551616-1",
+        ] {
             assert!(bad.parse::<BookingId>().is_err(), "{bad} should not parse");
         }
     }

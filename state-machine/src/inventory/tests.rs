@@ -1091,7 +1091,9 @@ fn shape(outcome: &Outcome, holds: &[HoldId], bookings: &[BookingId]) -> String 
         .iter()
         .enumerate()
         .map(|(i, id)| (format!("{id:?}"), format!("hold#{i}")))
-        .chain(bookings.iter().enumerate().map(|(i, id)| (format!("{id:?}"), format!("booking#{i}"))))
+        .chain(
+            bookings.iter().enumerate().map(|(i, id)| (format!("{id:?}"), format!("booking#{i}"))),
+        )
         .collect();
     names.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
     for (name, alias) in names {
@@ -1144,8 +1146,12 @@ fn batched_ids_carry_their_position_and_replays_inside_a_batch_answer_the_first_
         })
         .collect();
     // The third proposal replays the first's request id: the first outcome, not a new hold.
-    assert_eq!(ids, vec![format!("{}-7", SHOW.0), format!("{}-7-1", SHOW.0), format!("{}-7", SHOW.0)]);
-    let nested = Command::Batch(vec![Proposal { request_id: None, command: Command::Batch(vec![]) }]);
+    assert_eq!(
+        ids,
+        vec![format!("{}-7", SHOW.0), format!("{}-7-1", SHOW.0), format!("{}-7", SHOW.0)]
+    );
+    let nested =
+        Command::Batch(vec![Proposal { request_id: None, command: Command::Batch(vec![]) }]);
     assert_eq!(
         inv.apply(8, &entry(1_000, None, nested)),
         Ok(Reply::Batch(vec![Err(Rejection::NestedBatch)]))
