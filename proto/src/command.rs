@@ -28,14 +28,20 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 1: the first encoding.
 /// - 2: a show's row labels follow the catalog's screen rule (ASCII letters of either case,
 ///   unique ignoring case); version 1 `CreateShow` entries keep the uppercase-only rule.
-/// - 3: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
+/// - 3: `Confirm` may carry the ticket code (keyed by the gateways' secret, never derivable
+///   from the log) and `Hold` a per-owner seat cap; an older build would ignore both fields and
+///   compute another state, so it must stop at such an entry instead.
+/// - 4: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
 ///   the holds and bookings its later commands create get ids `{show}-{seq}-{sub}`. Entries of
-///   versions 1 and 2 never carry a batch, so they apply exactly as before.
-pub const COMMAND_VERSION: u32 = 3;
+///   earlier versions never carry a batch, so they apply exactly as before.
+pub const COMMAND_VERSION: u32 = 4;
 /// The first version whose entries may carry a [`Command::Batch`].
-pub const COMMAND_VERSION_BATCH: u32 = 3;
+pub const COMMAND_VERSION_BATCH: u32 = 4;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
+/// The version whose `Confirm` carries its ticket code and whose `Hold` may cap the seats one
+/// owner holds on a show.
+pub const COMMAND_VERSION_KEYED_TICKETS: u32 = 3;
 
 /// A command proposed by a client. The leader wraps it in a [`LogCommand`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +68,10 @@ pub enum Command {
         selection: SeatSelection,
         /// Hold lifetime; `None` uses the cluster default. Capped at the hard maximum.
         ttl_ms: Option<u64>,
+        /// Most seats the owner may hold on this show at once, this hold included (the
+        /// gateway's anti-hoarding policy, docs/api.md "Limits"); `None`: only the hard limits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_seats_max: Option<u32>,
     },
     /// Release an active hold early.
     Release {
@@ -85,6 +95,12 @@ pub enum Command {
         booking_id: BookingId,
         /// The payment provider's reference for the charge.
         payment_ref: String,
+        /// The ticket code, computed by the gateway with a secret kept outside the log
+        /// (docs/architecture.md, "Ticket codes"), so it is the same whichever gateway confirms
+        /// and cannot be computed from public ids. `None` (entries before version 3, tools):
+        /// the legacy code derived from the booking id and the entry's index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket_code: Option<String>,
     },
     /// Payment failed or was refunded: the pending booking fails and its seats are freed.
     FailCheckout {
@@ -129,7 +145,7 @@ pub enum Command {
     ExpireDue,
     /// A change to the meta group (group 0 only; inventory groups reject it).
     Meta(MetaCommand),
-    /// Several proposals carried by one log entry (version 3 on): applied in order at the
+    /// Several proposals carried by one log entry (version 4 on): applied in order at the
     /// entry's log time, each with its own request id and its own outcome
     /// ([`Reply::Batch`]). Only a leader forms one, from concurrent proposals to its group
     /// (docs/architecture.md, "Batching"); nodes refuse a client's batch, and a batch nested in
@@ -312,6 +328,14 @@ pub enum Rejection {
     TooManyHolds {
         /// The limit.
         holds_per_owner_max: u32,
+    },
+    /// The hold would take the owner past the seats one owner may hold on the show.
+    #[error("too many seats held (max {seats_per_owner_max} per show, {held} held now)")]
+    TooManySeatsHeld {
+        /// The limit the hold carried.
+        seats_per_owner_max: u32,
+        /// Seats the owner holds on the show now (active and checking-out holds).
+        held: u32,
     },
     /// No such hold.
     #[error("hold not found")]
@@ -551,6 +575,7 @@ impl Rejection {
             Rejection::UnknownCategory { .. } => "unknown_category",
             Rejection::InvalidParty { .. } => "invalid_party",
             Rejection::TooManyHolds { .. } => "too_many_holds",
+            Rejection::TooManySeatsHeld { .. } => "too_many_seats_held",
             Rejection::HoldNotFound => "hold_not_found",
             Rejection::HoldExpired => "hold_expired",
             Rejection::HoldNotActive { .. } => "hold_not_active",
@@ -612,6 +637,7 @@ mod tests {
             Rejection::UnknownCategory { category: String::new() },
             Rejection::InvalidParty { reason: String::new(), party_size_max: 1 },
             Rejection::TooManyHolds { holds_per_owner_max: 1 },
+            Rejection::TooManySeatsHeld { seats_per_owner_max: 1, held: 1 },
             Rejection::HoldNotFound,
             Rejection::HoldExpired,
             Rejection::HoldNotActive { status: HoldStatus::Active },
