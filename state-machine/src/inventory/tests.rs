@@ -1155,10 +1155,11 @@ fn shape(outcome: &Outcome, holds: &[HoldId], bookings: &[BookingId]) -> String 
 fn created_ids(outcome: &Outcome, holds: &mut Vec<HoldId>, bookings: &mut Vec<BookingId>) {
     match outcome {
         Ok(Reply::Held { hold }) => holds.push(hold.hold_id),
-        Ok(Reply::Booking { booking }) if booking.status == BookingStatus::PendingPayment => {
-            if !bookings.contains(&booking.booking_id) {
-                bookings.push(booking.booking_id);
-            }
+        Ok(Reply::Booking { booking })
+            if booking.status == BookingStatus::PendingPayment
+                && !bookings.contains(&booking.booking_id) =>
+        {
+            bookings.push(booking.booking_id);
         }
         _ => {}
     }
