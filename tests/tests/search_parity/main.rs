@@ -135,6 +135,7 @@ async fn run_query_set(cluster: &Cluster, url: &str, model: &Model) -> Vec<Answe
     for query in model::query_set() {
         let (status, body) = get(cluster, &format!("{url}/v1/search?{}", query.encoded())).await;
         assert_eq!(status, 200, "{url} {query:?}: {body}");
+        eprintln!("{url} {} -> {}", query.encoded(), body["total"]);
         check_answer(&query, &body, model);
         answers.push((query.encoded(), query.strict(), body));
     }
@@ -144,6 +145,7 @@ async fn run_query_set(cluster: &Cluster, url: &str, model: &Model) -> Vec<Answe
         assert_eq!(status, 200, "{url} suggest {typed}: {body}");
         let got: Vec<u64> =
             body.as_array().unwrap().iter().map(|s| s["movie_id"].as_u64().unwrap()).collect();
+        eprintln!("{url} suggest {encoded} -> {got:?}");
         assert_eq!(got, model.suggest(typed, limit), "{url} suggest {typed:?}: {body}");
         answers.push((format!("suggest {encoded}"), true, json!({"items": body})));
     }
