@@ -50,7 +50,7 @@ use crate::payment::http::HttpProvider;
 use crate::payment::{PaymentProvider, SandboxProvider};
 use crate::saga::{CancelPolicy, Saga, SagaConfig};
 use crate::shards::Shards;
-use crate::state::{AppState, Limits};
+use crate::state::{AppState, HoldPolicy, Limits};
 use crate::sweeper::{SweepConfig, Sweeper};
 
 /// Runs the gateway until `shutdown` fires.
@@ -64,6 +64,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         Duration::from_secs(config.access_token_ttl_s),
         Duration::from_secs(config.refresh_token_ttl_h * 3600),
     )?;
+    let tickets = match &config.ticket_secret {
+        Some(secret) => auth::TicketKey::new(secret.as_bytes()),
+        None => auth::TicketKey::derived_from_jwt_secret(config.jwt_secret.as_bytes()),
+    }?;
     let client_ip_header = config.client_ip_header()?;
     let payment_timeout = Duration::from_millis(config.payment_timeout_ms);
     let (payments, sandbox, payments_http): (Arc<dyn PaymentProvider>, _, _) =
@@ -123,7 +127,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
                 late_refund_percent: config.late_refund_percent,
             },
         },
+        tickets,
     );
+    let per_min = |per_min: f64, burst: f64| ratelimit::Rate { per_second: per_min / 60.0, burst };
     let state = Arc::new(AppState {
         shards: shards.clone(),
         saga: saga.clone(),
@@ -141,7 +147,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
                 per_second: config.rate_limit_user_per_s,
                 burst: config.rate_limit_user_burst,
             }),
+            hold_user: ratelimit::Limiter::new(per_min(
+                config.hold_rate_user_per_min,
+                config.hold_rate_user_burst,
+            )),
+            hold_ip: ratelimit::Limiter::new(per_min(
+                config.hold_rate_ip_per_min,
+                config.hold_rate_ip_burst,
+            )),
+            register_ip: ratelimit::Limiter::new(per_min(
+                config.register_rate_ip_per_min,
+                config.register_rate_ip_burst,
+            )),
             client_ip_header,
+        },
+        holds: HoldPolicy {
+            seats_per_account_max: config.hold_seats_per_account_max,
+            customer_ttl_max_ms: config.hold_ttl_max_ms,
         },
         search,
         search_status,

@@ -28,9 +28,15 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 1: the first encoding.
 /// - 2: a show's row labels follow the catalog's screen rule (ASCII letters of either case,
 ///   unique ignoring case); version 1 `CreateShow` entries keep the uppercase-only rule.
-pub const COMMAND_VERSION: u32 = 2;
+/// - 3: `Confirm` may carry the ticket code (keyed by the gateways' secret, never derivable
+///   from the log) and `Hold` a per-owner seat cap; an older build would ignore both fields and
+///   compute another state, so it must stop at such an entry instead.
+pub const COMMAND_VERSION: u32 = 3;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
+/// The version whose `Confirm` carries its ticket code and whose `Hold` may cap the seats one
+/// owner holds on a show.
+pub const COMMAND_VERSION_KEYED_TICKETS: u32 = 3;
 
 /// A command proposed by a client. The leader wraps it in a [`LogCommand`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +63,10 @@ pub enum Command {
         selection: SeatSelection,
         /// Hold lifetime; `None` uses the cluster default. Capped at the hard maximum.
         ttl_ms: Option<u64>,
+        /// Most seats the owner may hold on this show at once, this hold included (the
+        /// gateway's anti-hoarding policy, docs/api.md "Limits"); `None`: only the hard limits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_seats_max: Option<u32>,
     },
     /// Release an active hold early.
     Release {
@@ -80,6 +90,12 @@ pub enum Command {
         booking_id: BookingId,
         /// The payment provider's reference for the charge.
         payment_ref: String,
+        /// The ticket code, computed by the gateway with a secret kept outside the log
+        /// (docs/architecture.md, "Ticket codes"), so it is the same whichever gateway confirms
+        /// and cannot be computed from public ids. `None` (entries before version 3, tools):
+        /// the legacy code derived from the booking id and the entry's index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket_code: Option<String>,
     },
     /// Payment failed or was refunded: the pending booking fails and its seats are freed.
     FailCheckout {
@@ -291,6 +307,14 @@ pub enum Rejection {
     TooManyHolds {
         /// The limit.
         holds_per_owner_max: u32,
+    },
+    /// The hold would take the owner past the seats one owner may hold on the show.
+    #[error("too many seats held (max {seats_per_owner_max} per show, {held} held now)")]
+    TooManySeatsHeld {
+        /// The limit the hold carried.
+        seats_per_owner_max: u32,
+        /// Seats the owner holds on the show now (active and checking-out holds).
+        held: u32,
     },
     /// No such hold.
     #[error("hold not found")]
@@ -527,6 +551,7 @@ impl Rejection {
             Rejection::UnknownCategory { .. } => "unknown_category",
             Rejection::InvalidParty { .. } => "invalid_party",
             Rejection::TooManyHolds { .. } => "too_many_holds",
+            Rejection::TooManySeatsHeld { .. } => "too_many_seats_held",
             Rejection::HoldNotFound => "hold_not_found",
             Rejection::HoldExpired => "hold_expired",
             Rejection::HoldNotActive { .. } => "hold_not_active",
@@ -587,6 +612,7 @@ mod tests {
             Rejection::UnknownCategory { category: String::new() },
             Rejection::InvalidParty { reason: String::new(), party_size_max: 1 },
             Rejection::TooManyHolds { holds_per_owner_max: 1 },
+            Rejection::TooManySeatsHeld { seats_per_owner_max: 1, held: 1 },
             Rejection::HoldNotFound,
             Rejection::HoldExpired,
             Rejection::HoldNotActive { status: HoldStatus::Active },

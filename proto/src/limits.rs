@@ -19,6 +19,8 @@ pub const HOLD_TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
 pub const HOLD_TTL_MS_MIN: u64 = 1000;
 /// Longest payment window of a checkout: 15 minutes.
 pub const CHECKOUT_WINDOW_MS_MAX: u64 = 15 * 60 * 1000;
+/// Longest ticket code a `Confirm` may carry (ASCII letters and digits).
+pub const TICKET_CODE_BYTES_MAX: usize = 32;
 /// Longest request id accepted.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Most entries of each list one `StaleCheckouts` read returns.

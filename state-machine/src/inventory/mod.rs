@@ -21,6 +21,7 @@
 //! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
 //! rules) are decided by the proposer and carried in the command.
 
+mod codes;
 mod invariants;
 mod reads;
 mod seats;
@@ -36,6 +37,7 @@ use proto::inventory::{BookingStatus, HoldStatus, SeatSelection};
 use proto::layout::Layout;
 use serde::{Deserialize, Serialize};
 
+use self::codes::{check_ticket_code, legacy_ticket_code};
 use self::seats::{pick_best, pick_explicit};
 use crate::fnv1a;
 use crate::limits::{
@@ -158,6 +160,10 @@ pub struct Inventory {
     /// digest or snapshots), rebuilt by [`Inventory::rebuild_indexes`] when state is loaded.
     #[serde(skip)]
     by_owner: BTreeMap<OwnerId, BTreeSet<BookingId>>,
+    /// Derived: seats each owner holds on each show (active and checking-out holds), for the
+    /// per-owner seat cap a `Hold` may carry. Not serialized; rebuilt with `by_owner`.
+    #[serde(skip)]
+    held_seats: BTreeMap<(ShowId, OwnerId), u32>,
 }
 
 impl Inventory {
@@ -184,7 +190,7 @@ impl Inventory {
                 if previous.fingerprint != fingerprint {
                     return Err(Rejection::RequestIdReused);
                 }
-                return previous.outcome.clone();
+                return self.replayed(&entry.command, &previous.outcome);
             }
         }
 
@@ -192,15 +198,16 @@ impl Inventory {
             Command::CreateShow { show_id, title, starts_at_ms, layout } => {
                 self.create_show(entry.v, *show_id, title, *starts_at_ms, layout)
             }
-            Command::Hold { show_id, owner, selection, ttl_ms } => {
-                self.hold(index, now, *show_id, owner, selection, *ttl_ms)
+            Command::Hold { show_id, owner, selection, ttl_ms, owner_seats_max } => {
+                let limits = HoldLimits { ttl_ms: *ttl_ms, owner_seats_max: *owner_seats_max };
+                self.hold(index, now, *show_id, owner, selection, limits)
             }
             Command::Release { hold_id, owner } => self.release(now, *hold_id, owner),
             Command::BeginCheckout { hold_id, owner, window_ms } => {
                 self.begin_checkout(index, now, *hold_id, owner, *window_ms)
             }
-            Command::Confirm { booking_id, payment_ref } => {
-                self.confirm(index, *booking_id, payment_ref)
+            Command::Confirm { booking_id, payment_ref, ticket_code } => {
+                self.confirm(index, *booking_id, payment_ref, ticket_code.as_deref())
             }
             Command::FailCheckout { booking_id, reason } => {
                 self.fail_checkout(index, *booking_id, reason.clone())
@@ -222,6 +229,21 @@ impl Inventory {
             }
         }
         outcome
+    }
+
+    /// The answer to a replayed request id: the first outcome, except that a replayed
+    /// `BeginCheckout` whose first outcome was a booking answers the booking as it is now. The
+    /// saga replays `BeginCheckout` when a client retries `POST /v1/bookings` under the same
+    /// `Idempotency-Key`, and must learn that the attempt already failed (a declined card) or
+    /// was confirmed before it charges again (docs/architecture.md, "Booking saga"). Nothing
+    /// changes either way, so this is still deterministic and acts at most once (invariant 6).
+    fn replayed(&self, command: &Command, first: &Outcome) -> Outcome {
+        if let (Command::BeginCheckout { .. }, Ok(Reply::Booking { booking })) = (command, first) {
+            if let Some(now) = self.bookings.get(&booking.booking_id) {
+                return Ok(Reply::Booking { booking: self.booking_view(booking.booking_id, now) });
+            }
+        }
+        first.clone()
     }
 
     /// Earliest deadline (hold expiry or payment deadline) still pending, in log time.
@@ -274,6 +296,27 @@ impl Inventory {
         for (id, booking) in &self.bookings {
             self.by_owner.entry(booking.owner.clone()).or_default().insert(*id);
         }
+        self.held_seats.clear();
+        for (id, hold) in &self.holds {
+            if matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut) {
+                *self.held_seats.entry((id.show_id(), hold.owner.clone())).or_insert(0) +=
+                    hold.seats.len() as u32;
+            }
+        }
+    }
+
+    /// Counts `seats` more (or fewer) seats held by `owner` on `show_id`.
+    fn count_held(&mut self, show_id: ShowId, owner: &OwnerId, seats: usize, add: bool) {
+        let key = (show_id, owner.clone());
+        let count = self.held_seats.entry(key.clone()).or_insert(0);
+        if add {
+            *count += seats as u32;
+        } else {
+            *count = count.saturating_sub(seats as u32);
+            if *count == 0 {
+                self.held_seats.remove(&key);
+            }
+        }
     }
 
     fn create_show(
@@ -301,8 +344,9 @@ impl Inventory {
         show_id: ShowId,
         owner: &OwnerId,
         selection: &SeatSelection,
-        ttl_ms: Option<u64>,
+        limits: HoldLimits,
     ) -> Outcome {
+        let held_now = self.held_seats.get(&(show_id, owner.clone())).copied().unwrap_or(0);
         let show = self.shows.get_mut(&show_id).ok_or(Rejection::ShowNotFound { show_id })?;
         if show.cancelled {
             return Err(Rejection::ShowCancelled { show_id });
@@ -317,8 +361,17 @@ impl Inventory {
                 pick_best(show, *quantity, category)?
             }
         };
+        if let Some(max) = limits.owner_seats_max {
+            if held_now.saturating_add(seats.len() as u32) > max {
+                return Err(Rejection::TooManySeatsHeld {
+                    seats_per_owner_max: max,
+                    held: held_now,
+                });
+            }
+        }
         let hold_id = HoldId::new(show_id, index);
-        let ttl = ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
+        let ttl =
+            limits.ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
         let expires_at_ms = now.saturating_add(ttl);
         let mut amount_minor = 0;
         for (row, number) in &seats {
@@ -338,6 +391,7 @@ impl Inventory {
             booking_id: None,
         };
         self.hold_deadlines.insert((expires_at_ms, hold_id));
+        self.count_held(show_id, owner, hold.seats.len(), true);
         let view = self.hold_view(hold_id, &hold);
         self.holds.insert(hold_id, hold);
         Ok(Reply::Held { hold: view })
@@ -391,10 +445,19 @@ impl Inventory {
         Ok(Reply::Booking { booking: view })
     }
 
-    fn confirm(&mut self, index: u64, booking_id: BookingId, payment_ref: &str) -> Outcome {
+    fn confirm(
+        &mut self,
+        index: u64,
+        booking_id: BookingId,
+        payment_ref: &str,
+        code: Option<&str>,
+    ) -> Outcome {
         let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
         if booking.status != BookingStatus::PendingPayment {
             return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        if let Some(code) = code {
+            check_ticket_code(code)?;
         }
         let (deadline, hold_id, seats) =
             (booking.payment_deadline_ms, booking.hold_id, booking.seats.clone());
@@ -409,11 +472,13 @@ impl Inventory {
         let owner = hold.owner.clone();
         hold.status = HoldStatus::Booked;
         decrement_owner(show, &owner);
+        self.count_held(show_id, &owner, seats.len(), false);
         self.ended_holds.insert((self.now_ms.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
         let booking = self.bookings.get_mut(&booking_id).expect("booking exists: read above");
         booking.status = BookingStatus::Confirmed;
         booking.payment_ref = Some(payment_ref.to_owned());
-        booking.ticket_code = Some(ticket_code(booking_id, index));
+        booking.ticket_code =
+            Some(code.map_or_else(|| legacy_ticket_code(booking_id, index), str::to_owned));
         let booking = self.bookings.get(&booking_id).expect("booking exists: updated above");
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
@@ -616,6 +681,8 @@ impl Inventory {
         free_seats(show, &hold.seats);
         decrement_owner(show, &hold.owner);
         show.version += 1;
+        let (owner, seats) = (hold.owner.clone(), hold.seats.len());
+        self.count_held(hold_id.show_id(), &owner, seats, false);
         self.ended_holds.insert((now.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
     }
 
@@ -702,17 +769,11 @@ fn build_show(
     })
 }
 
-/// A ticket code derived from the booking and the confirming entry: stable on every replica.
-fn ticket_code(booking_id: BookingId, index: u64) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut h = fnv1a(format!("{booking_id}/{index}").as_bytes());
-    let mut code = String::with_capacity(10);
-    code.push_str("MQ");
-    for _ in 0..8 {
-        code.push(ALPHABET[(h % 32) as usize] as char);
-        h /= 32;
-    }
-    code
+/// What a `Hold` asks for besides its seats.
+#[derive(Debug, Clone, Copy)]
+struct HoldLimits {
+    ttl_ms: Option<u64>,
+    owner_seats_max: Option<u32>,
 }
 
 fn fingerprint(command: &Command) -> u64 {

@@ -9,7 +9,7 @@ use proto::inventory::*;
 use proto::layout::*;
 
 use super::*;
-use crate::limits::ROW_SEATS_MAX;
+use crate::limits::{ROW_SEATS_MAX, TICKET_CODE_BYTES_MAX};
 
 const SHOW: ShowId = ShowId(7);
 
@@ -67,7 +67,13 @@ fn seats(ids: &[&str]) -> SeatSelection {
 }
 
 fn hold_cmd(owner: &str, selection: SeatSelection) -> Command {
-    Command::Hold { show_id: SHOW, owner: OwnerId(owner.into()), selection, ttl_ms: Some(5_000) }
+    Command::Hold {
+        show_id: SHOW,
+        owner: OwnerId(owner.into()),
+        selection,
+        ttl_ms: Some(5_000),
+        owner_seats_max: None,
+    }
 }
 
 fn held(outcome: Outcome) -> HoldView {
@@ -210,7 +216,11 @@ fn checkout_confirm_and_cancel_round_trip() {
         &entry(
             10_001,
             None,
-            Command::Confirm { booking_id: pending.booking_id, payment_ref: "pay_1".into() },
+            Command::Confirm {
+                booking_id: pending.booking_id,
+                payment_ref: "pay_1".into(),
+                ticket_code: None,
+            },
         ),
     ));
     assert_eq!(confirmed.status, BookingStatus::Confirmed);
@@ -288,7 +298,11 @@ fn cancelling_a_show_stops_sales_and_owes_every_booking_a_full_refund() {
         &entry(
             3,
             None,
-            Command::Confirm { booking_id: confirmed.booking_id, payment_ref: "p".into() },
+            Command::Confirm {
+                booking_id: confirmed.booking_id,
+                payment_ref: "p".into(),
+                ticket_code: None,
+            },
         ),
     ));
     let hold2 = held(inv.apply(5, &entry(4, None, hold_cmd("u", seats(&["C2"])))));
@@ -352,7 +366,11 @@ fn owner_bookings_lists_only_the_owners_newest_first_and_survives_a_snapshot() {
         let b = booking(inv.apply(index + 1, &entry(index * 10 + 1, None, checkout)));
         assert_eq!(b.created_at_ms, index * 10 + 1);
         // Confirmed, so the owner's checking-out holds do not reach the per-owner limit.
-        let confirm = Command::Confirm { booking_id: b.booking_id, payment_ref: "p".into() };
+        let confirm = Command::Confirm {
+            booking_id: b.booking_id,
+            payment_ref: "p".into(),
+            ticket_code: None,
+        };
         booking(inv.apply(index + 2, &entry(index * 10 + 2, None, confirm)));
         if *owner == "u" {
             mine.push(b.booking_id);
@@ -392,7 +410,11 @@ fn late_payment_after_checkout_expiry_is_rejected() {
         &entry(
             1_002,
             None,
-            Command::Confirm { booking_id: pending.booking_id, payment_ref: "p".into() },
+            Command::Confirm {
+                booking_id: pending.booking_id,
+                payment_ref: "p".into(),
+                ticket_code: None,
+            },
         ),
     );
     assert_eq!(late, Err(Rejection::BookingWrongState { status: BookingStatus::Failed }));
@@ -427,7 +449,8 @@ fn stale_checkouts_lists_pending_checkouts_begun_before_the_cutoff() {
     // Ordered by payment deadline: the young checkout's window ends first.
     assert_eq!(stale(&inv, 5_000, None, 10).0, vec![young.booking_id, old.booking_id]);
     assert_eq!(stale(&inv, 5_000, None, 1).0, vec![young.booking_id], "limit applies");
-    let confirm = Command::Confirm { booking_id: old.booking_id, payment_ref: "p".into() };
+    let confirm =
+        Command::Confirm { booking_id: old.booking_id, payment_ref: "p".into(), ticket_code: None };
     booking(inv.apply(6, &entry(6_000, None, confirm)));
     assert_eq!(stale(&inv, u64::MAX, None, 10).0, vec![young.booking_id], "settled ones drop out");
     assert!(stale(&inv, u64::MAX, None, 10).1.is_empty(), "nothing failed yet");
@@ -664,14 +687,20 @@ impl Model {
         self.holds.values().filter(|h| h.live && h.owner == owner).count()
     }
 
+    fn held_seats_of(&self, owner: &str) -> usize {
+        self.holds.values().filter(|h| h.live && h.owner == owner).map(|h| h.seats.len()).sum()
+    }
+
     /// Checks the SUT's outcome for `cmd` (applied at `index`) and updates the model.
     fn check(&mut self, index: u64, cmd: &Command, outcome: &Outcome) {
         match cmd {
             Command::Hold { .. } if self.cancelled => {
                 assert_eq!(outcome, &Err(Rejection::ShowCancelled { show_id: SHOW }));
             }
-            Command::Hold { owner, selection, ttl_ms, .. } => {
+            Command::Hold { owner, selection, ttl_ms, owner_seats_max, .. } => {
                 let too_many = self.live_holds_of(&owner.0) >= HOLDS_PER_OWNER_MAX as usize;
+                let held = self.held_seats_of(&owner.0);
+                let over = |n: usize| owner_seats_max.is_some_and(|max| held + n > max as usize);
                 match selection {
                     SeatSelection::Seats(ids) => {
                         let taken: Vec<SeatId> = ids
@@ -679,7 +708,7 @@ impl Model {
                             .filter(|s| self.seats[*s].1 != ModelSeat::Free)
                             .cloned()
                             .collect();
-                        let expect_ok = !too_many && taken.is_empty();
+                        let expect_ok = !too_many && taken.is_empty() && !over(ids.len());
                         assert_eq!(outcome.is_ok(), expect_ok, "hold {ids:?}: {outcome:?}");
                         if too_many {
                             assert!(matches!(outcome, Err(Rejection::TooManyHolds { .. })));
@@ -688,6 +717,12 @@ impl Model {
                                 matches!(outcome, Err(Rejection::SeatsUnavailable { .. })),
                                 "{outcome:?}"
                             );
+                        } else if over(ids.len()) {
+                            let expected = Rejection::TooManySeatsHeld {
+                                seats_per_owner_max: owner_seats_max.unwrap(),
+                                held: held as u32,
+                            };
+                            assert_eq!(outcome, &Err(expected));
                         }
                     }
                     SeatSelection::BestAvailable { quantity, category } => {
@@ -696,7 +731,8 @@ impl Model {
                             .values()
                             .filter(|(c, s)| c == category && *s == ModelSeat::Free)
                             .count();
-                        let expect_ok = !too_many && free >= *quantity as usize;
+                        let expect_ok =
+                            !too_many && free >= *quantity as usize && !over(*quantity as usize);
                         assert_eq!(
                             outcome.is_ok(),
                             expect_ok,
@@ -906,8 +942,8 @@ impl Model {
 /// A step of a generated run: a command template resolved against the ids created so far.
 #[derive(Debug, Clone)]
 enum Op {
-    HoldSeats { owner: u8, seats: Vec<u8>, ttl: u64 },
-    HoldBest { owner: u8, quantity: u32, premium: bool, ttl: u64 },
+    HoldSeats { owner: u8, seats: Vec<u8>, ttl: u64, cap: Option<u32> },
+    HoldBest { owner: u8, quantity: u32, premium: bool, ttl: u64, cap: Option<u32> },
     Release { pick: usize, owner: u8 },
     Checkout { pick: usize, owner: u8, window: u64 },
     Confirm { pick: usize },
@@ -920,8 +956,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        15 => (0u8..3, prop::collection::vec(0u8..16, 1..4), 1_000u64..8_000).prop_map(|(owner, seats, ttl)| Op::HoldSeats { owner, seats, ttl }),
-        10 => (0u8..3, 1u32..5, any::<bool>(), 1_000u64..8_000).prop_map(|(owner, quantity, premium, ttl)| Op::HoldBest { owner, quantity, premium, ttl }),
+        15 => (0u8..3, prop::collection::vec(0u8..16, 1..4), 1_000u64..8_000, prop::option::of(1u32..7)).prop_map(|(owner, seats, ttl, cap)| Op::HoldSeats { owner, seats, ttl, cap }),
+        10 => (0u8..3, 1u32..5, any::<bool>(), 1_000u64..8_000, prop::option::of(1u32..7)).prop_map(|(owner, quantity, premium, ttl, cap)| Op::HoldBest { owner, quantity, premium, ttl, cap }),
         5 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Release { pick, owner }),
         10 => (any::<usize>(), 0u8..3, 500u64..6_000).prop_map(|(pick, owner, window)| Op::Checkout { pick, owner, window }),
         10 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
@@ -956,7 +992,7 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
         }
     };
     match op {
-        Op::HoldSeats { owner: o, seats, ttl } => {
+        Op::HoldSeats { owner: o, seats, ttl, cap } => {
             let mut ids: Vec<SeatId> = seats.iter().map(|i| seat_by_index(*i)).collect();
             ids.sort();
             ids.dedup();
@@ -965,9 +1001,10 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
                 owner: owner(*o),
                 selection: SeatSelection::Seats(ids),
                 ttl_ms: Some(*ttl),
+                owner_seats_max: *cap,
             }
         }
-        Op::HoldBest { owner: o, quantity, premium, ttl } => Command::Hold {
+        Op::HoldBest { owner: o, quantity, premium, ttl, cap } => Command::Hold {
             show_id: SHOW,
             owner: owner(*o),
             selection: SeatSelection::BestAvailable {
@@ -975,6 +1012,7 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
                 category: if *premium { "premium" } else { "standard" }.into(),
             },
             ttl_ms: Some(*ttl),
+            owner_seats_max: *cap,
         },
         Op::Release { pick, owner: o } => {
             Command::Release { hold_id: pick_hold(*pick), owner: owner(*o) }
@@ -984,9 +1022,11 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
             owner: owner(*o),
             window_ms: *window,
         },
-        Op::Confirm { pick } => {
-            Command::Confirm { booking_id: pick_booking(*pick), payment_ref: format!("pay{pick}") }
-        }
+        Op::Confirm { pick } => Command::Confirm {
+            booking_id: pick_booking(*pick),
+            payment_ref: format!("pay{pick}"),
+            ticket_code: None,
+        },
         Op::Fail { pick } => {
             Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() }
         }
@@ -1079,4 +1119,98 @@ proptest! {
         prop_assert_eq!(restored.digest(), a.digest());
         prop_assert_eq!(restored, a);
     }
+}
+
+fn checkout_cmd(hold_id: HoldId, owner: &str) -> Command {
+    Command::BeginCheckout { hold_id, owner: OwnerId(owner.into()), window_ms: 60_000 }
+}
+
+#[test]
+fn a_replayed_checkout_answers_the_booking_as_it_is_now() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["A1"])))));
+    let begin = entry(2, Some("bk:u:key-1:begin"), checkout_cmd(hold.hold_id, "u"));
+    let pending = booking(inv.apply(3, &begin));
+    assert_eq!(pending.status, BookingStatus::PendingPayment);
+    let fail = Command::FailCheckout {
+        booking_id: pending.booking_id,
+        reason: "payment declined: card declined".into(),
+    };
+    booking(inv.apply(4, &entry(3, Some("bk:u:key-1:fail"), fail)));
+    // The client retries under the same key: the replay says the attempt failed, so the saga
+    // does not charge again; nothing changes.
+    let digest = inv.digest();
+    let replay = booking(inv.apply(5, &begin));
+    assert_eq!(replay.booking_id, pending.booking_id);
+    assert_eq!(replay.status, BookingStatus::Failed);
+    assert_eq!(replay.failure_reason.as_deref(), Some("payment declined: card declined"));
+    assert_eq!(inv.digest(), digest, "a replay changes nothing");
+    // A rejected first outcome replays as it was.
+    let again = entry(6, Some("bk:u:key-2:begin"), checkout_cmd(hold.hold_id, "u"));
+    let first = inv.apply(6, &again);
+    assert!(matches!(first, Err(Rejection::HoldNotActive { .. })), "{first:?}");
+    assert_eq!(inv.apply(7, &again), first);
+    inv.check_invariants();
+}
+
+#[test]
+fn confirm_stores_the_ticket_code_it_carries_and_bounds_it() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1, None, hold_cmd("u", seats(&["A1"])))));
+    let pending = booking(inv.apply(3, &entry(2, None, checkout_cmd(hold.hold_id, "u"))));
+    let confirm = |code: &str| Command::Confirm {
+        booking_id: pending.booking_id,
+        payment_ref: "p".into(),
+        ticket_code: Some(code.into()),
+    };
+    for bad in ["", "MQ-1", &"A".repeat(TICKET_CODE_BYTES_MAX + 1)] {
+        let outcome = inv.apply(4, &entry(3, None, confirm(bad)));
+        assert!(matches!(outcome, Err(Rejection::CatalogInvalid { .. })), "{bad:?}: {outcome:?}");
+    }
+    let confirmed = booking(inv.apply(5, &entry(4, None, confirm("MQ7K2P9XR4TQ8ZL3MV"))));
+    assert_eq!(confirmed.ticket_code.as_deref(), Some("MQ7K2P9XR4TQ8ZL3MV"));
+    // Without a code (entries before version 3) the legacy code is derived as before.
+    let hold = held(inv.apply(6, &entry(5, None, hold_cmd("u", seats(&["A2"])))));
+    let pending = booking(inv.apply(7, &entry(6, None, checkout_cmd(hold.hold_id, "u"))));
+    let legacy = Command::Confirm {
+        booking_id: pending.booking_id,
+        payment_ref: "p".into(),
+        ticket_code: None,
+    };
+    let confirmed = booking(inv.apply(8, &entry(7, None, legacy)));
+    assert_eq!(confirmed.ticket_code, Some(legacy_ticket_code(pending.booking_id, 8)));
+    inv.check_invariants();
+}
+
+#[test]
+fn a_hold_may_cap_the_seats_its_owner_holds_on_the_show() {
+    let mut inv = created();
+    let capped = |owner: &str, selection: SeatSelection, max: u32| Command::Hold {
+        show_id: SHOW,
+        owner: OwnerId(owner.into()),
+        selection,
+        ttl_ms: Some(5_000),
+        owner_seats_max: Some(max),
+    };
+    let first = held(inv.apply(2, &entry(1, None, capped("u", seats(&["A1", "A2", "A3"]), 4))));
+    assert_eq!(
+        inv.apply(3, &entry(1, None, capped("u", seats(&["B1", "B2"]), 4))),
+        Err(Rejection::TooManySeatsHeld { seats_per_owner_max: 4, held: 3 })
+    );
+    // Another owner is not affected; one more seat fits.
+    held(inv.apply(4, &entry(1, None, capped("v", seats(&["B1", "B2"]), 4))));
+    let second = held(inv.apply(5, &entry(1, None, capped("u", seats(&["B3"]), 4))));
+    // Seats in checkout still count; released, expired or booked ones do not.
+    booking(inv.apply(6, &entry(2, None, checkout_cmd(first.hold_id, "u"))));
+    let release = Command::Release { hold_id: second.hold_id, owner: OwnerId("u".into()) };
+    inv.apply(7, &entry(2, None, release)).unwrap();
+    assert_eq!(
+        inv.apply(8, &entry(2, None, capped("u", seats(&["B4", "B5"]), 4))),
+        Err(Rejection::TooManySeatsHeld { seats_per_owner_max: 4, held: 3 })
+    );
+    held(inv.apply(9, &entry(2, None, capped("u", seats(&["B4"]), 4))));
+    inv.check_invariants();
+    // The count is derived state: a snapshot round trip rebuilds it.
+    let restored = Inventory::from_snapshot(&inv.to_snapshot()).unwrap();
+    assert_eq!(restored, inv);
 }
