@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use clap::Parser;
 use search_sync::backend::Backend;
 
-use crate::limits::SWEEP_MIN_AGE_MS_MIN;
+use crate::limits::{
+    HOLD_SEATS_PER_ACCOUNT_HARD_MAX, SWEEP_MIN_AGE_MS_MIN, TTL_MS_MAX, TTL_MS_MIN,
+};
 
 /// `marquee-gateway`: Marquee's public REST API.
 #[derive(Debug, Clone, Parser)]
@@ -17,6 +19,10 @@ pub struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "MARQUEE_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Tokio worker threads (0: one per CPU). Processes sharing a small machine run best with
+    /// 1–2 each (docs/benchmarks.md).
+    #[arg(long, env = "MARQUEE_GATEWAY_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// gRPC addresses of the cluster's nodes, comma separated.
     #[arg(long, env = "MARQUEE_GATEWAY_NODES", value_delimiter = ',', required = true)]
     pub nodes: Vec<String>,
@@ -24,6 +30,12 @@ pub struct Config {
     /// must share it. Prefer the environment variable to the flag (process lists show flags).
     #[arg(long, env = "MARQUEE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
+    /// Secret ticket codes are computed with (HMAC-SHA-256 of the booking id), at least 32
+    /// bytes; every gateway of a cluster must share it, and it is never written to the cluster.
+    /// Unset: a key derived from `--jwt-secret`. Changing it changes the codes of bookings
+    /// confirmed afterwards only (codes are stored with their booking).
+    #[arg(long, env = "MARQUEE_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: Option<String>,
     /// Lifetime of an access token, seconds.
     #[arg(long, env = "MARQUEE_GATEWAY_ACCESS_TOKEN_TTL_S", default_value_t = 900)]
     pub access_token_ttl_s: u64,
@@ -74,6 +86,30 @@ pub struct Config {
     /// Burst one signed-in user may make at once.
     #[arg(long, env = "MARQUEE_GATEWAY_RATE_LIMIT_USER_BURST", default_value_t = 30.0)]
     pub rate_limit_user_burst: f64,
+    /// Seats one customer may hold on one show at once (active holds and checkouts), 1..=20.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_SEATS_PER_ACCOUNT_MAX", default_value_t = 10)]
+    pub hold_seats_per_account_max: u32,
+    /// Longest hold a customer may ask for (`ttl_ms`), ms; staff may ask for up to 2 hours.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_TTL_MAX_MS", default_value_t = 900_000)]
+    pub hold_ttl_max_ms: u64,
+    /// Holds one signed-in account may create per minute (sustained); 0 turns it off.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_RATE_USER_PER_MIN", default_value_t = 10.0)]
+    pub hold_rate_user_per_min: f64,
+    /// Holds one account may create at once.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_RATE_USER_BURST", default_value_t = 10.0)]
+    pub hold_rate_user_burst: f64,
+    /// Holds one client IP may create per minute (sustained); 0 turns it off.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_RATE_IP_PER_MIN", default_value_t = 60.0)]
+    pub hold_rate_ip_per_min: f64,
+    /// Holds one client IP may create at once.
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_RATE_IP_BURST", default_value_t = 60.0)]
+    pub hold_rate_ip_burst: f64,
+    /// Accounts one client IP may register per minute (sustained); 0 turns it off.
+    #[arg(long, env = "MARQUEE_GATEWAY_REGISTER_RATE_IP_PER_MIN", default_value_t = 0.5)]
+    pub register_rate_ip_per_min: f64,
+    /// Accounts one client IP may register at once.
+    #[arg(long, env = "MARQUEE_GATEWAY_REGISTER_RATE_IP_BURST", default_value_t = 5.0)]
+    pub register_rate_ip_burst: f64,
     /// Search backend: `embedded` (an in-memory index per gateway, fed by its own sync worker),
     /// `meilisearch` (`--meili-url`) or `off`.
     #[arg(long, env = "MARQUEE_SEARCH", value_enum, default_value = "embedded")]
@@ -170,19 +206,41 @@ impl Config {
             )
         })?;
         for (name, rate, burst) in [
-            ("ip", self.rate_limit_ip_per_s, self.rate_limit_ip_burst),
-            ("user", self.rate_limit_user_per_s, self.rate_limit_user_burst),
+            ("rate-limit-ip-per-s", self.rate_limit_ip_per_s, self.rate_limit_ip_burst),
+            ("rate-limit-user-per-s", self.rate_limit_user_per_s, self.rate_limit_user_burst),
+            ("hold-rate-user-per-min", self.hold_rate_user_per_min, self.hold_rate_user_burst),
+            ("hold-rate-ip-per-min", self.hold_rate_ip_per_min, self.hold_rate_ip_burst),
+            (
+                "register-rate-ip-per-min",
+                self.register_rate_ip_per_min,
+                self.register_rate_ip_burst,
+            ),
         ] {
             ensure(
                 rate.is_finite()
                     && rate >= 0.0
                     && (rate == 0.0 || (burst.is_finite() && burst >= 1.0)),
                 || {
-                    format!(
-                        "--rate-limit-{name}-per-s must be >= 0 and --rate-limit-{name}-burst >= 1"
-                    )
+                    let burst = name.replace("per-s", "burst").replace("per-min", "burst");
+                    format!("--{name} must be >= 0 and --{burst} >= 1")
                 },
             )?;
+        }
+        ensure(
+            (1..=HOLD_SEATS_PER_ACCOUNT_HARD_MAX).contains(&self.hold_seats_per_account_max),
+            || {
+                format!(
+                    "--hold-seats-per-account-max must be 1..={HOLD_SEATS_PER_ACCOUNT_HARD_MAX}"
+                )
+            },
+        )?;
+        ensure((TTL_MS_MIN..=TTL_MS_MAX).contains(&self.hold_ttl_max_ms), || {
+            format!("--hold-ttl-max-ms must be {TTL_MS_MIN}..={TTL_MS_MAX}")
+        })?;
+        if let Some(secret) = &self.ticket_secret {
+            ensure(secret.len() >= auth::JWT_SECRET_BYTES_MIN, || {
+                format!("--ticket-secret must be at least {} bytes", auth::JWT_SECRET_BYTES_MIN)
+            })?;
         }
         ensure(self.late_refund_percent <= 100, || "--late-refund-percent must be 0..=100".into())?;
         ensure(self.full_refund_before_min >= self.cancel_cutoff_min, || {

@@ -195,6 +195,15 @@ impl ApiError {
                     ext.insert("holds_per_owner_max".into(), json!(holds_per_owner_max));
                     (StatusCode::CONFLICT, "too-many-holds", "Too many active holds")
                 }
+                R::TooManySeatsHeld { seats_per_owner_max, held } => {
+                    ext.insert("seats_per_account_max".into(), json!(seats_per_owner_max));
+                    ext.insert("seats_held".into(), json!(held));
+                    (
+                        StatusCode::CONFLICT,
+                        "too-many-seats-held",
+                        "Too many seats held on this show",
+                    )
+                }
                 R::HoldNotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
                 R::HoldExpired => (StatusCode::GONE, "hold-expired", "Hold expired"),
                 R::HoldNotActive { .. } => {
@@ -248,7 +257,8 @@ impl ApiError {
                 R::WrongGroup
                 | R::NodeNotFound { .. }
                 | R::GroupNotFound { .. }
-                | R::InvalidPlacement { .. } => {
+                | R::InvalidPlacement { .. }
+                | R::NestedBatch => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
                 }
             },

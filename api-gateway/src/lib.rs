@@ -50,7 +50,7 @@ use crate::payment::http::HttpProvider;
 use crate::payment::{PaymentProvider, SandboxProvider};
 use crate::saga::{CancelPolicy, Saga, SagaConfig};
 use crate::shards::Shards;
-use crate::state::{AppState, Limits};
+use crate::state::{AppState, HoldPolicy, Limits};
 use crate::sweeper::{SweepConfig, Sweeper};
 
 /// Runs the gateway until `shutdown` fires.
@@ -64,6 +64,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         Duration::from_secs(config.access_token_ttl_s),
         Duration::from_secs(config.refresh_token_ttl_h * 3600),
     )?;
+    let tickets = match &config.ticket_secret {
+        Some(secret) => auth::TicketKey::new(secret.as_bytes()),
+        None => auth::TicketKey::derived_from_jwt_secret(config.jwt_secret.as_bytes()),
+    }?;
     let client_ip_header = config.client_ip_header()?;
     let payment_timeout = Duration::from_millis(config.payment_timeout_ms);
     let (payments, sandbox, payments_http): (Arc<dyn PaymentProvider>, _, _) =
@@ -94,7 +98,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         )),
         _ => None,
     };
-    let search_status = syncer.as_ref().map(Syncer::status);
+    // Without a worker of its own, the gateway follows the progress the syncing process
+    // records beside the index, so that every answer still carries the lag.
+    let follower = match (&search, &syncer) {
+        (Some(index), None) => {
+            let status = Arc::new(search_sync::sync::SyncStatus::default());
+            let source = Arc::new(ClusterCatalogSource::new(cluster.clone()));
+            Some((Arc::clone(index), source, status))
+        }
+        _ => None,
+    };
+    let search_status = syncer
+        .as_ref()
+        .map(Syncer::status)
+        .or_else(|| follower.as_ref().map(|(_, _, status)| Arc::clone(status)));
     let metrics = Metrics::new();
     let shards = Shards::new(cluster, Arc::default(), &metrics);
     let saga = Saga::new(
@@ -110,7 +127,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
                 late_refund_percent: config.late_refund_percent,
             },
         },
+        tickets,
     );
+    let per_min = |per_min: f64, burst: f64| ratelimit::Rate { per_second: per_min / 60.0, burst };
     let state = Arc::new(AppState {
         shards: shards.clone(),
         saga: saga.clone(),
@@ -128,7 +147,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
                 per_second: config.rate_limit_user_per_s,
                 burst: config.rate_limit_user_burst,
             }),
+            hold_user: ratelimit::Limiter::new(per_min(
+                config.hold_rate_user_per_min,
+                config.hold_rate_user_burst,
+            )),
+            hold_ip: ratelimit::Limiter::new(per_min(
+                config.hold_rate_ip_per_min,
+                config.hold_rate_ip_burst,
+            )),
+            register_ip: ratelimit::Limiter::new(per_min(
+                config.register_rate_ip_per_min,
+                config.register_rate_ip_burst,
+            )),
             client_ip_header,
+        },
+        holds: HoldPolicy {
+            seats_per_account_max: config.hold_seats_per_account_max,
+            customer_ttl_max_ms: config.hold_ttl_max_ms,
         },
         search,
         search_status,
@@ -158,6 +193,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     };
     let sync_stop = shutdown.child_token();
     let sync = syncer.map(|syncer| tokio::spawn(syncer.run(sync_stop.clone())));
+    let follow = follower.map(|(index, source, status)| {
+        tokio::spawn(search_sync::sync::follow_progress(index, source, status, sync_stop.clone()))
+    });
     let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
     let send_buffer = config.tcp_send_buffer;
     let listener = axum::serve::ListenerExt::tap_io(listener, move |stream| {
@@ -177,6 +215,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     cache_watch.await.map_err(|_| StartError::Panicked("catalog cache watcher"))?;
     if let Some(sync) = sync {
         sync.await.map_err(|_| StartError::Panicked("search sync worker"))?;
+    }
+    if let Some(follow) = follow {
+        follow.await.map_err(|_| StartError::Panicked("search progress follower"))?;
     }
     if let Some(sweeper) = sweeper {
         sweeper.await.map_err(|_| StartError::Panicked("recovery sweeper"))?;

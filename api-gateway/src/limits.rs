@@ -16,8 +16,12 @@ pub const PARTY_SIZE_MAX: usize = proto::limits::PARTY_SIZE_MAX as usize;
 pub use proto::limits::SHOW_ID_MAX;
 /// Shortest hold a client may ask for.
 pub const TTL_MS_MIN: u64 = HOLD_TTL_MS_MIN;
-/// Longest hold a client may ask for.
+/// Longest hold a client may ask for (staff; customers get `--hold-ttl-max-ms`).
 pub const TTL_MS_MAX: u64 = HOLD_TTL_MS_MAX;
+/// Highest `--hold-seats-per-account-max`: what the hard limits allow anyway (two holds of a
+/// full party).
+pub const HOLD_SEATS_PER_ACCOUNT_HARD_MAX: u32 =
+    proto::limits::PARTY_SIZE_MAX * proto::limits::HOLDS_PER_OWNER_MAX;
 
 /// Checkouts of each kind (pending, failed) the recovery sweeper settles per shard per pass.
 pub const SWEEP_BATCH_MAX: u32 = 100;

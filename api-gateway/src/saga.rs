@@ -5,7 +5,11 @@
 //! Every step is idempotent, keyed by the client's `Idempotency-Key` (scoped to the user): the
 //! inventory commands carry request ids derived from it, and the payment provider gets the
 //! booking id as its idempotency key. A client retrying `POST /v1/bookings` with the same key
-//! therefore replays each step's first outcome and never pays twice (invariant 6).
+//! therefore replays each step's first outcome and never pays twice (invariant 6). The key's
+//! outcome is fixed: a replayed `BeginCheckout` answers the booking as it is now, so a retry of
+//! a declined (or otherwise failed) attempt answers the same failure without charging, and a
+//! retry of a confirmed one answers the booking without charging or counting it again. Requests
+//! with one key run one at a time in a gateway, so concurrent retries replay too.
 //!
 //! If the gateway dies between a successful charge and `Confirm` (or cannot learn a charge's
 //! outcome), the checkout stays pending or expires in the inventory; the recovery sweeper (the
@@ -16,7 +20,8 @@
 //! A workflow layer: it calls the cluster through [`Shards`] and the provider through
 //! [`PaymentProvider`], and knows nothing about HTTP beyond the crate's error type.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::command::{Command, Query, QueryResult, Rejection, Reply};
@@ -47,7 +52,14 @@ pub struct Saga {
     payments: Arc<dyn PaymentProvider>,
     metrics: Metrics,
     config: SagaConfig,
+    tickets: auth::TicketKey,
+    /// One lock per `(owner, Idempotency-Key)` being served, so same-key requests take turns.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
+
+/// What a failed checkout's reason starts with when its card was declined: a retry under the
+/// same `Idempotency-Key` answers `402` again ([`Saga::book`]).
+pub const DECLINED_REASON_PREFIX: &str = "payment declined: ";
 
 fn booking(reply: Reply) -> Result<BookingView, ApiError> {
     match reply {
@@ -63,8 +75,21 @@ impl Saga {
         payments: Arc<dyn PaymentProvider>,
         metrics: Metrics,
         config: SagaConfig,
+        tickets: auth::TicketKey,
     ) -> Saga {
-        Saga { shards, payments, metrics, config }
+        Saga { shards, payments, metrics, config, tickets, in_flight: Arc::default() }
+    }
+
+    /// The `Confirm` of a booking paid by `payment_ref`, with its keyed ticket code (the same
+    /// entry whichever gateway, saga or sweeper, proposes it).
+    pub fn confirm_command(&self, booking_id: BookingId, payment_ref: String) -> Command {
+        let ticket_code = Some(self.tickets.code(&booking_id.to_string()));
+        Command::Confirm { booking_id, payment_ref, ticket_code }
+    }
+
+    /// The ticket code a booking was (or will be) confirmed with.
+    pub fn ticket_code(&self, booking_id: BookingId) -> String {
+        self.tickets.code(&booking_id.to_string())
     }
 
     /// The typed cluster calls it uses.
@@ -90,12 +115,53 @@ impl Saga {
         token: &str,
     ) -> Result<BookingView, ApiError> {
         let base = format!("bk:{}:{key}", owner.0);
+        let lock = {
+            let mut in_flight =
+                self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(in_flight.entry(base.clone()).or_default())
+        };
+        let result = {
+            let _turn = lock.lock().await;
+            self.book_in_turn(&base, owner, hold_id, token).await
+        };
+        let mut in_flight =
+            self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Ours and the map's are the only references left: nobody else waits on this key.
+        if Arc::strong_count(&lock) == 2 {
+            in_flight.remove(&base);
+        }
+        result
+    }
+
+    async fn book_in_turn(
+        &self,
+        base: &str,
+        owner: &OwnerId,
+        hold_id: HoldId,
+        token: &str,
+    ) -> Result<BookingView, ApiError> {
         let begin = Command::BeginCheckout {
             hold_id,
             owner: owner.clone(),
             window_ms: self.config.checkout_window_ms,
         };
         let pending = booking(self.shards.propose(format!("{base}:begin"), begin).await?)?;
+        match pending.status {
+            BookingStatus::PendingPayment => {}
+            // A retry of a key whose attempt already ended: answer its outcome, charge nothing.
+            BookingStatus::Failed => {
+                let reason = pending.failure_reason.unwrap_or_default();
+                return Err(match reason.strip_prefix(DECLINED_REASON_PREFIX) {
+                    Some(reason) => ApiError::PaymentDeclined(reason.to_owned()),
+                    None => ApiError::Rejected(Rejection::BookingWrongState {
+                        status: BookingStatus::Failed,
+                    }),
+                });
+            }
+            BookingStatus::Confirmed | BookingStatus::Cancelling | BookingStatus::Cancelled => {
+                return Ok(pending)
+            }
+        }
         let booking_id = pending.booking_id;
         let charge_key = charge_key(booking_id);
         let amount = &pending.amount;
@@ -110,13 +176,13 @@ impl Saga {
             Ok(receipt) => receipt,
             Err(PaymentError::Declined(reason)) => {
                 self.metrics.payments.with_label_values(&["declined"]).inc();
-                self.fail(&base, booking_id, &reason).await?;
+                self.fail(base, booking_id, &format!("{DECLINED_REASON_PREFIX}{reason}")).await?;
                 return Err(ApiError::PaymentDeclined(reason));
             }
             Err(PaymentError::Unavailable(reason)) => {
                 // The provider was never reached: nothing was charged.
                 self.metrics.payments.with_label_values(&["unavailable"]).inc();
-                self.fail(&base, booking_id, &reason).await?;
+                self.fail(base, booking_id, &reason).await?;
                 return Err(ApiError::PaymentUnavailable);
             }
             Err(PaymentError::Unknown(reason)) => {
@@ -125,7 +191,7 @@ impl Saga {
                     Ok(Some(receipt)) => receipt,
                     Ok(None) => {
                         self.metrics.payments.with_label_values(&["unavailable"]).inc();
-                        self.fail(&base, booking_id, &reason).await?;
+                        self.fail(base, booking_id, &reason).await?;
                         return Err(ApiError::PaymentUnavailable);
                     }
                     Err(e) => {
@@ -140,7 +206,7 @@ impl Saga {
         };
         self.metrics.payments.with_label_values(&["charged"]).inc();
 
-        let confirm = Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+        let confirm = self.confirm_command(booking_id, receipt.reference.clone());
         match self.shards.propose(format!("{base}:confirm"), confirm).await {
             Ok(reply) => {
                 let confirmed = booking(reply)?;

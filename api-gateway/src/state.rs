@@ -32,6 +32,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Rate limiters.
     pub limits: Limits,
+    /// What one customer may hold (docs/api.md, "Limits").
+    pub holds: HoldPolicy,
     /// The search backend (`None`: search is off).
     pub search: Option<Arc<dyn search_sync::SearchIndex>>,
     /// Progress of this gateway's search sync worker, if it runs one.
@@ -53,9 +55,30 @@ pub struct Limits {
     pub ip: ratelimit::Limiter<std::net::IpAddr>,
     /// Per user, every authenticated request.
     pub user: ratelimit::Limiter<u64>,
+    /// Holds created per account.
+    pub hold_user: ratelimit::Limiter<u64>,
+    /// Holds created per client IP.
+    pub hold_ip: ratelimit::Limiter<std::net::IpAddr>,
+    /// Accounts registered per client IP.
+    pub register_ip: ratelimit::Limiter<std::net::IpAddr>,
     /// Header carrying the client IP, lowercased.
     pub client_ip_header: Option<axum::http::HeaderName>,
 }
+
+/// The anti-hoarding policy of holds (gateway flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldPolicy {
+    /// Seats one account may hold on one show at once (carried in every `Hold`, enforced by
+    /// the shard, so it holds across gateways).
+    pub seats_per_account_max: u32,
+    /// Longest `ttl_ms` a customer may ask for.
+    pub customer_ttl_max_ms: u64,
+}
+
+/// The client IP of the request being served, put in the request's extensions by the HTTP
+/// layer's observer (`None` when it cannot be told, e.g. a proxy header is missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
 
 impl AppState {
     /// Takes a token from `user_id`'s rate-limit bucket.
@@ -63,10 +86,39 @@ impl AppState {
     /// # Errors
     /// `RateLimited` with the seconds until the next token.
     pub fn check_user_rate(&self, user_id: u64) -> Result<(), ApiError> {
-        self.limits.user.check(&user_id).map_err(|wait| {
-            self.metrics.rate_limited.with_label_values(&["user"]).inc();
-            ApiError::RateLimited(ratelimit::retry_after_secs(wait))
-        })
+        self.limits.user.check(&user_id).map_err(|wait| self.limited("user", wait))
+    }
+
+    /// Takes a token from the hold buckets of `user_id` and of the client IP.
+    ///
+    /// # Errors
+    /// `RateLimited` with the seconds until the next token.
+    pub fn check_hold_rate(&self, user_id: u64, ip: ClientIp) -> Result<(), ApiError> {
+        self.limits.hold_user.check(&user_id).map_err(|wait| self.limited("hold_user", wait))?;
+        match ip.0 {
+            Some(ip) => {
+                self.limits.hold_ip.check(&ip).map_err(|wait| self.limited("hold_ip", wait))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a token from the client IP's registration bucket.
+    ///
+    /// # Errors
+    /// `RateLimited` with the seconds until the next token.
+    pub fn check_register_rate(&self, ip: ClientIp) -> Result<(), ApiError> {
+        match ip.0 {
+            Some(ip) => {
+                self.limits.register_ip.check(&ip).map_err(|wait| self.limited("register_ip", wait))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn limited(&self, limit: &str, wait: Duration) -> ApiError {
+        self.metrics.rate_limited.with_label_values(&[limit]).inc();
+        ApiError::RateLimited(ratelimit::retry_after_secs(wait))
     }
 }
 

@@ -240,8 +240,7 @@ impl Sweeper {
         let booking_id = booking.booking_id;
         match self.lookup(booking_id).await? {
             Some(receipt) => {
-                let confirm =
-                    Command::Confirm { booking_id, payment_ref: receipt.reference.clone() };
+                let confirm = self.saga.confirm_command(booking_id, receipt.reference.clone());
                 match self.propose(group, format!("sweep:{booking_id}:confirm"), confirm).await? {
                     Ok(_) => {
                         self.metrics.bookings.with_label_values(&["confirmed"]).inc();

@@ -14,6 +14,8 @@
 //! (`CatalogCommand::{Issue,Rotate,Revoke}RefreshToken`), so a stolen, already-used refresh
 //! token revokes its whole session.
 
+mod tickets;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+
+pub use tickets::{codes_match, TicketKey, TICKET_CODE_CHARS};
 
 /// Shortest password accepted.
 pub const PASSWORD_CHARS_MIN: usize = 8;

@@ -28,9 +28,20 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 1: the first encoding.
 /// - 2: a show's row labels follow the catalog's screen rule (ASCII letters of either case,
 ///   unique ignoring case); version 1 `CreateShow` entries keep the uppercase-only rule.
-pub const COMMAND_VERSION: u32 = 2;
+/// - 3: `Confirm` may carry the ticket code (keyed by the gateways' secret, never derivable
+///   from the log) and `Hold` a per-owner seat cap; an older build would ignore both fields and
+///   compute another state, so it must stop at such an entry instead.
+/// - 4: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
+///   the holds and bookings its later commands create get ids `{show}-{seq}-{sub}`. Entries of
+///   earlier versions never carry a batch, so they apply exactly as before.
+pub const COMMAND_VERSION: u32 = 4;
+/// The first version whose entries may carry a [`Command::Batch`].
+pub const COMMAND_VERSION_BATCH: u32 = 4;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
+/// The version whose `Confirm` carries its ticket code and whose `Hold` may cap the seats one
+/// owner holds on a show.
+pub const COMMAND_VERSION_KEYED_TICKETS: u32 = 3;
 
 /// A command proposed by a client. The leader wraps it in a [`LogCommand`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +68,10 @@ pub enum Command {
         selection: SeatSelection,
         /// Hold lifetime; `None` uses the cluster default. Capped at the hard maximum.
         ttl_ms: Option<u64>,
+        /// Most seats the owner may hold on this show at once, this hold included (the
+        /// gateway's anti-hoarding policy, docs/api.md "Limits"); `None`: only the hard limits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_seats_max: Option<u32>,
     },
     /// Release an active hold early.
     Release {
@@ -80,6 +95,12 @@ pub enum Command {
         booking_id: BookingId,
         /// The payment provider's reference for the charge.
         payment_ref: String,
+        /// The ticket code, computed by the gateway with a secret kept outside the log
+        /// (docs/architecture.md, "Ticket codes"), so it is the same whichever gateway confirms
+        /// and cannot be computed from public ids. `None` (entries before version 3, tools):
+        /// the legacy code derived from the booking id and the entry's index.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket_code: Option<String>,
     },
     /// Payment failed or was refunded: the pending booking fails and its seats are freed.
     FailCheckout {
@@ -124,6 +145,12 @@ pub enum Command {
     ExpireDue,
     /// A change to the meta group (group 0 only; inventory groups reject it).
     Meta(MetaCommand),
+    /// Several proposals carried by one log entry (version 4 on): applied in order at the
+    /// entry's log time, each with its own request id and its own outcome
+    /// ([`Reply::Batch`]). Only a leader forms one, from concurrent proposals to its group
+    /// (docs/architecture.md, "Batching"); nodes refuse a client's batch, and a batch nested in
+    /// a batch is rejected.
+    Batch(Vec<Proposal>),
 }
 
 impl Command {
@@ -141,6 +168,7 @@ impl Command {
             Command::CancelShow { .. } => "cancel_show",
             Command::ExpireDue => "expire_due",
             Command::Meta(meta) => meta.kind(),
+            Command::Batch(_) => "batch",
         }
     }
 
@@ -157,8 +185,15 @@ impl Command {
             | Command::FailCheckout { booking_id, .. }
             | Command::RequestCancel { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
-            Command::ExpireDue | Command::Meta(_) => None,
+            Command::ExpireDue | Command::Meta(_) | Command::Batch(_) => None,
         }
+    }
+
+    /// Whether a leader may carry this command in a [`Command::Batch`] with others: every
+    /// small inventory command. A show's creation (its layout can be large), meta commands
+    /// and batches travel in entries of their own.
+    pub fn batchable(&self) -> bool {
+        !matches!(self, Command::CreateShow { .. } | Command::Meta(_) | Command::Batch(_))
     }
 }
 
@@ -228,6 +263,8 @@ pub enum Reply {
     },
     /// A meta command succeeded.
     Meta(MetaReply),
+    /// The outcomes of a [`Command::Batch`], one per proposal, in order.
+    Batch(Vec<Outcome>),
 }
 
 /// Why a command was refused. Deterministic: committed and replayed like any result.
@@ -291,6 +328,14 @@ pub enum Rejection {
     TooManyHolds {
         /// The limit.
         holds_per_owner_max: u32,
+    },
+    /// The hold would take the owner past the seats one owner may hold on the show.
+    #[error("too many seats held (max {seats_per_owner_max} per show, {held} held now)")]
+    TooManySeatsHeld {
+        /// The limit the hold carried.
+        seats_per_owner_max: u32,
+        /// Seats the owner holds on the show now (active and checking-out holds).
+        held: u32,
     },
     /// No such hold.
     #[error("hold not found")]
@@ -391,6 +436,9 @@ pub enum Rejection {
         /// What is wrong.
         reason: String,
     },
+    /// A [`Command::Batch`] inside a batch.
+    #[error("a batch cannot carry a batch")]
+    NestedBatch,
 }
 
 fn seat_list(seats: &[SeatId]) -> String {
@@ -527,6 +575,7 @@ impl Rejection {
             Rejection::UnknownCategory { .. } => "unknown_category",
             Rejection::InvalidParty { .. } => "invalid_party",
             Rejection::TooManyHolds { .. } => "too_many_holds",
+            Rejection::TooManySeatsHeld { .. } => "too_many_seats_held",
             Rejection::HoldNotFound => "hold_not_found",
             Rejection::HoldExpired => "hold_expired",
             Rejection::HoldNotActive { .. } => "hold_not_active",
@@ -547,6 +596,7 @@ impl Rejection {
             Rejection::NodeNotFound { .. } => "node_not_found",
             Rejection::GroupNotFound { .. } => "group_not_found",
             Rejection::InvalidPlacement { .. } => "invalid_placement",
+            Rejection::NestedBatch => "nested_batch",
         }
     }
 }
@@ -587,6 +637,7 @@ mod tests {
             Rejection::UnknownCategory { category: String::new() },
             Rejection::InvalidParty { reason: String::new(), party_size_max: 1 },
             Rejection::TooManyHolds { holds_per_owner_max: 1 },
+            Rejection::TooManySeatsHeld { seats_per_owner_max: 1, held: 1 },
             Rejection::HoldNotFound,
             Rejection::HoldExpired,
             Rejection::HoldNotActive { status: HoldStatus::Active },

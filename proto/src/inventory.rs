@@ -149,7 +149,8 @@ pub struct BookingView {
     /// Refund owed or paid, in minor units, once a cancellation was requested.
     #[serde(default)]
     pub refund_minor: Option<i64>,
-    /// Code printed on the ticket once confirmed (derived from the log, not random).
+    /// Code printed on the ticket once confirmed: keyed with the gateways' secret, so it cannot
+    /// be computed from the booking id (docs/architecture.md, "Ticket codes").
     pub ticket_code: Option<String>,
     /// Why a booking failed.
     pub failure_reason: Option<String>,

@@ -19,6 +19,8 @@ pub const HOLD_TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
 pub const HOLD_TTL_MS_MIN: u64 = 1000;
 /// Longest payment window of a checkout: 15 minutes.
 pub const CHECKOUT_WINDOW_MS_MAX: u64 = 15 * 60 * 1000;
+/// Longest ticket code a `Confirm` may carry (ASCII letters and digits).
+pub const TICKET_CODE_BYTES_MAX: usize = 32;
 /// Longest request id accepted.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Most entries of each list one `StaleCheckouts` read returns.
@@ -27,11 +29,11 @@ pub const STALE_CHECKOUTS_LIMIT_MAX: u32 = 1_000;
 pub const OWNER_BOOKINGS_MAX: u32 = 100;
 
 /// Rows in a layout.
-pub const ROWS_MAX: usize = 100;
+pub const ROWS_MAX: usize = 300;
 /// Seats in one row.
 pub const ROW_SEATS_MAX: u32 = 200;
-/// Seats in a layout.
-pub const SHOW_SEATS_MAX: u32 = 10_000;
+/// Seats in a layout: a stadium of 40 000 seats (the flash-sale benchmark) fits.
+pub const SHOW_SEATS_MAX: u32 = 50_000;
 /// Categories in a layout.
 pub const CATEGORIES_MAX: usize = 16;
 /// Length of a title, owner id, category name or row label.

@@ -186,6 +186,14 @@ pub(crate) fn spawn_gateway_process(
     // Tests drive many requests from one loopback address: rate limits only where a test asks.
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", options.rate_limit_ip_per_s.to_string());
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", options.rate_limit_user_per_s.to_string());
+    // Likewise the hold and registration rates (a test opts in through `gateway_env`).
+    for rate in [
+        "MARQUEE_GATEWAY_HOLD_RATE_USER_PER_MIN",
+        "MARQUEE_GATEWAY_HOLD_RATE_IP_PER_MIN",
+        "MARQUEE_GATEWAY_REGISTER_RATE_IP_PER_MIN",
+    ] {
+        command.env(rate, "0");
+    }
     command.env("MARQUEE_JWT_SECRET", JWT_SECRET);
     command.envs(options.gateway_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command

@@ -50,6 +50,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(cancel_show))
         .routes(routes!(show_bookings))
         .routes(routes!(show_sales))
+        .routes(routes!(verify_ticket))
         .routes(routes!(sandbox_ledger))
 }
 
@@ -539,6 +540,58 @@ async fn show_bookings(
     let show_id = path(show_id, "show")?;
     authorize_show(&state, &user, show_id).await?;
     Ok(Json(BookingsBody { bookings: load_bookings(&state, show_id).await? }))
+}
+
+/// Body of `POST /v1/admin/shows/{show_id}/tickets/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyTicketRequest {
+    /// The code printed on the ticket: `MQ` and 16 characters (bookings confirmed before keyed
+    /// codes: `MQ` and 8).
+    #[schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9]+$")]
+    ticket_code: String,
+}
+
+/// Checks a ticket at the door (admin, or the theater's manager): the confirmed booking of the
+/// show whose stored ticket code is the one presented. Codes are keyed with the gateways'
+/// secret, so they cannot be computed from booking ids (docs/architecture.md, "Ticket codes").
+#[utoipa::path(post, path = "/v1/admin/shows/{show_id}/tickets/verify", tag = "admin", security(("bearer" = [])),
+    params(("show_id" = u64, Path, description = "The show")),
+    request_body = VerifyTicketRequest,
+    responses(
+        (status = 200, description = "A valid ticket: its confirmed booking", body = BookingView),
+        (status = 403, description = "Not an admin or the theater's manager", body = crate::openapi::Problem, content_type = P),
+        (status = 404, description = "No such show, or no confirmed booking of it has this code (`not-found`, `resource: ticket`)", body = crate::openapi::Problem, content_type = P),
+        (status = 422, description = "Malformed code", body = crate::openapi::Problem, content_type = P),
+    ))]
+async fn verify_ticket(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    show_id: Result<Path<u64>, PathRejection>,
+    body: Result<Json<VerifyTicketRequest>, JsonRejection>,
+) -> Result<Json<BookingView>, ApiError> {
+    let show_id = path(show_id, "show")?;
+    authorize_show(&state, &user, show_id).await?;
+    let Json(body) = body?;
+    let code = body.ticket_code;
+    if code.is_empty()
+        || code.len() > proto::limits::TICKET_CODE_BYTES_MAX
+        || !code.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::Validation(format!(
+            "ticket_code must be 1..={} ASCII letters and digits",
+            proto::limits::TICKET_CODE_BYTES_MAX
+        )));
+    }
+    let bookings = load_bookings(&state, show_id).await?;
+    bookings
+        .into_iter()
+        .find(|b| {
+            b.status == BookingStatus::Confirmed
+                && b.ticket_code.as_deref().is_some_and(|stored| auth::codes_match(&code, stored))
+        })
+        .map(Json)
+        .ok_or(ApiError::NotFound("ticket"))
 }
 
 /// Admins see every show; a manager only shows of their theaters (shows created before the

@@ -16,6 +16,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use axum::Extension;
 use axum::Json;
 use proto::catalog::{
     CatalogCommand, CatalogQuery, CatalogQueryResult, CatalogReply, Role, TheaterId, User, UserId,
@@ -31,7 +32,7 @@ use super::params::{PageBody, PageParams};
 use crate::clock::rfc3339;
 use crate::clock::wall_clock_ms;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ClientIp};
 use auth::CredentialError;
 
 const P: &str = "application/problem+json";
@@ -289,9 +290,11 @@ fn tokens_body(
         (status = 201, description = "Registered and signed in", body = TokensBody),
         (status = 409, description = "Email already registered (`email-taken`)", body = crate::openapi::Problem, content_type = P),
         (status = 422, description = "Invalid email, name or a weak password", body = crate::openapi::Problem, content_type = P),
+        (status = 429, description = "Too many registrations from this client IP (`rate-limited`, `Retry-After`)", body = crate::openapi::Problem, content_type = P),
     ))]
 async fn register(
     State(state): State<Arc<AppState>>,
+    Extension(ip): Extension<ClientIp>,
     body: Result<Json<RegisterRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(body) = body?;
@@ -302,6 +305,8 @@ async fn register(
             "name must be 1..={NAME_BYTES_MAX} bytes without control characters"
         )));
     }
+    // Accounts are what a hoarder multiplies (docs/api.md, "Limits"): bounded per client IP.
+    state.check_register_rate(ip)?;
     let password_hash = state.hasher.hash(body.password).await?;
     // Ids are random in JavaScript's safe range; a clash (vanishingly rare) is retried.
     let mut attempts = 0;

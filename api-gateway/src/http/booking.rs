@@ -8,9 +8,10 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use proto::catalog::Role;
 use proto::command::Query as InvQuery;
-use proto::command::{Command, QueryResult, Reply};
+use proto::command::{Command, QueryResult, Rejection, Reply};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
 use proto::inventory::{BookingStatus, BookingView, HoldView, SeatSelection};
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use super::params::{parse_id, request_id};
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, PARTY_SIZE_MAX, TTL_MS_MAX, TTL_MS_MIN};
-use crate::state::AppState;
+use crate::state::{AppState, ClientIp};
 
 /// Seat map, hold and booking routes.
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -103,11 +104,14 @@ struct HoldRequest {
     quantity: Option<u32>,
     /// Seat category for best-available.
     category: Option<String>,
-    /// Hold lifetime in ms (1 s..=2 h; default 10 minutes).
+    /// Hold lifetime in ms: customers 1 s..=`--hold-ttl-max-ms` (default 15 minutes), admins
+    /// up to 2 h; default: the cluster's (10 minutes).
     ttl_ms: Option<u64>,
 }
 
-/// Holds seats for the caller until `expires_at`.
+/// Holds seats for the caller until `expires_at`. One account may hold at most
+/// `--hold-seats-per-account-max` seats (default 10) of a show at once, in at most two holds,
+/// and create holds at a bounded rate (per account and per client IP).
 #[utoipa::path(post, path = "/v1/shows/{show_id}/holds", tag = "booking",
     security(("bearer" = [])),
     params(("show_id" = u64, Path, description = "The show")),
@@ -116,12 +120,13 @@ struct HoldRequest {
         (status = 201, description = "Held", body = HoldBody),
         (status = 401, description = "Not signed in", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such show", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Seats unavailable (listed), not enough seats, too many holds, or show cancelled", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid party, unknown seats or category", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Seats unavailable (listed), not enough seats, too many holds, too many seats held (`too-many-seats-held`), or show cancelled", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid party, unknown seats or category, ttl_ms over the caller's cap", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (holds per account or per client IP)", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_hold(
     State(state): State<Arc<AppState>>,
+    Extension(ip): Extension<ClientIp>,
     user: AuthUser,
     show_id: Result<Path<u64>, PathRejection>,
     body: Result<Json<HoldRequest>, JsonRejection>,
@@ -155,25 +160,34 @@ async fn create_hold(
             ))
         }
     };
+    // Customers get a short cap (docs/api.md, "Limits"); admins may hold for up to 2 h.
+    let ttl_max =
+        if user.role == Role::Admin { TTL_MS_MAX } else { state.holds.customer_ttl_max_ms };
     if let Some(ttl) = body.ttl_ms {
-        if !(TTL_MS_MIN..=TTL_MS_MAX).contains(&ttl) {
-            return Err(ApiError::Validation(format!(
-                "ttl_ms must be {TTL_MS_MIN}..={TTL_MS_MAX}"
-            )));
+        if !(TTL_MS_MIN..=ttl_max).contains(&ttl) {
+            return Err(ApiError::Validation(format!("ttl_ms must be {TTL_MS_MIN}..={ttl_max}")));
         }
     }
+    state.check_hold_rate(user.user_id, ip)?;
     let command = Command::Hold {
         show_id: ShowId(show_id),
         owner: user.owner().clone(),
         selection,
         ttl_ms: body.ttl_ms,
+        owner_seats_max: Some(state.holds.seats_per_account_max),
     };
-    match state.shards.propose(request_id(), command).await? {
-        Reply::Held { hold } => {
+    match state.shards.propose(request_id(), command).await {
+        Ok(Reply::Held { hold }) => {
             state.metrics.holds.with_label_values(&["created"]).inc();
             Ok((StatusCode::CREATED, Json(HoldBody::from(hold))))
         }
-        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+        Ok(other) => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+        Err(e) => {
+            if let ApiError::Rejected(Rejection::TooManySeatsHeld { .. }) = e {
+                state.metrics.holds.with_label_values(&["refused_seat_limit"]).inc();
+            }
+            Err(e)
+        }
     }
 }
 

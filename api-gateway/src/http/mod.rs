@@ -36,7 +36,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::limits::BODY_BYTES_MAX;
 use crate::ratelimit::retry_after_secs;
-use crate::state::{client_ip, AppState};
+use crate::state::{client_ip, AppState, ClientIp};
 
 /// The gateway's routes, with `/openapi.json` describing them.
 pub fn routes(state: Arc<AppState>) -> Router {
@@ -90,7 +90,7 @@ const REQUEST_ID_BYTES_MAX: usize = 64;
 /// The edge of every request: assigns a request id (the client's `X-Request-Id` when sane),
 /// applies the per-IP rate limit, runs the handler inside a tracing span carrying the id, then
 /// records count and latency per route template and logs one line per request.
-async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -107,6 +107,7 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         })
         .map_or_else(|| format!("{:016x}", rand::rng().random::<u64>()), str::to_owned);
     let client = client_ip(&state, &request);
+    request.extensions_mut().insert(ClientIp(client));
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
     // Probes and scrapes are never limited: a busy client must not make its gateway look dead.

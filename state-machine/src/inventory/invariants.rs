@@ -71,6 +71,14 @@ impl Inventory {
                 "exactly the active holds have a deadline"
             );
         }
+        let mut held = std::collections::BTreeMap::new();
+        for (hold_id, hold) in &self.holds {
+            if matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut) {
+                *held.entry((hold_id.show_id(), hold.owner.clone())).or_insert(0) +=
+                    hold.seats.len() as u32;
+            }
+        }
+        assert_eq!(held, self.held_seats, "seats held per owner and show match the live holds");
         let indexed: usize = self.by_owner.values().map(BTreeSet::len).sum();
         assert_eq!(indexed, self.bookings.len(), "every booking is indexed by owner once");
         for (owner, ids) in &self.by_owner {

@@ -21,21 +21,22 @@
 //! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
 //! rules) are decided by the proposer and carried in the command.
 
+mod apply;
+mod codes;
 mod invariants;
 mod reads;
 mod seats;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::command::{
-    Command, LogCommand, Outcome, Rejection, Reply, COMMAND_VERSION,
-    COMMAND_VERSION_ONE_LAYOUT_RULE,
-};
+use proto::command::{Command, Outcome, Rejection, Reply, COMMAND_VERSION_ONE_LAYOUT_RULE};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
 use proto::inventory::{BookingStatus, HoldStatus, SeatSelection};
 use proto::layout::Layout;
 use serde::{Deserialize, Serialize};
 
+use self::apply::Pos;
+use self::codes::{check_ticket_code, legacy_ticket_code};
 use self::seats::{pick_best, pick_explicit};
 use crate::fnv1a;
 use crate::limits::{
@@ -158,72 +159,13 @@ pub struct Inventory {
     /// digest or snapshots), rebuilt by [`Inventory::rebuild_indexes`] when state is loaded.
     #[serde(skip)]
     by_owner: BTreeMap<OwnerId, BTreeSet<BookingId>>,
+    /// Derived: seats each owner holds on each show (active and checking-out holds), for the
+    /// per-owner seat cap a `Hold` may carry. Not serialized; rebuilt with `by_owner`.
+    #[serde(skip)]
+    held_seats: BTreeMap<(ShowId, OwnerId), u32>,
 }
 
 impl Inventory {
-    /// Applies one entry at log index `index` and returns its outcome.
-    ///
-    /// # Panics
-    /// If the entry's encoding version is newer than this build understands: a replica must
-    /// stop rather than guess (docs/architecture.md, "Upgrades").
-    pub fn apply(&mut self, index: u64, entry: &LogCommand) -> Outcome {
-        assert!(
-            entry.v <= COMMAND_VERSION,
-            "log entry {index} has command version {} but this build knows up to {COMMAND_VERSION}; \
-             upgrade this node",
-            entry.v
-        );
-        self.now_ms = self.now_ms.max(entry.now_ms);
-        let now = self.now_ms;
-        let expired = self.expire_due(index, now);
-        self.prune(now);
-
-        let fingerprint = entry.request_id.as_ref().map(|_| fingerprint(&entry.command));
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
-            if let Some(previous) = self.idempotency.get(request_id) {
-                if previous.fingerprint != fingerprint {
-                    return Err(Rejection::RequestIdReused);
-                }
-                return previous.outcome.clone();
-            }
-        }
-
-        let outcome = match &entry.command {
-            Command::CreateShow { show_id, title, starts_at_ms, layout } => {
-                self.create_show(entry.v, *show_id, title, *starts_at_ms, layout)
-            }
-            Command::Hold { show_id, owner, selection, ttl_ms } => {
-                self.hold(index, now, *show_id, owner, selection, *ttl_ms)
-            }
-            Command::Release { hold_id, owner } => self.release(now, *hold_id, owner),
-            Command::BeginCheckout { hold_id, owner, window_ms } => {
-                self.begin_checkout(index, now, *hold_id, owner, *window_ms)
-            }
-            Command::Confirm { booking_id, payment_ref } => {
-                self.confirm(index, *booking_id, payment_ref)
-            }
-            Command::FailCheckout { booking_id, reason } => {
-                self.fail_checkout(index, *booking_id, reason.clone())
-            }
-            Command::CancelBooking { booking_id, owner, refund_ref } => {
-                self.cancel_booking(*booking_id, owner, refund_ref)
-            }
-            Command::RequestCancel { booking_id, owner, refund_minor, deadline_ms } => {
-                self.request_cancel(now, *booking_id, owner.as_ref(), *refund_minor, *deadline_ms)
-            }
-            Command::CancelShow { show_id } => self.cancel_show(index, now, *show_id),
-            Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
-            Command::Meta(_) => Err(Rejection::WrongGroup),
-        };
-
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
-            if request_id.len() <= REQUEST_ID_BYTES_MAX {
-                self.remember(request_id.clone(), now, fingerprint, outcome.clone());
-            }
-        }
-        outcome
-    }
-
     /// Earliest deadline (hold expiry or payment deadline) still pending, in log time.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let hold = self.hold_deadlines.first().map(|(at, _)| *at);
@@ -274,6 +216,27 @@ impl Inventory {
         for (id, booking) in &self.bookings {
             self.by_owner.entry(booking.owner.clone()).or_default().insert(*id);
         }
+        self.held_seats.clear();
+        for (id, hold) in &self.holds {
+            if matches!(hold.status, HoldStatus::Active | HoldStatus::CheckingOut) {
+                *self.held_seats.entry((id.show_id(), hold.owner.clone())).or_insert(0) +=
+                    hold.seats.len() as u32;
+            }
+        }
+    }
+
+    /// Counts `seats` more (or fewer) seats held by `owner` on `show_id`.
+    fn count_held(&mut self, show_id: ShowId, owner: &OwnerId, seats: usize, add: bool) {
+        let key = (show_id, owner.clone());
+        let count = self.held_seats.entry(key.clone()).or_insert(0);
+        if add {
+            *count += seats as u32;
+        } else {
+            *count = count.saturating_sub(seats as u32);
+            if *count == 0 {
+                self.held_seats.remove(&key);
+            }
+        }
     }
 
     fn create_show(
@@ -296,13 +259,14 @@ impl Inventory {
 
     fn hold(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         show_id: ShowId,
         owner: &OwnerId,
         selection: &SeatSelection,
-        ttl_ms: Option<u64>,
+        limits: HoldLimits,
     ) -> Outcome {
+        let held_now = self.held_seats.get(&(show_id, owner.clone())).copied().unwrap_or(0);
         let show = self.shows.get_mut(&show_id).ok_or(Rejection::ShowNotFound { show_id })?;
         if show.cancelled {
             return Err(Rejection::ShowCancelled { show_id });
@@ -317,8 +281,17 @@ impl Inventory {
                 pick_best(show, *quantity, category)?
             }
         };
-        let hold_id = HoldId::new(show_id, index);
-        let ttl = ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
+        if let Some(max) = limits.owner_seats_max {
+            if held_now.saturating_add(seats.len() as u32) > max {
+                return Err(Rejection::TooManySeatsHeld {
+                    seats_per_owner_max: max,
+                    held: held_now,
+                });
+            }
+        }
+        let hold_id = HoldId::at(show_id, at.index, at.sub);
+        let ttl =
+            limits.ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
         let expires_at_ms = now.saturating_add(ttl);
         let mut amount_minor = 0;
         for (row, number) in &seats {
@@ -338,6 +311,7 @@ impl Inventory {
             booking_id: None,
         };
         self.hold_deadlines.insert((expires_at_ms, hold_id));
+        self.count_held(show_id, owner, hold.seats.len(), true);
         let view = self.hold_view(hold_id, &hold);
         self.holds.insert(hold_id, hold);
         Ok(Reply::Held { hold: view })
@@ -354,7 +328,7 @@ impl Inventory {
 
     fn begin_checkout(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         hold_id: HoldId,
         owner: &OwnerId,
@@ -362,7 +336,7 @@ impl Inventory {
     ) -> Outcome {
         let hold = self.active_hold(hold_id, owner)?;
         let expires_at_ms = hold.expires_at_ms;
-        let booking_id = BookingId::new(hold_id.show_id(), index);
+        let booking_id = BookingId::at(hold_id.show_id(), at.index, at.sub);
         let payment_deadline_ms = now.saturating_add(window_ms.min(CHECKOUT_WINDOW_MS_MAX));
         let booking = Booking {
             hold_id,
@@ -391,10 +365,19 @@ impl Inventory {
         Ok(Reply::Booking { booking: view })
     }
 
-    fn confirm(&mut self, index: u64, booking_id: BookingId, payment_ref: &str) -> Outcome {
+    fn confirm(
+        &mut self,
+        index: u64,
+        booking_id: BookingId,
+        payment_ref: &str,
+        code: Option<&str>,
+    ) -> Outcome {
         let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
         if booking.status != BookingStatus::PendingPayment {
             return Err(Rejection::BookingWrongState { status: booking.status });
+        }
+        if let Some(code) = code {
+            check_ticket_code(code)?;
         }
         let (deadline, hold_id, seats) =
             (booking.payment_deadline_ms, booking.hold_id, booking.seats.clone());
@@ -409,11 +392,13 @@ impl Inventory {
         let owner = hold.owner.clone();
         hold.status = HoldStatus::Booked;
         decrement_owner(show, &owner);
+        self.count_held(show_id, &owner, seats.len(), false);
         self.ended_holds.insert((self.now_ms.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
         let booking = self.bookings.get_mut(&booking_id).expect("booking exists: read above");
         booking.status = BookingStatus::Confirmed;
         booking.payment_ref = Some(payment_ref.to_owned());
-        booking.ticket_code = Some(ticket_code(booking_id, index));
+        booking.ticket_code =
+            Some(code.map_or_else(|| legacy_ticket_code(booking_id, index), str::to_owned));
         let booking = self.bookings.get(&booking_id).expect("booking exists: updated above");
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
@@ -474,7 +459,7 @@ impl Inventory {
         }
         show.cancelled = true;
         show.version += 1;
-        let (first_hold, last_hold) = (HoldId::new(show_id, 0), HoldId::new(show_id, u64::MAX));
+        let (first_hold, last_hold) = (HoldId::first_of(show_id), HoldId::last_of(show_id));
         let active: Vec<(HoldId, u64)> = self
             .holds
             .range(first_hold..=last_hold)
@@ -487,7 +472,7 @@ impl Inventory {
             self.end_hold(now, hold_id, HoldStatus::Released);
             released += 1;
         }
-        let (first, last) = (BookingId::new(show_id, 0), BookingId::new(show_id, u64::MAX));
+        let (first, last) = (BookingId::first_of(show_id), BookingId::last_of(show_id));
         let bookings: Vec<(BookingId, BookingStatus, i64)> = self
             .bookings
             .range(first..=last)
@@ -616,6 +601,8 @@ impl Inventory {
         free_seats(show, &hold.seats);
         decrement_owner(show, &hold.owner);
         show.version += 1;
+        let (owner, seats) = (hold.owner.clone(), hold.seats.len());
+        self.count_held(hold_id.show_id(), &owner, seats, false);
         self.ended_holds.insert((now.saturating_add(ENDED_HOLD_RETENTION_MS), hold_id));
     }
 
@@ -702,17 +689,11 @@ fn build_show(
     })
 }
 
-/// A ticket code derived from the booking and the confirming entry: stable on every replica.
-fn ticket_code(booking_id: BookingId, index: u64) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut h = fnv1a(format!("{booking_id}/{index}").as_bytes());
-    let mut code = String::with_capacity(10);
-    code.push_str("MQ");
-    for _ in 0..8 {
-        code.push(ALPHABET[(h % 32) as usize] as char);
-        h /= 32;
-    }
-    code
+/// What a `Hold` asks for besides its seats.
+#[derive(Debug, Clone, Copy)]
+struct HoldLimits {
+    ttl_ms: Option<u64>,
+    owner_seats_max: Option<u32>,
 }
 
 fn fingerprint(command: &Command) -> u64 {
