@@ -13,6 +13,9 @@ use std::time::Duration;
 use serde_json::json;
 use tests::{join_all, seat_list, Cluster, Options};
 
+/// (hold id, seats) pairs granted to the clients.
+type Granted = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
 /// The sum and count of `marquee_node_proposal_batch_size` on a node.
 async fn batch_sizes(http: &str) -> (f64, f64) {
     let text = reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap();
@@ -36,7 +39,7 @@ async fn concurrent_holds_share_entries_and_every_seat_is_granted_once() {
     for node in &cluster.nodes {
         before.push(batch_sizes(&node.http).await);
     }
-    let granted: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let granted: Granted = Arc::default();
     // Several rounds, so at least one finds many holds queued at once even on a slow machine.
     for round in 0..3 {
         join_all(users.iter().enumerate().map(|(i, user)| {
