@@ -98,7 +98,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         )),
         _ => None,
     };
-    let search_status = syncer.as_ref().map(Syncer::status);
+    // Without a worker of its own, the gateway follows the progress the syncing process
+    // records beside the index, so that every answer still carries the lag.
+    let follower = match (&search, &syncer) {
+        (Some(index), None) => {
+            let status = Arc::new(search_sync::sync::SyncStatus::default());
+            let source = Arc::new(ClusterCatalogSource::new(cluster.clone()));
+            Some((Arc::clone(index), source, status))
+        }
+        _ => None,
+    };
+    let search_status = syncer
+        .as_ref()
+        .map(Syncer::status)
+        .or_else(|| follower.as_ref().map(|(_, _, status)| Arc::clone(status)));
     let metrics = Metrics::new();
     let shards = Shards::new(cluster, Arc::default(), &metrics);
     let saga = Saga::new(
@@ -180,6 +193,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     };
     let sync_stop = shutdown.child_token();
     let sync = syncer.map(|syncer| tokio::spawn(syncer.run(sync_stop.clone())));
+    let follow = follower.map(|(index, source, status)| {
+        tokio::spawn(search_sync::sync::follow_progress(index, source, status, sync_stop.clone()))
+    });
     let app = http::routes(state).into_make_service_with_connect_info::<SocketAddr>();
     let send_buffer = config.tcp_send_buffer;
     let listener = axum::serve::ListenerExt::tap_io(listener, move |stream| {
@@ -199,6 +215,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     cache_watch.await.map_err(|_| StartError::Panicked("catalog cache watcher"))?;
     if let Some(sync) = sync {
         sync.await.map_err(|_| StartError::Panicked("search sync worker"))?;
+    }
+    if let Some(follow) = follow {
+        follow.await.map_err(|_| StartError::Panicked("search progress follower"))?;
     }
     if let Some(sweeper) = sweeper {
         sweeper.await.map_err(|_| StartError::Panicked("recovery sweeper"))?;

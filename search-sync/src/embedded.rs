@@ -1,10 +1,12 @@
 //! The embedded backend: an in-memory tantivy index, the default (no server to run).
 //!
 //! tantivy does the retrieval: every query word becomes a disjunction of an exact term, a
-//! fuzzy term within the word's typo budget and (for the last word) a prefix, over title
-//! (boost 4), cast and director (2) and description (1); the words are ANDed; city, genre and
-//! language are exact-term filters. The documents themselves are kept beside the index (they
-//! are small: one per movie), which is where rating filters, sorting, facet counts and
+//! fuzzy term within the word's typo budget and (for the last word) a prefix within it, over
+//! title (boost 4), cast and director (2) and description (1); the words are ANDed; city, genre
+//! and language are exact-term filters. The documents themselves are kept beside the index
+//! (they are small: one per movie) with their words, which is where the matches are checked
+//! against the shared word rules ([`crate::text`]: tantivy's fuzzy terms do not know that a
+//! typo on the first letter counts two) and where rating filters, sorting, facet counts and
 //! highlighting are computed. That is a scan of the matches, fine for the tens of thousands of
 //! movies a catalog has; Meilisearch is the backend for more.
 //!
@@ -21,15 +23,14 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use crate::text::matches_all;
 use crate::{
-    highlight, tokenize, typo_budget, BoxFuture, Facets, SearchDoc, SearchError, SearchHit,
-    SearchIndex, SearchRequest, SearchResponse, Sort, Suggestion,
+    hit, rank_suggestions, title_key, tokenize, typo_budget, BoxFuture, Facets, SearchDoc,
+    SearchError, SearchIndex, SearchRequest, SearchResponse, Sort, Suggestion, SUGGEST_POOL,
 };
 
 /// Memory of the index writer (tantivy's minimum is 15 MB per thread; one thread).
 const WRITER_MEMORY: usize = 20_000_000;
-/// Characters of description shown around a match.
-const SNIPPET_CHARS: usize = 160;
 
 struct Fields {
     movie_id: Field,
@@ -52,7 +53,31 @@ struct Inner {
     fields: Fields,
     writer: Mutex<IndexWriter<TantivyDocument>>,
     reader: IndexReader,
-    docs: RwLock<BTreeMap<u64, SearchDoc>>,
+    docs: RwLock<BTreeMap<u64, Entry>>,
+}
+
+/// A document and its words, as the shared word rules match them.
+struct Entry {
+    doc: SearchDoc,
+    /// Distinct words of the title, cast, director and description.
+    words: Vec<String>,
+    /// Words of the title (suggestions match titles only).
+    title_words: Vec<String>,
+    /// [`title_key`] of the title.
+    title_key: String,
+}
+
+impl Entry {
+    fn new(doc: SearchDoc) -> Entry {
+        let mut words = tokenize(&doc.title);
+        let title_words = words.clone();
+        for text in doc.cast.iter().chain([&doc.director, &doc.description]) {
+            words.extend(tokenize(text));
+        }
+        words.sort_unstable();
+        words.dedup();
+        Entry { title_key: title_key(&doc.title), doc, words, title_words }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> SearchError {
@@ -152,7 +177,7 @@ impl Inner {
             docs.remove(&id);
         }
         for d in upserts {
-            docs.insert(d.movie_id, d);
+            docs.insert(d.movie_id, Entry::new(d));
         }
         Ok(())
     }
@@ -179,7 +204,7 @@ impl Inner {
                         .push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), boost))));
                 }
                 if i == last {
-                    let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
+                    let prefix = FuzzyTermQuery::new_prefix(term, budget, true);
                     shoulds
                         .push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost))));
                 }
@@ -210,42 +235,50 @@ impl Inner {
             .search(&query, &TopDocs::with_limit(everything).order_by_score())
             .map_err(backend)?;
         let docs = self.docs.read().expect("docs lock never poisoned");
-        let mut scored: Vec<(f32, &SearchDoc)> = Vec::with_capacity(matches.len());
+        let mut scored: Vec<(f32, &Entry)> = Vec::with_capacity(matches.len());
         for (score, address) in matches {
             let stored: TantivyDocument = searcher.doc(address).map_err(backend)?;
             let Some(id) = stored.get_first(f.movie_id).and_then(|v| v.as_u64()) else { continue };
-            let Some(doc) = docs.get(&id) else { continue };
-            if request.min_rating.is_some_and(|min| doc.rating < min) {
+            let Some(entry) = docs.get(&id) else { continue };
+            if request.min_rating.is_some_and(|min| entry.doc.rating < min)
+                || !matches_all(&words, entry.words.iter().map(String::as_str))
+            {
                 continue;
             }
-            scored.push((score, doc));
+            scored.push((score, entry));
         }
         let mut facets = Facets::default();
-        for (_, doc) in &scored {
-            for genre in &doc.genres {
+        for (_, entry) in &scored {
+            for genre in &entry.doc.genres {
                 *facets.genres.entry(genre.clone()).or_default() += 1;
             }
-            *facets.languages.entry(doc.language.clone()).or_default() += 1;
+            *facets.languages.entry(entry.doc.language.clone()).or_default() += 1;
         }
-        let by_title = |a: &SearchDoc, b: &SearchDoc| {
-            a.title.to_lowercase().cmp(&b.title.to_lowercase()).then(a.movie_id.cmp(&b.movie_id))
+        // Every sort but relevance is strict: its keys, then the title, then the id (the same
+        // keys the Meilisearch backend sorts by, so both give the same order).
+        let by_title = |a: &Entry, b: &Entry| {
+            a.title_key.cmp(&b.title_key).then(a.doc.movie_id.cmp(&b.doc.movie_id))
         };
         match request.sort {
             Sort::Relevance => scored.sort_by(|(sa, a), (sb, b)| {
-                sb.total_cmp(sa).then(b.rating.total_cmp(&a.rating)).then_with(|| by_title(a, b))
+                sb.total_cmp(sa)
+                    .then(b.doc.rating.total_cmp(&a.doc.rating))
+                    .then_with(|| by_title(a, b))
             }),
             // Equal averages: the one more people rated first (a single 5-star review does not
             // outrank forty).
             Sort::Rating => scored.sort_by(|(_, a), (_, b)| {
-                b.rating
-                    .total_cmp(&a.rating)
-                    .then(b.rating_count.cmp(&a.rating_count))
+                b.doc
+                    .rating
+                    .total_cmp(&a.doc.rating)
+                    .then(b.doc.rating_count.cmp(&a.doc.rating_count))
                     .then_with(|| by_title(a, b))
             }),
             Sort::NextShow => scored.sort_by(|(_, a), (_, b)| {
-                a.next_show_ms
+                a.doc
+                    .next_show_ms
                     .unwrap_or(u64::MAX)
-                    .cmp(&b.next_show_ms.unwrap_or(u64::MAX))
+                    .cmp(&b.doc.next_show_ms.unwrap_or(u64::MAX))
                     .then_with(|| by_title(a, b))
             }),
             Sort::Title => scored.sort_by(|(_, a), (_, b)| by_title(a, b)),
@@ -255,16 +288,7 @@ impl Inner {
             .into_iter()
             .skip(request.offset)
             .take(request.limit)
-            .map(|(_, doc)| {
-                let mut highlights = BTreeMap::new();
-                if let Some(h) = highlight(&doc.title, &words, usize::MAX) {
-                    highlights.insert("title".to_owned(), h);
-                }
-                if let Some(h) = highlight(&doc.description, &words, SNIPPET_CHARS) {
-                    highlights.insert("description".to_owned(), h);
-                }
-                SearchHit { doc: doc.clone(), highlights }
-            })
+            .map(|(_, entry)| hit(entry.doc.clone(), &words))
             .collect();
         Ok(SearchResponse { hits, total, facets })
     }
@@ -282,7 +306,7 @@ impl Inner {
             .map(|(i, word)| {
                 let term = Term::from_field_text(f.title, word);
                 let q: Box<dyn Query> = if i == last {
-                    Box::new(FuzzyTermQuery::new_prefix(term, u8::from(word.len() >= 5), true))
+                    Box::new(FuzzyTermQuery::new_prefix(term, typo_budget(word), true))
                 } else {
                     Box::new(FuzzyTermQuery::new(term, typo_budget(word), true))
                 };
@@ -290,36 +314,31 @@ impl Inner {
             })
             .collect();
         let searcher = self.reader.searcher();
-        let top = searcher
-            .search(
-                &BooleanQuery::new(musts),
-                &TopDocs::with_limit(limit.max(1) * 4).order_by_score(),
-            )
+        let everything = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX).max(1);
+        let matches = searcher
+            .search(&BooleanQuery::new(musts), &TopDocs::with_limit(everything).order_by_score())
             .map_err(backend)?;
         let docs = self.docs.read().expect("docs lock never poisoned");
-        let mut out: Vec<(f32, &SearchDoc)> = Vec::new();
-        for (score, address) in top {
+        let mut pool: Vec<&Entry> = Vec::new();
+        for (_, address) in matches {
             let stored: TantivyDocument = searcher.doc(address).map_err(backend)?;
-            if let Some(doc) =
+            if let Some(entry) =
                 stored.get_first(f.movie_id).and_then(|v| v.as_u64()).and_then(|id| docs.get(&id))
             {
-                out.push((score, doc));
+                if matches_all(&words, entry.title_words.iter().map(String::as_str)) {
+                    pool.push(entry);
+                }
             }
         }
-        // Titles that literally start with what was typed come first, then by score.
-        let typed = prefix.trim().to_lowercase();
-        out.sort_by(|(sa, a), (sb, b)| {
-            let (pa, pb) = (
-                a.title.to_lowercase().starts_with(&typed),
-                b.title.to_lowercase().starts_with(&typed),
-            );
-            pb.cmp(&pa).then(sb.total_cmp(sa)).then(a.title.cmp(&b.title))
+        pool.sort_by(|a, b| {
+            a.title_key.cmp(&b.title_key).then(a.doc.movie_id.cmp(&b.doc.movie_id))
         });
-        Ok(out
+        let pool = pool
             .into_iter()
-            .take(limit)
-            .map(|(_, d)| Suggestion { movie_id: d.movie_id, title: d.title.clone() })
-            .collect())
+            .take(SUGGEST_POOL)
+            .map(|e| Suggestion { movie_id: e.doc.movie_id, title: e.doc.title.clone() })
+            .collect();
+        Ok(rank_suggestions(prefix, pool, limit))
     }
 }
 

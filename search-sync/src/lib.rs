@@ -6,7 +6,8 @@
 //! [`cluster_source`]), and it has two interchangeable backends behind one [`SearchIndex`]
 //! trait: an embedded tantivy index ([`embedded`], the default: the dev cluster and CI need no
 //! server) and Meilisearch ([`meili`], through `meilisearch-sdk`, for production), chosen by
-//! [`backend`]. The gateway answers `/v1/search` from whichever is configured and may run the
+//! [`backend`]. Both follow the text rules of [`text`] (matching, typos, highlights), so they
+//! give the same answers. The gateway answers `/v1/search` from whichever is configured and may run the
 //! worker itself; `marquee-search-sync` runs it alone, for Meilisearch. The same sync code
 //! feeds both backends, so they index the same documents. Everything search links (tantivy,
 //! the Meilisearch client) stays here; the gateway links this library, `marqueectl` never does.
@@ -19,6 +20,9 @@ pub mod cluster_source;
 pub mod embedded;
 pub mod meili;
 pub mod sync;
+pub mod text;
+
+pub use text::{highlight, query_text, title_key, tokenize, typo_budget, word_matches};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -34,6 +38,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const QUERY_CHARS_MAX: usize = 200;
 /// Most hits one page returns.
 pub const PAGE_SIZE_MAX: usize = 100;
+/// Characters of description shown around a match.
+pub const SNIPPET_CHARS: usize = 160;
+/// Titles a suggestion is chosen among: the first this many matching titles in title order
+/// (both backends), of which those starting with what was typed come first.
+pub const SUGGEST_POOL: usize = 200;
 
 /// Why a search operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +183,7 @@ pub struct Facets {
 pub struct SearchResponse {
     /// The hits of this page.
     pub hits: Vec<SearchHit>,
-    /// Matching movies in total (Meilisearch: its estimate).
+    /// Matching movies in total.
     pub total: u64,
     /// Facet counts for the current query and filters.
     pub facets: Facets,
@@ -211,131 +220,54 @@ pub trait SearchIndex: Send + Sync {
         &'a self,
         request: &'a SearchRequest,
     ) -> BoxFuture<'a, Result<SearchResponse, SearchError>>;
-    /// Titles starting with (or close to) what was typed, best first.
+    /// Titles matching what was typed (every word, the last as a prefix), those starting with
+    /// it first, each group in title order ([`rank_suggestions`]).
     fn suggest<'a>(
         &'a self,
         prefix: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Suggestion>, SearchError>>;
-}
-
-/// Splits text into lowercase alphanumeric words (what both backends match on).
-pub fn tokenize(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
-/// Typos tolerated in a query word: none for short words, one from 4 characters, two from 8
-/// (Meilisearch's defaults are 5 and 9; ours are a little more generous on short titles).
-pub fn typo_budget(word: &str) -> u8 {
-    match word.chars().count() {
-        0..=3 => 0,
-        4..=7 => 1,
-        _ => 2,
+    /// Records, beside the index, the last catalog change it holds, so that processes that
+    /// search it without syncing it (a gateway with `--search-sync false`) can report the lag.
+    /// The embedded index, private to its process, records nothing.
+    fn save_progress(&self, _indexed_seq: u64) -> BoxFuture<'_, Result<(), SearchError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The last catalog change recorded by [`SearchIndex::save_progress`] (`None`: none yet).
+    fn progress(&self) -> BoxFuture<'_, Result<Option<u64>, SearchError>> {
+        Box::pin(async { Ok(None) })
     }
 }
 
-/// Levenshtein distance, bounded: returns `max + 1` as soon as it is exceeded.
-fn edit_distance(a: &str, b: &str, max: u8) -> u8 {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > usize::from(max) {
-        return max + 1;
+/// A hit for `doc`: its title and a description snippet highlighted for the query's words.
+/// Both backends build highlights here, from the stored text, so every highlight is HTML-escaped
+/// with only the `<em>` marks added, whatever the backend.
+pub fn hit(doc: SearchDoc, query_words: &[String]) -> SearchHit {
+    let mut highlights = BTreeMap::new();
+    if let Some(h) = highlight(&doc.title, query_words, usize::MAX) {
+        highlights.insert("title".to_owned(), h);
     }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            current[j + 1] = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
+    if let Some(h) = highlight(&doc.description, query_words, SNIPPET_CHARS) {
+        highlights.insert("description".to_owned(), h);
     }
-    u8::try_from(previous[b.len()]).unwrap_or(u8::MAX).min(max + 1)
+    SearchHit { doc, highlights }
 }
 
-/// Whether a document word matches a query word: equal, within its typo budget, or (for the
-/// last word typed, `prefix`) starting with it.
-pub fn word_matches(query_word: &str, doc_word: &str, prefix: bool) -> bool {
-    if doc_word == query_word || (prefix && doc_word.starts_with(query_word)) {
-        return true;
-    }
-    let budget = typo_budget(query_word);
-    budget > 0 && edit_distance(query_word, doc_word, budget) <= budget
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `text` HTML-escaped with the words matching the query wrapped in `<em>`, or `None` when no
-/// word matches. Long texts are cut to about `max_chars` around the first match.
-pub fn highlight(text: &str, query_words: &[String], max_chars: usize) -> Option<String> {
-    let last = query_words.len().checked_sub(1)?;
-    let mut pieces: Vec<(String, bool)> = Vec::new();
-    let mut word = String::new();
-    let mut any = false;
-    let flush = |word: &mut String, pieces: &mut Vec<(String, bool)>, any: &mut bool| {
-        if word.is_empty() {
-            return;
-        }
-        let lower = word.to_lowercase();
-        let hit = query_words.iter().enumerate().any(|(i, q)| word_matches(q, &lower, i == last));
-        *any |= hit;
-        pieces.push((std::mem::take(word), hit));
+/// The suggestions for `typed` among `pool`, the matching titles in title order (at most
+/// [`SUGGEST_POOL`]): titles whose words start with the typed words first, each group in title
+/// order, at most `limit`.
+pub fn rank_suggestions(typed: &str, pool: Vec<Suggestion>, limit: usize) -> Vec<Suggestion> {
+    let typed = tokenize(typed);
+    let starts = |title: &str| {
+        let words = tokenize(title);
+        let Some((last, init)) = typed.split_last() else { return false };
+        words.len() >= typed.len()
+            && words[..init.len()] == *init
+            && words[init.len()].starts_with(last.as_str())
     };
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut pieces, &mut any);
-            pieces.push((c.to_string(), false));
-        }
-    }
-    flush(&mut word, &mut pieces, &mut any);
-    if !any {
-        return None;
-    }
-    // Window of at most `max_chars` characters starting a little before the first match.
-    let first = pieces.iter().position(|(_, hit)| *hit).unwrap_or(0);
-    let mut start = first;
-    let mut budget = max_chars / 4;
-    while start > 0 && budget > pieces[start - 1].0.chars().count() {
-        budget -= pieces[start - 1].0.chars().count();
-        start -= 1;
-    }
-    let mut out = String::new();
-    if start > 0 {
-        out.push('…');
-    }
-    let mut used = 0;
-    for (piece, hit) in &pieces[start..] {
-        if used >= max_chars {
-            out.push('…');
-            break;
-        }
-        used += piece.chars().count();
-        if *hit {
-            out.push_str("<em>");
-            out.push_str(&escape_html(piece));
-            out.push_str("</em>");
-        } else {
-            out.push_str(&escape_html(piece));
-        }
-    }
-    Some(out)
+    let (first, rest): (Vec<Suggestion>, Vec<Suggestion>) =
+        pool.into_iter().partition(|s| starts(&s.title));
+    first.into_iter().chain(rest).take(limit).collect()
 }
 
 #[cfg(test)]
@@ -343,28 +275,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_match_exactly_with_typos_and_by_prefix() {
-        assert!(word_matches("monsoon", "monsoon", false));
-        assert!(word_matches("monsoom", "monsoon", false), "one typo in a 7-letter word");
-        assert!(!word_matches("monsun", "monsoon", false), "two typos in a 6-letter word");
-        assert!(!word_matches("cat", "car", false), "short words need exact matches");
-        assert!(word_matches("harbur", "harbour", false));
-        assert!(word_matches("mon", "monsoon", true));
-        assert!(!word_matches("mon", "monsoon", false));
-        assert_eq!(tokenize("Monsoon Run: Part-2!"), ["monsoon", "run", "part", "2"]);
-    }
-
-    #[test]
-    fn highlights_mark_matches_and_escape_html() {
-        let q = tokenize("harbor");
-        assert_eq!(
-            highlight("Quiet <Harbour> & sea", &q, 100).unwrap(),
-            "Quiet &lt;<em>Harbour</em>&gt; &amp; sea"
-        );
-        assert_eq!(highlight("Nothing here", &q, 100), None);
-        let long = format!("{} harbour {}", "word ".repeat(100), "tail ".repeat(100));
-        let cut = highlight(&long, &q, 60).unwrap();
-        assert!(cut.starts_with('…') && cut.ends_with('…') && cut.contains("<em>harbour</em>"));
-        assert!(cut.chars().count() < 90, "{cut}");
+    fn suggestions_starting_with_the_typed_words_come_first() {
+        let pool = ["Blue Harbour", "Harbor Moon", "Harbour Lights", "Quiet Harbour"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Suggestion { movie_id: i as u64, title: (*t).to_owned() })
+            .collect();
+        let titles: Vec<String> =
+            rank_suggestions("harb", pool, 3).into_iter().map(|s| s.title).collect();
+        assert_eq!(titles, ["Harbor Moon", "Harbour Lights", "Blue Harbour"]);
     }
 }

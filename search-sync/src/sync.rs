@@ -14,6 +14,14 @@
 //!
 //! A fresh worker (cursor 0), or one that fell behind the feed's retention, rebuilds: it notes
 //! the feed's head, clears the index, indexes every movie, and continues from that head.
+//!
+//! A worker behind the feed (after a bulk import, or a restart) catches up in large steps: one
+//! step reads every change up to the current head (up to [`STEP_CHANGES_MAX`]) with direct
+//! reads after the first page, and writes all the affected movies in one backend write per
+//! [`UPSERT_DOCS_MAX`] documents, so a backlog of thousands of changes costs a few Meilisearch
+//! tasks, not one per change. Those direct reads also give the feed's current head, so the lag
+//! the worker reports is the true one even while the stream still holds older messages (whose
+//! heads are as old as they are).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +33,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{BoxFuture, SearchDoc, SearchError, SearchIndex};
 
-/// Changes read per step.
+/// Changes read per feed read.
 pub const BATCH: u32 = 500;
+/// Most changes one step applies (a backlog takes several steps beyond this).
+pub const STEP_CHANGES_MAX: usize = 20_000;
+/// Most documents one backend write carries (one Meilisearch task).
+pub const UPSERT_DOCS_MAX: usize = 5_000;
+/// How often a process that searches an index another process syncs reads that worker's
+/// progress and the feed's head ([`follow_progress`]).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause after a failed step before retrying.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -175,6 +190,9 @@ impl Syncer {
     /// Runs until `stop` resolves, retrying failed steps.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut cursor = self.cursor.load();
+        // A resumed worker reports where it resumes from, not 0, until its first step.
+        self.status.indexed_seq.store(cursor, Ordering::Relaxed);
+        self.status.head_seq.fetch_max(cursor, Ordering::Relaxed);
         let mut needs_rebuild = cursor == 0;
         let mut prepared = false;
         loop {
@@ -215,14 +233,20 @@ impl Syncer {
         self.index.clear().await?;
         self.next_shows.clear();
         self.next_show_of.clear();
+        self.status.head_seq.fetch_max(head, Ordering::Relaxed);
         let mut after = 0;
+        let mut ids = Vec::new();
         loop {
-            let ids = self.source.movie_ids(after, SEARCH_DOCS_MAX as u32).await?;
-            let Some(last) = ids.last().copied() else { break };
-            self.reindex(ids).await?;
+            let page = self.source.movie_ids(after, SEARCH_DOCS_MAX as u32).await?;
+            let Some(last) = page.last().copied() else { break };
+            ids.extend(page);
             after = last;
+            if ids.len() >= UPSERT_DOCS_MAX {
+                self.reindex(std::mem::take(&mut ids)).await?;
+            }
         }
-        self.commit(head)?;
+        self.reindex(ids).await?;
+        self.commit(head).await?;
         self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
         Ok(Step::Advanced(head))
     }
@@ -231,13 +255,32 @@ impl Syncer {
     /// whose next show has started.
     async fn step(&mut self, cursor: u64) -> Result<Step, SearchError> {
         let page = self.source.changes(cursor, Duration::from_secs(1)).await?;
-        self.status.head_seq.store(page.head, Ordering::Relaxed);
+        // A stream message's head is as old as the message: never let it lower the head.
+        self.status.head_seq.fetch_max(page.head, Ordering::Relaxed);
         if page.truncated {
             tracing::warn!(cursor, head = page.head, "search sync fell behind the feed");
             return Ok(Step::Rebuild);
         }
+        let mut seq = page.changes.last().map_or(cursor, |c| c.seq);
         let mut movies: BTreeSet<u64> =
             page.changes.iter().flat_map(|c| c.movies.iter().copied()).collect();
+        let mut read = page.changes.len();
+        // Changes arrived: read on directly to the current head (which these reads report),
+        // so that a backlog is applied in one step and the lag is the true one.
+        if read > 0 {
+            while read < STEP_CHANGES_MAX {
+                let more = self.source.changes(seq, Duration::ZERO).await?;
+                self.status.head_seq.fetch_max(more.head, Ordering::Relaxed);
+                if more.truncated {
+                    tracing::warn!(seq, head = more.head, "search sync fell behind the feed");
+                    return Ok(Step::Rebuild);
+                }
+                let Some(last) = more.changes.last() else { break };
+                seq = last.seq;
+                read += more.changes.len();
+                movies.extend(more.changes.iter().flat_map(|c| c.movies.iter().copied()));
+            }
+        }
         let now = now_ms();
         while let Some(&(at, movie)) = self.next_shows.first() {
             if at > now {
@@ -248,22 +291,36 @@ impl Syncer {
             movies.insert(movie);
         }
         let movies: Vec<u64> = movies.into_iter().collect();
-        for chunk in movies.chunks(SEARCH_DOCS_MAX) {
+        for chunk in movies.chunks(UPSERT_DOCS_MAX) {
             self.reindex(chunk.to_vec()).await?;
         }
-        let seq = page.changes.last().map_or(cursor, |c| c.seq);
-        self.commit(seq)?;
+        if seq != cursor {
+            self.commit(seq).await?;
+        }
         Ok(Step::Advanced(seq))
     }
 
+    /// Re-reads `movie_ids` (at most [`UPSERT_DOCS_MAX`]) and writes them in one upsert (and
+    /// one delete for those that no longer exist).
     async fn reindex(&mut self, movie_ids: Vec<u64>) -> Result<(), SearchError> {
-        let (docs, missing) = self.source.docs(movie_ids, now_ms()).await?;
+        if movie_ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let (mut docs, mut missing) = (Vec::new(), Vec::new());
+        for chunk in movie_ids.chunks(SEARCH_DOCS_MAX) {
+            let (found, gone) = self.source.docs(chunk.to_vec(), now).await?;
+            docs.extend(found);
+            missing.extend(gone);
+        }
         for id in &missing {
             if let Some(at) = self.next_show_of.remove(id) {
                 self.next_shows.remove(&(at, *id));
             }
         }
-        self.index.delete(missing).await?;
+        if !missing.is_empty() {
+            self.index.delete(missing).await?;
+        }
         let docs: Vec<SearchDoc> = docs.iter().map(SearchDoc::from).collect();
         for doc in &docs {
             if let Some(at) = self.next_show_of.remove(&doc.movie_id) {
@@ -277,11 +334,49 @@ impl Syncer {
         self.index.upsert(docs).await
     }
 
-    fn commit(&mut self, seq: u64) -> Result<(), SearchError> {
+    async fn commit(&mut self, seq: u64) -> Result<(), SearchError> {
         self.cursor.save(seq)?;
+        self.index.save_progress(seq).await?;
         self.status.indexed_seq.store(seq, Ordering::Relaxed);
         self.status.head_seq.fetch_max(seq, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Keeps `status` up to date for a process that searches an index another process syncs (a
+/// gateway with `--search meilisearch --search-sync false`): every [`FOLLOW_INTERVAL`] it reads
+/// the feed's head and the progress the syncing worker recorded beside the index, so search
+/// answers and metrics report the real lag. Failed reads count as `errors`.
+pub async fn follow_progress(
+    index: Arc<dyn SearchIndex>,
+    source: Arc<dyn CatalogSource>,
+    status: Arc<SyncStatus>,
+    stop: CancellationToken,
+) {
+    loop {
+        match source.changes(u64::MAX - 1, Duration::ZERO).await {
+            Ok(page) => {
+                status.head_seq.fetch_max(page.head, Ordering::Relaxed);
+            }
+            Err(e) => {
+                status.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "reading the feed head");
+            }
+        }
+        match index.progress().await {
+            Ok(indexed) => {
+                status.indexed_seq.store(indexed.unwrap_or(0), Ordering::Relaxed);
+                status.synced_at_ms.store(now_ms(), Ordering::Relaxed);
+            }
+            Err(e) => {
+                status.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "reading the search sync progress");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+        }
     }
 }
 

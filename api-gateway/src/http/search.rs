@@ -47,8 +47,9 @@ impl From<SearchError> for ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct SearchParams {
-    /// Free text (title, cast, director, description), up to 200 characters; typos are
-    /// tolerated and the last word matches as a prefix. Empty: every movie matching the filters.
+    /// Free text (title, cast, director, description), up to 200 characters: every word must
+    /// match (punctuation, quotes and `-` only separate words); typos are tolerated and the
+    /// last word matches as a prefix. Empty: every movie matching the filters.
     q: Option<String>,
     /// Only movies with an upcoming show in this city.
     city: Option<String>,
@@ -58,7 +59,8 @@ struct SearchParams {
     language: Option<String>,
     /// Only movies rated at least this, 0..=5.
     min_rating: Option<f64>,
-    /// `relevance` (default), `rating`, `next_show` or `title`.
+    /// `relevance` (default), `rating`, `next_show` or `title`. Every sort but `relevance` is
+    /// strict, with or without `q`: its key, then title, then movie id.
     sort: Option<String>,
     /// 1-based page (default 1).
     page: Option<u32>,
@@ -94,10 +96,10 @@ struct FacetsBody {
 struct Freshness {
     /// `embedded` or `meilisearch`.
     backend: &'static str,
-    /// Last catalog change indexed by this gateway's sync worker (absent when another process
-    /// syncs the index).
+    /// Last catalog change in the index: indexed by this gateway's sync worker, or recorded by
+    /// the process that syncs the index (read every second). Absent only with search off.
     indexed_seq: Option<u64>,
-    /// Newest catalog change the worker has seen.
+    /// Newest catalog change seen in the feed.
     head_seq: Option<u64>,
     /// Changes not yet indexed.
     lag: Option<u64>,
@@ -107,7 +109,7 @@ struct Freshness {
 #[derive(Debug, Serialize, ToSchema)]
 struct SearchBody {
     items: Vec<Hit>,
-    /// Matching movies (Meilisearch: an estimate).
+    /// Matching movies.
     total: u64,
     page: u32,
     per_page: u32,

@@ -24,7 +24,12 @@ use serde_json::Value;
 
 /// Benchmarks movie search.
 #[derive(Debug, Parser)]
-#[command(name = "marquee-search-bench", version, about)]
+#[command(
+    name = "marquee-search-bench",
+    version,
+    about = "marquee-search-bench: drives /v1/search and /v1/search/suggest like users type and \
+             reports throughput and latency percentiles per kind of query"
+)]
 struct Args {
     /// Gateway base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]

@@ -20,7 +20,12 @@ use serde_json::{json, Value};
 
 /// Loads the demo catalog into a running Marquee.
 #[derive(Debug, Parser)]
-#[command(name = "marquee-seed", version, about)]
+#[command(
+    name = "marquee-seed",
+    version,
+    about = "marquee-seed: loads a deterministic demo catalog (theaters, movies, shows, reviews) \
+             through the admin API of a running Marquee"
+)]
 struct Args {
     /// Gateway base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
