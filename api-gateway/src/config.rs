@@ -19,6 +19,10 @@ pub struct Config {
     /// Address to serve HTTP on.
     #[arg(long, env = "MARQUEE_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Tokio worker threads (0: one per CPU). Processes sharing a small machine run best with
+    /// 1–2 each (docs/benchmarks.md).
+    #[arg(long, env = "MARQUEE_GATEWAY_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// gRPC addresses of the cluster's nodes, comma separated.
     #[arg(long, env = "MARQUEE_GATEWAY_NODES", value_delimiter = ',', required = true)]
     pub nodes: Vec<String>,

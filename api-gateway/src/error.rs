@@ -275,7 +275,8 @@ impl ApiError {
                 R::WrongGroup
                 | R::NodeNotFound { .. }
                 | R::GroupNotFound { .. }
-                | R::InvalidPlacement { .. } => {
+                | R::InvalidPlacement { .. }
+                | R::NestedBatch => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error")
                 }
             },

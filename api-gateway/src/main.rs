@@ -2,12 +2,17 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     telemetry::init_logging("info,openraft=warn");
     let config = api_gateway::Config::parse();
-    telemetry::run_until_signal("marquee-gateway", |shutdown| async move {
+    let runtime = match telemetry::runtime(config.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "marquee-gateway could not start its runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(telemetry::run_until_signal("marquee-gateway", |shutdown| async move {
         api_gateway::run(config, shutdown).await.map_err(Into::into)
-    })
-    .await
+    }))
 }

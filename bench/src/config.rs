@@ -37,6 +37,29 @@ impl Mode {
     }
 }
 
+/// The seat layout of the shows the bench creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutKind {
+    /// A cinema: `standard` and `premium` rows, two aisles a row.
+    Cinema,
+    /// A stadium: `floor`, `lower` and `upper` sections, an aisle every 25 seats.
+    Stadium,
+}
+
+/// Presets that set several flags at once (flags given explicitly still win).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// The flags as given.
+    Steady,
+    /// Release day for one show: a 40 000-seat stadium (200 rows x 200 seats), 1 000
+    /// concurrent clients racing for best-available seats from the moment sales open, no
+    /// warm-up, until the show sells out; every hold is paid for. The report's window is the
+    /// time to sell out.
+    FlashSale,
+}
+
 /// What happens when a show (nearly) sells out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,9 +164,60 @@ pub struct Args {
     /// Per-request timeout in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Layout of the shows created.
+    #[arg(long, value_enum, default_value_t = LayoutKind::Cinema)]
+    pub layout: LayoutKind,
+    /// Processes whose CPU time to report per hold, as `name=pid,...` (e.g. the gateway and
+    /// the nodes, on the same machine); the bench always reports its own.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<String>,
+    /// A preset of flags (see `--help`); explicit flags override it.
+    #[arg(long, value_enum, default_value_t = Scenario::Steady)]
+    pub scenario: Scenario,
 }
 
 impl Args {
+    /// Parses the command line, applying `--scenario` under the explicitly given flags.
+    pub fn from_command_line() -> Args {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().get_matches();
+        let mut args = match Args::from_arg_matches(&matches) {
+            Ok(args) => args,
+            Err(e) => e.exit(),
+        };
+        let explicit =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        args.apply_scenario(explicit);
+        args
+    }
+
+    /// Sets the flags of `--scenario` that `explicit` says were not given.
+    pub fn apply_scenario(&mut self, explicit: impl Fn(&str) -> bool) {
+        if self.scenario != Scenario::FlashSale {
+            return;
+        }
+        macro_rules! preset {
+            ($field:ident, $value:expr) => {
+                if !explicit(stringify!($field)) {
+                    self.$field = $value;
+                }
+            };
+        }
+        preset!(shows, 1);
+        preset!(rows, 200);
+        preset!(seats_per_row, 200);
+        preset!(layout, LayoutKind::Stadium);
+        preset!(concurrency, 1_000);
+        preset!(accounts_per_worker, 1);
+        preset!(mode, Mode::Best);
+        preset!(on_sold_out, OnSoldOut::Stop);
+        preset!(zipf_s, 0.0);
+        preset!(warmup_s, 0.0);
+        preset!(duration_s, 600.0);
+        preset!(confirm_pct, 100);
+        preset!(release_pct, 0);
+    }
+
     /// Checks the flags against each other and against the gateway's limits.
     ///
     /// # Errors

@@ -96,6 +96,10 @@ pub struct Report {
     pub shows: ShowsReport,
     /// Audit.
     pub audit: AuditReport,
+    /// CPU time per process in the window (`--cpu-pids`).
+    pub cpu: Vec<crate::cpu::CpuReport>,
+    /// Longest time in the window with no journey finishing (a failover's stall), ms.
+    pub longest_stall_ms: u64,
     /// What the tool does not measure.
     pub note: &'static str,
 }
@@ -130,12 +134,27 @@ pub struct Inputs {
     pub shows: ShowsReport,
     /// Audit.
     pub audit: AuditReport,
+    /// CPU per process.
+    pub cpu: Vec<crate::cpu::CpuReport>,
+    /// Longest time in the window with no journey finishing, ms.
+    pub longest_stall_ms: u64,
 }
 
 impl Report {
     /// Builds the report.
     pub fn new(inputs: Inputs) -> Report {
-        let Inputs { args, seed, run_tag, stopped_by, window_s, stats, shows, audit } = inputs;
+        let Inputs {
+            args,
+            seed,
+            run_tag,
+            stopped_by,
+            window_s,
+            stats,
+            shows,
+            audit,
+            cpu,
+            longest_stall_ms,
+        } = inputs;
         let operations = Op::ALL
             .iter()
             .map(|&op| {
@@ -175,6 +194,8 @@ impl Report {
             journeys,
             shows,
             audit,
+            cpu,
+            longest_stall_ms,
             note: MACHINE_NOTE,
         }
     }
@@ -260,6 +281,17 @@ impl Report {
             "shows: {} created ({} replaced sold-out shows, {} retired)",
             self.shows.created, self.shows.replaced, self.shows.retired
         );
+        let _ = writeln!(out, "longest stall (no journey finished): {} ms", self.longest_stall_ms);
+        if !self.cpu.is_empty() {
+            let _ = writeln!(out, "CPU in the window (user + system):");
+            for row in &self.cpu {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:>8.2} s  {:>6.1}% of a core  {:>8.1} us per hold",
+                    row.process, row.cpu_s, row.core_pct, row.us_per_hold
+                );
+            }
+        }
         let errors: Vec<(&str, &String, &u64)> = self
             .operations
             .iter()

@@ -20,6 +20,8 @@ use crate::workload::{worker, Run};
 
 /// How long to wait for the gateway's `/readyz` before giving up.
 const READY_WAIT: Duration = Duration::from_secs(15);
+/// How often the stall watcher looks at the finished-journey count.
+const STALL_SAMPLE: Duration = Duration::from_millis(20);
 /// Period of the progress line on stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -105,11 +107,23 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         accounts_started.elapsed().as_secs_f64()
     );
     let concurrency = args.concurrency;
+    let cpu_targets = crate::cpu::targets(&args.cpu_pids)?;
     let run = Arc::new(Run::new(api.clone(), args, shows, tokens, run_tag, Instant::now()));
+    // CPU times when the measured window opens (after the warm-up).
+    let cpu_start = {
+        let targets = cpu_targets.clone();
+        let opens = run.measure_start;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(opens.into()).await;
+            crate::cpu::sample(&targets)
+        })
+    };
     let workers: Vec<_> =
         (0..concurrency).map(|index| tokio::spawn(worker(Arc::clone(&run), index, seed))).collect();
     let interrupt = tokio::spawn(stop_on_ctrl_c(Arc::clone(&run)));
     let progress = tokio::spawn(progress(Arc::clone(&run)));
+    let longest_stall = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stall_watch = tokio::spawn(watch_stalls(Arc::clone(&run), Arc::clone(&longest_stall)));
 
     let mut stats = Stats::new();
     let mut acked = Vec::new();
@@ -127,7 +141,10 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     let ended = Instant::now();
+    let cpu_end = crate::cpu::sample(&cpu_targets);
     progress.abort();
+    stall_watch.abort();
+    let longest_stall_ms = longest_stall.load(Ordering::Relaxed);
     let window_s = ended.saturating_duration_since(run.measure_start).as_secs_f64();
     let stopped_by = if run.stop.load(Ordering::Relaxed) {
         if run.shows.all_retired() {
@@ -158,6 +175,11 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         retired: run.shows.retired(),
         capacity: run.shows.capacity(),
     };
+    let holds = stats.op(crate::stats::Op::Hold).latency.len();
+    let cpu = match cpu_start.await {
+        Ok(start) => crate::cpu::report(&start, &cpu_end, &cpu_targets, window_s, holds),
+        Err(_) => Vec::new(),
+    };
     let report = Report::new(Inputs {
         args: run.args.clone(),
         seed,
@@ -167,6 +189,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         stats,
         shows,
         audit,
+        cpu,
+        longest_stall_ms,
     });
     print!("{}", report.table());
     println!("{}", report.summary());
@@ -186,6 +210,25 @@ async fn stop_on_ctrl_c(run: Arc<Run>) {
     run.stop.store(true, Ordering::Relaxed);
     if tokio::signal::ctrl_c().await.is_ok() {
         std::process::exit(130);
+    }
+}
+
+/// Records the longest time in the measured window during which no journey finished (a
+/// leader failover shows up here).
+async fn watch_stalls(run: Arc<Run>, longest_ms: Arc<std::sync::atomic::AtomicU64>) {
+    tokio::time::sleep_until(run.measure_start.into()).await;
+    let mut last = run.finished.load(Ordering::Relaxed);
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(STALL_SAMPLE).await;
+        let now = run.finished.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else {
+            let stalled = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+            longest_ms.fetch_max(stalled, Ordering::Relaxed);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::api::{Api, CreatedShow, Failure, Timed};
-use crate::config::{Args, OnSoldOut};
+use crate::config::{Args, LayoutKind, OnSoldOut};
 use crate::stats::{Op, Stats};
 
 /// Seat categories of the layout and their prices (minor units, INR).
@@ -103,29 +103,63 @@ pub fn row_label(index: u32) -> String {
     String::from_utf8_lossy(&label).into_owned()
 }
 
+/// Sections of the stadium layout and their prices (minor units, INR).
+const STADIUM_CATEGORIES: [(&str, i64); 3] =
+    [("floor", 600_000), ("lower", 350_000), ("upper", 150_000)];
+/// Seats between two aisles of a stadium row (one section's width).
+const STADIUM_SECTION_SEATS: u32 = 25;
+
 impl Layout {
     /// `rows` rows of `seats` seats; the middle third of the rows is premium, the rest
     /// standard; rows of 8+ seats get aisles after a quarter and three quarters of the row.
     pub fn new(rows: u32, seats: u32) -> Layout {
-        let mut aisles: Vec<u32> =
-            if seats >= 8 { vec![seats / 4, seats - seats / 4] } else { vec![] };
+        let aisles: Vec<u32> = if seats >= 8 { vec![seats / 4, seats - seats / 4] } else { vec![] };
+        let premium = if rows >= 3 { rows / 3..(2 * rows) / 3 } else { 0..0 };
+        Layout::build(rows, seats, aisles, &CATEGORIES, |r| usize::from(premium.contains(&r)))
+    }
+
+    /// A stadium for the flash sale: `rows` rows of `seats` seats in sections of
+    /// 25 seats between aisles; the front fifth of the rows is `floor`, the next two fifths
+    /// `lower`, the rest `upper`.
+    pub fn stadium(rows: u32, seats: u32) -> Layout {
+        let aisles: Vec<u32> = (1..seats.div_ceil(STADIUM_SECTION_SEATS))
+            .map(|section| section * STADIUM_SECTION_SEATS)
+            .collect();
+        let category = |r: u32| {
+            if r < rows / 5 {
+                0
+            } else if r < 3 * rows / 5 {
+                1
+            } else {
+                2
+            }
+        };
+        Layout::build(rows, seats, aisles, &STADIUM_CATEGORIES, category)
+    }
+
+    fn build(
+        rows: u32,
+        seats: u32,
+        mut aisles: Vec<u32>,
+        prices: &[(&'static str, i64)],
+        category_of: impl Fn(u32) -> usize,
+    ) -> Layout {
         aisles.retain(|a| *a >= 1 && *a < seats);
         aisles.dedup();
-        let premium = if rows >= 3 { rows / 3..(2 * rows) / 3 } else { 0..0 };
-        let mut counts = [0u32; CATEGORIES.len()];
+        let mut counts = vec![0u32; prices.len()];
         let row_specs: Vec<Value> = (0..rows)
             .map(|r| {
-                let category = usize::from(premium.contains(&r));
+                let category = category_of(r).min(prices.len() - 1);
                 counts[category] += seats;
                 json!({
                     "label": row_label(r),
-                    "category": CATEGORIES[category].0,
+                    "category": prices[category].0,
                     "seats": seats,
                     "aisles_after": aisles,
                 })
             })
             .collect();
-        let categories: Vec<(&'static str, u32)> = CATEGORIES
+        let categories: Vec<(&'static str, u32)> = prices
             .iter()
             .zip(counts)
             .filter(|(_, count)| *count > 0)
@@ -133,7 +167,7 @@ impl Layout {
             .collect();
         let json = json!({
             "rows": row_specs,
-            "categories": CATEGORIES
+            "categories": prices
                 .iter()
                 .filter(|(name, _)| categories.iter().any(|(n, _)| n == name))
                 .map(|(name, price)| json!({ "name": name, "price_minor": price }))
@@ -216,7 +250,10 @@ impl Shows {
     /// # Errors
     /// A show that cannot be created (bad admin token, gateway down, ...).
     pub async fn create(api: &Api, args: &Args, run_tag: &str) -> anyhow::Result<Shows> {
-        let layout = Layout::new(args.rows, args.seats_per_row);
+        let layout = match args.layout {
+            LayoutKind::Cinema => Layout::new(args.rows, args.seats_per_row),
+            LayoutKind::Stadium => Layout::stadium(args.rows, args.seats_per_row),
+        };
         let semaphore = Arc::new(Semaphore::new(SETUP_PARALLELISM));
         let mut tasks = JoinSet::new();
         for number in 0..args.shows {

@@ -13,6 +13,7 @@ use proto::pb::inventory_client::InventoryClient as InventoryRpc;
 use proto::GRPC_MESSAGE_BYTES_MAX;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::batcher::ProposeSender;
 use crate::ClusterError;
 
 /// How channels to nodes are opened.
@@ -42,12 +43,13 @@ impl Default for ChannelConfig {
 pub struct Channels {
     config: ChannelConfig,
     channels: Arc<RwLock<HashMap<String, Channel>>>,
+    proposers: Arc<RwLock<HashMap<String, ProposeSender>>>,
 }
 
 impl Channels {
     /// An empty pool opening channels with `config`.
     pub fn new(config: ChannelConfig) -> Channels {
-        Channels { config, channels: Arc::default() }
+        Channels { config, channels: Arc::default(), proposers: Arc::default() }
     }
 
     /// The channel to `addr` (`host:port`).
@@ -86,6 +88,22 @@ impl Channels {
         Ok(InventoryRpc::new(self.get(addr)?)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    /// The batching proposal queue to `addr` ([`crate::batcher`]), started on first use.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`Channels::get`].
+    pub(crate) fn proposer(&self, addr: &str) -> Result<ProposeSender, ClusterError> {
+        if let Some(sender) =
+            self.proposers.read().expect("proposer map lock never poisoned").get(addr)
+        {
+            return Ok(sender.clone());
+        }
+        let client = self.inventory(addr)?;
+        let mut proposers = self.proposers.write().expect("proposer map lock never poisoned");
+        Ok(proposers.entry(addr.to_owned()).or_insert_with(|| ProposeSender::start(client)).clone())
     }
 
     /// A `Cluster` service client (status, membership, replicas) on `addr`.

@@ -259,12 +259,12 @@ impl ClusterClient {
         self.with_retries(group, retry_unknown, |addr| {
             let bytes = bytes.clone();
             async move {
-                let mut client = self.client(&addr)?;
-                let reply = client
+                let reply = self
+                    .channels
+                    .proposer(&addr)?
                     .propose(ProposeRequest { group_id: group.0, proposal: bytes })
                     .await
-                    .map_err(Failure::from_status)?
-                    .into_inner();
+                    .map_err(Failure::from_status)?;
                 match reply.result {
                     Some(propose_reply::Result::Outcome(bytes)) => decode(&bytes),
                     Some(propose_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),

@@ -6,6 +6,7 @@
 //! with bounded backoff. Each caller used to carry its own copy of that loop (and `marqueectl`
 //! linked the whole gateway to reuse two functions); now there is one:
 //! - [`channels`]: lazily connected gRPC channels, one pool per client;
+//! - [`batcher`]: proposals to one node sent many per call;
 //! - [`retry`]: the retry policies and the backoff every loop pauses with;
 //! - [`cluster`]: the routing client (show -> shard -> leader, cached) for proposals, queries
 //!   and streams;
@@ -14,6 +15,7 @@
 //! What it does not hold: anything about HTTP, accounts or search; callers above it decide
 //! what a rejection means to their users.
 
+pub mod batcher;
 pub mod channels;
 pub mod cluster;
 pub mod meta;

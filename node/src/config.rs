@@ -70,6 +70,20 @@ pub struct Config {
     /// How often the leader checks for due holds and proposes `ExpireDue`.
     #[arg(long, env = "MARQUEE_NODE_EXPIRY_TICK_MS", default_value_t = 500)]
     pub expiry_tick_ms: u64,
+    /// Most client proposals one Raft entry carries (1 turns batching off). Mixed-version
+    /// clusters: nodes older than command version 3 cannot apply batched entries, so run an
+    /// upgrade with 1 until every node runs this build (docs/operations.md, "Upgrades").
+    #[arg(long, env = "MARQUEE_NODE_PROPOSE_BATCH_MAX", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub propose_batch_max: u64,
+    /// Entries of one group proposed and not yet applied at once (pipelining depth).
+    #[arg(long, env = "MARQUEE_NODE_PROPOSE_INFLIGHT", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub propose_inflight: u64,
+    /// Tokio worker threads (0: one per CPU). Several processes sharing a small machine run
+    /// best with 1–2 each (docs/benchmarks.md).
+    #[arg(long, env = "MARQUEE_NODE_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// fsync every group-commit batch. Turning this off loses acknowledged writes on power
     /// failure; it exists only to measure the disk's share in benchmarks.
     #[arg(long, env = "MARQUEE_NODE_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
@@ -88,6 +102,14 @@ impl Config {
             self.bootstrap = true;
         }
         Ok(self)
+    }
+
+    /// How the proposal queues of inventory groups batch.
+    pub fn proposer(&self) -> crate::proposer::ProposerConfig {
+        crate::proposer::ProposerConfig {
+            batch_max: usize::try_from(self.propose_batch_max).unwrap_or(usize::MAX),
+            inflight_max: usize::try_from(self.propose_inflight).unwrap_or(usize::MAX),
+        }
     }
 
     /// The address other nodes reach this node at.

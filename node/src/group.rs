@@ -4,13 +4,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, SnapshotPolicy};
-use proto::command::{Command, LogCommand, Proposal, COMMAND_VERSION};
+use proto::command::{Command, LogCommand, Outcome, Proposal, Reply, COMMAND_VERSION};
+use proto::pb::NotLeader;
 use proto::GroupId;
 use raft_store::{ApplyObserver, Db, LogStore, NodeId, StateMachineStore, TypeConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::proposer::{self, ProposeError, Proposer, Queue, PROPOSE_TIMEOUT};
 use crate::transport::{Channels, NetworkFactory};
 
 /// A replica of one group.
@@ -26,6 +29,8 @@ pub struct Group {
     /// Cancelled when the replica is deleted from this node or the node shuts down; stops the
     /// group's background jobs.
     pub cancel: CancellationToken,
+    /// The group's proposal queue: every client proposal goes through it (batching).
+    pub proposer: Proposer,
     /// Highest time this node stamped on a proposal of this group.
     last_stamp_ms: AtomicU64,
     /// Log time and monotonic instant of this node's first stamp in its current term: bounds
@@ -45,7 +50,9 @@ pub fn raft_config(config: &Config) -> Result<openraft::Config, Box<openraft::Co
         election_timeout_min: config.election_timeout_ms,
         election_timeout_max: config.election_timeout_ms * 2,
         install_snapshot_timeout: 2_000,
-        max_payload_entries: 512,
+        // Entries may carry batches of up to `--propose-batch-max` commands: 64 of them stay
+        // well under the gRPC message limit.
+        max_payload_entries: 64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         max_in_snapshot_log_to_keep: config.logs_kept,
         snapshot_max_chunk_size: 4 * 1024 * 1024,
@@ -94,7 +101,8 @@ impl Group {
             .any(|id| id == node_id)
     }
 
-    /// Opens the group's storage and starts its Raft replica.
+    /// Opens the group's storage and starts its Raft replica. The caller runs the returned
+    /// queue ([`proposer::run`]).
     ///
     /// # Errors
     /// Storage failed to load or openraft refused to start.
@@ -106,7 +114,7 @@ impl Group {
         channels: Channels,
         observer: ApplyObserver,
         cancel: CancellationToken,
-    ) -> anyhow::Result<Arc<Group>> {
+    ) -> anyhow::Result<(Arc<Group>, Queue)> {
         // Loading scans the group's log and decodes its snapshot: blocking RocksDB reads.
         let (log, sm) = tokio::task::spawn_blocking(move || {
             let log = LogStore::open(db.clone(), id)?;
@@ -122,21 +130,55 @@ impl Group {
             sm.clone(),
         )
         .await?;
-        Ok(Arc::new(Group {
+        let (proposer, queue) = proposer::channel();
+        let group = Arc::new(Group {
             id,
             raft,
             sm,
             log,
             cancel,
+            proposer,
             last_stamp_ms: AtomicU64::new(0),
             reference: std::sync::Mutex::new(None),
             hold_ttl_ms: config.hold_ttl_ms,
-        }))
+        });
+        Ok((group, queue))
     }
 
-    /// Wraps a client proposal into a log entry: stamps the log time (never below what this
-    /// node stamped before nor the applied log time) and fills cluster defaults.
-    pub fn stamp(&self, proposal: Proposal) -> LogCommand {
+    /// Proposes `proposals` as one entry ([`Group::stamp`]) and returns one outcome per
+    /// proposal, in order, once the entry is applied.
+    ///
+    /// # Errors
+    /// Not the leader, not applied within [`PROPOSE_TIMEOUT`], or Raft failed.
+    pub async fn write(&self, proposals: Vec<Proposal>) -> Result<Vec<Outcome>, ProposeError> {
+        let count = proposals.len();
+        let entry = self.stamp(proposals);
+        let response =
+            match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(entry)).await {
+                Err(_) => return Err(ProposeError::Timeout),
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
+                    return Err(ProposeError::NotLeader(not_leader(&hint)))
+                }
+                Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
+                Ok(Ok(response)) => response,
+            };
+        match (response.data, count) {
+            (Some(Ok(Reply::Batch(outcomes))), n) if n > 1 && outcomes.len() == n => Ok(outcomes),
+            (Some(outcome), 1) => Ok(vec![outcome]),
+            (other, _) => Err(ProposeError::Unavailable(format!(
+                "entry of {count} proposals answered {other:?}"
+            ))),
+        }
+    }
+
+    /// Wraps client proposals into one log entry: stamps the log time (never below what this
+    /// node stamped before nor the applied log time) and fills cluster defaults. One proposal
+    /// makes a plain entry; several make a [`Command::Batch`].
+    ///
+    /// # Panics
+    /// If `proposals` is empty (the proposer never stamps an empty batch).
+    pub fn stamp(&self, mut proposals: Vec<Proposal>) -> LogCommand {
+        assert!(!proposals.is_empty(), "an entry carries at least one proposal");
         let wall_ms = wall_clock_ms();
         let floor = self.sm.read().now_ms();
         let term = self.raft.metrics().borrow().current_term;
@@ -155,11 +197,28 @@ impl Group {
         let now_ms = bounded_log_time(wall_ms, floor, reference_ms, elapsed_ms);
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
         let now_ms = now_ms.max(previous);
-        let mut command = proposal.command;
-        if let Command::Hold { ttl_ms, .. } = &mut command {
-            ttl_ms.get_or_insert(self.hold_ttl_ms);
+        for proposal in &mut proposals {
+            if let Command::Hold { ttl_ms, .. } = &mut proposal.command {
+                ttl_ms.get_or_insert(self.hold_ttl_ms);
+            }
         }
-        LogCommand { v: COMMAND_VERSION, now_ms, request_id: proposal.request_id, command }
+        let (request_id, command) = if proposals.len() == 1 {
+            let proposal = proposals.pop().expect("one proposal: length checked");
+            (proposal.request_id, proposal.command)
+        } else {
+            (None, Command::Batch(proposals))
+        };
+        LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
+    }
+}
+
+/// Builds a `NotLeader` answer from openraft's forwarding hint.
+pub fn not_leader(
+    hint: &openraft::error::ForwardToLeader<raft_store::NodeId, openraft::BasicNode>,
+) -> NotLeader {
+    NotLeader {
+        leader_id: hint.leader_id.unwrap_or(0),
+        leader_addr: hint.leader_node.as_ref().map(|n| n.addr.clone()).unwrap_or_default(),
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::group::Group;
 use crate::metrics::Metrics;
+use crate::proposer::{self, ProposerConfig};
 use crate::router::Router;
 use crate::transport::Channels;
 use crate::worker;
@@ -92,7 +93,7 @@ impl Host {
         let apply_latency = self.metrics.apply_latency.with_label_values(&[&label]);
         let observer: ApplyObserver =
             Arc::new(move |_entries, took: Duration| apply_latency.observe(took.as_secs_f64()));
-        let group = Group::open(
+        let (group, queue) = Group::open(
             id,
             self.node_id(),
             &self.config,
@@ -103,6 +104,23 @@ impl Host {
         )
         .await?;
         self.router.insert(Arc::clone(&group));
+        // The meta group's commands (catalog, accounts, placement) never share an entry.
+        let batching = if id == META_GROUP {
+            ProposerConfig { batch_max: 1, ..self.config.proposer() }
+        } else {
+            self.config.proposer()
+        };
+        let writer = Arc::clone(&group);
+        self.tasks.spawn(proposer::run(
+            queue,
+            batching,
+            group.cancel.clone(),
+            self.metrics.clone(),
+            move |proposals| {
+                let group = Arc::clone(&writer);
+                async move { group.write(proposals).await }
+            },
+        ));
         if id != META_GROUP {
             self.tasks.spawn(worker::expiry_ticker(
                 Arc::clone(&group),

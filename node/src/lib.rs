@@ -3,6 +3,7 @@
 //!
 //! Layout follows TiKV's raftstore split: [`group`] (one replica), [`router`] (group id ->
 //! replica), [`transport`] (Raft RPCs multiplexed by group), [`service`] (gRPC handlers),
+//! [`proposer`] (concurrent proposals to a group coalesced into few entries),
 //! [`worker`] (expiry ticker, join), [`http`] (metrics and health). The group-commit writer
 //! lives with the storage in `raft-store` (`raft_store::db`).
 //!
@@ -15,6 +16,7 @@ pub mod group;
 pub mod host;
 pub mod http;
 pub mod metrics;
+pub mod proposer;
 pub mod router;
 pub mod service;
 pub mod transport;

@@ -2,8 +2,8 @@
 //! show or user ids.
 
 use prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// The node's metrics.
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub writer_writes: IntCounter,
     /// Bytes written by the writer.
     pub writer_bytes: IntCounter,
+    /// Proposals carried per Raft entry (docs/architecture.md, "Batching").
+    pub batch_size: Histogram,
 }
 
 impl Metrics {
@@ -81,6 +83,16 @@ impl Metrics {
             "Bytes written by the group-commit writer",
         )
         .expect("valid metric");
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "marquee_node_proposal_batch_size",
+                "Proposals carried by one Raft entry this node proposed",
+            )
+            .buckets(
+                exponential_buckets(1.0, 2.0, 10).expect("static bucket parameters are valid"),
+            ),
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(propose_latency.clone()),
@@ -89,6 +101,7 @@ impl Metrics {
             Box::new(writer_batches.clone()),
             Box::new(writer_writes.clone()),
             Box::new(writer_bytes.clone()),
+            Box::new(batch_size.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -101,6 +114,7 @@ impl Metrics {
             writer_batches,
             writer_writes,
             writer_bytes,
+            batch_size,
         }
     }
 }

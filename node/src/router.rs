@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use proto::pb::NotLeader;
 use proto::GroupId;
 
 use crate::group::Group;
@@ -42,15 +41,5 @@ impl Router {
             .values()
             .cloned()
             .collect()
-    }
-}
-
-/// Builds a `NotLeader` answer from openraft's forwarding hint.
-pub fn not_leader(
-    hint: &openraft::error::ForwardToLeader<raft_store::NodeId, openraft::BasicNode>,
-) -> NotLeader {
-    NotLeader {
-        leader_id: hint.leader_id.unwrap_or(0),
-        leader_addr: hint.leader_node.as_ref().map(|n| n.addr.clone()).unwrap_or_default(),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use proto::catalog::{CatalogQuery, CatalogQueryResult};
-use proto::command::{Command, Outcome, Proposal, Query};
+use proto::command::{Command, Proposal, Query};
 use proto::limits::REQUEST_ID_BYTES_MAX;
 use proto::meta::MetaCommand;
 use proto::meta::{MetaQuery, MetaQueryResult};
@@ -20,24 +20,24 @@ use proto::pb::cluster_server::Cluster;
 use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
-    change_membership_reply, change_membership_request, join_reply, propose_reply, query_reply,
-    Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest, GroupRequest,
-    GroupStatus, InitializeGroupRequest, JoinReply, JoinRequest, ProposeReply, ProposeRequest,
-    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
-    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
+    change_membership_reply, change_membership_request, join_reply, propose_item, propose_reply,
+    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest,
+    GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply, JoinRequest,
+    ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest, QueryReply,
+    QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply, StatusRequest,
+    WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use tonic::{Request, Response, Status};
 
+use crate::group::not_leader;
 use crate::group::Group;
 use crate::host::Host;
-use crate::metrics::Metrics;
-use crate::router::not_leader;
+use crate::proposer::{ProposeError, PROPOSE_TIMEOUT};
 use crate::transport::reply;
 
-/// How long a proposal may wait to be committed and applied before the client is told the
-/// outcome is unknown (it then retries with the same request id).
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most proposals in one `ProposeBatch` call.
+const PROPOSE_BATCH_REQUESTS_MAX: usize = 1_024;
 /// A catalog watch sends an empty reply this often when nothing changes (a heartbeat: the
 /// reader learns the head, and a dead reader is noticed).
 const WATCH_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -72,10 +72,6 @@ impl NodeService {
         WrongShard { map_version: self.host.map_version() }
     }
 
-    fn metrics(&self) -> &Metrics {
-        &self.host.metrics
-    }
-
     fn node_id(&self) -> u64 {
         self.host.node_id()
     }
@@ -87,13 +83,6 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     codec::encode(value).map_err(|e| Status::internal(e.to_string()))
-}
-
-fn outcome_label(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Ok(_) => "ok",
-        Err(rejection) => rejection.kind(),
-    }
 }
 
 impl NodeService {
@@ -114,6 +103,37 @@ impl NodeService {
         let group = self.group(request.group_id)?;
         let rpc = decode(&request.payload)?;
         reply(call(group, rpc).await).map(Response::new)
+    }
+}
+
+impl NodeService {
+    /// One proposal: through the group's proposer queue (batched with concurrent ones) to
+    /// its outcome, a redirect, or an error status.
+    async fn propose_one(&self, request: ProposeRequest) -> Result<ProposeReply, Status> {
+        let Ok(group) = self.group(request.group_id) else {
+            let result = Some(propose_reply::Result::WrongShard(self.wrong_shard()));
+            return Ok(ProposeReply { result });
+        };
+        let proposal: Proposal = decode(&request.proposal)?;
+        if proposal
+            .request_id
+            .as_ref()
+            .is_some_and(|id| id.is_empty() || id.len() > REQUEST_ID_BYTES_MAX)
+        {
+            return Err(Status::invalid_argument(format!(
+                "request id must be 1..={REQUEST_ID_BYTES_MAX} bytes"
+            )));
+        }
+        if matches!(proposal.command, Command::Batch(_)) {
+            return Err(Status::invalid_argument("only a leader forms batches: propose commands"));
+        }
+        let result = match group.proposer.propose(proposal).await {
+            Ok(outcome) => propose_reply::Result::Outcome(encode(&outcome)?),
+            Err(ProposeError::NotLeader(hint)) => propose_reply::Result::NotLeader(hint),
+            Err(e @ ProposeError::Timeout) => return Err(Status::deadline_exceeded(e.to_string())),
+            Err(ProposeError::Unavailable(e)) => return Err(Status::unavailable(e)),
+        };
+        Ok(ProposeReply { result: Some(result) })
     }
 }
 
@@ -290,56 +310,37 @@ impl Inventory for NodeService {
         &self,
         request: Request<ProposeRequest>,
     ) -> Result<Response<ProposeReply>, Status> {
-        let request = request.into_inner();
-        let Ok(group) = self.group(request.group_id) else {
-            let result = Some(propose_reply::Result::WrongShard(self.wrong_shard()));
-            return Ok(Response::new(ProposeReply { result }));
-        };
-        let proposal: Proposal = decode(&request.proposal)?;
-        if proposal
-            .request_id
-            .as_ref()
-            .is_some_and(|id| id.is_empty() || id.len() > REQUEST_ID_BYTES_MAX)
-        {
+        self.propose_one(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn propose_batch(
+        &self,
+        request: Request<ProposeBatchRequest>,
+    ) -> Result<Response<ProposeBatchReply>, Status> {
+        let requests = request.into_inner().requests;
+        if requests.len() > PROPOSE_BATCH_REQUESTS_MAX {
             return Err(Status::invalid_argument(format!(
-                "request id must be 1..={REQUEST_ID_BYTES_MAX} bytes"
+                "at most {PROPOSE_BATCH_REQUESTS_MAX} proposals per call"
             )));
         }
-        let kind = proposal.command.kind();
-        let entry = group.stamp(proposal);
-        let started = Instant::now();
-        let result =
-            match tokio::time::timeout(PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
-                Err(_) => {
-                    self.metrics().commands.with_label_values(&[kind, "timeout"]).inc();
-                    return Err(Status::deadline_exceeded(
-                    "not applied in time; the outcome is unknown: retry with the same request id",
-                ));
-                }
-                Ok(result) => result,
-            };
-        let reply = match result {
-            Ok(response) => {
-                let outcome = response
-                    .data
-                    .ok_or_else(|| Status::internal("normal entry without an outcome"))?;
-                self.metrics().commands.with_label_values(&[kind, outcome_label(&outcome)]).inc();
-                self.metrics()
-                    .propose_latency
-                    .with_label_values(&[kind])
-                    .observe(started.elapsed().as_secs_f64());
-                propose_reply::Result::Outcome(encode(&outcome)?)
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
-                self.metrics().commands.with_label_values(&[kind, "not_leader"]).inc();
-                propose_reply::Result::NotLeader(not_leader(&hint))
-            }
-            Err(e) => {
-                self.metrics().commands.with_label_values(&[kind, "unavailable"]).inc();
-                return Err(Status::unavailable(e.to_string()));
-            }
-        };
-        Ok(Response::new(ProposeReply { result: Some(reply) }))
+        // Every proposal is queued at once, so they can share entries.
+        let replies = futures_util::future::join_all(
+            requests.into_iter().map(|request| self.propose_one(request)),
+        )
+        .await;
+        let replies = replies
+            .into_iter()
+            .map(|reply| ProposeItem {
+                result: Some(match reply {
+                    Ok(reply) => propose_item::Result::Reply(reply),
+                    Err(status) => propose_item::Result::Error(ItemError {
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                    }),
+                }),
+            })
+            .collect();
+        Ok(Response::new(ProposeBatchReply { replies }))
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryReply>, Status> {
@@ -429,7 +430,7 @@ impl Cluster for NodeService {
             node_id: request.node_id,
             addr: request.grpc_addr.clone(),
         });
-        let entry = meta.stamp(Proposal { request_id: None, command });
+        let entry = meta.stamp(vec![Proposal { request_id: None, command }]);
         let result = tokio::time::timeout(PROPOSE_TIMEOUT, meta.raft.client_write(entry))
             .await
             .map_err(|_| Status::deadline_exceeded("registration not applied in time"))?;

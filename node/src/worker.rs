@@ -38,7 +38,7 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
         if due.is_none_or(|at| at > wall_clock_ms()) {
             continue;
         }
-        let entry = group.stamp(Proposal { request_id: None, command: Command::ExpireDue });
+        let entry = group.stamp(vec![Proposal { request_id: None, command: Command::ExpireDue }]);
         match tokio::time::timeout(EXPIRE_PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

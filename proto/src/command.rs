@@ -31,7 +31,12 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 3: `Confirm` may carry the ticket code (keyed by the gateways' secret, never derivable
 ///   from the log) and `Hold` a per-owner seat cap; an older build would ignore both fields and
 ///   compute another state, so it must stop at such an entry instead.
-pub const COMMAND_VERSION: u32 = 3;
+/// - 4: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
+///   the holds and bookings its later commands create get ids `{show}-{seq}-{sub}`. Entries of
+///   earlier versions never carry a batch, so they apply exactly as before.
+pub const COMMAND_VERSION: u32 = 4;
+/// The first version whose entries may carry a [`Command::Batch`].
+pub const COMMAND_VERSION_BATCH: u32 = 4;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
 /// The version whose `Confirm` carries its ticket code and whose `Hold` may cap the seats one
@@ -140,6 +145,12 @@ pub enum Command {
     ExpireDue,
     /// A change to the meta group (group 0 only; inventory groups reject it).
     Meta(MetaCommand),
+    /// Several proposals carried by one log entry (version 4 on): applied in order at the
+    /// entry's log time, each with its own request id and its own outcome
+    /// ([`Reply::Batch`]). Only a leader forms one, from concurrent proposals to its group
+    /// (docs/architecture.md, "Batching"); nodes refuse a client's batch, and a batch nested in
+    /// a batch is rejected.
+    Batch(Vec<Proposal>),
 }
 
 impl Command {
@@ -157,6 +168,7 @@ impl Command {
             Command::CancelShow { .. } => "cancel_show",
             Command::ExpireDue => "expire_due",
             Command::Meta(meta) => meta.kind(),
+            Command::Batch(_) => "batch",
         }
     }
 
@@ -173,8 +185,15 @@ impl Command {
             | Command::FailCheckout { booking_id, .. }
             | Command::RequestCancel { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
-            Command::ExpireDue | Command::Meta(_) => None,
+            Command::ExpireDue | Command::Meta(_) | Command::Batch(_) => None,
         }
+    }
+
+    /// Whether a leader may carry this command in a [`Command::Batch`] with others: every
+    /// small inventory command. A show's creation (its layout can be large), meta commands
+    /// and batches travel in entries of their own.
+    pub fn batchable(&self) -> bool {
+        !matches!(self, Command::CreateShow { .. } | Command::Meta(_) | Command::Batch(_))
     }
 }
 
@@ -244,6 +263,8 @@ pub enum Reply {
     },
     /// A meta command succeeded.
     Meta(MetaReply),
+    /// The outcomes of a [`Command::Batch`], one per proposal, in order.
+    Batch(Vec<Outcome>),
 }
 
 /// Why a command was refused. Deterministic: committed and replayed like any result.
@@ -415,6 +436,9 @@ pub enum Rejection {
         /// What is wrong.
         reason: String,
     },
+    /// A [`Command::Batch`] inside a batch.
+    #[error("a batch cannot carry a batch")]
+    NestedBatch,
 }
 
 fn seat_list(seats: &[SeatId]) -> String {
@@ -572,6 +596,7 @@ impl Rejection {
             Rejection::NodeNotFound { .. } => "node_not_found",
             Rejection::GroupNotFound { .. } => "group_not_found",
             Rejection::InvalidPlacement { .. } => "invalid_placement",
+            Rejection::NestedBatch => "nested_batch",
         }
     }
 }

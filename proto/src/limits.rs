@@ -29,11 +29,11 @@ pub const STALE_CHECKOUTS_LIMIT_MAX: u32 = 1_000;
 pub const OWNER_BOOKINGS_MAX: u32 = 100;
 
 /// Rows in a layout.
-pub const ROWS_MAX: usize = 100;
+pub const ROWS_MAX: usize = 300;
 /// Seats in one row.
 pub const ROW_SEATS_MAX: u32 = 200;
-/// Seats in a layout.
-pub const SHOW_SEATS_MAX: u32 = 10_000;
+/// Seats in a layout: a stadium of 40 000 seats (the flash-sale benchmark) fits.
+pub const SHOW_SEATS_MAX: u32 = 50_000;
 /// Categories in a layout.
 pub const CATEGORIES_MAX: usize = 16;
 /// Length of a title, owner id, category name or row label.

@@ -203,11 +203,12 @@ pub struct Suggestion {
 pub trait SearchIndex: Send + Sync {
     /// `embedded` or `meilisearch`.
     fn backend(&self) -> &'static str;
-    /// Creates the index and applies its settings (idempotent). The sync worker calls it,
-    /// retrying, before its first write, so that a backend that is down when the process starts
-    /// delays search, never the process.
-    fn prepare(&self) -> BoxFuture<'_, Result<(), SearchError>> {
-        Box::pin(async { Ok(()) })
+    /// Creates the index and applies its settings (idempotent); answers whether the documents
+    /// already there were written in an older layout and must be rebuilt. The sync worker calls
+    /// it, retrying, before its first write, so that a backend that is down when the process
+    /// starts delays search, never the process.
+    fn prepare(&self) -> BoxFuture<'_, Result<bool, SearchError>> {
+        Box::pin(async { Ok(false) })
     }
     /// Adds or replaces documents by `movie_id`.
     fn upsert(&self, docs: Vec<SearchDoc>) -> BoxFuture<'_, Result<(), SearchError>>;

@@ -1,10 +1,14 @@
 //! The Meilisearch backend, through `meilisearch-sdk`.
 //!
 //! Index `movies` (primary key `movie_id`) configured to answer as the embedded index does
-//! (docs/search.md, "Documents and matching"): searchable attributes in weight order (title,
-//! cast, director, description); filterable `cities`, `genres`, `language`, `rating`; sortable
-//! `rating`, `rating_count`, `next_show_ms`, `title`, `movie_id`; ranking rules with `sort`
-//! first, so a requested sort is strict (relevance only orders the hits when no sort is asked
+//! (docs/search.md, "Documents and matching"). Each document carries, besides the movie's
+//! fields, its searchable text as the words of [`crate::tokenize`] joined by spaces
+//! (`title_words`, `people_words`, `description_words`): Meilisearch's tokenizer keeps `<`,
+//! `=` or `>` inside words (`onerror=alert` is one word to it), so it searches those fields,
+//! which split exactly where the embedded index splits, and displays only the movie's fields.
+//! Searchable attributes in weight order (title, cast and director, description); filterable
+//! `cities`, `genres`, `language`, `rating`; sortable `rating`, `rating_count`,
+//! `next_show_ms`, `title`, `movie_id`; ranking rules with `sort` first, so a requested sort is strict (relevance only orders the hits when no sort is asked
 //! for); typos from 4 and 8 characters like the embedded index; `maxTotalHits` raised so that
 //! every page the API can ask for is reachable; and queries sent as plain words
 //! ([`crate::query_text`]) with matching strategy `all`, so every word must match and query
@@ -45,6 +49,51 @@ const MAX_FACET_VALUES: usize = 1_000;
 const RANKING_RULES: [&str; 6] = ["sort", "words", "typo", "proximity", "attribute", "exactness"];
 /// The id of the progress document in `<index>_sync`.
 const PROGRESS_ID: &str = "sync";
+/// The searchable fields, in weight order.
+const SEARCHABLE: [&str; 3] = ["title_words", "people_words", "description_words"];
+/// The fields answers carry: those of [`SearchDoc`].
+const DISPLAYED: [&str; 16] = [
+    "movie_id",
+    "title",
+    "description",
+    "cast",
+    "director",
+    "genres",
+    "language",
+    "rating",
+    "rating_count",
+    "cities",
+    "next_show_ms",
+    "upcoming_shows",
+    "poster_url",
+    "certificate",
+    "duration_min",
+    "release_date",
+];
+
+/// What Meilisearch stores for a movie: the document and its words.
+#[derive(Debug, Serialize)]
+struct MeiliDoc<'a> {
+    #[serde(flatten)]
+    doc: &'a SearchDoc,
+    title_words: String,
+    people_words: String,
+    description_words: String,
+}
+
+impl<'a> From<&'a SearchDoc> for MeiliDoc<'a> {
+    fn from(doc: &'a SearchDoc) -> MeiliDoc<'a> {
+        let mut people = doc.cast.join(" ");
+        people.push(' ');
+        people.push_str(&doc.director);
+        MeiliDoc {
+            doc,
+            title_words: query_text(&doc.title),
+            people_words: query_text(&people),
+            description_words: query_text(&doc.description),
+        }
+    }
+}
 
 /// A Meilisearch index of movies.
 pub struct MeiliIndex {
@@ -109,7 +158,8 @@ impl MeiliIndex {
     /// The settings that make this index answer as the embedded one.
     pub fn settings() -> Settings {
         Settings::new()
-            .with_searchable_attributes(["title", "cast", "director", "description"])
+            .with_searchable_attributes(SEARCHABLE)
+            .with_displayed_attributes(DISPLAYED)
             .with_filterable_attributes(["cities", "genres", "language", "rating"])
             .with_sortable_attributes([
                 "rating",
@@ -186,10 +236,20 @@ impl SearchIndex for MeiliIndex {
         "meilisearch"
     }
 
-    fn prepare(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+    fn prepare(&self) -> BoxFuture<'_, Result<bool, SearchError>> {
         Box::pin(async move {
+            // Documents written under other searchable fields (an older release) lack the word
+            // fields these settings search: such an index must be rebuilt.
+            let stale = match self.index.get_settings().await {
+                Ok(current) => {
+                    current.searchable_attributes.is_some_and(|fields| fields != SEARCHABLE)
+                }
+                Err(e) if not_found(&e) => false,
+                Err(e) => return Err(unavailable(e)),
+            };
             let settings = MeiliIndex::settings();
-            self.write(|| self.index.set_settings(&settings)).await
+            self.write(|| self.index.set_settings(&settings)).await?;
+            Ok(stale)
         })
     }
 
@@ -198,6 +258,7 @@ impl SearchIndex for MeiliIndex {
             if docs.is_empty() {
                 return Ok(());
             }
+            let docs: Vec<MeiliDoc<'_>> = docs.iter().map(MeiliDoc::from).collect();
             self.write(|| self.index.add_or_replace(&docs, Some("movie_id"))).await
         })
     }
@@ -282,7 +343,7 @@ impl SearchIndex for MeiliIndex {
                 .search()
                 .with_query(&text)
                 .with_matching_strategy(MatchingStrategies::ALL)
-                .with_attributes_to_search_on(&["title"])
+                .with_attributes_to_search_on(&["title_words"])
                 .with_sort(sort_keys(Sort::Title))
                 .with_limit(SUGGEST_POOL)
                 .with_attributes_to_retrieve(Selectors::Some(&["movie_id", "title"]))

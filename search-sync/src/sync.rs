@@ -200,7 +200,7 @@ impl Syncer {
                 return;
             }
             let step = if !prepared {
-                self.index.prepare().await.map(|()| Step::Prepared)
+                self.index.prepare().await.map(Step::Prepared)
             } else if needs_rebuild {
                 self.rebuild().await
             } else {
@@ -212,7 +212,13 @@ impl Syncer {
                     needs_rebuild = false;
                     self.status.synced_at_ms.store(now_ms(), Ordering::Relaxed);
                 }
-                Ok(Step::Prepared) => prepared = true,
+                Ok(Step::Prepared(stale)) => {
+                    prepared = true;
+                    if stale {
+                        tracing::warn!("search index written in an older layout: rebuilding");
+                        needs_rebuild = true;
+                    }
+                }
                 Ok(Step::Rebuild) => needs_rebuild = true,
                 Err(e) => {
                     self.status.errors.fetch_add(1, Ordering::Relaxed);
@@ -381,8 +387,8 @@ pub async fn follow_progress(
 }
 
 enum Step {
-    /// The backend is ready for writes.
-    Prepared,
+    /// The backend is ready for writes (`true`: its documents must be rebuilt).
+    Prepared(bool),
     Advanced(u64),
     Rebuild,
 }

@@ -188,7 +188,7 @@ mod tests {
         let mut aisle = row("A", 5);
         aisle.aisles_after = vec![5];
         assert_eq!(check_rows(&[aisle]).unwrap_err().field, "rows[0].aisles_after");
-        let big: Vec<RowSpec> = (0..60)
+        let big: Vec<RowSpec> = (0..255)
             .map(|i| row(&format!("{}{}", (b'A' + i / 26) as char, (b'A' + i % 26) as char), 200))
             .collect();
         assert_eq!(check_rows(&big).unwrap_err().field, "rows");

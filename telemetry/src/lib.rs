@@ -6,10 +6,25 @@
 //!   fields, e.g. the gateway's `request_id`) for log shippers; the default is human text.
 //! - [`run_until_signal`]: runs a server future with a [`CancellationToken`] that SIGINT or
 //!   SIGTERM cancels, and turns its result into an exit code.
+//! - [`runtime`]: the process's tokio runtime with a chosen number of worker threads: several
+//!   processes on a small machine each sized to every CPU spend their time switching threads.
 
 use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
+
+/// A multi-threaded tokio runtime with `worker_threads` workers (0: one per CPU).
+///
+/// # Errors
+/// The operating system refused the threads.
+pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder.build()
+}
 
 /// Installs the global tracing subscriber. `default_filter` applies when `MARQUEE_LOG` is unset.
 pub fn init_logging(default_filter: &str) {

@@ -21,6 +21,7 @@
 //! Out of scope here: policies that need clocks or config (cancellation cutoffs, pricing
 //! rules) are decided by the proposer and carried in the command.
 
+mod apply;
 mod codes;
 mod invariants;
 mod reads;
@@ -28,15 +29,13 @@ mod seats;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::command::{
-    Command, LogCommand, Outcome, Rejection, Reply, COMMAND_VERSION,
-    COMMAND_VERSION_ONE_LAYOUT_RULE,
-};
+use proto::command::{Command, Outcome, Rejection, Reply, COMMAND_VERSION_ONE_LAYOUT_RULE};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
 use proto::inventory::{BookingStatus, HoldStatus, SeatSelection};
 use proto::layout::Layout;
 use serde::{Deserialize, Serialize};
 
+use self::apply::Pos;
 use self::codes::{check_ticket_code, legacy_ticket_code};
 use self::seats::{pick_best, pick_explicit};
 use crate::fnv1a;
@@ -167,85 +166,6 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Applies one entry at log index `index` and returns its outcome.
-    ///
-    /// # Panics
-    /// If the entry's encoding version is newer than this build understands: a replica must
-    /// stop rather than guess (docs/architecture.md, "Upgrades").
-    pub fn apply(&mut self, index: u64, entry: &LogCommand) -> Outcome {
-        assert!(
-            entry.v <= COMMAND_VERSION,
-            "log entry {index} has command version {} but this build knows up to {COMMAND_VERSION}; \
-             upgrade this node",
-            entry.v
-        );
-        self.now_ms = self.now_ms.max(entry.now_ms);
-        let now = self.now_ms;
-        let expired = self.expire_due(index, now);
-        self.prune(now);
-
-        let fingerprint = entry.request_id.as_ref().map(|_| fingerprint(&entry.command));
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
-            if let Some(previous) = self.idempotency.get(request_id) {
-                if previous.fingerprint != fingerprint {
-                    return Err(Rejection::RequestIdReused);
-                }
-                return self.replayed(&entry.command, &previous.outcome);
-            }
-        }
-
-        let outcome = match &entry.command {
-            Command::CreateShow { show_id, title, starts_at_ms, layout } => {
-                self.create_show(entry.v, *show_id, title, *starts_at_ms, layout)
-            }
-            Command::Hold { show_id, owner, selection, ttl_ms, owner_seats_max } => {
-                let limits = HoldLimits { ttl_ms: *ttl_ms, owner_seats_max: *owner_seats_max };
-                self.hold(index, now, *show_id, owner, selection, limits)
-            }
-            Command::Release { hold_id, owner } => self.release(now, *hold_id, owner),
-            Command::BeginCheckout { hold_id, owner, window_ms } => {
-                self.begin_checkout(index, now, *hold_id, owner, *window_ms)
-            }
-            Command::Confirm { booking_id, payment_ref, ticket_code } => {
-                self.confirm(index, *booking_id, payment_ref, ticket_code.as_deref())
-            }
-            Command::FailCheckout { booking_id, reason } => {
-                self.fail_checkout(index, *booking_id, reason.clone())
-            }
-            Command::CancelBooking { booking_id, owner, refund_ref } => {
-                self.cancel_booking(*booking_id, owner, refund_ref)
-            }
-            Command::RequestCancel { booking_id, owner, refund_minor, deadline_ms } => {
-                self.request_cancel(now, *booking_id, owner.as_ref(), *refund_minor, *deadline_ms)
-            }
-            Command::CancelShow { show_id } => self.cancel_show(index, now, *show_id),
-            Command::ExpireDue => Ok(Reply::Expired { holds: expired.0, checkouts: expired.1 }),
-            Command::Meta(_) => Err(Rejection::WrongGroup),
-        };
-
-        if let (Some(request_id), Some(fingerprint)) = (&entry.request_id, fingerprint) {
-            if request_id.len() <= REQUEST_ID_BYTES_MAX {
-                self.remember(request_id.clone(), now, fingerprint, outcome.clone());
-            }
-        }
-        outcome
-    }
-
-    /// The answer to a replayed request id: the first outcome, except that a replayed
-    /// `BeginCheckout` whose first outcome was a booking answers the booking as it is now. The
-    /// saga replays `BeginCheckout` when a client retries `POST /v1/bookings` under the same
-    /// `Idempotency-Key`, and must learn that the attempt already failed (a declined card) or
-    /// was confirmed before it charges again (docs/architecture.md, "Booking saga"). Nothing
-    /// changes either way, so this is still deterministic and acts at most once (invariant 6).
-    fn replayed(&self, command: &Command, first: &Outcome) -> Outcome {
-        if let (Command::BeginCheckout { .. }, Ok(Reply::Booking { booking })) = (command, first) {
-            if let Some(now) = self.bookings.get(&booking.booking_id) {
-                return Ok(Reply::Booking { booking: self.booking_view(booking.booking_id, now) });
-            }
-        }
-        first.clone()
-    }
-
     /// Earliest deadline (hold expiry or payment deadline) still pending, in log time.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let hold = self.hold_deadlines.first().map(|(at, _)| *at);
@@ -339,7 +259,7 @@ impl Inventory {
 
     fn hold(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         show_id: ShowId,
         owner: &OwnerId,
@@ -369,7 +289,7 @@ impl Inventory {
                 });
             }
         }
-        let hold_id = HoldId::new(show_id, index);
+        let hold_id = HoldId::at(show_id, at.index, at.sub);
         let ttl =
             limits.ttl_ms.unwrap_or(HOLD_TTL_MS_DEFAULT).clamp(HOLD_TTL_MS_MIN, HOLD_TTL_MS_MAX);
         let expires_at_ms = now.saturating_add(ttl);
@@ -408,7 +328,7 @@ impl Inventory {
 
     fn begin_checkout(
         &mut self,
-        index: u64,
+        at: Pos,
         now: u64,
         hold_id: HoldId,
         owner: &OwnerId,
@@ -416,7 +336,7 @@ impl Inventory {
     ) -> Outcome {
         let hold = self.active_hold(hold_id, owner)?;
         let expires_at_ms = hold.expires_at_ms;
-        let booking_id = BookingId::new(hold_id.show_id(), index);
+        let booking_id = BookingId::at(hold_id.show_id(), at.index, at.sub);
         let payment_deadline_ms = now.saturating_add(window_ms.min(CHECKOUT_WINDOW_MS_MAX));
         let booking = Booking {
             hold_id,
@@ -539,7 +459,7 @@ impl Inventory {
         }
         show.cancelled = true;
         show.version += 1;
-        let (first_hold, last_hold) = (HoldId::new(show_id, 0), HoldId::new(show_id, u64::MAX));
+        let (first_hold, last_hold) = (HoldId::first_of(show_id), HoldId::last_of(show_id));
         let active: Vec<(HoldId, u64)> = self
             .holds
             .range(first_hold..=last_hold)
@@ -552,7 +472,7 @@ impl Inventory {
             self.end_hold(now, hold_id, HoldStatus::Released);
             released += 1;
         }
-        let (first, last) = (BookingId::new(show_id, 0), BookingId::new(show_id, u64::MAX));
+        let (first, last) = (BookingId::first_of(show_id), BookingId::last_of(show_id));
         let bookings: Vec<(BookingId, BookingStatus, i64)> = self
             .bookings
             .range(first..=last)

@@ -36,7 +36,7 @@ impl Inventory {
                 }
                 let bookings = self
                     .bookings
-                    .range(BookingId::new(*show_id, 0)..=BookingId::new(*show_id, u64::MAX))
+                    .range(BookingId::first_of(*show_id)..=BookingId::last_of(*show_id))
                     .filter(|(_, b)| b.holds_seats())
                     .map(|(id, b)| self.booking_view(*id, b))
                     .collect();

@@ -91,45 +91,55 @@ pub(super) fn pick_best(
     let sweet_row = (show.rows.len() as i64 * 2) / 3;
     // (orphan penalty, row distance, centre distance, row, start)
     let mut best: Option<(u8, i64, i64, usize, usize)> = None;
-    for (row_index, row) in show.rows.iter().enumerate() {
-        if row.category != category {
-            continue;
-        }
-        let len = row.seats.len();
-        let mut start = 0;
-        while start < len {
-            if row.seats[start] != SeatState::Free {
-                start += 1;
+    // Rows are visited by distance from the sweet spot, and the search stops after the first
+    // distance that produced an orphan-free block: a farther row cannot beat it (the score is
+    // lexicographic and the row distance is its second key). Same answer as scoring every row,
+    // in a fraction of the time on a stadium-sized show.
+    let rows = show.rows.len() as i64;
+    for distance in 0..=rows {
+        let pair = [Some(sweet_row - distance), (distance > 0).then_some(sweet_row + distance)];
+        for row_index in pair.into_iter().flatten() {
+            if !(0..rows).contains(&row_index) {
                 continue;
             }
-            // A run of free seats [start, end) with no aisle inside.
-            let mut end = start + 1;
-            while end < len
-                && row.seats[end] == SeatState::Free
-                && !row.aisles_after.contains(&(end as u32))
-            {
-                end += 1;
+            let row_index = row_index as usize;
+            let row = &show.rows[row_index];
+            if row.category != category {
+                continue;
             }
-            let run = end - start;
-            if run >= n {
-                for first in start..=end - n {
-                    let left = first - start;
-                    let right = end - (first + n);
-                    let orphan = u8::from(left == 1) + u8::from(right == 1);
-                    let centre = (2 * first + n) as i64 - len as i64;
-                    let score = (
-                        orphan,
-                        (row_index as i64 - sweet_row).abs(),
-                        centre.abs(),
-                        row_index,
-                        first,
-                    );
-                    if best.is_none_or(|b| score < b) {
-                        best = Some(score);
+            let len = row.seats.len();
+            let mut start = 0;
+            while start < len {
+                if row.seats[start] != SeatState::Free {
+                    start += 1;
+                    continue;
+                }
+                // A run of free seats [start, end) with no aisle inside.
+                let mut end = start + 1;
+                while end < len
+                    && row.seats[end] == SeatState::Free
+                    && !row.aisles_after.contains(&(end as u32))
+                {
+                    end += 1;
+                }
+                let run = end - start;
+                if run >= n {
+                    for first in start..=end - n {
+                        let left = first - start;
+                        let right = end - (first + n);
+                        let orphan = u8::from(left == 1) + u8::from(right == 1);
+                        let centre = (2 * first + n) as i64 - len as i64;
+                        let score = (orphan, distance, centre.abs(), row_index, first);
+                        if best.is_none_or(|b| score < b) {
+                            best = Some(score);
+                        }
                     }
                 }
+                start = end;
             }
-            start = end;
+        }
+        if best.is_some_and(|b| b.0 == 0) {
+            break;
         }
     }
     if let Some((_, _, _, row, first)) = best {

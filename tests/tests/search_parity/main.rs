@@ -316,16 +316,7 @@ async fn meilisearch_answers_as_the_embedded_index_when_meili_url_is_set() {
     // A backlog: the worker is stopped while 4,000 changes are made (one of them a new title).
     drop(worker);
     let started = Instant::now();
-    let writes: Vec<_> = (0..BACKLOG)
-        .map(|i| {
-            let mut row = model.movies[&(i % MOVIES + 1)].clone();
-            row.description = format!("{} Revision {i}.", row.description);
-            if i == BACKLOG / 2 {
-                row.title = "Zephyrine Backlog".into();
-            }
-            row
-        })
-        .collect();
+    let writes = revisions(&model, "Zephyrine Backlog", 0);
     let cluster_ref = &cluster;
     in_waves(writes.iter().map(|row| put_movie(cluster_ref, row)).collect(), 16).await;
     eprintln!("{BACKLOG} changes written in {:?}", started.elapsed());
@@ -350,7 +341,62 @@ async fn meilisearch_answers_as_the_embedded_index_when_meili_url_is_set() {
     .await
     .unwrap();
     eprintln!("a backlog of {BACKLOG} changes drained in {drained:?}");
-    let (_, body) = get(&cluster, &format!("{}/v1/search?q=zephyrine", gateway.url)).await;
-    assert_eq!(body["total"], 1, "{body}");
-    caught_up(&cluster, &gateway.url, movies, Duration::from_secs(10)).await;
+    assert_eq!(caught_up(&cluster, &gateway.url, movies, Duration::from_secs(10)).await, true_head);
+    for url in [&gateway.url, &cluster.url] {
+        let (_, body) = get(&cluster, &format!("{url}/v1/search?q=zephyrine")).await;
+        assert_eq!(body["items"][0]["title"], "Zephyrine Backlog", "{body}");
+    }
+
+    // The same bulk write under the running worker: it reports the lag as it grows, and is
+    // level with the feed (its reported head the true one) soon after the writes stop.
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let writes = revisions(&model, "Quillwort Backlog", 1);
+    let started = Instant::now();
+    let (max_lag, ()) = tokio::join!(
+        async {
+            let mut max_lag = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                max_lag = max_lag.max(worker.field(&cluster, "lag").await.unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            max_lag
+        },
+        async {
+            in_waves(writes.iter().map(|row| put_movie(cluster_ref, row)).collect(), 16).await;
+            writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    );
+    let written = started.elapsed();
+    let true_head = caught_up(&cluster, &cluster.url, movies, Duration::from_secs(60)).await;
+    let level = eventually("the worker level with the feed", DRAIN_WITHIN, || async {
+        let indexed = worker.field(&cluster, "indexed_seq").await;
+        let reported_head = worker.field(&cluster, "head_seq").await;
+        Ok((indexed == Some(true_head) && reported_head == Some(true_head))
+            .then(|| started.elapsed()))
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "{BACKLOG} changes under a running worker: written in {written:?}, largest lag seen \
+         {max_lag}, level with the feed {:?} after the last write",
+        level.saturating_sub(written)
+    );
+    assert!(max_lag > 1, "the lag shows while the writes run: {max_lag}");
+    let (_, body) = get(&cluster, &format!("{}/v1/search?q=quillwort", gateway.url)).await;
+    assert_eq!(body["items"][0]["title"], "Quillwort Backlog", "{body}");
+}
+
+/// [`BACKLOG`] movie updates (new descriptions), one of which renames a movie to `title` (the
+/// movie's last update in the batch, so it keeps the title).
+fn revisions(model: &Model, title: &str, round: u64) -> Vec<MovieRow> {
+    (0..BACKLOG)
+        .map(|i| {
+            let mut row = model.movies[&(i % MOVIES + 1)].clone();
+            row.description = format!("{} Revision {round}.{i}.", row.description);
+            if i == BACKLOG - MOVIES / 2 - round {
+                row.title = title.into();
+            }
+            row
+        })
+        .collect()
 }
