@@ -89,8 +89,8 @@ pub struct Config {
     /// Seats one customer may hold on one show at once (active holds and checkouts), 1..=20.
     #[arg(long, env = "MARQUEE_GATEWAY_HOLD_SEATS_PER_ACCOUNT_MAX", default_value_t = 10)]
     pub hold_seats_per_account_max: u32,
-    /// Longest hold a customer may ask for (`ttl_ms`), ms; staff may ask for up to 2 hours.
-    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_TTL_MAX_MS", default_value_t = 900_000)]
+    /// Longest hold anyone may ask for (`ttl_ms`), ms (at most 2 hours).
+    #[arg(long, env = "MARQUEE_GATEWAY_HOLD_TTL_MAX_MS", default_value_t = HOLD_TTL_MAX_MS_DEFAULT)]
     pub hold_ttl_max_ms: u64,
     /// Holds one signed-in account may create per minute (sustained); 0 turns it off.
     #[arg(long, env = "MARQUEE_GATEWAY_HOLD_RATE_USER_PER_MIN", default_value_t = 10.0)]
@@ -146,6 +146,9 @@ pub struct Config {
     #[arg(long, env = "MARQUEE_GATEWAY_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
 }
+
+/// Default of `--hold-ttl-max-ms`: 15 minutes.
+pub const HOLD_TTL_MAX_MS_DEFAULT: u64 = 900_000;
 
 /// Why the gateway did not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]

@@ -46,6 +46,15 @@ pub enum ApiError {
     /// No such resource (or not yours).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A WebSocket endpoint was called without a valid upgrade handshake.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// The path exists, but not with this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// The query string has an unknown parameter or a value of the wrong type.
+    #[error("{0}")]
+    MalformedQuery(String),
     /// A deterministic refusal from the inventory.
     #[error("{0}")]
     Rejected(Rejection),
@@ -113,7 +122,7 @@ impl From<PathRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::Validation(r.body_text())
+        ApiError::MalformedQuery(r.body_text())
     }
 }
 
@@ -141,6 +150,15 @@ impl ApiError {
             }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::UpgradeRequired(_) => {
+                (StatusCode::UPGRADE_REQUIRED, "upgrade-required", "WebSocket upgrade required")
+            }
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
+            ApiError::MalformedQuery(_) => {
+                (StatusCode::BAD_REQUEST, "malformed-query", "Malformed query string")
+            }
             ApiError::PaymentDeclined(_) => {
                 (StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined")
             }
@@ -274,6 +292,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let upgrade = matches!(self, ApiError::UpgradeRequired(_));
         let (status, slug, title, ext) = self.parts();
         let detail = if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
@@ -308,6 +327,12 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if upgrade {
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            let headers = response.headers_mut();
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        }
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -163,7 +163,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         },
         holds: HoldPolicy {
             seats_per_account_max: config.hold_seats_per_account_max,
-            customer_ttl_max_ms: config.hold_ttl_max_ms,
+            ttl_max_ms: config.hold_ttl_max_ms,
         },
         search,
         search_status,

@@ -71,8 +71,8 @@ pub struct HoldPolicy {
     /// Seats one account may hold on one show at once (carried in every `Hold`, enforced by
     /// the shard, so it holds across gateways).
     pub seats_per_account_max: u32,
-    /// Longest `ttl_ms` a customer may ask for.
-    pub customer_ttl_max_ms: u64,
+    /// Longest `ttl_ms` anyone may ask for.
+    pub ttl_max_ms: u64,
 }
 
 /// The client IP of the request being served, put in the request's extensions by the HTTP

@@ -26,6 +26,7 @@ pub struct CategorySpec {
 /// One row of seats. Seats are numbered 1..=`seats` and identified `"{label}{number}"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RowSpec {
     /// Row label, e.g. `A`. ASCII letters only, so seat ids parse unambiguously.
     pub label: String,

@@ -48,6 +48,8 @@ pub const NODE_ADDR_BYTES_MAX: usize = 256;
 
 /// Longest movie description or review text.
 pub const CATALOG_TEXT_BYTES_MAX: usize = 4_000;
+/// Most theaters one manager runs.
+pub const CATALOG_LIST_MAX: usize = 1_000;
 /// Most items one catalog list read returns.
 pub const CATALOG_PAGE_MAX: u32 = 100;
 /// Longest email address (RFC 5321 path limit).

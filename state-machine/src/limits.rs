@@ -25,8 +25,6 @@ pub const META_NODES_MAX: usize = 1_000;
 /// Groups the shard map holds.
 pub const META_GROUPS_MAX: usize = 4_096;
 
-/// Most theaters one manager runs.
-pub const CATALOG_LIST_MAX: usize = 1_000;
 /// Refresh-token families (signed-in sessions) one user keeps; a new login beyond this drops the
 /// oldest session, bounding the tokens a user can make the meta group remember.
 pub const REFRESH_FAMILIES_PER_USER_MAX: usize = 20;

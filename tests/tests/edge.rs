@@ -1,6 +1,6 @@
 //! Edge behaviour of the gateway that is not about any one endpoint: per-IP rate limits
-//! (`429` + `Retry-After`, problem+json), request ids (echoed, generated, in error bodies and in
-//! the gateway's log lines).
+//! (`429` + `Retry-After`, problem+json; never on probes, metrics or `/openapi.json`), request
+//! ids (echoed, generated, in error bodies and in the gateway's log lines).
 
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
@@ -69,6 +69,11 @@ async fn rate_limits_answer_429_with_retry_after_and_request_ids_travel() {
     // Probes are never limited, and the unlimited gateway of the same cluster is unaffected.
     let healthz = cluster.http.get(format!("{}/healthz", gateway.url)).send().await.unwrap();
     assert_eq!(healthz.status(), 200);
+    // Nor is the contract (docs/api.md), even from a client over its limit.
+    for _ in 0..3 {
+        let url = format!("{}/openapi.json", gateway.url);
+        assert_eq!(cluster.http.get(url).send().await.unwrap().status(), 200);
+    }
     for _ in 0..150 {
         let response =
             cluster.http.get(format!("{}/v1/no-such-route", cluster.url)).send().await.unwrap();

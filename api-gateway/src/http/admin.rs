@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,7 @@ use utoipa_axum::routes;
 
 use super::auth::AuthUser;
 use super::catalog::{load_theater, MovieBody};
+use super::json::JsonBody;
 use crate::error::ApiError;
 use crate::limits::SHOW_ID_MAX;
 use crate::state::AppState;
@@ -90,10 +91,10 @@ fn split_body<T: serde::de::DeserializeOwned>(
 
 /// A create body: its id (given, or random when absent) and its strictly decoded fields.
 fn new_record<T: serde::de::DeserializeOwned>(
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
     id_field: &str,
 ) -> Result<(u64, T), ApiError> {
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let (id, spec) = split_body(body, id_field)?;
     Ok((new_id(id, id_field)?, spec))
 }
@@ -146,7 +147,7 @@ async fn put_movie_spec(
 async fn create_movie(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     user.require_admin()?;
     let (movie_id, spec) = new_record(body, "movie_id")?;
@@ -167,11 +168,11 @@ async fn put_movie(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     movie_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<MovieSpec>, JsonRejection>,
+    body: Result<JsonBody<MovieSpec>, ApiError>,
 ) -> Result<Json<MovieBody>, ApiError> {
     user.require_admin()?;
     let movie_id = path(movie_id, "movie")?;
-    let Json(spec) = body?;
+    let JsonBody(spec) = body?;
     Ok(Json(put_movie_spec(&state, movie_id, spec).await?.into()))
 }
 
@@ -207,7 +208,7 @@ async fn put_theater_spec(
 async fn create_theater(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     user.require_admin()?;
     let (theater_id, spec) = new_record(body, "theater_id")?;
@@ -228,11 +229,11 @@ async fn put_theater(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     theater_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<TheaterSpec>, JsonRejection>,
+    body: Result<JsonBody<TheaterSpec>, ApiError>,
 ) -> Result<Json<Theater>, ApiError> {
     let theater_id = path(theater_id, "theater")?;
     require_manager(&user, theater_id)?;
-    let Json(spec) = body?;
+    let JsonBody(spec) = body?;
     if user.role != Role::Admin {
         load_theater(&state, theater_id).await?;
     }
@@ -280,7 +281,7 @@ async fn create_screen(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     theater_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let theater_id = path(theater_id, "theater")?;
     require_manager(&user, theater_id)?;
@@ -314,10 +315,14 @@ async fn put_screen(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     screen_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
 ) -> Result<Json<Screen>, ApiError> {
     let screen_id = path(screen_id, "screen")?;
-    let Json(body) = body?;
+    // Customers are refused before the body is read; managers once its theater is known.
+    if user.role == Role::Customer {
+        return Err(ApiError::Forbidden("this needs the admin or theater_manager role".into()));
+    }
+    let JsonBody(body) = body?;
     let (theater_id, spec) = split_body(body, "theater_id")?;
     let theater_id =
         theater_id.ok_or_else(|| ApiError::Validation("theater_id is required".into()))?;
@@ -375,7 +380,7 @@ fn layout(detail: &ShowDetail) -> Layout {
 async fn create_show(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<JsonBody<serde_json::Value>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Customers are refused before the body is read; managers once the screen is known.
     if user.role == Role::Customer {
@@ -451,12 +456,12 @@ async fn reschedule_show(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     show_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<Reschedule>, JsonRejection>,
+    body: Result<JsonBody<Reschedule>, ApiError>,
 ) -> Result<Json<Show>, ApiError> {
     let show_id = path(show_id, "show")?;
     let detail = state.shards.load_show(show_id).await?;
     require_manager(&user, detail.show.theater_id)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let command = CatalogCommand::RescheduleShow {
         show_id: ShowId(show_id),
         starts_at_ms: body.starts_at_ms,
@@ -568,11 +573,11 @@ async fn verify_ticket(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     show_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<VerifyTicketRequest>, JsonRejection>,
+    body: Result<JsonBody<VerifyTicketRequest>, ApiError>,
 ) -> Result<Json<BookingView>, ApiError> {
     let show_id = path(show_id, "show")?;
     authorize_show(&state, &user, show_id).await?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let code = body.ticket_code;
     if code.is_empty()
         || code.len() > proto::limits::TICKET_CODE_BYTES_MAX

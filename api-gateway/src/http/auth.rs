@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::json::JsonBody;
 use super::params::{PageBody, PageParams};
 use crate::clock::rfc3339;
 use crate::clock::wall_clock_ms;
@@ -236,10 +237,13 @@ struct RoleRequest {
     theaters: BTreeSet<TheaterId>,
 }
 
-/// Normalizes and checks an email: trimmed, lowercased, one `@` with text on both sides.
+/// Normalizes and checks an email: lowercased, one `@` with text before it and a `.` after it,
+/// no spaces or control characters anywhere (surrounding spaces are refused, not trimmed, so
+/// the document's pattern states exactly what is taken).
 fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= EMAIL_BYTES_MAX
+    let email = raw.to_lowercase();
+    let valid = raw.len() <= EMAIL_BYTES_MAX
+        && email.len() <= EMAIL_BYTES_MAX
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.contains('@')
@@ -295,12 +299,17 @@ fn tokens_body(
 async fn register(
     State(state): State<Arc<AppState>>,
     Extension(ip): Extension<ClientIp>,
-    body: Result<Json<RegisterRequest>, JsonRejection>,
+    body: Result<JsonBody<RegisterRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let email = normalize_email(&body.email)?;
+    // Bounds apply to what was sent (so the document can state them); the name is stored
+    // without surrounding spaces.
     let name = body.name.trim().to_owned();
-    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || body.name.len() > NAME_BYTES_MAX
+        || body.name.chars().any(char::is_control)
+    {
         return Err(ApiError::Validation(format!(
             "name must be 1..={NAME_BYTES_MAX} bytes without control characters"
         )));
@@ -340,9 +349,9 @@ async fn register(
     ))]
 async fn login(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    body: Result<JsonBody<LoginRequest>, ApiError>,
 ) -> Result<Json<TokensBody>, ApiError> {
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     if body.password.len() > auth::PASSWORD_BYTES_MAX {
         return Err(ApiError::Unauthorized("wrong email or password".into()));
     }
@@ -374,9 +383,9 @@ async fn login(
     ))]
 async fn refresh(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<RefreshRequest>, JsonRejection>,
+    body: Result<JsonBody<RefreshRequest>, ApiError>,
 ) -> Result<Json<TokensBody>, ApiError> {
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     if body.refresh_token.len() > 128 {
         return Err(ApiError::Rejected(Rejection::RefreshTokenInvalid));
     }
@@ -399,9 +408,9 @@ async fn refresh(
     responses((status = 204, description = "Signed out (also for unknown tokens)")))]
 async fn logout(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<RefreshRequest>, JsonRejection>,
+    body: Result<JsonBody<RefreshRequest>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     if body.refresh_token.len() <= 128 {
         let token_hash = auth::token_hash(&body.refresh_token);
         state.shards.catalog_command(CatalogCommand::RevokeRefreshToken { token_hash }).await?;
@@ -466,11 +475,11 @@ async fn set_role(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     target: Result<Path<u64>, PathRejection>,
-    body: Result<Json<RoleRequest>, JsonRejection>,
+    body: Result<JsonBody<RoleRequest>, ApiError>,
 ) -> Result<Json<UserView>, ApiError> {
     user.require_admin()?;
     let Path(user_id) = target.map_err(|_| ApiError::NotFound("user"))?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let command = CatalogCommand::SetUserRole { user_id, role: body.role, theaters: body.theaters };
     match state.shards.catalog_command(command).await? {
         CatalogReply::User { user: updated } => {
@@ -487,11 +496,27 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Asha@Example.COM ").unwrap(), "asha@example.com");
-        for bad in ["", "asha", "@example.com", "asha@", "asha@localhost", "a b@x.com", "a@b@c.com"]
-        {
-            assert!(normalize_email(bad).is_err(), "{bad}");
+        assert_eq!(normalize_email("Asha@Example.COM").unwrap(), "asha@example.com");
+        let bad = [
+            "",
+            "asha",
+            "@example.com",
+            "asha@",
+            "asha@localhost",
+            "a b@x.com",
+            "a@b@c.com",
+            " asha@example.com",
+            "asha@example.com\n",
+            "as\u{1}ha@example.com",
+        ];
+        for bad in bad {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+        // The document's pattern takes exactly what this takes (lengths aside).
+        let pattern = regex::Regex::new(&crate::openapi::contract::email_pattern()).unwrap();
+        for email in bad.iter().chain(&["asha@example.com", "a@b.", "x@.y", "a.b@c.d.e"]) {
+            assert_eq!(pattern.is_match(email), normalize_email(email).is_ok(), "{email:?}");
+        }
     }
 }

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use proto::catalog::Role;
 use proto::command::Query as InvQuery;
 use proto::command::{Command, QueryResult, Rejection, Reply};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
@@ -20,10 +19,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
+use super::json::JsonBody;
 use super::params::{parse_id, request_id};
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, PARTY_SIZE_MAX, TTL_MS_MAX, TTL_MS_MIN};
+use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, PARTY_SIZE_MAX, TTL_MS_MIN};
 use crate::state::{AppState, ClientIp};
 
 /// Seat map, hold and booking routes.
@@ -104,8 +104,8 @@ struct HoldRequest {
     quantity: Option<u32>,
     /// Seat category for best-available.
     category: Option<String>,
-    /// Hold lifetime in ms: customers 1 s..=`--hold-ttl-max-ms` (default 15 minutes), admins
-    /// up to 2 h; default: the cluster's (10 minutes).
+    /// Hold lifetime in ms: 1 s..=`--hold-ttl-max-ms` (default 15 minutes); default: the
+    /// cluster's (10 minutes).
     ttl_ms: Option<u64>,
 }
 
@@ -129,10 +129,10 @@ async fn create_hold(
     Extension(ip): Extension<ClientIp>,
     user: AuthUser,
     show_id: Result<Path<u64>, PathRejection>,
-    body: Result<Json<HoldRequest>, JsonRejection>,
+    body: Result<JsonBody<HoldRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let selection = match (body.seats, body.quantity, body.category) {
         (Some(seats), None, None) => {
             if seats.is_empty() || seats.len() > PARTY_SIZE_MAX {
@@ -160,9 +160,8 @@ async fn create_hold(
             ))
         }
     };
-    // Customers get a short cap (docs/api.md, "Limits"); admins may hold for up to 2 h.
-    let ttl_max =
-        if user.role == Role::Admin { TTL_MS_MAX } else { state.holds.customer_ttl_max_ms };
+    // A short cap, so seats cannot be taken out of sale for long (docs/api.md, "Limits").
+    let ttl_max = state.holds.ttl_max_ms;
     if let Some(ttl) = body.ttl_ms {
         if !(TTL_MS_MIN..=ttl_max).contains(&ttl) {
             return Err(ApiError::Validation(format!("ttl_ms must be {TTL_MS_MIN}..={ttl_max}")));
@@ -214,8 +213,10 @@ async fn load_hold(
 async fn get_hold(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(hold_id): Path<String>,
+    hold_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<HoldBody>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(hold_id) = hold_id.map_err(|_| ApiError::NotFound("hold"))?;
     let hold_id: HoldId = parse_id(&hold_id, "hold")?;
     Ok(Json(load_hold(&state, hold_id, user.owner()).await?.into()))
 }
@@ -233,8 +234,10 @@ async fn get_hold(
 async fn release_hold(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(hold_id): Path<String>,
+    hold_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<HoldBody>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(hold_id) = hold_id.map_err(|_| ApiError::NotFound("hold"))?;
     let hold_id: HoldId = parse_id(&hold_id, "hold")?;
     match state
         .shards
@@ -278,7 +281,7 @@ async fn create_booking(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     headers: HeaderMap,
-    body: Result<Json<BookingRequest>, JsonRejection>,
+    body: Result<JsonBody<BookingRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = headers
         .get("idempotency-key")
@@ -294,7 +297,7 @@ async fn create_booking(
             "Idempotency-Key must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"
         )));
     }
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let hold_id: HoldId = body.hold_id.parse().map_err(|_| ApiError::NotFound("hold"))?;
     if body.payment_token.is_empty() || body.payment_token.len() > 200 {
         return Err(ApiError::Validation("payment_token must be 1..=200 characters".into()));
@@ -372,8 +375,10 @@ async fn my_bookings(
 async fn get_booking(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(booking_id): Path<String>,
+    booking_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<BookingView>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
     Ok(Json(state.shards.load_booking(booking_id, user.owner()).await?))
 }
@@ -392,8 +397,10 @@ async fn get_booking(
 async fn cancel_booking(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(booking_id): Path<String>,
+    booking_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<BookingView>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
     Ok(Json(state.saga.cancel(user.owner(), booking_id).await?))
 }
@@ -431,8 +438,10 @@ struct CancellationQuote {
 async fn cancellation_quote(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(booking_id): Path<String>,
+    booking_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CancellationQuote>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
     let (booking, refund_minor, deadline_ms) =
         state.saga.cancel_quote(user.owner(), booking_id).await?;
@@ -474,8 +483,10 @@ async fn cancellation_quote(
 async fn ticket_qr(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
-    Path(booking_id): Path<String>,
+    booking_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
     let booking = state.shards.load_booking(booking_id, user.owner()).await?;
     let code = match (&booking.status, &booking.ticket_code) {

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -60,13 +61,14 @@ impl Drop for Slot {
     params(("show_id" = u64, Path, description = "The show")),
     responses(
         (status = 101, description = "Switching to WebSocket: a `snapshot` message, then `delta` messages (see docs/api.md)"),
-        (status = 404, description = "No such show", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such show (answered before the upgrade is looked at)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 426, description = "Not a WebSocket upgrade request, or a malformed one (`upgrade-required`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many live connections on this gateway", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
 pub(super) async fn live(
     State(state): State<Arc<AppState>>,
     show_id: Result<Path<u64>, PathRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Path(show_id) = show_id.map_err(|_| ApiError::NotFound("show"))?;
     let show = ShowId(show_id);
@@ -76,6 +78,7 @@ pub(super) async fn live(
             QueryResult::SeatMap { seat_map } => seat_map,
             _ => return Err(ApiError::NotFound("show")),
         };
+    let upgrade = upgrade.map_err(|e| ApiError::UpgradeRequired(e.body_text()))?;
     let count = state.live_connections.fetch_add(1, Ordering::Relaxed);
     let slot = Slot(Arc::clone(&state));
     if count >= state.live_max_connections {

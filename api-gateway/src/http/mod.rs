@@ -12,6 +12,7 @@ pub mod auth;
 pub mod booking;
 pub mod catalog;
 pub mod cluster;
+pub mod json;
 pub mod live;
 pub mod params;
 pub mod reviews;
@@ -35,6 +36,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, REQUEST_ID};
 use crate::limits::BODY_BYTES_MAX;
+use crate::openapi::contract;
 use crate::ratelimit::retry_after_secs;
 use crate::state::{client_ip, AppState, ClientIp};
 
@@ -42,6 +44,8 @@ use crate::state::{client_ip, AppState, ClientIp};
 pub fn routes(state: Arc<AppState>) -> Router {
     let (documented, api) = documented_routes().split_for_parts();
     // Rendered once: the document is static for the life of the process.
+    let settings = contract::Settings { hold_ttl_max_ms: state.holds.ttl_max_ms };
+    let api = contract::exact(serde_json::to_value(&api).unwrap_or_default(), settings);
     let api: Arc<str> = serde_json::to_string(&api).unwrap_or_else(|_| "{}".into()).into();
     documented
         .route(
@@ -52,6 +56,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         )
         .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
@@ -73,9 +78,11 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(cluster::routes())
 }
 
-/// The OpenAPI document of every documented route (what `/openapi.json` serves).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+/// The OpenAPI document of every documented route, made exact (what `/openapi.json` serves
+/// with the default flags).
+pub fn openapi() -> serde_json::Value {
+    let api = serde_json::to_value(documented_routes().split_for_parts().1).unwrap_or_default();
+    contract::exact(api, contract::Settings::default())
 }
 
 /// Liveness: the process serves HTTP.
@@ -110,8 +117,10 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     request.extensions_mut().insert(ClientIp(client));
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let started = Instant::now();
-    // Probes and scrapes are never limited: a busy client must not make its gateway look dead.
-    let operational = matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics");
+    // Probes, scrapes and the contract are never limited: a busy client must not make its
+    // gateway look dead.
+    let operational =
+        matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics" | "/openapi.json");
     let limited = client.filter(|_| !operational).and_then(|ip| state.limits.ip.check(&ip).err());
     let mut response = match limited {
         Some(wait) => {

@@ -17,6 +17,7 @@ pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> R
 
 /// `?page=&per_page=` of every list endpoint.
 #[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1-based page number (default 1).

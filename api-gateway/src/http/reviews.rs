@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::AuthUser;
+use super::json::JsonBody;
 use super::params::{PageBody, PageParams};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -78,10 +79,10 @@ async fn put_review(
     State(state): State<Arc<AppState>>,
     user: AuthUser,
     movie: Result<Path<u64>, PathRejection>,
-    body: Result<Json<ReviewRequest>, JsonRejection>,
+    body: Result<JsonBody<ReviewRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
     let movie_id = movie_id(movie)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     if !(1..=5).contains(&body.stars) {
         return Err(ApiError::Validation("stars must be 1..=5".into()));
     }

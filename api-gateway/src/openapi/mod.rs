@@ -4,7 +4,10 @@
 //! the very types the handlers (de)serialize.
 //!
 //! This module holds what is not attached to one handler: the document's info, the bearer
-//! security scheme, tags, and the problem+json schema every error uses.
+//! security scheme, tags, and the problem+json schema every error uses; [`contract`] makes the
+//! derived document exact (bounds, statuses, complete response types).
+
+pub mod contract;
 
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
