@@ -309,6 +309,28 @@ impl Saga {
         }
     }
 
+    /// What cancelling `owner`'s booking now would refund, without acting: the booking, the
+    /// refund the policy gives at this moment, and the last time a cancellation is accepted. The
+    /// same terms [`Saga::cancel`] records (the refund tier can change if the person waits
+    /// past it).
+    ///
+    /// # Errors
+    /// Not the owner's booking (404), or the cluster is unavailable.
+    pub async fn cancel_quote(
+        &self,
+        owner: &OwnerId,
+        booking_id: BookingId,
+    ) -> Result<(BookingView, i64, u64), ApiError> {
+        let current = self.shards.load_booking(booking_id, owner).await?;
+        let starts_at_ms = self.show_start_ms(booking_id.show_id()).await?;
+        let (refund_minor, deadline_ms) = self.config.cancel_policy.terms(
+            current.amount.amount_minor,
+            starts_at_ms,
+            wall_clock_ms(),
+        );
+        Ok((current, refund_minor, deadline_ms))
+    }
+
     /// Cancels a confirmed booking of `owner` under the policy: records the request (refusing it
     /// past the cutoff), refunds what is owed, then frees the seats. Cancelling an already cancelled
     /// booking returns it unchanged; one left `cancelling` by a crash is finished.

@@ -221,6 +221,31 @@ impl Shards {
         self.cluster.propose(group, proposal).await
     }
 
+    /// The meta group's current map (a linearizable read on its leader).
+    ///
+    /// # Errors
+    /// No meta replica answered.
+    pub async fn topology(&self) -> Result<proto::meta::Topology, ApiError> {
+        Ok(self.cluster.meta_topology().await?)
+    }
+
+    /// One node's status (its replicas' Raft state), or why it could not be read within
+    /// `timeout`.
+    pub async fn node_status(
+        &self,
+        addr: &str,
+        timeout: std::time::Duration,
+    ) -> Result<proto::pb::StatusReply, String> {
+        let mut client = self.cluster.channels().cluster(addr).map_err(|e| e.to_string())?;
+        let mut request = tonic::Request::new(proto::pb::StatusRequest { with_digest: false });
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, client.status(request)).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
+            Ok(Err(status)) => Err(status.message().to_owned()),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
     /// Ready when the meta group answers a linearizable read with a shard map that has shards
     /// (a bootstrapping cluster is not ready until its map is recorded).
     ///

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use proto::command::Query as InvQuery;
 use proto::command::{Command, QueryResult, Rejection, Reply};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
-use proto::inventory::{BookingView, HoldView, SeatSelection};
+use proto::inventory::{BookingStatus, BookingView, HoldView, SeatSelection};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +35,8 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(create_booking))
         .routes(routes!(get_booking))
         .routes(routes!(cancel_booking))
+        .routes(routes!(cancellation_quote))
+        .routes(routes!(ticket_qr))
         .routes(routes!(my_bookings))
 }
 
@@ -401,4 +403,128 @@ async fn cancel_booking(
     let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
     let booking_id: BookingId = parse_id(&booking_id, "booking")?;
     Ok(Json(state.saga.cancel(user.owner(), booking_id).await?))
+}
+
+/// What cancelling a booking now would refund (`GET /v1/bookings/{booking_id}/cancellation`).
+#[derive(Debug, Serialize, ToSchema)]
+struct CancellationQuote {
+    /// The booking.
+    booking_id: String,
+    /// Whether `POST /v1/bookings/{booking_id}/cancel` would be accepted now.
+    cancellable: bool,
+    /// What it would refund now, minor units (0 when not cancellable).
+    refund_minor: i64,
+    /// What was paid, minor units.
+    amount_minor: i64,
+    /// Currency of both amounts.
+    currency: String,
+    /// Last moment a cancellation is accepted (Unix ms; the show's start less the cutoff).
+    cancel_deadline_ms: u64,
+    /// RFC 3339 form of `cancel_deadline_ms`.
+    cancel_deadline: String,
+    /// Why it cannot be cancelled, in plain words (absent when it can).
+    reason: Option<String>,
+}
+
+/// What cancelling one of the caller's bookings would refund now under the cancellation
+/// policy, shown before the person confirms. Changes nothing.
+#[utoipa::path(get, path = "/v1/bookings/{booking_id}/cancellation", tag = "booking", security(("bearer" = [])),
+    params(("booking_id" = String, Path, description = "The booking")),
+    responses(
+        (status = 200, description = "The refund a cancellation now would give", body = CancellationQuote),
+        (status = 401, description = "Not signed in", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking of the caller", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+async fn cancellation_quote(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    booking_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<CancellationQuote>, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
+    let booking_id: BookingId = parse_id(&booking_id, "booking")?;
+    let (booking, refund_minor, deadline_ms) =
+        state.saga.cancel_quote(user.owner(), booking_id).await?;
+    let reason = if booking.status != BookingStatus::Confirmed {
+        Some(format!(
+            "only confirmed bookings can be cancelled; this one is {}",
+            booking.status.as_str()
+        ))
+    } else if crate::clock::wall_clock_ms() > deadline_ms {
+        Some(format!(
+            "cancellations closed at {} (shortly before the show starts)",
+            rfc3339(deadline_ms)
+        ))
+    } else {
+        None
+    };
+    Ok(Json(CancellationQuote {
+        booking_id: booking.booking_id.to_string(),
+        cancellable: reason.is_none(),
+        refund_minor: if reason.is_none() { refund_minor } else { 0 },
+        amount_minor: booking.amount.amount_minor,
+        currency: booking.amount.currency,
+        cancel_deadline_ms: deadline_ms,
+        cancel_deadline: rfc3339(deadline_ms),
+        reason,
+    }))
+}
+
+/// The ticket code of one of the caller's confirmed bookings as a QR code (SVG), drawn here so
+/// the page needs no outside service.
+#[utoipa::path(get, path = "/v1/bookings/{booking_id}/qr", tag = "booking", security(("bearer" = [])),
+    params(("booking_id" = String, Path, description = "The booking")),
+    responses(
+        (status = 200, description = "The ticket code as a QR code", body = String, content_type = "image/svg+xml"),
+        (status = 401, description = "Not signed in", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking of the caller", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not confirmed: no ticket code", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+async fn ticket_qr(
+    State(state): State<Arc<AppState>>,
+    user: AuthUser,
+    booking_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    // An id that is not even UTF-8 names nothing either.
+    let Path(booking_id) = booking_id.map_err(|_| ApiError::NotFound("booking"))?;
+    let booking_id: BookingId = parse_id(&booking_id, "booking")?;
+    let booking = state.shards.load_booking(booking_id, user.owner()).await?;
+    let code = match (&booking.status, &booking.ticket_code) {
+        (BookingStatus::Confirmed, Some(code)) => code,
+        (status, _) => {
+            return Err(ApiError::Rejected(proto::command::Rejection::BookingWrongState {
+                status: *status,
+            }))
+        }
+    };
+    let svg = qr_svg(code)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "private, no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// `text` as a QR code in SVG (error correction M, a quiet zone of four modules).
+fn qr_svg(text: &str) -> Result<String, ApiError> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| ApiError::Internal(format!("QR code of a ticket: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_ticket_code_renders_as_an_svg_qr_code() {
+        let svg = super::qr_svg("T-0123456789ABCDEF").expect("renders");
+        assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("<path") || svg.contains("<rect"));
+    }
 }

@@ -4,17 +4,20 @@
 //! through [`Shards`](crate::shards::Shards) or run a workflow ([`Saga`](crate::saga::Saga)).
 //! One module per area: [`auth`] (who is calling), [`catalog`] (browse), [`booking`] (holds and
 //! bookings), [`reviews`], [`search`], [`live`], [`admin`]; [`params`] holds the shapes they
-//! share; this module holds the router and the request observer.
+//! share; [`web`] serves the embedded web site; this module holds the router and the request
+//! observer.
 
 pub mod admin;
 pub mod auth;
 pub mod booking;
 pub mod catalog;
+pub mod cluster;
 pub mod json;
 pub mod live;
 pub mod params;
 pub mod reviews;
 pub mod search;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +54,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
                 ([(axum::http::header::CONTENT_TYPE, "application/json")], api.to_string())
             }),
         )
+        .merge(web::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -71,6 +75,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(search::routes())
         .routes(routes!(live::live))
         .merge(admin::routes())
+        .merge(cluster::routes())
 }
 
 /// The OpenAPI document of every documented route, made exact (what `/openapi.json` serves
