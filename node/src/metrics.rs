@@ -3,7 +3,7 @@
 
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// The node's metrics.
@@ -28,6 +28,11 @@ pub struct Metrics {
     pub writer_bytes: IntCounter,
     /// Proposals carried per Raft entry (docs/architecture.md, "Batching").
     pub batch_size: Histogram,
+    /// Placement loop steps taken on this node while it led the meta group, by kind
+    /// (`repair`, `tombstone`, `lead`) and outcome (`ok`, `failed`).
+    pub placement_steps: IntCounterVec,
+    /// Nodes the placement loop currently sees as unreachable (0 on non-meta-leaders).
+    pub placement_unreachable: IntGauge,
 }
 
 impl Metrics {
@@ -93,8 +98,23 @@ impl Metrics {
             ),
         )
         .expect("valid metric");
+        let placement_steps = IntCounterVec::new(
+            Opts::new(
+                "marquee_node_placement_steps_total",
+                "Placement loop steps (repair, tombstone, lead) by outcome",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
+        let placement_unreachable = IntGauge::new(
+            "marquee_node_placement_unreachable_nodes",
+            "Nodes the placement loop sees as unreachable",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(placement_steps.clone()),
+            Box::new(placement_unreachable.clone()),
             Box::new(propose_latency.clone()),
             Box::new(apply_latency.clone()),
             Box::new(raft.clone()),
@@ -115,6 +135,8 @@ impl Metrics {
             writer_writes,
             writer_bytes,
             batch_size,
+            placement_steps,
+            placement_unreachable,
         }
     }
 }

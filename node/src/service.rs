@@ -21,11 +21,11 @@ use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
     change_membership_reply, change_membership_request, join_reply, propose_item, propose_reply,
-    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest,
-    GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply, JoinRequest,
-    ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest, QueryReply,
-    QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply, StatusRequest,
-    WatchCatalogRequest, WatchShowRequest, WrongShard,
+    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, ClockReply, ClockRequest,
+    DeleteReplicaRequest, GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply,
+    JoinRequest, ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest,
+    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
+    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use tonic::{Request, Response, Status};
@@ -157,6 +157,10 @@ impl RaftTransport for NodeService {
     ) -> Result<Response<RaftReply>, Status> {
         self.raft_call(request, |group, rpc| async move { group.raft.install_snapshot(rpc).await })
             .await
+    }
+
+    async fn clock(&self, _: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+        Ok(Response::new(ClockReply { wall_ms: crate::group::wall_clock_ms() }))
     }
 }
 
@@ -430,7 +434,15 @@ impl Cluster for NodeService {
             node_id: request.node_id,
             addr: request.grpc_addr.clone(),
         });
-        let entry = meta.stamp(vec![Proposal { request_id: None, command }]);
+        let entry = match meta.entry(vec![Proposal { request_id: None, command }]).await {
+            Ok(entry) => entry,
+            Err(ProposeError::NotLeader(hint)) => {
+                return Ok(Response::new(JoinReply {
+                    result: Some(join_reply::Result::NotLeader(hint)),
+                }))
+            }
+            Err(e) => return Err(Status::unavailable(e.to_string())),
+        };
         let result = tokio::time::timeout(PROPOSE_TIMEOUT, meta.raft.client_write(entry))
             .await
             .map_err(|_| Status::deadline_exceeded("registration not applied in time"))?;

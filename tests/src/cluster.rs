@@ -15,7 +15,8 @@ use serde_json::Value;
 
 pub use crate::processes::Options;
 use crate::processes::{
-    bin_dir, free_port, print_log_tail, spawn_gateway_process, spawn_payments, Gateway, Node,
+    bin_dir, faketime_env, free_port, print_log_tail, spawn_gateway_process, spawn_payments,
+    Gateway, Node,
 };
 use crate::wait::eventually;
 
@@ -73,15 +74,23 @@ impl Cluster {
                 format!("--logs-kept={}", options.logs_kept),
                 format!("--hold-ttl-ms={}", options.hold_ttl_ms),
                 "--expiry-tick-ms=200".into(),
+                format!("--placement-interval-s={}", options.placement_interval_s),
+                format!("--repair-after-s={}", options.repair_after_s),
             ];
             if id == 1 {
                 args.push("--bootstrap".into());
             }
+            let env = if options.faketime {
+                faketime_env(&dir.path().join(format!("node{id}.faketime")))?
+            } else {
+                Vec::new()
+            };
             let node = Node {
                 id,
                 grpc: format!("127.0.0.1:{grpc}"),
                 http: format!("127.0.0.1:{http}"),
                 args,
+                env,
                 child: Mutex::new(None),
                 log: dir.path().join(format!("node{id}.log")),
             };
@@ -221,12 +230,27 @@ impl Cluster {
                 format!("--data-dir={}", self.dir.path().join(format!("node{id}")).display()),
                 format!("--join={}", self.nodes[0].grpc),
                 "--expiry-tick-ms=200".into(),
+                format!("--placement-interval-s={}", self.options.placement_interval_s),
+                format!("--repair-after-s={}", self.options.repair_after_s),
             ],
+            env: Vec::new(),
             child: Mutex::new(None),
             log: self.dir.path().join(format!("node{id}.log")),
         };
         node.spawn(&self.bins)?;
         Ok(node)
+    }
+
+    /// Sets the wall-clock offset of node `index` (libfaketime syntax: `+120s`, `-90s`, `+0s`);
+    /// the node reads it within a second. Needs [`Options::faketime`].
+    ///
+    /// # Errors
+    /// The cluster runs without libfaketime, or the file could not be written.
+    pub fn skew_clock(&self, index: usize, offset: &str) -> Result<()> {
+        anyhow::ensure!(self.options.faketime, "start the cluster with Options::faketime");
+        let file = self.dir.path().join(format!("node{}.faketime", self.nodes[index].id));
+        std::fs::write(file, format!("{offset}\n"))?;
+        Ok(())
     }
 
     /// Restarts a killed node with its original arguments and data.
