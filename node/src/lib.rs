@@ -13,6 +13,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod forward;
 pub mod group;
 pub mod host;
 pub mod http;
@@ -98,7 +99,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
     ));
 
-    let service = NodeService { host: host.clone(), advertised: config.advertised() };
+    let service = NodeService {
+        host: host.clone(),
+        advertised: config.advertised(),
+        forward: Arc::default(),
+    };
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(

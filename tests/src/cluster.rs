@@ -164,9 +164,22 @@ impl Cluster {
     /// Spawning failed or it was not ready within 60 s.
     pub async fn spawn_gateway(&self, name: &str, options: &Options) -> Result<Gateway> {
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.grpc.clone()).collect();
+        self.spawn_gateway_on(name, options, &nodes).await
+    }
+
+    /// Like [`Cluster::spawn_gateway`], given only `nodes` (gRPC addresses) as its seeds.
+    ///
+    /// # Errors
+    /// Spawning failed or it was not ready within 60 s.
+    pub async fn spawn_gateway_on(
+        &self,
+        name: &str,
+        options: &Options,
+        nodes: &[String],
+    ) -> Result<Gateway> {
         let log = self.dir.path().join(format!("{name}.log"));
         let (child, url) =
-            spawn_gateway_process(&self.bins, &log, &nodes, self.payments_url.as_deref(), options)?;
+            spawn_gateway_process(&self.bins, &log, nodes, self.payments_url.as_deref(), options)?;
         let gateway = Gateway { url, child: Mutex::new(Some(child)), log };
         let ready = format!("{}/readyz", gateway.url);
         eventually("extra gateway ready", Duration::from_secs(60), || async {
@@ -218,6 +231,14 @@ impl Cluster {
     /// # Errors
     /// Spawning failed.
     pub fn joining_node(&self, id: u64) -> Result<Node> {
+        self.joining_node_via(id, &self.nodes[0].grpc)
+    }
+
+    /// Like [`Cluster::joining_node`], registering through `seed` (a gRPC address).
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn joining_node_via(&self, id: u64, seed: &str) -> Result<Node> {
         let (grpc, http) = (free_port(), free_port());
         let node = Node {
             id,
@@ -228,7 +249,7 @@ impl Cluster {
                 format!("--grpc-addr=127.0.0.1:{grpc}"),
                 format!("--http-addr=127.0.0.1:{http}"),
                 format!("--data-dir={}", self.dir.path().join(format!("node{id}")).display()),
-                format!("--join={}", self.nodes[0].grpc),
+                format!("--join={seed}"),
                 "--expiry-tick-ms=200".into(),
                 format!("--placement-interval-s={}", self.options.placement_interval_s),
                 format!("--repair-after-s={}", self.options.repair_after_s),
@@ -331,6 +352,14 @@ impl Cluster {
     pub async fn ctl(&self, args: &[&str]) -> Result<String> {
         let nodes: Vec<String> =
             self.nodes.iter().filter(|n| n.is_running()).map(|n| n.grpc.clone()).collect();
+        self.ctl_via(&nodes, args).await
+    }
+
+    /// Runs `marqueectl` given only `nodes` (gRPC addresses) as its seeds; returns its stdout.
+    ///
+    /// # Errors
+    /// It exited with a failure (its stderr is in the error).
+    pub async fn ctl_via(&self, nodes: &[String], args: &[&str]) -> Result<String> {
         let output = tokio::process::Command::new(self.bins.join("marqueectl"))
             .arg(format!("--nodes={}", nodes.join(",")))
             .args(args)
