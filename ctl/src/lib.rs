@@ -33,6 +33,12 @@ const STEP_ATTEMPTS_MAX: u32 = 40;
 const STEP_PAUSE: Duration = Duration::from_millis(250);
 /// How long to wait for a leadership change after a campaign.
 const CAMPAIGN_WAIT: Duration = Duration::from_secs(2);
+/// A balancing transfer mutes the current leader (and stops its proposals) this long at most.
+const BALANCE_LEADER_HOLD: Duration = Duration::from_secs(3);
+/// After muting, before the target campaigns: a heartbeat or two for it to catch up.
+const CATCH_UP_PAUSE: Duration = Duration::from_millis(300);
+/// Entries a voter may trail the leader by and still be picked for a leadership transfer.
+const CAUGHT_UP_SLACK: u64 = 64;
 /// How long the other voters are kept from starting elections during a leadership transfer.
 const ELECTION_HOLD: Duration = Duration::from_secs(10);
 /// Per-call timeout of a gRPC call (a learner catch-up can take a while).
@@ -324,7 +330,13 @@ impl Admin {
             .change(group, change_membership_request::Change::Remove(NodeIds { ids: vec![from] }))
             .await?;
         self.say(&format!("group {group}: {from} removed"));
-        if let Some(from_node) = topology.nodes.get(&from) {
+        let from_reachable = view.nodes.get(&from).is_some_and(|r| r.status.is_ok());
+        if !from_reachable {
+            self.say(&format!(
+                "group {group}: node {from} is unreachable; it deletes its copy when it is back \
+                 (the placement loop's tombstones, or marqueectl delete-replica)"
+            ));
+        } else if let Some(from_node) = topology.nodes.get(&from) {
             let deleted = self
                 .node_call(&from_node.addr, "delete replica", |mut c| async move {
                     c.delete_replica(DeleteReplicaRequest { group_id: group.0, force: true }).await
@@ -372,6 +384,20 @@ impl Admin {
     /// # Errors
     /// `to` is not a voter or did not win in time.
     pub async fn transfer_leader(&self, group: GroupId, to: u64) -> Result<()> {
+        self.transfer(group, to, ELECTION_HOLD).await
+    }
+
+    /// Like [`Admin::transfer_leader`] for balancing, where the current leader stays up: it is
+    /// muted (and refuses new proposals) for a few seconds only, so if `to` cannot win, the old
+    /// leader serves again, or elects itself again, soon instead of after the whole hold.
+    ///
+    /// # Errors
+    /// As [`Admin::transfer_leader`].
+    pub async fn rebalance_leader(&self, group: GroupId, to: u64) -> Result<()> {
+        self.transfer(group, to, BALANCE_LEADER_HOLD).await
+    }
+
+    async fn transfer(&self, group: GroupId, to: u64, leader_hold: Duration) -> Result<()> {
         let view = self.view_with_leader(group).await?;
         let (leader, status) = view.leader_status(group).ok_or_else(|| {
             CtlError::Unavailable(format!("group {group} has no reachable leader"))
@@ -385,10 +411,16 @@ impl Admin {
         let addr_of = |id: u64| view.topology.nodes.get(&id).map(|n| n.addr.clone());
         let to_addr =
             addr_of(to).ok_or_else(|| CtlError::Invalid(format!("node {to} is not registered")))?;
-        let others: Vec<String> =
-            status.voters.iter().filter(|v| **v != to).filter_map(|v| addr_of(*v)).collect();
-        let hold_ms = u64::try_from(ELECTION_HOLD.as_millis()).unwrap_or(u64::MAX);
-        let set_election = |addr: String, enabled: bool| async move {
+        let others: Vec<(String, Duration)> = status
+            .voters
+            .iter()
+            .filter(|v| **v != to)
+            .filter_map(|v| {
+                addr_of(*v).map(|a| (a, if *v == leader { leader_hold } else { ELECTION_HOLD }))
+            })
+            .collect();
+        let set_election = |addr: String, enabled: bool, hold: Duration| async move {
+            let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
             let request = SetElectionRequest { group_id: group.0, enabled, hold_ms };
             match self.cluster(&addr) {
                 Ok(mut client) => client
@@ -399,10 +431,13 @@ impl Admin {
                 Err(e) => Err(e.to_string()),
             }
         };
-        for addr in &others {
+        // Muting the leader also makes it refuse new proposals for its hold (the node's
+        // `SetElection`): its log stops growing, so `to` catches up and can win the vote.
+        for (addr, hold) in &others {
             // Best effort: an unreachable voter cannot start elections either.
-            let _ = set_election(addr.clone(), false).await;
+            let _ = set_election(addr.clone(), false, *hold).await;
         }
+        tokio::time::sleep(CATCH_UP_PAUSE).await;
         let mut won = false;
         let deadline = Instant::now() + ELECTION_HOLD - Duration::from_secs(1);
         while !won && Instant::now() < deadline {
@@ -420,8 +455,8 @@ impl Admin {
                 }
             }
         }
-        for addr in others {
-            let _ = set_election(addr, true).await;
+        for (addr, hold) in others {
+            let _ = set_election(addr, true, hold).await;
         }
         if won {
             self.say(&format!("group {group}: node {to} leads"));
@@ -429,6 +464,63 @@ impl Admin {
         } else {
             Err(CtlError::Unavailable(format!("node {to} did not become leader of group {group}")))
         }
+    }
+
+    /// The id of the node serving at `addr` (its `Cluster.Status`).
+    ///
+    /// # Errors
+    /// It did not answer.
+    pub async fn node_id_at(&self, addr: &str) -> Result<u64> {
+        let mut client = self.cluster(addr)?;
+        let mut request = tonic::Request::new(StatusRequest { with_digest: false });
+        request.set_timeout(Duration::from_secs(3));
+        let reply = client
+            .status(request)
+            .await
+            .map_err(|s| CtlError::Unavailable(format!("{addr}: {}", s.message())))?;
+        Ok(reply.into_inner().node_id)
+    }
+
+    /// Moves the leadership of every group `node` leads to another voter, all groups at once:
+    /// what a node does when asked to stop (SIGTERM) and `marqueectl hand-off` does by hand, so
+    /// a planned restart costs no election timeout. The new leader is the reachable voter whose
+    /// log the leader has matched furthest. Returns how many groups moved.
+    ///
+    /// # Errors
+    /// The cluster state could not be read. A transfer that fails is reported, not an error:
+    /// that group elects a leader the usual way once the node stops.
+    pub async fn hand_off(&self, node: u64) -> Result<usize> {
+        let view = self.view().await?;
+        let moves: Vec<(GroupId, u64)> = view
+            .topology
+            .groups
+            .keys()
+            .filter_map(|group| {
+                let (leader, status) = view.leader_status(*group)?;
+                if leader != node {
+                    return None;
+                }
+                let to = status
+                    .voters
+                    .iter()
+                    .filter(|v| **v != node && view.nodes.get(v).is_some_and(|r| r.status.is_ok()))
+                    .max_by_key(|v| (status.matched.get(v).copied().unwrap_or(0), **v))?;
+                Some((*group, *to))
+            })
+            .collect();
+        let results = futures_util::future::join_all(
+            moves.iter().map(|(group, to)| self.transfer_leader(*group, *to)),
+        )
+        .await;
+        let mut moved = 0;
+        for ((group, to), result) in moves.iter().zip(results) {
+            match result {
+                Ok(()) => moved += 1,
+                Err(e) => self.say(&format!("group {group}: hand-off to {to} failed: {e}")),
+            }
+        }
+        self.say(&format!("node {node} handed off {moved} of {} leaderships", moves.len()));
+        Ok(moved)
     }
 
     /// Moves every replica off `node` (onto the active nodes holding the fewest), marking it
@@ -509,7 +601,7 @@ impl Admin {
             let Some((group, to)) = plan_leader_move(&view) else {
                 break;
             };
-            if let Err(e) = self.transfer_leader(group, to).await {
+            if let Err(e) = self.rebalance_leader(group, to).await {
                 self.say(&format!("group {group}: leadership to {to} failed: {e}"));
             }
         }
@@ -550,10 +642,14 @@ pub fn plan_leader_move(view: &ClusterView) -> Option<(GroupId, u64)> {
     // A group it leads with a voter that leads at least two fewer: the one leading the fewest.
     led.iter().find_map(|group| {
         let (_, status) = view.leader_status(*group)?;
+        // Only a voter whose log is (nearly) current can win at once.
+        let caught_up = |v: &u64| {
+            status.matched.get(v).is_some_and(|m| m + CAUGHT_UP_SLACK >= status.last_log_index)
+        };
         status
             .voters
             .iter()
-            .filter(|v| **v != busy && active.contains(v))
+            .filter(|v| **v != busy && active.contains(v) && caught_up(v))
             .filter(|v| leaders.get(v).is_some_and(|l| l.len() + 1 < led.len()))
             .min_by_key(|v| leaders.get(v).map_or(0, Vec::len))
             .map(|v| (*group, *v))

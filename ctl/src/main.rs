@@ -88,6 +88,14 @@ enum Cmd {
     /// Spread group leaders evenly over the active nodes (the meta leader also does this by
     /// itself, one transfer per placement tick).
     BalanceLeaders,
+    /// Move every leadership of a node to other voters before stopping it (a node does this
+    /// by itself on SIGTERM; this is the manual form, e.g. for a Kubernetes preStop hook).
+    HandOff {
+        /// The node (default: the one at the first `--nodes` address, e.g. `127.0.0.1:7001` in
+        /// a Kubernetes preStop hook).
+        #[arg(long)]
+        node: Option<u64>,
+    },
     /// Pause, resume or show the placement loop's self-repair (re-creating the replicas of a
     /// node unreachable for longer than the nodes' `--repair-after-s`).
     Repair {
@@ -132,8 +140,19 @@ enum Cmd {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let first = cli.nodes.first().cloned().unwrap_or_default();
     let admin = Admin::new(cli.nodes, |line| eprintln!("{line}"));
-    match run(&admin, cli.command).await {
+    let command = match cli.command {
+        Cmd::HandOff { node: None } => match admin.node_id_at(&first).await {
+            Ok(id) => Cmd::HandOff { node: Some(id) },
+            Err(e) => {
+                eprintln!("marqueectl: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        other => other,
+    };
+    match run(&admin, command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("marqueectl: {e:#}");
@@ -166,6 +185,9 @@ async fn run(admin: &Admin, command: Cmd) -> anyhow::Result<()> {
         Cmd::Move { group, from, to } => admin.move_replica(GroupId(group), from, to).await?,
         Cmd::TransferLeader { group, to } => admin.transfer_leader(GroupId(group), to).await?,
         Cmd::BalanceLeaders => admin.balance_leaders().await?,
+        Cmd::HandOff { node } => {
+            admin.hand_off(node.unwrap_or_default()).await?;
+        }
         Cmd::Repair { action } => {
             if let Some(paused) = match action {
                 RepairAction::Pause => Some(true),

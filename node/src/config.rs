@@ -96,6 +96,10 @@ pub struct Config {
     /// other nodes.
     #[arg(long, env = "MARQUEE_NODE_REPAIR_AFTER_S", default_value_t = 300)]
     pub repair_after_s: u64,
+    /// On SIGTERM/SIGINT, seconds allowed to hand this node's leaderships to other voters
+    /// before stopping (0: stop at once; the groups then wait out an election timeout).
+    #[arg(long, env = "MARQUEE_NODE_HANDOFF_S", default_value_t = 15)]
+    pub handoff_s: u64,
 }
 
 impl Config {

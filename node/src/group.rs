@@ -41,6 +41,9 @@ pub struct Group {
     term_clock: std::sync::Mutex<Option<TermClock>>,
     /// Channels to peers, for reading the voters' clocks at the start of a term.
     channels: Channels,
+    /// Until when this replica, asked to give up leadership (`SetElection(false)` while it
+    /// leads), refuses new proposals, so the voter taking over catches up and wins.
+    yielding_until: std::sync::Mutex<Option<Instant>>,
     hold_ttl_ms: u64,
 }
 
@@ -120,6 +123,7 @@ impl Group {
             last_stamp_ms: AtomicU64::new(0),
             term_clock: std::sync::Mutex::new(None),
             channels,
+            yielding_until: std::sync::Mutex::new(None),
             hold_ttl_ms: config.hold_ttl_ms,
         });
         Ok((group, queue))
@@ -161,6 +165,12 @@ impl Group {
         Ok(self.stamp(proposals, &clock))
     }
 
+    /// Refuses new proposals until `until` (or accepts them again with `None`): set while this
+    /// replica is asked to hand its leadership over (`SetElection(false)`).
+    pub fn yield_leadership(&self, until: Option<Instant>) {
+        *self.yielding_until.lock().expect("yield lock never poisoned") = until;
+    }
+
     /// This node's log time now if it leads the group in a term whose clock it started (see
     /// [`crate::logtime`]); `None` otherwise.
     pub fn log_now_ms(&self) -> Option<u64> {
@@ -187,6 +197,14 @@ impl Group {
             return Err(ProposeError::NotLeader(NotLeader {
                 leader_id: metrics.current_leader.unwrap_or(0),
                 leader_addr,
+            }));
+        }
+        let yielding = *self.yielding_until.lock().expect("yield lock never poisoned");
+        if yielding.is_some_and(|until| Instant::now() < until) {
+            // Leadership is being handed over: no new entries (the caller retries elsewhere).
+            return Err(ProposeError::NotLeader(NotLeader {
+                leader_id: 0,
+                leader_addr: String::new(),
             }));
         }
         let term = metrics.current_term;

@@ -42,11 +42,15 @@ use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::service::NodeService;
 
-/// Runs a node until `shutdown` fires.
+/// Runs a node until `shutdown` fires; then hands its leaderships to other voters (within
+/// `--handoff-s`) and stops.
 ///
 /// # Errors
 /// Bad configuration, storage that fails to open, or ports that cannot be bound.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // `shutdown` is the request to stop; `stop` stops the node once leadership is handed off.
+    let requested = shutdown;
+    let shutdown = CancellationToken::new();
     let config = config.resolve().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(config.id > 0, "node id must be positive");
     let peers = config.parsed_peers().map_err(anyhow::Error::msg)?;
@@ -143,7 +147,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .await
     });
 
-    shutdown.cancelled().await;
+    tokio::select! {
+        () = requested.cancelled() => {
+            // A second signal stops at once (Ctrl-C twice, or a supervisor in a hurry).
+            tokio::select! {
+                () = placement::hand_off(&host, std::time::Duration::from_secs(config.handoff_s)) => {}
+                () = telemetry::wait_for_signal() => tracing::info!("second signal: stopping now"),
+            }
+            shutdown.cancel();
+        }
+        () = shutdown.cancelled() => {}
+    }
     tracing::info!("shutting down");
     host.tasks.close();
     host.tasks.wait().await;

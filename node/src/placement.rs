@@ -167,13 +167,36 @@ pub async fn run(host: Host, settings: Settings) {
             Step::Tombstone { group, node } => {
                 ("tombstone", admin.delete_replica(node, group, true).await)
             }
-            Step::Lead { group, to } => ("lead", admin.transfer_leader(group, to).await),
+            Step::Lead { group, to } => ("lead", admin.rebalance_leader(group, to).await),
         };
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         host.metrics.placement_steps.with_label_values(&[kind, outcome]).inc();
         if let Err(e) = result {
             log_failure(kind, &e);
         }
+    }
+}
+
+/// Before the node stops: hands every leadership it holds to another voter
+/// (`ctl::Admin::hand_off`), waiting at most `within` (0: not at all).
+pub async fn hand_off(host: &Host, within: Duration) {
+    let led = host
+        .router
+        .all()
+        .iter()
+        .filter(|group| group.raft.metrics().borrow().current_leader == Some(host.config.id))
+        .count();
+    if within.is_zero() || led == 0 {
+        return;
+    }
+    tracing::info!(groups = led, "handing leadership to other voters before stopping");
+    let admin = Admin::new(vec![host.config.advertised()], |line| {
+        tracing::info!(target: "marquee::placement", "{line}");
+    });
+    match tokio::time::timeout(within, admin.hand_off(host.config.id)).await {
+        Ok(Ok(moved)) => tracing::info!(moved, of = led, "leadership handed off"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "leadership hand-off failed; stopping anyway"),
+        Err(_) => tracing::warn!(?within, "leadership hand-off timed out; stopping anyway"),
     }
 }
 

@@ -658,8 +658,14 @@ impl Cluster for NodeService {
         let request = request.into_inner();
         let group = self.group(request.group_id)?;
         group.raft.runtime_config().elect(request.enabled);
-        if !request.enabled {
+        if request.enabled {
+            group.yield_leadership(None);
+        } else {
             let hold = Duration::from_millis(request.hold_ms.clamp(1, ELECTION_HOLD_MAX_MS));
+            // On the leader this is a hand-over: stop taking proposals for the hold.
+            if group.raft.metrics().borrow().current_leader == Some(self.host.config.id) {
+                group.yield_leadership(Some(Instant::now() + hold));
+            }
             let cancel = group.cancel.clone();
             self.host.tasks.spawn(async move {
                 tokio::select! {

@@ -382,7 +382,7 @@ impl Cluster {
 
 impl Cluster {
     /// Prints the tail of every process log of the cluster to stderr.
-    fn print_log_tails(&self) {
+    pub fn print_log_tails(&self) {
         let mut logs: Vec<PathBuf> = self.nodes.iter().map(|n| n.log.clone()).collect();
         logs.push(self.dir.path().join("gateway.log"));
         if self.payments.is_some() {

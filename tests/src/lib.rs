@@ -21,6 +21,7 @@ pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod fixtures;
+pub mod load;
 pub mod processes;
 pub mod spec;
 pub mod wait;

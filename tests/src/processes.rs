@@ -127,6 +127,11 @@ impl Node {
         self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The node's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// Whether the process is running.
     pub fn is_running(&self) -> bool {
         self.lock().is_some()

@@ -8,10 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tests::load::{book_until, Ledger};
 use tests::{audit, eventually, seat_list, Cluster, Options};
 
 /// Upper bound on a load loop, whatever happens.
@@ -31,69 +32,6 @@ fn leads(status: &Value) -> BTreeMap<u64, usize> {
         .collect()
 }
 
-/// Bookings made (then cancelled, so the show never sells out) by one client until `stop`:
-/// (booking ids, failed attempts with what failed).
-type Booked = Arc<Mutex<(Vec<String>, Vec<String>)>>;
-
-/// Sends a request as a client of the API would: a 503 (`retry_after_s`) is retried, at most
-/// five times (every call here is idempotent or harmless to repeat).
-async fn patiently<F, Fut>(mut call: F) -> anyhow::Result<(u16, Value)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<(u16, Value)>>,
-{
-    for _ in 0..5 {
-        match call().await? {
-            (503, body) => {
-                eprintln!("503, retrying as asked: {}", body["detail"]);
-                let after = body["retry_after_s"].as_u64().unwrap_or(1);
-                tokio::time::sleep(Duration::from_secs(after)).await;
-            }
-            answer => return Ok(answer),
-        }
-    }
-    call().await
-}
-
-/// One hold -> book -> cancel round; the booking id, or what failed.
-async fn round(user: &tests::User<'_>, show: u64, n: usize) -> Result<String, String> {
-    let party = json!({"quantity": 1, "category": "standard"});
-    let hold = match patiently(|| user.hold(show, party.clone())).await {
-        Ok((201, hold)) => hold,
-        other => return Err(format!("hold: {other:?}")),
-    };
-    let hold_id = hold["hold_id"].as_str().unwrap_or_default().to_owned();
-    let key = format!("p-{n}");
-    let booking = match patiently(|| user.book(&hold_id, "tok_success", &key)).await {
-        Ok((201, booking)) => booking,
-        other => return Err(format!("book {hold_id}: {other:?}")),
-    };
-    let id = booking["booking_id"].as_str().unwrap_or_default().to_owned();
-    let path = format!("/v1/bookings/{id}/cancel");
-    match patiently(|| user.send(reqwest::Method::POST, &path)).await {
-        Ok((200, _)) => Ok(id),
-        other => Err(format!("cancel {id}: {other:?}")),
-    }
-}
-
-async fn book_until(cluster: &Cluster, show: u64, stop: &AtomicBool, booked: &Booked) {
-    let users = cluster.users("load", 8).await.unwrap();
-    let started = Instant::now();
-    let mut n = 0usize;
-    while !stop.load(Ordering::Relaxed) && started.elapsed() < LOAD_LIMIT {
-        n += 1;
-        let outcome = round(&users[n % users.len()], show, n).await;
-        {
-            let mut booked = booked.lock().unwrap();
-            match outcome {
-                Ok(id) => booked.0.push(id),
-                Err(e) => booked.1.push(e),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_replicas_return_elsewhere_and_it_drops_them_when_back() {
     let options = Options {
@@ -104,7 +42,7 @@ async fn a_dead_nodes_replicas_return_elsewhere_and_it_drops_them_when_back() {
         ..Options::default()
     };
     let cluster = Cluster::start(options).await.unwrap();
-    let show = cluster.create_show(4, 10).await.unwrap();
+    let show = cluster.create_show(30, 20).await.unwrap();
     let status = cluster.ctl_status().await.unwrap();
     // The victim: a node holding replicas, not the meta leader (a meta leader change only
     // restarts the loop's clock; this keeps the test short).
@@ -121,8 +59,15 @@ async fn a_dead_nodes_replicas_return_elsewhere_and_it_drops_them_when_back() {
     eprintln!("killing node {victim}; status before: {}", status["placement"]);
 
     let stop = AtomicBool::new(false);
-    let booked: Booked = Arc::default();
-    let load = book_until(&cluster, show, &stop, &booked);
+    let ledger = Mutex::new(Ledger::default());
+    let users = match cluster.users("load", 8).await {
+        Ok(users) => users,
+        Err(e) => {
+            cluster.print_log_tails();
+            panic!("{e}");
+        }
+    };
+    let load = book_until(&users, show, &stop, LOAD_LIMIT, Duration::from_millis(100), &ledger);
     let repair = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         cluster.nodes[index].kill();
@@ -147,9 +92,12 @@ async fn a_dead_nodes_replicas_return_elsewhere_and_it_drops_them_when_back() {
         stop.store(true, Ordering::Relaxed);
     };
     tokio::join!(load, repair);
-    let (acknowledged, failures) = booked.lock().unwrap().clone();
-    assert!(acknowledged.len() >= 5, "too few bookings to say anything: {}", acknowledged.len());
-    assert!(failures.is_empty(), "bookings failed during the repair: {failures:?}");
+    let ledger = ledger.into_inner().unwrap();
+    let made = ledger.kept.len() + ledger.cancelled;
+    assert!(made >= 5, "too few bookings to say anything: {made}");
+    assert!(ledger.failures.is_empty(), "bookings failed during the repair: {:?}", ledger.failures);
+    let kept: Vec<(String, Vec<String>)> =
+        ledger.kept.iter().map(|(_, id, seats)| (id.clone(), seats.clone())).collect();
 
     // The node comes back: its replicas were moved away, so it deletes them; the groups keep
     // their leaders and terms.
@@ -185,7 +133,9 @@ async fn a_dead_nodes_replicas_return_elsewhere_and_it_drops_them_when_back() {
         user.book(hold["hold_id"].as_str().unwrap(), "tok_success", "after-1").await.unwrap();
     assert_eq!(status, 201, "{booking}");
     let id = booking["booking_id"].as_str().unwrap().to_owned();
-    audit(&cluster, show, &[(id, seat_list(&booking))]).await.unwrap();
+    let mut kept = kept;
+    kept.push((id, seat_list(&booking)));
+    audit(&cluster, show, &kept).await.unwrap();
     cluster.all_converged(Duration::from_secs(30)).await.unwrap();
 }
 
