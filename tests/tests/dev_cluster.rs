@@ -59,6 +59,7 @@ struct DevCluster {
     output: PathBuf,
     env: Vec<(&'static str, String)>,
     grpc_base: u16,
+    http_base: u16,
     url: String,
     http: reqwest::Client,
 }
@@ -99,6 +100,7 @@ impl DevCluster {
             output,
             env,
             grpc_base,
+            http_base,
             url: format!("http://127.0.0.1:{gateway_port}"),
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
         }
@@ -160,6 +162,21 @@ impl DevCluster {
             .into_iter()
             .find(|g| g["group"] == group)
             .ok_or_else(|| anyhow::anyhow!("no group {group} in {status}"))
+    }
+
+    /// The largest `replication_lag` any running node reports for `group` (only its leader
+    /// reports a non-zero one).
+    async fn replication_lag(&self, group: u64) -> u64 {
+        let series = format!("marquee_node_raft{{field=\"replication_lag\",group=\"{group}\"}} ");
+        let mut lag = 0;
+        for n in 1..=3 {
+            let url = format!("http://127.0.0.1:{}/metrics", self.http_base + n);
+            let Ok(response) = self.http.get(url).send().await else { continue };
+            let text = response.text().await.unwrap_or_default();
+            let value = text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok());
+            lag = lag.max(value.unwrap_or(0));
+        }
+        lag
     }
 
     async fn login(&self, email: &str, password: &str) -> String {
@@ -332,6 +349,8 @@ async fn the_dev_cluster_survives_a_killed_leader_and_the_node_catches_up_when_s
     let during = dev.group(group).await.unwrap();
     assert_ne!(during["leader"].as_u64(), Some(leader), "another node leads shard {group}");
     let last_index = during["last_log_index"].as_u64().unwrap();
+    let lag = dev.replication_lag(group).await;
+    assert!(lag > 0, "the new leader reports the entries the dead replica missed: {lag}");
 
     // Start it again: it rejoins with the same data and catches up on what it missed.
     let started = dev.ok(&["node", "start", &leader.to_string()]);
@@ -340,6 +359,11 @@ async fn the_dev_cluster_survives_a_killed_leader_and_the_node_catches_up_when_s
         let group = dev.group(group).await?;
         let applied = group["applied"][leader.to_string()].as_u64();
         Ok(applied.is_some_and(|a| a >= last_index).then_some(()))
+    })
+    .await
+    .unwrap();
+    eventually("the leader to report no lag", Duration::from_secs(30), || async {
+        Ok((dev.replication_lag(group).await == 0).then_some(()))
     })
     .await
     .unwrap();
@@ -367,6 +391,12 @@ async fn the_dev_cluster_survives_a_killed_leader_and_the_node_catches_up_when_s
     for name in ["node1.pid", "node2.pid", "node3.pid", "gateway.pid", "marquee-dev.pid"] {
         assert!(!dev.dir().join(name).exists(), "{name} removed");
     }
+    let status = dev.ok(&["status"]);
+    assert!(status.contains("the dev cluster is not running"), "{status}");
+    assert!(
+        status.contains("node 1     stopped") && status.contains("gateway    stopped"),
+        "{status}"
+    );
     let after = dev.command(&["node", "start", "1"]);
     assert!(!after.status.success(), "no node starts without the dev cluster");
     assert!(String::from_utf8_lossy(&after.stderr).contains("the dev cluster is not running"));
