@@ -498,7 +498,7 @@ impl Admin {
     }
 
     /// Spreads group leadership evenly over the active nodes by asking under-loaded voters to
-    /// campaign.
+    /// campaign, one [`plan_leader_move`] at a time.
     ///
     /// # Errors
     /// The cluster state could not be read.
@@ -506,43 +506,7 @@ impl Admin {
         let groups = self.topology().await?.groups.len();
         for _ in 0..groups * 2 {
             let view = self.view().await?;
-            let active: Vec<u64> = view
-                .topology
-                .nodes
-                .iter()
-                .filter(|(_, n)| n.state == NodeState::Active)
-                .map(|(id, _)| *id)
-                .collect();
-            if active.is_empty() {
-                break;
-            }
-            let mut leaders: BTreeMap<u64, Vec<GroupId>> =
-                active.iter().map(|id| (*id, Vec::new())).collect();
-            for group in view.topology.groups.keys() {
-                if let Some((leader, _)) = view.leader_status(*group) {
-                    leaders.entry(leader).or_default().push(*group);
-                }
-            }
-            let ceiling = groups.div_ceil(active.len());
-            let floor = groups / active.len();
-            let Some((&busy, led)) = leaders
-                .iter()
-                .filter(|(_, led)| led.len() > ceiling || (led.len() > floor + 1))
-                .max_by_key(|(_, led)| led.len())
-            else {
-                break;
-            };
-            // A group it leads with a voter that leads fewer than the floor... or the fewest.
-            let candidate = led.iter().find_map(|group| {
-                let voters = &view.topology.groups.get(group)?.replicas;
-                voters
-                    .iter()
-                    .filter(|v| **v != busy && active.contains(v))
-                    .filter(|v| leaders.get(v).is_some_and(|l| l.len() + 1 < led.len()))
-                    .min_by_key(|v| leaders.get(v).map_or(0, Vec::len))
-                    .map(|v| (*group, *v))
-            });
-            let Some((group, to)) = candidate else {
+            let Some((group, to)) = plan_leader_move(&view) else {
                 break;
             };
             if let Err(e) = self.transfer_leader(group, to).await {
@@ -551,6 +515,49 @@ impl Admin {
         }
         Ok(())
     }
+}
+
+/// The next leadership transfer that evens out leaders over the active nodes, if any: a group
+/// led by the busiest node (more than its fair share) goes to one of its voters that leads at
+/// least two fewer. Nodes that are not active, or did not answer, are never chosen.
+pub fn plan_leader_move(view: &ClusterView) -> Option<(GroupId, u64)> {
+    let groups = view.topology.groups.len();
+    let active: Vec<u64> = view
+        .topology
+        .nodes
+        .iter()
+        .filter(|(id, n)| {
+            n.state == NodeState::Active && view.nodes.get(id).is_some_and(|r| r.status.is_ok())
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    if active.is_empty() {
+        return None;
+    }
+    let mut leaders: BTreeMap<u64, Vec<GroupId>> =
+        active.iter().map(|id| (*id, Vec::new())).collect();
+    for group in view.topology.groups.keys() {
+        if let Some((leader, _)) = view.leader_status(*group) {
+            leaders.entry(leader).or_default().push(*group);
+        }
+    }
+    let ceiling = groups.div_ceil(active.len());
+    let floor = groups / active.len();
+    let (&busy, led) = leaders
+        .iter()
+        .filter(|(_, led)| led.len() > ceiling || (led.len() > floor + 1))
+        .max_by_key(|(_, led)| led.len())?;
+    // A group it leads with a voter that leads at least two fewer: the one leading the fewest.
+    led.iter().find_map(|group| {
+        let (_, status) = view.leader_status(*group)?;
+        status
+            .voters
+            .iter()
+            .filter(|v| **v != busy && active.contains(v))
+            .filter(|v| leaders.get(v).is_some_and(|l| l.len() + 1 < led.len()))
+            .min_by_key(|v| leaders.get(v).map_or(0, Vec::len))
+            .map(|v| (*group, *v))
+    })
 }
 
 /// Replicas held per active node.
@@ -601,6 +608,7 @@ mod tests {
                     (GroupId(*id), GroupInfo { kind, replicas, shows: 0, seats: 0 })
                 })
                 .collect(),
+            repair_paused: false,
         }
     }
 

@@ -25,6 +25,13 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RepairAction {
+    Pause,
+    Resume,
+    Status,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Nodes, groups, replicas, leaders, log positions and replication lag.
@@ -78,8 +85,15 @@ enum Cmd {
         #[arg(long)]
         to: u64,
     },
-    /// Spread group leaders evenly over the active nodes.
+    /// Spread group leaders evenly over the active nodes (the meta leader also does this by
+    /// itself, one transfer per placement tick).
     BalanceLeaders,
+    /// Pause, resume or show the placement loop's self-repair (re-creating the replicas of a
+    /// node unreachable for longer than the nodes' `--repair-after-s`).
+    Repair {
+        /// pause, resume or status.
+        action: RepairAction,
+    },
     /// Even out replicas over the active nodes, then balance leaders.
     Rebalance,
     /// Create an account directly in the meta group: how the first admin is made. The
@@ -152,6 +166,16 @@ async fn run(admin: &Admin, command: Cmd) -> anyhow::Result<()> {
         Cmd::Move { group, from, to } => admin.move_replica(GroupId(group), from, to).await?,
         Cmd::TransferLeader { group, to } => admin.transfer_leader(GroupId(group), to).await?,
         Cmd::BalanceLeaders => admin.balance_leaders().await?,
+        Cmd::Repair { action } => {
+            if let Some(paused) = match action {
+                RepairAction::Pause => Some(true),
+                RepairAction::Resume => Some(false),
+                RepairAction::Status => None,
+            } {
+                admin.meta(MetaCommand::SetRepairPaused { paused }).await?;
+            }
+            println!("{}", ctl::view::placement_summary(&admin.view().await?));
+        }
         Cmd::Rebalance => admin.rebalance().await?,
         Cmd::CreateUser { email, name, role, theaters, exists_ok } => {
             create_user(admin, &email, &name, role, theaters, exists_ok).await?;

@@ -8,11 +8,41 @@ use serde_json::{json, Value};
 
 use crate::ClusterView;
 
+/// What the placement loop sees and may do: whether self-repair is paused, which registered
+/// nodes do not answer, and which groups keep a replica on one of them (the ones it will
+/// re-create elsewhere once the node has been unreachable for `--repair-after-s`).
+pub fn placement_summary(view: &ClusterView) -> String {
+    let t = &view.topology;
+    let unreachable: Vec<u64> =
+        view.nodes.iter().filter(|(_, r)| r.status.is_err()).map(|(id, _)| *id).collect();
+    let degraded: Vec<String> = t
+        .groups
+        .iter()
+        .filter(|(_, g)| g.replicas.iter().any(|r| unreachable.contains(r)))
+        .map(|(id, _)| id.0.to_string())
+        .collect();
+    let repair = if t.repair_paused { "PAUSED (marqueectl repair resume)" } else { "active" };
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(",")
+        }
+    };
+    let unreachable: Vec<String> = unreachable.iter().map(u64::to_string).collect();
+    format!(
+        "self-repair {repair}; unreachable nodes: {}; groups with a replica on them: {}",
+        list(&unreachable),
+        list(&degraded)
+    )
+}
+
 /// Two tables, nodes then groups, as `marqueectl status` prints them.
 pub fn render(view: &ClusterView) -> String {
     let t = &view.topology;
     let mut out = String::new();
     let _ = writeln!(out, "map version {}", t.version);
+    let _ = writeln!(out, "{}", placement_summary(view));
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -146,5 +176,11 @@ pub fn to_json(view: &ClusterView) -> Value {
             })
         })
         .collect();
-    json!({ "map_version": t.version, "nodes": nodes, "groups": groups })
+    json!({
+        "map_version": t.version,
+        "repair_paused": t.repair_paused,
+        "placement": placement_summary(view),
+        "nodes": nodes,
+        "groups": groups,
+    })
 }

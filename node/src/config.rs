@@ -88,6 +88,14 @@ pub struct Config {
     /// failure; it exists only to measure the disk's share in benchmarks.
     #[arg(long, env = "MARQUEE_NODE_FSYNC", default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
+    /// Seconds between steps of the placement loop (self-repair, tombstones, leader balance),
+    /// run by the meta leader; 0 turns it off (docs/operations.md).
+    #[arg(long, env = "MARQUEE_NODE_PLACEMENT_INTERVAL_S", default_value_t = 10)]
+    pub placement_interval_s: u64,
+    /// Seconds a node must be unreachable before the placement loop re-creates its replicas on
+    /// other nodes.
+    #[arg(long, env = "MARQUEE_NODE_REPAIR_AFTER_S", default_value_t = 300)]
+    pub repair_after_s: u64,
 }
 
 impl Config {

@@ -4,15 +4,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::join_all;
+
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, SnapshotPolicy};
 use proto::command::{Command, LogCommand, Outcome, Proposal, Reply, COMMAND_VERSION};
-use proto::pb::NotLeader;
+use proto::pb::raft_transport_client::RaftTransportClient;
+use proto::pb::{ClockRequest, NotLeader};
 use proto::GroupId;
 use raft_store::{ApplyObserver, Db, LogStore, NodeId, StateMachineStore, TypeConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::logtime::{term_start, Reading, TermClock, CLOCK_READ_TIMEOUT};
 use crate::proposer::{self, ProposeError, Proposer, Queue, PROPOSE_TIMEOUT};
 use crate::transport::{Channels, NetworkFactory};
 
@@ -33,9 +37,10 @@ pub struct Group {
     pub proposer: Proposer,
     /// Highest time this node stamped on a proposal of this group.
     last_stamp_ms: AtomicU64,
-    /// Log time and monotonic instant of this node's first stamp in its current term: bounds
-    /// how fast it may move log time during the term (see [`bounded_log_time`]).
-    reference: std::sync::Mutex<Option<Reference>>,
+    /// Where log time started in this node's latest term as leader ([`crate::logtime`]).
+    term_clock: std::sync::Mutex<Option<TermClock>>,
+    /// Channels to peers, for reading the voters' clocks at the start of a term.
+    channels: Channels,
     hold_ttl_ms: u64,
 }
 
@@ -60,32 +65,6 @@ pub fn raft_config(config: &Config) -> Result<openraft::Config, Box<openraft::Co
     }
     .validate()
     .map_err(Box::new)
-}
-
-/// Where a leader's log time started in its term.
-#[derive(Debug, Clone, Copy)]
-struct Reference {
-    term: u64,
-    log_ms: u64,
-    at: Instant,
-}
-
-/// Slack over real elapsed time a leader may add to log time at once.
-const LOG_TIME_SLACK_MS: u64 = 1_000;
-
-/// The log time a leader stamps: its wall clock, never below the applied log time (`floor`),
-/// and never further ahead of its first stamp of the term (`reference_ms`) than the real time
-/// elapsed since (`elapsed_ms`, monotonic) plus one second. (An allowance proportional to the
-/// term's length would let a long-lived leader's jump through: a clock trusted at the term's
-/// start needs no catching up.)
-///
-/// Without the ceiling, a leader whose wall clock jumped ahead during its term moved log time
-/// with it and expired every hold early: the chaos harness's clock-skew nemesis caught seats
-/// given away 10 s before their promised expiry. A clock that is already wrong when a node
-/// becomes leader is trusted (there is nothing to compare it with but other nodes' clocks).
-pub fn bounded_log_time(wall_ms: u64, floor: u64, reference_ms: u64, elapsed_ms: u64) -> u64 {
-    let ceiling = reference_ms.saturating_add(elapsed_ms).saturating_add(LOG_TIME_SLACK_MS);
-    wall_ms.min(ceiling).max(floor)
 }
 
 impl Group {
@@ -125,7 +104,7 @@ impl Group {
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config(config)?),
-            NetworkFactory::new(id, channels),
+            NetworkFactory::new(id, channels.clone()),
             log.clone(),
             sm.clone(),
         )
@@ -139,7 +118,8 @@ impl Group {
             cancel,
             proposer,
             last_stamp_ms: AtomicU64::new(0),
-            reference: std::sync::Mutex::new(None),
+            term_clock: std::sync::Mutex::new(None),
+            channels,
             hold_ttl_ms: config.hold_ttl_ms,
         });
         Ok((group, queue))
@@ -152,7 +132,7 @@ impl Group {
     /// Not the leader, not applied within [`PROPOSE_TIMEOUT`], or Raft failed.
     pub async fn write(&self, proposals: Vec<Proposal>) -> Result<Vec<Outcome>, ProposeError> {
         let count = proposals.len();
-        let entry = self.stamp(proposals);
+        let entry = self.entry(proposals).await?;
         let response =
             match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(entry)).await {
                 Err(_) => return Err(ProposeError::Timeout),
@@ -171,30 +151,129 @@ impl Group {
         }
     }
 
-    /// Wraps client proposals into one log entry: stamps the log time (never below what this
-    /// node stamped before nor the applied log time) and fills cluster defaults. One proposal
-    /// makes a plain entry; several make a [`Command::Batch`].
+    /// Wraps proposals into one log entry stamped with the term's log time
+    /// ([`Group::term_clock`], then [`Group::stamp`]).
+    ///
+    /// # Errors
+    /// Not the leader, or too few voters' clocks could be read to start the term's log time.
+    pub async fn entry(&self, proposals: Vec<Proposal>) -> Result<LogCommand, ProposeError> {
+        let clock = self.term_clock().await?;
+        Ok(self.stamp(proposals, &clock))
+    }
+
+    /// This node's log time now if it leads the group in a term whose clock it started (see
+    /// [`crate::logtime`]); `None` otherwise.
+    pub fn log_now_ms(&self) -> Option<u64> {
+        let term = self.raft.metrics().borrow().current_term;
+        let clock = *self.term_clock.lock().expect("term clock lock never poisoned");
+        clock.filter(|c| c.term == term).map(|c| c.now_ms(self.sm.read().now_ms()))
+    }
+
+    /// The log-time clock of this node's current term as leader: started, on the term's first
+    /// proposal, at the (f+1)-th largest of a majority of the voters' wall clocks
+    /// ([`crate::logtime::term_start`]), never below the applied log time.
+    ///
+    /// # Errors
+    /// Not the leader, or fewer than a majority of voters' clocks could be read.
+    pub async fn term_clock(&self) -> Result<TermClock, ProposeError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(metrics.id) {
+            let membership = metrics.membership_config.membership();
+            let leader_addr = metrics
+                .current_leader
+                .and_then(|leader| membership.get_node(&leader))
+                .map(|node| node.addr.clone())
+                .unwrap_or_default();
+            return Err(ProposeError::NotLeader(NotLeader {
+                leader_id: metrics.current_leader.unwrap_or(0),
+                leader_addr,
+            }));
+        }
+        let term = metrics.current_term;
+        if let Some(clock) = *self.term_clock.lock().expect("term clock lock never poisoned") {
+            if clock.term == term {
+                return Ok(clock);
+            }
+        }
+        let membership = metrics.membership_config.membership();
+        let peers: Vec<String> = membership
+            .voter_ids()
+            .filter(|id| *id != metrics.id)
+            .filter_map(|id| membership.get_node(&id).map(|node| node.addr.clone()))
+            .collect();
+        let voters = membership.voter_ids().count();
+        let readings = join_all(peers.iter().map(|addr| self.read_clock(addr))).await;
+        let at = Instant::now();
+        let own_ms = wall_clock_ms();
+        let mut estimates = vec![own_ms];
+        estimates.extend(readings.iter().flatten().map(|reading| match reading {
+            // A node from before clock readings: its vote goes to this node's own clock
+            // (docs/architecture.md, "Upgrades").
+            PeerClock::Unsupported => own_ms,
+            PeerClock::Read(reading) => reading.estimate_at(at),
+        }));
+        let answered = estimates.len();
+        let start = term_start(estimates, voters).ok_or_else(|| {
+            ProposeError::Unavailable(format!(
+                "read the wall clocks of {answered} of {voters} voters; a majority is needed to \
+                 start the term's log time"
+            ))
+        })?;
+        let floor = self.sm.read().now_ms();
+        let clock = TermClock { term, start_ms: start.max(floor), at };
+        let offset_ms = i128::from(own_ms) - i128::from(start);
+        if offset_ms.abs() > 1_000 {
+            tracing::warn!(
+                group = %self.id, term, offset_ms,
+                "this node's wall clock differs from its voters' by over a second; log time \
+                 follows theirs (check NTP on this node)"
+            );
+        }
+        let mut cached = self.term_clock.lock().expect("term clock lock never poisoned");
+        match *cached {
+            // Another proposal of the same term started the clock first: one start per term.
+            Some(existing) if existing.term == term => Ok(existing),
+            _ => {
+                tracing::debug!(group = %self.id, term, start_ms = clock.start_ms, offset_ms, "term clock started");
+                *cached = Some(clock);
+                Ok(clock)
+            }
+        }
+    }
+
+    /// One voter's wall clock, or `None` when it did not answer within [`CLOCK_READ_TIMEOUT`].
+    async fn read_clock(&self, addr: &str) -> Option<PeerClock> {
+        let channel = self.channels.get(addr).ok()?;
+        let mut client = RaftTransportClient::new(channel);
+        let mut request = tonic::Request::new(ClockRequest {});
+        request.set_timeout(CLOCK_READ_TIMEOUT);
+        let sent = Instant::now();
+        match tokio::time::timeout(CLOCK_READ_TIMEOUT, client.clock(request)).await {
+            Ok(Ok(reply)) => Some(PeerClock::Read(Reading {
+                wall_ms: reply.into_inner().wall_ms,
+                sent,
+                received: Instant::now(),
+            })),
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                Some(PeerClock::Unsupported)
+            }
+            Ok(Err(status)) => {
+                tracing::debug!(group = %self.id, %addr, error = %status, "clock reading failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Wraps client proposals into one log entry: stamps the log time of `clock` (never below
+    /// what this node stamped before nor the applied log time) and fills cluster defaults. One
+    /// proposal makes a plain entry; several make a [`Command::Batch`].
     ///
     /// # Panics
     /// If `proposals` is empty (the proposer never stamps an empty batch).
-    pub fn stamp(&self, mut proposals: Vec<Proposal>) -> LogCommand {
+    pub fn stamp(&self, mut proposals: Vec<Proposal>, clock: &TermClock) -> LogCommand {
         assert!(!proposals.is_empty(), "an entry carries at least one proposal");
-        let wall_ms = wall_clock_ms();
-        let floor = self.sm.read().now_ms();
-        let term = self.raft.metrics().borrow().current_term;
-        let (reference_ms, elapsed_ms) = {
-            let mut reference = self.reference.lock().expect("reference lock never poisoned");
-            // The clock is trusted when the term's first entry is stamped; from then on it may
-            // not run ahead of monotonic time (a jump during the term is cut off).
-            let current = reference.filter(|r| r.term == term).unwrap_or(Reference {
-                term,
-                log_ms: wall_ms.max(floor),
-                at: Instant::now(),
-            });
-            *reference = Some(current);
-            (current.log_ms, u64::try_from(current.at.elapsed().as_millis()).unwrap_or(u64::MAX))
-        };
-        let now_ms = bounded_log_time(wall_ms, floor, reference_ms, elapsed_ms);
+        let now_ms = clock.now_ms(self.sm.read().now_ms());
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
         let now_ms = now_ms.max(previous);
         for proposal in &mut proposals {
@@ -212,6 +291,13 @@ impl Group {
     }
 }
 
+/// What a voter said when asked for its clock.
+enum PeerClock {
+    Read(Reading),
+    /// A node from before the `Clock` RPC.
+    Unsupported,
+}
+
 /// Builds a `NotLeader` answer from openraft's forwarding hint.
 pub fn not_leader(
     hint: &openraft::error::ForwardToLeader<raft_store::NodeId, openraft::BasicNode>,
@@ -222,34 +308,9 @@ pub fn not_leader(
     }
 }
 
-/// The node's wall clock, Unix ms: the one place a node reads it (log time stamps and the expiry
-/// ticker's "is a deadline due" check; the state machines only ever see the stamped log time).
+/// The node's wall clock, Unix ms: the one place a node reads it (its vote when a term's log
+/// time starts, and the `Clock` RPC; the state machines only ever see the stamped log time).
 pub(crate) fn wall_clock_ms() -> u64 {
     let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     u64::try_from(wall.as_millis()).unwrap_or(u64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bounded_log_time;
-
-    #[test]
-    fn a_fast_clock_cannot_run_log_time_ahead_of_real_time() {
-        // Log time 1_000_000 when the term began, 5 s ago; the wall clock is 60 s ahead.
-        let now = bounded_log_time(1_065_000, 1_000_000, 1_000_000, 5_000);
-        assert_eq!(now, 1_000_000 + 5_000 + 1_000);
-    }
-
-    #[test]
-    fn a_correct_clock_is_used_as_is_and_a_slow_one_never_goes_back() {
-        assert_eq!(bounded_log_time(1_005_000, 1_000_000, 1_000_000, 5_000), 1_005_000);
-        assert_eq!(bounded_log_time(900_000, 1_000_000, 1_000_000, 5_000), 1_000_000);
-    }
-
-    #[test]
-    fn a_clock_jumping_ahead_late_in_a_long_term_gains_one_second_at_most() {
-        // 100 s into the term the clock jumped 60 s: log time runs at most 1 s ahead.
-        let now = bounded_log_time(1_160_000, 1_000_000, 1_000_000, 100_000);
-        assert_eq!(now, 1_000_000 + 100_000 + 1_000);
-    }
 }

@@ -4,7 +4,8 @@
 //! Layout follows TiKV's raftstore split: [`group`] (one replica), [`router`] (group id ->
 //! replica), [`transport`] (Raft RPCs multiplexed by group), [`service`] (gRPC handlers),
 //! [`proposer`] (concurrent proposals to a group coalesced into few entries),
-//! [`worker`] (expiry ticker, join), [`http`] (metrics and health). The group-commit writer
+//! [`worker`] (expiry ticker, join), [`placement`] (self-repair and leader balance on the meta
+//! leader), [`logtime`] (the clock entries are stamped with), [`http`] (metrics and health). The group-commit writer
 //! lives with the storage in `raft-store` (`raft_store::db`).
 //!
 //! A node hosts any number of groups ([`host`]): the meta group on its meta voters and the
@@ -12,10 +13,13 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod forward;
 pub mod group;
 pub mod host;
 pub mod http;
+pub mod logtime;
 pub mod metrics;
+pub mod placement;
 pub mod proposer;
 pub mod router;
 pub mod service;
@@ -91,7 +95,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         ));
     }
 
-    let service = NodeService { host: host.clone(), advertised: config.advertised() };
+    host.tasks.spawn(placement::run(
+        host.clone(),
+        placement::Settings {
+            interval: std::time::Duration::from_secs(config.placement_interval_s),
+            repair_after: std::time::Duration::from_secs(config.repair_after_s),
+        },
+    ));
+
+    let service = NodeService {
+        host: host.clone(),
+        advertised: config.advertised(),
+        forward: Arc::default(),
+    };
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(

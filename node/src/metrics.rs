@@ -35,6 +35,11 @@ pub struct Metrics {
     pub disk_size: IntGauge,
     /// Proposals carried per Raft entry (docs/architecture.md, "Batching").
     pub batch_size: Histogram,
+    /// Placement loop steps taken on this node while it led the meta group, by kind
+    /// (`repair`, `tombstone`, `lead`) and outcome (`ok`, `failed`).
+    pub placement_steps: IntCounterVec,
+    /// Nodes the placement loop currently sees as unreachable (0 on non-meta-leaders).
+    pub placement_unreachable: IntGauge,
 }
 
 impl Metrics {
@@ -118,8 +123,23 @@ impl Metrics {
             ),
         )
         .expect("valid metric");
+        let placement_steps = IntCounterVec::new(
+            Opts::new(
+                "marquee_node_placement_steps_total",
+                "Placement loop steps (repair, tombstone, lead) by outcome",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
+        let placement_unreachable = IntGauge::new(
+            "marquee_node_placement_unreachable_nodes",
+            "Nodes the placement loop sees as unreachable",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(commands.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(placement_steps.clone()),
+            Box::new(placement_unreachable.clone()),
             Box::new(propose_latency.clone()),
             Box::new(apply_latency.clone()),
             Box::new(raft.clone()),
@@ -146,6 +166,8 @@ impl Metrics {
             disk_available,
             disk_size,
             batch_size,
+            placement_steps,
+            placement_unreachable,
         }
     }
 }

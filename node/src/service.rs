@@ -21,15 +21,16 @@ use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
     change_membership_reply, change_membership_request, join_reply, propose_item, propose_reply,
-    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, DeleteReplicaRequest,
-    GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply, JoinRequest,
-    ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest, QueryReply,
-    QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply, StatusRequest,
-    WatchCatalogRequest, WatchShowRequest, WrongShard,
+    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, ClockReply, ClockRequest,
+    DeleteReplicaRequest, GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply,
+    JoinRequest, ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest,
+    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
+    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use tonic::{Request, Response, Status};
 
+use crate::forward::MetaForward;
 use crate::group::not_leader;
 use crate::group::Group;
 use crate::host::Host;
@@ -58,6 +59,8 @@ pub struct NodeService {
     pub host: Host,
     /// This node's advertised gRPC address.
     pub advertised: String,
+    /// Forwards meta requests when this node hosts no meta replica.
+    pub forward: Arc<MetaForward>,
 }
 
 impl NodeService {
@@ -111,6 +114,12 @@ impl NodeService {
     /// its outcome, a redirect, or an error status.
     async fn propose_one(&self, request: ProposeRequest) -> Result<ProposeReply, Status> {
         let Ok(group) = self.group(request.group_id) else {
+            if request.group_id == META_GROUP.0 {
+                let proposal: Proposal = decode(&request.proposal)?;
+                let outcome = self.forward.propose(&self.host, &proposal).await?;
+                let result = Some(propose_reply::Result::Outcome(encode(&outcome)?));
+                return Ok(ProposeReply { result });
+            }
             let result = Some(propose_reply::Result::WrongShard(self.wrong_shard()));
             return Ok(ProposeReply { result });
         };
@@ -158,6 +167,33 @@ impl RaftTransport for NodeService {
         self.raft_call(request, |group, rpc| async move { group.raft.install_snapshot(rpc).await })
             .await
     }
+
+    async fn clock(&self, _: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+        Ok(Response::new(ClockReply { wall_ms: crate::group::wall_clock_ms() }))
+    }
+}
+
+/// Relays a forwarded stream (a catalog watch opened on a meta replica) to this node's caller,
+/// until either side ends it.
+fn pipe(
+    mut upstream: tonic::Streaming<QueryReply>,
+) -> tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let next = upstream.message().await;
+            let end = !matches!(next, Ok(Some(_)));
+            let item = match next {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => break,
+                Err(status) => Err(status),
+            };
+            if tx.send(item).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// What a watch sends next, computed from the local replica: a reply to send (or `None`) and
@@ -278,6 +314,10 @@ impl Inventory for NodeService {
         let request = request.into_inner();
         let limit = request.limit.clamp(1, WATCH_BATCH_MAX);
         let after = request.after;
+        if self.host.router.get(META_GROUP).is_none() {
+            let upstream = self.forward.watch_catalog(&self.host, after, limit).await?;
+            return Ok(Response::new(pipe(upstream)));
+        }
         let heartbeat = move |group: &Group| {
             let head = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes {
                 after: u64::MAX - 1,
@@ -346,6 +386,12 @@ impl Inventory for NodeService {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<QueryReply>, Status> {
         let request = request.into_inner();
         let Ok(group) = self.group(request.group_id) else {
+            if request.group_id == META_GROUP.0 {
+                let query: Query = decode(&request.query)?;
+                let answer = self.forward.query(&self.host, &query, request.linearizable).await?;
+                let result = Some(query_reply::Result::Answer(encode(&answer)?));
+                return Ok(Response::new(QueryReply { result }));
+            }
             let result = Some(query_reply::Result::WrongShard(self.wrong_shard()));
             return Ok(Response::new(QueryReply { result }));
         };
@@ -423,14 +469,23 @@ impl Cluster for NodeService {
     #[tracing::instrument(skip_all, fields(joining = request.get_ref().node_id))]
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         let request = request.into_inner();
-        let meta = self.group(META_GROUP.0).map_err(|_| {
-            Status::not_found("this node hosts no meta replica: join through a meta member")
-        })?;
+        let Ok(meta) = self.group(META_GROUP.0) else {
+            self.forward.join(&self.host, request.node_id, &request.grpc_addr).await?;
+            return Ok(Response::new(JoinReply { result: Some(join_reply::Result::Ok(true)) }));
+        };
         let command = Command::Meta(MetaCommand::RegisterNode {
             node_id: request.node_id,
             addr: request.grpc_addr.clone(),
         });
-        let entry = meta.stamp(vec![Proposal { request_id: None, command }]);
+        let entry = match meta.entry(vec![Proposal { request_id: None, command }]).await {
+            Ok(entry) => entry,
+            Err(ProposeError::NotLeader(hint)) => {
+                return Ok(Response::new(JoinReply {
+                    result: Some(join_reply::Result::NotLeader(hint)),
+                }))
+            }
+            Err(e) => return Err(Status::unavailable(e.to_string())),
+        };
         let result = tokio::time::timeout(PROPOSE_TIMEOUT, meta.raft.client_write(entry))
             .await
             .map_err(|_| Status::deadline_exceeded("registration not applied in time"))?;

@@ -35,10 +35,22 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
             continue;
         }
         let due = group.sm.read().state.next_deadline_ms();
-        if due.is_none_or(|at| at > wall_clock_ms()) {
+        // Due by log time (the term's clock, docs/reliability.md), not by this node's wall
+        // clock: a fast wall clock would only propose expiries that free nothing yet.
+        let now_ms = group.log_now_ms().unwrap_or_else(wall_clock_ms);
+        if due.is_none_or(|at| at > now_ms) {
             continue;
         }
-        let entry = group.stamp(vec![Proposal { request_id: None, command: Command::ExpireDue }]);
+        let entry = match group
+            .entry(vec![Proposal { request_id: None, command: Command::ExpireDue }])
+            .await
+        {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::debug!(group = %group.id, error = %e, "no expire proposal");
+                continue;
+            }
+        };
         match tokio::time::timeout(EXPIRE_PROPOSE_TIMEOUT, group.raft.client_write(entry)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

@@ -71,6 +71,10 @@ pub struct Topology {
     pub nodes: BTreeMap<u64, NodeInfo>,
     /// Every group, the meta group included.
     pub groups: BTreeMap<GroupId, GroupInfo>,
+    /// The placement loop does not re-create replicas of unreachable nodes while set
+    /// (`marqueectl repair pause`); leader balance goes on.
+    #[serde(default)]
+    pub repair_paused: bool,
 }
 
 impl Topology {
@@ -132,6 +136,11 @@ pub enum MetaCommand {
         /// Its voters.
         replicas: BTreeSet<u64>,
     },
+    /// Pauses or resumes the placement loop's self-repair (`marqueectl repair pause|resume`).
+    SetRepairPaused {
+        /// Paused.
+        paused: bool,
+    },
     /// A change to the catalog or accounts.
     Catalog(crate::catalog::CatalogCommand),
 }
@@ -144,6 +153,7 @@ impl MetaCommand {
             MetaCommand::RegisterNode { .. } => "register_node",
             MetaCommand::SetNodeState { .. } => "set_node_state",
             MetaCommand::SetReplicas { .. } => "set_replicas",
+            MetaCommand::SetRepairPaused { .. } => "set_repair_paused",
             MetaCommand::Catalog(command) => command.kind(),
         }
     }

@@ -102,6 +102,13 @@ impl MetaState {
                 }
                 Ok(self.topology_reply())
             }
+            MetaCommand::SetRepairPaused { paused } => {
+                if self.topology.repair_paused != *paused {
+                    self.topology.repair_paused = *paused;
+                    self.topology.version += 1;
+                }
+                Ok(self.topology_reply())
+            }
             MetaCommand::Catalog(command) => {
                 let (topology, shows) = (&mut self.topology, &mut self.shows);
                 let mut placer = |show_id, seats| place(topology, shows, show_id, seats);

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 pub use crate::processes::Options;
 use crate::processes::{
-    bin_dir, free_port, print_log_tail, spawn_gateway_process, spawn_payments, Gateway, Node,
+    bin_dir, faketime_env, free_port, print_log_tail, spawn_gateway_process, spawn_payments,
+    Gateway, Node,
 };
 use crate::wait::eventually;
 
@@ -73,15 +74,23 @@ impl Cluster {
                 format!("--logs-kept={}", options.logs_kept),
                 format!("--hold-ttl-ms={}", options.hold_ttl_ms),
                 "--expiry-tick-ms=200".into(),
+                format!("--placement-interval-s={}", options.placement_interval_s),
+                format!("--repair-after-s={}", options.repair_after_s),
             ];
             if id == 1 {
                 args.push("--bootstrap".into());
             }
+            let env = if options.faketime {
+                faketime_env(&dir.path().join(format!("node{id}.faketime")))?
+            } else {
+                Vec::new()
+            };
             let node = Node {
                 id,
                 grpc: format!("127.0.0.1:{grpc}"),
                 http: format!("127.0.0.1:{http}"),
                 args,
+                env,
                 child: Mutex::new(None),
                 log: dir.path().join(format!("node{id}.log")),
             };
@@ -155,9 +164,22 @@ impl Cluster {
     /// Spawning failed or it was not ready within 60 s.
     pub async fn spawn_gateway(&self, name: &str, options: &Options) -> Result<Gateway> {
         let nodes: Vec<String> = self.nodes.iter().map(|n| n.grpc.clone()).collect();
+        self.spawn_gateway_on(name, options, &nodes).await
+    }
+
+    /// Like [`Cluster::spawn_gateway`], given only `nodes` (gRPC addresses) as its seeds.
+    ///
+    /// # Errors
+    /// Spawning failed or it was not ready within 60 s.
+    pub async fn spawn_gateway_on(
+        &self,
+        name: &str,
+        options: &Options,
+        nodes: &[String],
+    ) -> Result<Gateway> {
         let log = self.dir.path().join(format!("{name}.log"));
         let (child, url) =
-            spawn_gateway_process(&self.bins, &log, &nodes, self.payments_url.as_deref(), options)?;
+            spawn_gateway_process(&self.bins, &log, nodes, self.payments_url.as_deref(), options)?;
         let gateway = Gateway { url, child: Mutex::new(Some(child)), log };
         let ready = format!("{}/readyz", gateway.url);
         eventually("extra gateway ready", Duration::from_secs(60), || async {
@@ -209,6 +231,14 @@ impl Cluster {
     /// # Errors
     /// Spawning failed.
     pub fn joining_node(&self, id: u64) -> Result<Node> {
+        self.joining_node_via(id, &self.nodes[0].grpc)
+    }
+
+    /// Like [`Cluster::joining_node`], registering through `seed` (a gRPC address).
+    ///
+    /// # Errors
+    /// Spawning failed.
+    pub fn joining_node_via(&self, id: u64, seed: &str) -> Result<Node> {
         let (grpc, http) = (free_port(), free_port());
         let node = Node {
             id,
@@ -219,14 +249,29 @@ impl Cluster {
                 format!("--grpc-addr=127.0.0.1:{grpc}"),
                 format!("--http-addr=127.0.0.1:{http}"),
                 format!("--data-dir={}", self.dir.path().join(format!("node{id}")).display()),
-                format!("--join={}", self.nodes[0].grpc),
+                format!("--join={seed}"),
                 "--expiry-tick-ms=200".into(),
+                format!("--placement-interval-s={}", self.options.placement_interval_s),
+                format!("--repair-after-s={}", self.options.repair_after_s),
             ],
+            env: Vec::new(),
             child: Mutex::new(None),
             log: self.dir.path().join(format!("node{id}.log")),
         };
         node.spawn(&self.bins)?;
         Ok(node)
+    }
+
+    /// Sets the wall-clock offset of node `index` (libfaketime syntax: `+120s`, `-90s`, `+0s`);
+    /// the node reads it within a second. Needs [`Options::faketime`].
+    ///
+    /// # Errors
+    /// The cluster runs without libfaketime, or the file could not be written.
+    pub fn skew_clock(&self, index: usize, offset: &str) -> Result<()> {
+        anyhow::ensure!(self.options.faketime, "start the cluster with Options::faketime");
+        let file = self.dir.path().join(format!("node{}.faketime", self.nodes[index].id));
+        std::fs::write(file, format!("{offset}\n"))?;
+        Ok(())
     }
 
     /// Restarts a killed node with its original arguments and data.
@@ -307,6 +352,14 @@ impl Cluster {
     pub async fn ctl(&self, args: &[&str]) -> Result<String> {
         let nodes: Vec<String> =
             self.nodes.iter().filter(|n| n.is_running()).map(|n| n.grpc.clone()).collect();
+        self.ctl_via(&nodes, args).await
+    }
+
+    /// Runs `marqueectl` given only `nodes` (gRPC addresses) as its seeds; returns its stdout.
+    ///
+    /// # Errors
+    /// It exited with a failure (its stderr is in the error).
+    pub async fn ctl_via(&self, nodes: &[String], args: &[&str]) -> Result<String> {
         let output = tokio::process::Command::new(self.bins.join("marqueectl"))
             .arg(format!("--nodes={}", nodes.join(",")))
             .args(args)

@@ -38,14 +38,58 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
+/// Never the same port twice in one test process: the OS may hand a just-released port out
+/// again, and two processes of one cluster given the same port failed to start ("Address
+/// already in use") often enough to flake the suite.
 ///
 /// # Panics
 /// If no port can be bound.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind an ephemeral port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// libfaketime's multi-threaded library (Debian package `libfaketime`; `scripts/test` installs
+/// it), or `$MARQUEE_FAKETIME_LIB`.
+///
+/// # Errors
+/// Not installed.
+pub fn faketime_library() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MARQUEE_FAKETIME_LIB") {
+        return Ok(PathBuf::from(path));
+    }
+    let found = std::fs::read_dir("/usr/lib")?
+        .flatten()
+        .map(|arch| arch.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|path| path.exists());
+    found.context(
+        "libfaketime is not installed (apt-get install libfaketime; scripts/test installs it)",
+    )
+}
+
+/// The environment that runs a process under libfaketime with its wall clock offset read from
+/// `file` (libfaketime syntax, e.g. `+120s`; re-read every second; no file, no offset).
+/// Monotonic time is left alone, as on a real machine whose wall clock is wrong.
+///
+/// # Errors
+/// libfaketime is not installed.
+pub fn faketime_env(file: &Path) -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        ("LD_PRELOAD".into(), faketime_library()?.display().to_string()),
+        ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("FAKETIME_CACHE_DURATION".into(), "1".into()),
+    ])
 }
 
 /// One node process.
@@ -57,6 +101,8 @@ pub struct Node {
     /// HTTP address.
     pub http: String,
     pub(crate) args: Vec<String>,
+    /// Extra environment (libfaketime's, with [`Options::faketime`]).
+    pub(crate) env: Vec<(String, String)>,
     pub(crate) child: Mutex<Option<Child>>,
     pub(crate) log: PathBuf,
 }
@@ -68,6 +114,7 @@ impl Node {
         let child = Command::new(bins.join("marquee-node"))
             .args(&self.args)
             .env("MARQUEE_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()
@@ -273,6 +320,15 @@ pub struct Options {
     pub rate_limit_user_per_s: f64,
     /// Extra environment of the gateway (e.g. `MARQUEE_SEARCH`, `MEILI_URL`).
     pub gateway_env: Vec<(String, String)>,
+    /// `--placement-interval-s` of every node: 0 (off) by default, so tests that place leaders
+    /// themselves are not raced by the meta leader's own balancing; the placement tests turn
+    /// it on.
+    pub placement_interval_s: u64,
+    /// `--repair-after-s` of every node.
+    pub repair_after_s: u64,
+    /// Run the nodes under libfaketime, so a test can set a node's wall clock wrong
+    /// ([`crate::Cluster::skew_clock`]).
+    pub faketime: bool,
 }
 
 impl Default for Options {
@@ -291,6 +347,9 @@ impl Default for Options {
             rate_limit_ip_per_s: 0.0,
             rate_limit_user_per_s: 0.0,
             gateway_env: Vec::new(),
+            faketime: false,
+            placement_interval_s: 0,
+            repair_after_s: 300,
         }
     }
 }

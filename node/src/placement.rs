@@ -1,0 +1,182 @@
+//! The placement loop: what an operator used to do by hand with `marqueectl drain` and
+//! `balance-leaders`, done by the meta group's leader (docs/operations.md, "Self-repair and
+//! leader balance"). Every node runs it; only the node leading the meta group acts, one step
+//! per tick, so repairs and transfers happen at a bounded rate and a new meta leader simply
+//! picks up where the old one stopped (every step is an idempotent `ctl::Admin` operation).
+//!
+//! Each tick, in order:
+//! 1. **Self-repair**: a node unreachable for longer than `--repair-after-s` has one replica
+//!    re-created on the reachable active node holding the fewest (learner -> catch up ->
+//!    promote -> remove the dead one -> record the map), unless paused (`marqueectl repair
+//!    pause`). The group keeps a majority throughout: the new voter joins before the dead one
+//!    leaves.
+//! 2. **Tombstones**: a reachable node still hosting a replica that its group's leader no
+//!    longer counts (moved away while the node was down) is told to delete it; the leader is
+//!    never touched.
+//! 3. **Leader balance**: when every node answers, one leadership transfer towards an even
+//!    spread (`ctl::plan_leader_move`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use ctl::{plan_leader_move, Admin, ClusterView, CtlError};
+use proto::{GroupId, META_GROUP};
+
+use crate::host::Host;
+
+/// Settings of the placement loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Time between steps (0: the loop is off).
+    pub interval: Duration,
+    /// How long a node must be unreachable before its replicas are re-created elsewhere.
+    pub repair_after: Duration,
+}
+
+/// One step of the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Re-create `group`'s replica on `from` (unreachable) on `to`.
+    Repair {
+        /// The group.
+        group: GroupId,
+        /// The unreachable node.
+        from: u64,
+        /// The node receiving the replica.
+        to: u64,
+    },
+    /// Delete `node`'s replica of `group`: its leader no longer counts it.
+    Tombstone {
+        /// The group.
+        group: GroupId,
+        /// The node.
+        node: u64,
+    },
+    /// Move `group`'s leadership to `to`.
+    Lead {
+        /// The group.
+        group: GroupId,
+        /// The new leader.
+        to: u64,
+    },
+}
+
+/// Nodes that did not answer and since when (the loop's memory between ticks).
+pub type Unreachable = BTreeMap<u64, Instant>;
+
+/// Updates `unreachable` from `view` (taken at `now`) and returns the next step, if any.
+pub fn plan(
+    view: &ClusterView,
+    unreachable: &mut Unreachable,
+    now: Instant,
+    repair_after: Duration,
+) -> Option<Step> {
+    for (id, report) in &view.nodes {
+        if report.status.is_ok() {
+            unreachable.remove(id);
+        } else {
+            unreachable.entry(*id).or_insert(now);
+        }
+    }
+    unreachable.retain(|id, _| view.nodes.contains_key(id));
+    let topology = &view.topology;
+    if !topology.repair_paused {
+        let dead = unreachable
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= repair_after)
+            .map(|(id, _)| *id);
+        for from in dead {
+            // The meta group first: the cluster's map matters most.
+            let mut groups: Vec<_> =
+                topology.groups.iter().filter(|(_, g)| g.replicas.contains(&from)).collect();
+            groups.sort_by_key(|(id, _)| (**id != META_GROUP, **id));
+            for (group, info) in groups {
+                // Only a group that can still change its membership (it has a leader).
+                if view.leader_status(*group).is_none() {
+                    continue;
+                }
+                let exclude: BTreeSet<u64> =
+                    info.replicas.iter().chain(unreachable.keys()).copied().collect();
+                if let Some(to) = ctl::least_loaded(topology, &exclude) {
+                    return Some(Step::Repair { group: *group, from, to });
+                }
+            }
+        }
+    }
+    for (node, report) in &view.nodes {
+        let Ok(status) = &report.status else { continue };
+        for local in &status.groups {
+            let group = GroupId(local.group_id);
+            let Some((_, leader)) = view.leader_status(group) else { continue };
+            let counted = leader.voters.contains(node) || leader.learners.contains(node);
+            let recorded = topology.groups.get(&group).is_some_and(|g| g.replicas.contains(node));
+            // A replica that still believes it votes (it missed its removal), not an empty
+            // one waiting to be added as a learner.
+            if !counted && !recorded && local.voters.contains(node) {
+                return Some(Step::Tombstone { group, node: *node });
+            }
+        }
+    }
+    if unreachable.is_empty() {
+        if let Some((group, to)) = plan_leader_move(view) {
+            return Some(Step::Lead { group, to });
+        }
+    }
+    None
+}
+
+/// Runs the loop until `host.shutdown` fires. Acts only while this node leads the meta group.
+pub async fn run(host: Host, settings: Settings) {
+    if settings.interval.is_zero() {
+        return;
+    }
+    let node_id = host.config.id;
+    let admin = Admin::new(vec![host.config.advertised()], |line| {
+        tracing::info!(target: "marquee::placement", "{line}");
+    });
+    let mut unreachable = Unreachable::new();
+    let mut ticker = tokio::time::interval(settings.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = host.shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let leads_meta = host
+            .router
+            .get(META_GROUP)
+            .is_some_and(|meta| meta.raft.metrics().borrow().current_leader == Some(node_id));
+        if !leads_meta {
+            unreachable.clear();
+            continue;
+        }
+        let step = match admin.view().await {
+            Ok(view) => plan(&view, &mut unreachable, Instant::now(), settings.repair_after),
+            Err(e) => {
+                tracing::debug!(error = %e, "placement: cluster view unavailable");
+                continue;
+            }
+        };
+        host.metrics.placement_unreachable.set(i64::try_from(unreachable.len()).unwrap_or(0));
+        let Some(step) = step else { continue };
+        tracing::info!(?step, "placement step");
+        let (kind, result) = match step {
+            Step::Repair { group, from, to } => {
+                ("repair", admin.move_replica(group, from, to).await.and(Ok(())))
+            }
+            Step::Tombstone { group, node } => {
+                ("tombstone", admin.delete_replica(node, group, true).await)
+            }
+            Step::Lead { group, to } => ("lead", admin.transfer_leader(group, to).await),
+        };
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        host.metrics.placement_steps.with_label_values(&[kind, outcome]).inc();
+        if let Err(e) = result {
+            log_failure(kind, &e);
+        }
+    }
+}
+
+fn log_failure(kind: &str, error: &CtlError) {
+    tracing::warn!(step = kind, error = %error, "placement step failed; retried next tick");
+}
