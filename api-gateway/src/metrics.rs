@@ -27,6 +27,8 @@ pub struct Metrics {
     pub sweeper_settled: IntCounterVec,
     /// Sweeper steps that failed and will be retried (cluster or provider unreachable).
     pub sweeper_errors: IntCounter,
+    /// Stale checkouts the sweeper's last look at each shard found and could not settle.
+    pub sweeper_backlog: prometheus::IntGauge,
     /// Requests refused by a rate limit, by limit (ip, user).
     pub rate_limited: IntCounterVec,
     /// Money charged for confirmed bookings, minor units, by currency.
@@ -86,6 +88,13 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(sweeper_errors.clone())).expect("unique metric name");
+        let sweeper_backlog = prometheus::IntGauge::new(
+            "marquee_gateway_sweeper_backlog",
+            "Abandoned checkouts the recovery sweeper found and has not settled yet (retried \
+             every pass)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(sweeper_backlog.clone())).expect("unique metric name");
         let rate_limited = counter(
             "marquee_gateway_rate_limited_total",
             "Requests refused with 429 by a rate limit",
@@ -147,6 +156,7 @@ impl Metrics {
             payments,
             sweeper_settled,
             sweeper_errors,
+            sweeper_backlog,
             rate_limited,
             revenue_minor,
             refunds_minor,

@@ -85,6 +85,15 @@ enum Settled {
 }
 
 impl Settled {
+    const ALL: [Settled; 6] = [
+        Settled::Confirmed,
+        Settled::Failed,
+        Settled::Refunded,
+        Settled::Elsewhere,
+        Settled::NothingCharged,
+        Settled::Cancelled,
+    ];
+
     fn label(self) -> &'static str {
         match self {
             Settled::Confirmed => "confirmed",
@@ -95,6 +104,16 @@ impl Settled {
             Settled::Cancelled => "cancelled",
         }
     }
+}
+
+/// What the sweeper remembers between passes, per shard.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Where the scan of failed checkouts resumes.
+    cursors: HashMap<GroupId, FailedCursor>,
+    /// Stale checkouts the shard's last scan listed and the pass could not settle (kept while
+    /// the shard cannot be read; their sum is `marquee_gateway_sweeper_backlog`).
+    unsettled: HashMap<GroupId, u64>,
 }
 
 /// The sweeper's handle: it settles through the saga's keys and calls.
@@ -109,6 +128,11 @@ impl Sweeper {
     /// A sweeper acting through `saga` (its shards, provider and metrics).
     pub fn new(saga: Saga, config: SweepConfig) -> Sweeper {
         let (shards, metrics) = (saga.shards().clone(), saga.metrics().clone());
+        // Every outcome is exported from the start (at 0), so rates and alerts on them work
+        // before the first settlement.
+        for settled in Settled::ALL {
+            metrics.sweeper_settled.with_label_values(&[settled.label()]);
+        }
         Sweeper { saga, shards, metrics, config }
     }
 
@@ -119,7 +143,7 @@ impl Sweeper {
     /// gateway) redoes whatever a cut-short pass left undone.
     pub async fn run(self, shutdown: CancellationToken) {
         let config = self.config;
-        let mut cursors: HashMap<GroupId, FailedCursor> = HashMap::new();
+        let mut progress = Progress::default();
         let mut ticker = tokio::time::interval(config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(interval = ?config.interval, min_age = ?config.min_age, "recovery sweeper running");
@@ -130,7 +154,7 @@ impl Sweeper {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                result = self.sweep(&mut cursors) => {
+                result = self.sweep(&mut progress) => {
                     if let Err(e) = result {
                         self.metrics.sweeper_errors.inc();
                         tracing::debug!(error = %e, "sweep skipped: no topology");
@@ -141,21 +165,21 @@ impl Sweeper {
     }
 
     /// One pass over every shard.
-    async fn sweep(
-        &self,
-        cursors: &mut HashMap<GroupId, FailedCursor>,
-    ) -> Result<(), ClusterError> {
+    async fn sweep(&self, progress: &mut Progress) -> Result<(), ClusterError> {
         let shards = self.shards.shard_groups().await?;
-        // Forget cursors of shards that no longer exist, so the map stays bounded by the shard map.
-        cursors.retain(|group, _| shards.contains(group));
+        // Forget shards that no longer exist, so the maps stay bounded by the shard map.
+        progress.cursors.retain(|group, _| shards.contains(group));
+        progress.unsettled.retain(|group, _| shards.contains(group));
         let min_age_ms = u64::try_from(self.config.min_age.as_millis()).unwrap_or(u64::MAX);
         let before_ms = wall_clock_ms().saturating_sub(min_age_ms);
         for group in shards {
-            if let Err(e) = self.sweep_shard(group, before_ms, cursors).await {
+            if let Err(e) = self.sweep_shard(group, before_ms, progress).await {
                 self.metrics.sweeper_errors.inc();
                 tracing::warn!(%group, error = %e, "sweeping shard did not finish; retrying next pass");
             }
         }
+        let backlog: u64 = progress.unsettled.values().sum();
+        self.metrics.sweeper_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
         Ok(())
     }
 
@@ -163,11 +187,11 @@ impl Sweeper {
         &self,
         group: GroupId,
         before_ms: u64,
-        cursors: &mut HashMap<GroupId, FailedCursor>,
+        progress: &mut Progress,
     ) -> Result<(), SweepError> {
         let query = Query::StaleCheckouts {
             before_ms,
-            failed_after: cursors.get(&group).copied(),
+            failed_after: progress.cursors.get(&group).copied(),
             limit: SWEEP_BATCH_MAX,
         };
         let QueryResult::StaleCheckouts { pending, failed, cancelling } =
@@ -176,11 +200,13 @@ impl Sweeper {
             return Err(SweepError::Unexpected(format!("group {group} did not list checkouts")));
         };
         let mut first_error = None;
+        let mut unsettled: u64 = 0;
         for booking in &pending {
             match self.settle_pending(group, booking).await {
                 Ok(settled) => self.record(booking.booking_id, settled),
                 Err(e) => {
                     self.metrics.sweeper_errors.inc();
+                    unsettled += 1;
                     first_error.get_or_insert(e);
                 }
             }
@@ -192,21 +218,27 @@ impl Sweeper {
                 Ok(_) => self.record(booking.booking_id, Settled::Cancelled),
                 Err(e) => {
                     self.metrics.sweeper_errors.inc();
+                    unsettled += 1;
                     tracing::warn!(booking_id = %booking.booking_id, error = %e, "could not finish a cancellation");
                 }
             }
         }
-        for failure in &failed {
+        for (i, failure) in failed.iter().enumerate() {
             match self.settle_failed(&failure.booking).await {
                 Ok(settled) => {
                     self.record(failure.booking.booking_id, settled);
-                    cursors.insert(group, failure.cursor);
+                    progress.cursors.insert(group, failure.cursor);
                 }
                 // Stop at the first failure we could not settle: the cursor stays before it, so
                 // the next pass tries it again.
-                Err(e) => return Err(e),
+                Err(e) => {
+                    unsettled += (failed.len() - i) as u64;
+                    progress.unsettled.insert(group, unsettled);
+                    return Err(e);
+                }
             }
         }
+        progress.unsettled.insert(group, unsettled);
         first_error.map_or(Ok(()), Err)
     }
 

@@ -1,5 +1,6 @@
 //! The node's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (process up) and `/readyz`
-//! (every local replica knows a leader).
+//! (every local replica knows a leader). Gauges read from Raft, the writer and the disk are set
+//! when scraped.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,6 +24,8 @@ pub struct HttpState {
     pub db: Db,
     /// This node's id.
     pub node_id: u64,
+    /// Its data directory (the disk gauges).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The HTTP routes.
@@ -47,6 +50,7 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
             status.applied_index,
             status.snapshot_index,
             status.purged_index,
+            replication_lag(&status),
         ];
         for (field, value) in RAFT_FIELDS.into_iter().zip(values) {
             m.raft
@@ -59,11 +63,25 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
     sync_counter(&m.writer_batches, load(&stats.batches));
     sync_counter(&m.writer_writes, load(&stats.writes));
     sync_counter(&m.writer_bytes, load(&stats.bytes));
+    // A failed statvfs leaves the last values: the gauges go stale rather than wrong.
+    if let Ok(disk) = fs4::statvfs(&state.data_dir) {
+        m.disk_available.set(i64::try_from(disk.available_space()).unwrap_or(i64::MAX));
+        m.disk_size.set(i64::try_from(disk.total_space()).unwrap_or(i64::MAX));
+    }
     let mut buffer = Vec::new();
     TextEncoder::new()
         .encode(&m.registry.gather(), &mut buffer)
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     String::from_utf8(buffer).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// On the leader, how many entries its slowest replica has not matched yet (0 on followers,
+/// which do not know).
+fn replication_lag(status: &proto::pb::GroupStatus) -> u64 {
+    if !status.is_leader {
+        return 0;
+    }
+    status.matched.values().map(|m| status.last_log_index.saturating_sub(*m)).max().unwrap_or(0)
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {

@@ -63,11 +63,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("db");
     let fsync = config.fsync;
-    let db = tokio::task::spawn_blocking(move || Db::open(&db_path, fsync))
+    let metrics = Metrics::new();
+    let writer_sync = metrics.writer_sync.clone();
+    let observer =
+        Box::new(move |took: std::time::Duration| writer_sync.observe(took.as_secs_f64()));
+    let db = tokio::task::spawn_blocking(move || Db::open_observed(&db_path, fsync, observer))
         .await?
         .context("opening RocksDB")?;
     let config = Arc::new(config);
-    let host = Host::new(Arc::clone(&config), db.clone(), Metrics::new(), shutdown.clone());
+    let host = Host::new(Arc::clone(&config), db.clone(), metrics, shutdown.clone());
     host.open_hosted().await?;
     tracing::info!(groups = host.router.all().len(), "local replicas open");
 
@@ -140,6 +144,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         metrics: host.metrics.clone(),
         db,
         node_id: config.id,
+        data_dir: config.data_dir.clone(),
     };
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http::routes(http_state))

@@ -18,7 +18,8 @@ pub struct Metrics {
     /// Time to apply one batch of entries, by group.
     pub apply_latency: HistogramVec,
     /// Raft gauges, by group: term, is_leader, leader id, last log index, applied index,
-    /// snapshot index, purged index.
+    /// snapshot index, purged index, replication lag (on the leader: entries its slowest
+    /// replica has not matched; 0 elsewhere).
     pub raft: IntGaugeVec,
     /// Synced group-commit batches written.
     pub writer_batches: IntCounter,
@@ -26,6 +27,12 @@ pub struct Metrics {
     pub writer_writes: IntCounter,
     /// Bytes written by the writer.
     pub writer_bytes: IntCounter,
+    /// Time of each group-commit batch write, the fsync included.
+    pub writer_sync: Histogram,
+    /// Bytes available to the node on the filesystem of its data directory, set when scraped.
+    pub disk_available: IntGauge,
+    /// Size of that filesystem, set when scraped.
+    pub disk_size: IntGauge,
     /// Proposals carried per Raft entry (docs/architecture.md, "Batching").
     pub batch_size: Histogram,
     /// Placement loop steps taken on this node while it led the meta group, by kind
@@ -88,6 +95,24 @@ impl Metrics {
             "Bytes written by the group-commit writer",
         )
         .expect("valid metric");
+        let writer_sync = Histogram::with_opts(
+            HistogramOpts::new(
+                "marquee_node_writer_sync_seconds",
+                "Time to write one group-commit batch, fsync included",
+            )
+            .buckets(latency()),
+        )
+        .expect("valid metric");
+        let disk_available = IntGauge::new(
+            "marquee_node_disk_available_bytes",
+            "Bytes available to the node on the filesystem holding its data directory",
+        )
+        .expect("valid metric");
+        let disk_size = IntGauge::new(
+            "marquee_node_disk_size_bytes",
+            "Size of the filesystem holding the node's data directory",
+        )
+        .expect("valid metric");
         let batch_size = Histogram::with_opts(
             HistogramOpts::new(
                 "marquee_node_proposal_batch_size",
@@ -121,6 +146,9 @@ impl Metrics {
             Box::new(writer_batches.clone()),
             Box::new(writer_writes.clone()),
             Box::new(writer_bytes.clone()),
+            Box::new(writer_sync.clone()),
+            Box::new(disk_available.clone()),
+            Box::new(disk_size.clone()),
             Box::new(batch_size.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -134,6 +162,9 @@ impl Metrics {
             writer_batches,
             writer_writes,
             writer_bytes,
+            writer_sync,
+            disk_available,
+            disk_size,
             batch_size,
             placement_steps,
             placement_unreachable,
@@ -142,7 +173,7 @@ impl Metrics {
 }
 
 /// Fields of the per-group `marquee_node_raft` gauge.
-pub const RAFT_FIELDS: [&str; 7] = [
+pub const RAFT_FIELDS: [&str; 8] = [
     "term",
     "is_leader",
     "leader_id",
@@ -150,6 +181,7 @@ pub const RAFT_FIELDS: [&str; 7] = [
     "applied_index",
     "snapshot_index",
     "purged_index",
+    "replication_lag",
 ];
 
 impl Metrics {

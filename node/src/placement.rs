@@ -127,6 +127,13 @@ pub fn plan(
 
 /// Runs the loop until `host.shutdown` fires. Acts only while this node leads the meta group.
 pub async fn run(host: Host, settings: Settings) {
+    // Every step kind and outcome is exported from the start (at 0), also where the loop is
+    // off, so the dashboard's rates have a series before the first step.
+    for kind in ["repair", "tombstone", "lead"] {
+        for outcome in ["ok", "failed"] {
+            host.metrics.placement_steps.with_label_values(&[kind, outcome]);
+        }
+    }
     if settings.interval.is_zero() {
         return;
     }

@@ -58,6 +58,11 @@ impl Op {
 
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
+/// Called on the writer thread with the duration of each batch's write (the fsync included),
+/// e.g. to feed a latency histogram. It runs before the batch's completions, so it must be
+/// as cheap as they are.
+pub type BatchObserver = Box<dyn Fn(std::time::Duration) + Send>;
+
 struct WriteJob {
     ops: Vec<Op>,
     done: Completion,
@@ -119,6 +124,14 @@ impl Db {
     /// # Errors
     /// RocksDB could not open the path.
     pub fn open(path: &Path, sync: bool) -> Result<Db> {
+        Db::open_observed(path, sync, Box::new(|_| {}))
+    }
+
+    /// [`Db::open`], with `observer` told how long each batch's write took.
+    ///
+    /// # Errors
+    /// RocksDB could not open the path.
+    pub fn open_observed(path: &Path, sync: bool, observer: BatchObserver) -> Result<Db> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -134,7 +147,7 @@ impl Db {
         let writer_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("marquee-writer".into())
-            .spawn(move || run_writer(&writer_db, jobs, sync, &writer_stats))
+            .spawn(move || run_writer(&writer_db, jobs, sync, &writer_stats, &observer))
             .map_err(|e| Error::Io(e.to_string()))?;
         let writer = Arc::new(Writer { queue: Some(queue), thread: Some(thread) });
         Ok(Db { db, writer, stats })
@@ -246,7 +259,13 @@ impl Db {
     }
 }
 
-fn run_writer(db: &DB, mut jobs: mpsc::Receiver<WriteJob>, sync: bool, stats: &WriterStats) {
+fn run_writer(
+    db: &DB,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    sync: bool,
+    stats: &WriterStats,
+    observer: &BatchObserver,
+) {
     let mut write_options = WriteOptions::default();
     write_options.set_sync(sync);
     while let Some(first) = jobs.blocking_recv() {
@@ -264,7 +283,11 @@ fn run_writer(db: &DB, mut jobs: mpsc::Receiver<WriteJob>, sync: bool, stats: &W
         }
         let started = Instant::now();
         let result = write_batch(db, &batch_jobs, &write_options);
-        stats.write_nanos.fetch_add(elapsed_nanos(started), Ordering::Relaxed);
+        let took = started.elapsed();
+        observer(took);
+        stats
+            .write_nanos
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -275,10 +298,6 @@ fn run_writer(db: &DB, mut jobs: mpsc::Receiver<WriteJob>, sync: bool, stats: &W
             (job.done)(result.clone());
         }
     }
-}
-
-fn elapsed_nanos(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn write_batch(

@@ -130,30 +130,61 @@ impl Cluster {
         self.create_show_at(rows, seats, 4_102_444_800_000).await
     }
 
-    /// Creates a show starting at `starts_at_ms` through the catalog: a test movie and theater
-    /// (idempotent, fixed ids), a new screen with `rows` rows of `seats` standard seats, then
-    /// the show. Returns the show id.
+    /// Creates a show starting at `starts_at_ms` through the catalog (see [`create_show_via`]).
+    /// Returns the show id.
     ///
     /// # Errors
     /// A request failed.
     pub async fn create_show_at(&self, rows: usize, seats: u32, starts_at_ms: u64) -> Result<u64> {
-        let put = reqwest::Method::PUT;
-        let post = reqwest::Method::POST;
-        self.admin(put.clone(), "/v1/admin/movies/1", &test_movie(), 200).await?;
-        self.admin(put, "/v1/admin/theaters/1", &test_theater(), 200).await?;
-        let rows: Vec<Value> = (0..rows)
-            .map(|r| json!({"label": row_label(r), "category": "standard", "seats": seats, "aisles_after": []}))
-            .collect();
-        let screen = json!({"name": "Screen", "format": "2D", "rows": rows});
-        let screen = self.admin(post.clone(), "/v1/admin/theaters/1/screens", &screen, 201).await?;
-        let show = json!({
-            "movie_id": 1,
-            "screen_id": screen["screen_id"],
-            "starts_at_ms": starts_at_ms,
-            "prices": {"standard": 25_000},
-            "currency": "INR",
-        });
-        let created = self.admin(post, "/v1/admin/shows", &show, 201).await?;
+        let created =
+            create_show_via(&self.http, &self.url, &self.admin_token, rows, seats, starts_at_ms)
+                .await?;
         created["show_id"].as_u64().context("show_id in reply")
     }
+}
+
+/// Creates a show through the catalog API of the gateway at `url`, signed in with an admin's
+/// `token`: the test movie and theater (idempotent, fixed ids), a new screen with `rows` rows
+/// of `seats` standard seats, then the show, starting at `starts_at_ms`. Returns the created
+/// show (`show_id`, `group`: the shard holding its seats, ...). For clusters the harness did
+/// not start (e.g. `scripts/marquee-dev`'s).
+///
+/// # Errors
+/// A request failed or answered an unexpected status.
+pub async fn create_show_via(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    rows: usize,
+    seats: u32,
+    starts_at_ms: u64,
+) -> Result<Value> {
+    let admin = |method: reqwest::Method, path: &'static str, body: Value, expect: u16| async move {
+        let response = http
+            .request(method, format!("{url}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        anyhow::ensure!(status == expect, "{path}: {status} {text}");
+        Ok::<Value, anyhow::Error>(serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let (put, post) = (reqwest::Method::PUT, reqwest::Method::POST);
+    admin(put.clone(), "/v1/admin/movies/1", test_movie(), 200).await?;
+    admin(put, "/v1/admin/theaters/1", test_theater(), 200).await?;
+    let rows: Vec<Value> = (0..rows)
+        .map(|r| json!({"label": row_label(r), "category": "standard", "seats": seats, "aisles_after": []}))
+        .collect();
+    let screen = json!({"name": "Screen", "format": "2D", "rows": rows});
+    let screen = admin(post.clone(), "/v1/admin/theaters/1/screens", screen, 201).await?;
+    let show = json!({
+        "movie_id": 1,
+        "screen_id": screen["screen_id"],
+        "starts_at_ms": starts_at_ms,
+        "prices": {"standard": 25_000},
+        "currency": "INR",
+    });
+    admin(post, "/v1/admin/shows", show, 201).await
 }

@@ -130,7 +130,19 @@ async fn sweeper_confirms_a_charged_checkout_whose_gateway_was_killed() {
     cluster.kill_gateway();
     assert!(request.await.unwrap().is_err(), "the client never got an answer");
 
+    // While the provider cannot answer, the checkout waits in the other gateway's sweeper
+    // backlog (and stays pending); once it answers, the sweeper settles it and the backlog empties.
+    cluster.set_payment_faults(json!({"fail_next_calls": 1_000_000})).await.unwrap();
     let gateway = cluster.spawn_gateway("gateway-2", &sweeping(cluster.options())).await.unwrap();
+    eventually("the checkout in the sweeper's backlog", Duration::from_secs(30), || async {
+        let backlog = metric(&cluster, &gateway.url, "marquee_gateway_sweeper_backlog").await;
+        Ok((backlog == 1).then_some(()))
+    })
+    .await
+    .unwrap();
+    let booking = booking_at(&cluster, &gateway.url, &alice_token, &booking_id).await;
+    assert_eq!(booking["status"], "pending_payment", "{booking}");
+    cluster.set_payment_faults(json!({"fail_next_calls": 0})).await.unwrap();
     let started = Instant::now();
     let booking = eventually("the sweeper to confirm", Duration::from_secs(30), || async {
         let booking = booking_at(&cluster, &gateway.url, &alice_token, &booking_id).await;
@@ -149,6 +161,12 @@ async fn sweeper_confirms_a_charged_checkout_whose_gateway_was_killed() {
     assert!(ledger["refunds"].as_object().unwrap().is_empty(), "{ledger}");
     let confirmed = r#"marquee_gateway_sweeper_settled_total{outcome="confirmed"}"#;
     assert_eq!(metric(&cluster, &gateway.url, confirmed).await, 1);
+    eventually("the sweeper's backlog to empty", Duration::from_secs(10), || async {
+        let backlog = metric(&cluster, &gateway.url, "marquee_gateway_sweeper_backlog").await;
+        Ok((backlog == 0).then_some(()))
+    })
+    .await
+    .unwrap();
     // The seats are sold to the booking, and the gateway's ledger view proxies the service.
     let (status, proxied) =
         get_json(&cluster, format!("{}/v1/sandbox/payments", gateway.url), None).await;
