@@ -10,6 +10,7 @@
 //! The meta group's map is updated *after* each membership change; the Raft membership of a
 //! group is the truth, and [`Admin::move_replica`] re-records it when it finds the two apart.
 
+pub mod backup;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -96,6 +96,22 @@ enum Cmd {
         #[arg(long)]
         node: Option<u64>,
     },
+    /// Back up every group online: a checkpoint on every node, copied into `--to` (when the
+    /// nodes' directories are reachable from here), with a manifest and checksums.
+    Backup {
+        /// A name for the backup ([A-Za-z0-9._-]).
+        #[arg(long)]
+        name: String,
+        /// An empty or new directory.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Check a backup directory: manifest, a majority of every group, file sizes and SHA-256.
+    VerifyBackup {
+        /// The backup directory (with manifest.json and node-<id>/).
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
     /// Pause, resume or show the placement loop's self-repair (re-creating the replicas of a
     /// node unreachable for longer than the nodes' `--repair-after-s`).
     Repair {
@@ -185,6 +201,18 @@ async fn run(admin: &Admin, command: Cmd) -> anyhow::Result<()> {
         Cmd::Move { group, from, to } => admin.move_replica(GroupId(group), from, to).await?,
         Cmd::TransferLeader { group, to } => admin.transfer_leader(GroupId(group), to).await?,
         Cmd::BalanceLeaders => admin.balance_leaders().await?,
+        Cmd::Backup { name, to } => {
+            admin.backup(&name, &to).await?;
+        }
+        Cmd::VerifyBackup { from } => {
+            let manifest = ctl::backup::verify_backup(&from)?;
+            println!(
+                "backup {}: {} groups, {} nodes, every copied file matches the manifest",
+                manifest.name,
+                manifest.groups.len(),
+                manifest.nodes.len()
+            );
+        }
         Cmd::HandOff { node } => {
             admin.hand_off(node.unwrap_or_default()).await?;
         }

@@ -100,6 +100,10 @@ pub struct Config {
     /// before stopping (0: stop at once; the groups then wait out an election timeout).
     #[arg(long, env = "MARQUEE_NODE_HANDOFF_S", default_value_t = 15)]
     pub handoff_s: u64,
+    /// Where `Backup` writes checkpoints (default: `<data-dir>/backups`; on the same filesystem
+    /// as the data dir, checkpoints are hard links and cost no copy).
+    #[arg(long, env = "MARQUEE_NODE_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 impl Config {

@@ -11,6 +11,7 @@
 //! A node hosts any number of groups ([`host`]): the meta group on its meta voters and the
 //! inventory shards the shard map places on it. [`bootstrap`] lays out a new cluster.
 
+pub mod backup;
 pub mod bootstrap;
 pub mod config;
 pub mod forward;

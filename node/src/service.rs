@@ -21,11 +21,12 @@ use proto::pb::inventory_server::Inventory;
 use proto::pb::raft_transport_server::RaftTransport;
 use proto::pb::{
     change_membership_reply, change_membership_request, join_reply, propose_item, propose_reply,
-    query_reply, Ack, ChangeMembershipReply, ChangeMembershipRequest, ClockReply, ClockRequest,
-    DeleteReplicaRequest, GroupRequest, GroupStatus, InitializeGroupRequest, ItemError, JoinReply,
-    JoinRequest, ProposeBatchReply, ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest,
-    QueryReply, QueryRequest, RaftReply, RaftRequest, SetElectionRequest, StatusReply,
-    StatusRequest, WatchCatalogRequest, WatchShowRequest, WrongShard,
+    query_reply, Ack, BackupReply, BackupRequest, ChangeMembershipReply, ChangeMembershipRequest,
+    ClockReply, ClockRequest, DeleteReplicaRequest, GroupRequest, GroupStatus,
+    InitializeGroupRequest, ItemError, JoinReply, JoinRequest, ProposeBatchReply,
+    ProposeBatchRequest, ProposeItem, ProposeReply, ProposeRequest, QueryReply, QueryRequest,
+    RaftReply, RaftRequest, SetElectionRequest, StatusReply, StatusRequest, WatchCatalogRequest,
+    WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
 use tonic::{Request, Response, Status};
@@ -675,5 +676,26 @@ impl Cluster for NodeService {
             });
         }
         Ok(Response::new(Ack {}))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<BackupReply>, Status> {
+        let name = request.into_inner().name;
+        let node_id = self.node_id();
+        let host = self.host.clone();
+        let statuses =
+            move || host.router.all().iter().map(|g| group_status(g, node_id, false)).collect();
+        match crate::backup::take(&self.host, &name, statuses).await {
+            Ok(reply) => Ok(Response::new(reply)),
+            Err(e @ crate::backup::BackupError::BadName) => {
+                Err(Status::invalid_argument(e.to_string()))
+            }
+            Err(e @ crate::backup::BackupError::Exists(_)) => {
+                Err(Status::already_exists(e.to_string()))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }
