@@ -326,6 +326,10 @@ impl ClusterClient {
         let mut next_node = rand::rng().random_range(0..candidates.len().max(1));
         let mut last_error = String::from("no attempt made");
         let mut backoff = Backoff::new(self.policy);
+        // Nodes that failed in this call: a follower that still names one of them as leader
+        // (it has not noticed the leader died) is waited out, not followed at once, so a dead
+        // leader does not burn the attempts before the election that replaces it.
+        let mut failed: Vec<String> = Vec::new();
         while backoff.attempt().is_some() {
             let cached = self.routes().leaders.get(&group).cloned();
             let target = match cached {
@@ -345,7 +349,9 @@ impl ClusterClient {
                     return Ok(value);
                 }
                 Ok(Ok(Attempt::Redirect(hint))) => {
-                    let known = !hint.leader_addr.is_empty() && hint.leader_addr != target;
+                    let known = !hint.leader_addr.is_empty()
+                        && hint.leader_addr != target
+                        && !failed.contains(&hint.leader_addr);
                     let mut routes = self.routes_mut();
                     if known {
                         routes.leaders.insert(group, hint.leader_addr.clone());
@@ -385,6 +391,7 @@ impl ClusterClient {
                 Ok(Err(Failure::Retry(e) | Failure::Unknown(e))) => {
                     self.forget_leader(group, &target);
                     last_error = format!("{target}: {e}");
+                    failed.push(target);
                     true
                 }
                 Err(_) if !retry_unknown => {
@@ -393,6 +400,7 @@ impl ClusterClient {
                 Err(_) => {
                     self.forget_leader(group, &target);
                     last_error = format!("{target}: timed out");
+                    failed.push(target);
                     true
                 }
             };
