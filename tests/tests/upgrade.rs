@@ -84,7 +84,14 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
         .map(|(id, port)| Ok((id.parse()?, port.as_u64().context("port")?)))
         .collect::<Result<_>>()?;
     for (_, port) in &ports {
-        if TcpListener::bind(("127.0.0.1", *port as u16)).is_err() {
+        // The recorded ports lie in the ephemeral range, so another process's outgoing
+        // connection can hold one for a moment (seen once in CI): wait for it, bounded.
+        let free = |port: u64| TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !free(*port) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if !free(*port) {
             bail!("port {port} is taken: the fixture's nodes must listen on their recorded ports");
         }
     }
