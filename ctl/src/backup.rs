@@ -85,9 +85,13 @@ fn unix_ms() -> u64 {
 fn verify(dir: &Path, files: &[FileEntry]) -> Result<()> {
     for file in files {
         let path = dir.join(&file.path);
-        let bytes = std::fs::read(&path).map_err(|e| io(&path.display().to_string(), &e))?;
-        let sha = format!("{:x}", Sha256::digest(&bytes));
-        if bytes.len() as u64 != file.bytes || sha != file.sha256 {
+        // Streamed: table files can be far larger than memory should hold at once.
+        let mut hasher = Sha256::new();
+        let bytes = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
+            .map_err(|e| io(&path.display().to_string(), &e))?;
+        let sha = format!("{:x}", hasher.finalize());
+        if bytes != file.bytes || sha != file.sha256 {
             return Err(CtlError::Invalid(format!(
                 "{} does not match the manifest (size or SHA-256): the backup is damaged",
                 path.display()

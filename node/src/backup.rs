@@ -93,12 +93,17 @@ pub fn checksums(dir: &Path) -> Result<Vec<BackupFile>, BackupError> {
                 pending.push(path);
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|e| BackupError::Failed(e.to_string()))?;
+            // Streamed: table files can be far larger than memory should hold at once.
+            let failed =
+                |e: std::io::Error| BackupError::Failed(format!("{}: {e}", path.display()));
+            let mut hasher = Sha256::new();
+            let mut file = std::fs::File::open(&path).map_err(failed)?;
+            let bytes = std::io::copy(&mut file, &mut hasher).map_err(failed)?;
             let relative = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
             files.push(BackupFile {
                 path: relative,
-                bytes: bytes.len() as u64,
-                sha256: format!("{:x}", Sha256::digest(&bytes)),
+                bytes,
+                sha256: format!("{:x}", hasher.finalize()),
             });
         }
     }
