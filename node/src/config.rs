@@ -100,6 +100,17 @@ pub struct Config {
     /// before stopping (0: stop at once; the groups then wait out an election timeout).
     #[arg(long, env = "MARQUEE_NODE_HANDOFF_S", default_value_t = 15)]
     pub handoff_s: u64,
+    /// After a failed storage write, the node restarts itself (reopening its database from
+    /// what is durable) once this many MiB can be written and synced in its data directory
+    /// (keep it above `--storage-min-free-mb`); 0: never, it stays up, unready, until stopped
+    /// (docs/reliability.md, "Disk faults").
+    #[arg(long, env = "MARQUEE_NODE_STORAGE_RESTART_FREE_MB", default_value_t = 128)]
+    pub storage_restart_free_mb: u64,
+    /// The node stops writing (as after a failed write) when less than this many MiB are
+    /// available on its data directory's filesystem, before RocksDB runs out of space
+    /// mid-write; 0: no such guard.
+    #[arg(long, env = "MARQUEE_NODE_STORAGE_MIN_FREE_MB", default_value_t = 64)]
+    pub storage_min_free_mb: u64,
     /// Where `Backup` writes checkpoints (default: `<data-dir>/backups`; on the same filesystem
     /// as the data dir, checkpoints are hard links and cost no copy).
     #[arg(long, env = "MARQUEE_NODE_BACKUP_DIR")]

@@ -1,5 +1,5 @@
 //! The node's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (process up) and `/readyz`
-//! (every local replica knows a leader). Gauges read from Raft, the writer and the disk are set
+//! (every local replica knows a leader, and the storage has not failed). Gauges read from Raft, the writer and the disk are set
 //! when scraped.
 
 use axum::extract::State;
@@ -63,6 +63,8 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
     sync_counter(&m.writer_batches, load(&stats.batches));
     sync_counter(&m.writer_writes, load(&stats.writes));
     sync_counter(&m.writer_bytes, load(&stats.bytes));
+    sync_counter(&m.storage_failed_writes, load(&stats.failed_writes));
+    m.storage_failed.set(i64::from(state.db.failure().is_some()));
     // A failed statvfs leaves the last values: the gauges go stale rather than wrong.
     if let Ok(disk) = fs4::statvfs(&state.data_dir) {
         m.disk_available.set(i64::try_from(disk.available_space()).unwrap_or(i64::MAX));
@@ -85,6 +87,12 @@ fn replication_lag(status: &proto::pb::GroupStatus) -> u64 {
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    if let Some(failure) = state.db.failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage failed ({failure}): acknowledging nothing until restarted"),
+        );
+    }
     for group in state.router.all() {
         if group.raft.metrics().borrow().current_leader.is_none() {
             return (

@@ -24,6 +24,7 @@ pub mod placement;
 pub mod proposer;
 pub mod router;
 pub mod service;
+pub mod storage;
 pub mod transport;
 pub mod worker;
 
@@ -99,6 +100,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             shutdown.child_token(),
         ));
     }
+
+    host.tasks.spawn(storage::watch(
+        db.clone(),
+        config.data_dir.clone(),
+        storage::Settings {
+            min_free_mb: config.storage_min_free_mb,
+            restart_free_mb: config.storage_restart_free_mb,
+        },
+        shutdown.child_token(),
+    ));
 
     host.tasks.spawn(placement::run(
         host.clone(),

@@ -33,6 +33,11 @@ pub struct Metrics {
     pub disk_available: IntGauge,
     /// Size of that filesystem, set when scraped.
     pub disk_size: IntGauge,
+    /// 1 once the node's storage failed a write (it writes and acknowledges nothing more until
+    /// it restarts itself), else 0.
+    pub storage_failed: IntGauge,
+    /// Writes that failed or were refused after a failure.
+    pub storage_failed_writes: IntCounter,
     /// Proposals carried per Raft entry (docs/architecture.md, "Batching").
     pub batch_size: Histogram,
     /// Placement loop steps taken on this node while it led the meta group, by kind
@@ -113,6 +118,17 @@ impl Metrics {
             "Size of the filesystem holding the node's data directory",
         )
         .expect("valid metric");
+        let storage_failed = IntGauge::new(
+            "marquee_node_storage_failed",
+            "1 once a write to the node's storage failed (disk full, I/O error, failed fsync): \
+             it acknowledges nothing more and restarts itself once the disk is usable",
+        )
+        .expect("valid metric");
+        let storage_failed_writes = IntCounter::new(
+            "marquee_node_storage_failed_writes_total",
+            "Writes that failed, or were refused because an earlier write failed",
+        )
+        .expect("valid metric");
         let batch_size = Histogram::with_opts(
             HistogramOpts::new(
                 "marquee_node_proposal_batch_size",
@@ -149,6 +165,8 @@ impl Metrics {
             Box::new(writer_sync.clone()),
             Box::new(disk_available.clone()),
             Box::new(disk_size.clone()),
+            Box::new(storage_failed.clone()),
+            Box::new(storage_failed_writes.clone()),
             Box::new(batch_size.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -165,6 +183,8 @@ impl Metrics {
             writer_sync,
             disk_available,
             disk_size,
+            storage_failed,
+            storage_failed_writes,
             batch_size,
             placement_steps,
             placement_unreachable,

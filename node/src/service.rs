@@ -137,6 +137,11 @@ impl NodeService {
         if matches!(proposal.command, Command::Batch(_)) {
             return Err(Status::invalid_argument("only a leader forms batches: propose commands"));
         }
+        if let Some(failure) = self.host.db.failure() {
+            return Err(Status::unavailable(format!(
+                "this node's storage failed ({failure}); it accepts no writes until it restarts"
+            )));
+        }
         let result = match group.proposer.propose(proposal).await {
             Ok(outcome) => propose_reply::Result::Outcome(encode(&outcome)?),
             Err(ProposeError::NotLeader(hint)) => propose_reply::Result::NotLeader(hint),

@@ -9,6 +9,14 @@
 //! Completions run on the writer thread after the batch is durable; they must be cheap and
 //! must not block (openraft's `LogFlushed` callback and oneshot senders are both fine).
 //! Order is preserved: writes are applied in the order they were queued.
+//!
+//! A failed write is final (docs/reliability.md, "Disk faults"): the first batch that fails
+//! (disk full, an I/O error, a failed fsync) puts the writer in the failed state, its jobs and
+//! every later one are completed with an error and nothing more is written. Retrying is not
+//! safe: after a failed fsync the kernel may have dropped the dirty pages, so a retry that
+//! succeeds proves nothing, and RocksDB itself stops accepting writes after such an error. The
+//! node sees [`Db::failure`], stops acknowledging anything, and restarts itself on a database
+//! reopened from what is durable once the disk is usable again.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +87,17 @@ pub struct WriterStats {
     pub bytes: AtomicU64,
     /// Total time spent in `DB::write`, nanoseconds.
     pub write_nanos: AtomicU64,
+    /// Batches whose write failed, and writes refused after the failure.
+    pub failed_writes: AtomicU64,
+    /// Why the writer stopped writing: the first failed batch's error. Set once.
+    failure: std::sync::OnceLock<String>,
+}
+
+impl WriterStats {
+    /// The error that stopped the writer, if one did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
 }
 
 /// Handle to the node's database. Cheap to clone.
@@ -173,6 +192,21 @@ impl Db {
     /// Writer counters.
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    /// Why the database stopped accepting writes (the first failed write's error, or the
+    /// reason given to [`Db::fail`]), if it did. Final for this process: nothing is written
+    /// after it.
+    pub fn failure(&self) -> Option<&str> {
+        self.stats.failure()
+    }
+
+    /// Stops all writing from now on, for `reason` (e.g. the disk is almost full: stopping
+    /// before RocksDB runs out of space leaves nothing half-written). Writes already in a
+    /// batch being written complete normally; every later one fails. Returns false if the
+    /// database had already stopped.
+    pub fn fail(&self, reason: String) -> bool {
+        self.stats.failure.set(reason).is_ok()
     }
 
     /// Queues `ops` and calls `done` on the writer thread once they are durable.
@@ -293,6 +327,15 @@ fn run_writer(
                 Err(_) => break,
             }
         }
+        if let Some(failure) = stats.failure() {
+            // Never write after a failed write: nothing queued behind it is acknowledged.
+            let refused = format!("storage failed earlier ({failure}); not written");
+            stats.failed_writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
+            for job in batch_jobs {
+                (job.done)(Err(refused.clone()));
+            }
+            continue;
+        }
         let started = Instant::now();
         let result = write_batch(db, &batch_jobs, &write_options);
         let took = started.elapsed();
@@ -304,7 +347,11 @@ fn run_writer(
         stats.writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         if let Err(e) = &result {
-            tracing::error!(error = %e, "group-commit write failed");
+            stats.failed_writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
+            if stats.failure.set(e.clone()).is_ok() {
+                tracing::error!(error = %e, "group-commit write failed: this node writes nothing more \
+                    and acknowledges nothing more until it restarts (docs/reliability.md, \"Disk faults\")");
+            }
         }
         for job in batch_jobs {
             (job.done)(result.clone());
@@ -331,4 +378,46 @@ fn write_batch(
         }
     }
     db.write_opt(batch, options).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(cf: &'static str, key: &[u8]) -> Op {
+        Op::Put { cf, key: key.to_vec(), value: b"v".to_vec() }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_final_and_nothing_after_it_is_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path(), true).expect("open");
+        db.write(vec![put(CF_META, b"before")]).await.expect("a good write");
+        assert!(db.failure().is_none());
+
+        // A batch RocksDB refuses (here: an unknown column family) fails...
+        let failed = db.write(vec![put("no-such-cf", b"x")]).await;
+        assert!(failed.is_err());
+        let reason = db.failure().expect("the writer records the failure").to_owned();
+        assert!(reason.contains("no-such-cf"), "{reason}");
+
+        // ...and every later write is refused, not written, even a good one.
+        let refused = db.write(vec![put(CF_META, b"after")]).await.expect_err("refused");
+        assert!(refused.to_string().contains("storage failed earlier"), "{refused}");
+        assert!(db.get(CF_META, b"after").expect("read").is_none(), "nothing written after");
+        assert!(db.get(CF_META, b"before").expect("read").is_some());
+        assert!(!db.fail("again".into()), "the first reason stays");
+        assert_eq!(db.failure(), Some(reason.as_str()));
+        assert!(db.stats().failed_writes.load(Ordering::Relaxed) >= 2);
+    }
+
+    #[tokio::test]
+    async fn fail_stops_writing_before_anything_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path(), true).expect("open");
+        assert!(db.fail("disk almost full".into()));
+        let refused = db.write(vec![put(CF_META, b"k")]).await.expect_err("refused");
+        assert!(refused.to_string().contains("disk almost full"), "{refused}");
+        assert!(db.get(CF_META, b"k").expect("read").is_none());
+    }
 }

@@ -48,9 +48,9 @@ impl LogStore {
     /// RocksDB failure or undecodable stored data.
     pub fn open(db: Db, group: GroupId) -> Result<LogStore> {
         let mut inner = LogInner {
-            vote: read_json(&db, CF_META, &keys::meta_key(group, MetaTag::Vote))?,
-            committed: read_json(&db, CF_META, &keys::meta_key(group, MetaTag::Committed))?,
-            last_purged: read_json(&db, CF_META, &keys::meta_key(group, MetaTag::Purged))?,
+            vote: read_meta(&db, group, MetaTag::Vote)?,
+            committed: read_meta(&db, group, MetaTag::Committed)?,
+            last_purged: read_meta(&db, group, MetaTag::Purged)?,
             entries: BTreeMap::new(),
         };
         let cf =
@@ -62,9 +62,17 @@ impl LogStore {
             if key.as_ref() > end.as_slice() {
                 break;
             }
-            let entry: Entry =
-                serde_json::from_slice(&value).map_err(|e| Error::Corrupt(e.to_string()))?;
-            inner.entries.insert(keys::log_key_index(&key), entry);
+            let index = keys::log_key_index(&key);
+            let entry: Entry = serde_json::from_slice(&value).map_err(|e| {
+                Error::Corrupt(format!("group {group}: log entry {index} is undecodable: {e}"))
+            })?;
+            if entry.log_id.index != index {
+                return Err(Error::Corrupt(format!(
+                    "group {group}: log entry stored at index {index} says it is entry {}",
+                    entry.log_id.index
+                )));
+            }
+            inner.entries.insert(index, entry);
         }
         Ok(LogStore { group, db, inner: Arc::new(Mutex::new(inner)) })
     }
@@ -101,12 +109,17 @@ impl LogStore {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(db: &Db, cf: &str, key: &[u8]) -> Result<Option<T>> {
-    match db.get(cf, key)? {
+/// Reads one of `group`'s Raft metadata records; an undecodable one is named in the error.
+fn read_meta<T: serde::de::DeserializeOwned>(
+    db: &Db,
+    group: GroupId,
+    tag: MetaTag,
+) -> Result<Option<T>> {
+    match db.get(CF_META, &keys::meta_key(group, tag))? {
         None => Ok(None),
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Corrupt(e.to_string()))
-        }
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::Corrupt(format!("group {group}: {tag:?} record is undecodable: {e}"))
+        }),
     }
 }
 

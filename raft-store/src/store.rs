@@ -199,8 +199,9 @@ impl StateMachineStore {
         let data = db.get(CF_SM, &keys::sm_key(group, SmTag::SnapshotData))?;
         let (applied, snapshot) = match (meta, data) {
             (Some(meta), Some(data)) => {
-                let meta: Meta =
-                    serde_json::from_slice(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
+                let meta: Meta = serde_json::from_slice(&meta).map_err(|e| {
+                    Error::Corrupt(format!("group {group}: snapshot metadata is undecodable: {e}"))
+                })?;
                 let applied = decode_snapshot(group, &meta, &data)?;
                 (applied, Some(StoredSnapshot { meta, data }))
             }

@@ -91,6 +91,7 @@ impl Cluster {
                 http: format!("127.0.0.1:{http}"),
                 args,
                 env,
+                tmpfs_mb: options.small_disk.and_then(|(node, mb)| (node == id).then_some(mb)),
                 child: Mutex::new(None),
                 log: dir.path().join(format!("node{id}.log")),
             };
@@ -255,6 +256,7 @@ impl Cluster {
                 format!("--repair-after-s={}", self.options.repair_after_s),
             ],
             env: Vec::new(),
+            tmpfs_mb: None,
             child: Mutex::new(None),
             log: self.dir.path().join(format!("node{id}.log")),
         };

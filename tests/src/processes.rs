@@ -103,6 +103,8 @@ pub struct Node {
     pub(crate) args: Vec<String>,
     /// Extra environment (libfaketime's, with [`Options::faketime`]).
     pub(crate) env: Vec<(String, String)>,
+    /// Its data directory is a tmpfs of this many MiB ([`Options::small_disk`]).
+    pub(crate) tmpfs_mb: Option<u64>,
     pub(crate) child: Mutex<Option<Child>>,
     pub(crate) log: PathBuf,
 }
@@ -111,7 +113,21 @@ impl Node {
     /// Starts the process (again) with the node's arguments, appending to its log.
     pub(crate) fn spawn(&self, bins: &Path) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(bins.join("marquee-node"))
+        let node = bins.join("marquee-node");
+        let mut command = match self.tmpfs_mb {
+            None => Command::new(node),
+            Some(mb) => {
+                // A private mount namespace (an unprivileged user namespace where needed), a
+                // size-limited tmpfs on the data directory, then exec the node: same pid.
+                let mut command = Command::new("unshare");
+                command.args(["-rm", "--", "sh", "-c"]).arg(format!(
+                    "mkdir -p \"$0\" && mount -t tmpfs -o size={mb}m tmpfs \"$0\" && exec \"$@\""
+                ));
+                command.arg(self.data_dir()?).arg(node);
+                command
+            }
+        };
+        let child = command
             .args(&self.args)
             .env("MARQUEE_LOG", "info,openraft=warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -130,6 +146,47 @@ impl Node {
     /// The node's log file.
     pub fn log_path(&self) -> &Path {
         &self.log
+    }
+
+    /// Its `--data-dir`.
+    ///
+    /// # Errors
+    /// The node was built without one.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        self.args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--data-dir="))
+            .map(PathBuf::from)
+            .context("node has no --data-dir")
+    }
+
+    /// Its data directory as this process can reach it: through `/proc/<pid>/root` when the
+    /// node runs in its own mount namespace ([`Options::small_disk`]), so files written there
+    /// land on the node's size-limited filesystem.
+    ///
+    /// # Errors
+    /// Not running, or no data dir.
+    pub fn data_dir_outside(&self) -> Result<PathBuf> {
+        let dir = self.data_dir()?;
+        if self.tmpfs_mb.is_none() {
+            return Ok(dir);
+        }
+        let pid = self.lock().as_ref().context("node not running")?.id();
+        let relative = dir.strip_prefix("/").context("data dir is relative")?;
+        Ok(PathBuf::from(format!("/proc/{pid}/root")).join(relative))
+    }
+
+    /// Its process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.lock().as_ref().map(Child::id)
+    }
+
+    /// Whether the process has exited (reaping it), with its exit code.
+    pub fn exited(&self) -> Option<Option<i32>> {
+        let mut guard = self.lock();
+        let exit = guard.as_mut()?.try_wait().ok()??;
+        *guard = None;
+        Some(exit.code())
     }
 
     /// Whether the process is running.
@@ -334,6 +391,11 @@ pub struct Options {
     /// Run the nodes under libfaketime, so a test can set a node's wall clock wrong
     /// ([`crate::Cluster::skew_clock`]).
     pub faketime: bool,
+    /// `(node id, MiB)`: that node's data directory is a tmpfs of that size in a private mount
+    /// namespace (`unshare -rm`), so a test can fill its disk
+    /// ([`Node::data_dir_outside`]). The data lives as long as the process (a restart in place
+    /// keeps it; a new process starts empty).
+    pub small_disk: Option<(u64, u64)>,
 }
 
 impl Default for Options {
@@ -353,6 +415,7 @@ impl Default for Options {
             rate_limit_user_per_s: 0.0,
             gateway_env: Vec::new(),
             faketime: false,
+            small_disk: None,
             placement_interval_s: 0,
             repair_after_s: 300,
         }
