@@ -1,4 +1,4 @@
-//! `marqueectl backup` and `restore` (docs/operations.md, "Backup and restore").
+//! `marqueectl backup` and `verify-backup` (docs/operations.md, "Backup and restore").
 //!
 //! A backup is one RocksDB checkpoint per node (`Cluster.Backup`, taken while bookings go on)
 //! plus a manifest: which node wrote which files (with SHA-256), and what each group's replicas
@@ -6,10 +6,12 @@
 //! booking acknowledged before the backup started is in it (a committed entry is on a majority
 //! of logs, and each checkpoint is taken later).
 //!
-//! Restore is not built yet, and copying the checkpoints back as data directories is NOT a
-//! restore: the replicas of a group are checkpointed at different log positions, and openraft
-//! resumes a leader's term on restart without an election, so a restored leader can be behind
-//! a restored follower that already applied more (docs/operations.md, "Backup and restore").
+//! Restoring is `marquee-node --restore-from DIR` (`node::restore`), which reads the manifest
+//! and checks the files with [`verified`]. Copying the checkpoints back as data directories is
+//! NOT a restore: the replicas of a group are checkpointed at different log positions, and
+//! openraft resumes a leader's term on restart without an election, so a restored leader can be
+//! behind a restored follower that already applied more (docs/operations.md, "Backup and
+//! restore").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -156,7 +158,7 @@ impl Admin {
                 .collect();
             let source = PathBuf::from(&reply.dir);
             let copied = if source.is_dir() {
-                copy_files(&source, &to.join(format!("node-{id}")), &files)?;
+                copy_files(&source, &node_dir(to, *id), &files)?;
                 true
             } else {
                 false
@@ -205,27 +207,54 @@ impl Admin {
     }
 }
 
-/// Verifies a backup directory: the manifest reads, every group has a majority of its
-/// replicas in it, and every copied node's files match their size and SHA-256.
+/// Where a backup directory holds node `id`'s checkpoint.
+pub fn node_dir(from: &Path, id: u64) -> PathBuf {
+    from.join(format!("node-{id}"))
+}
+
+/// Verifies a backup directory: the manifest reads, every node checkpoint present in it
+/// (`node-<id>/`, copied by `marqueectl backup` or by hand) matches its size and SHA-256, a
+/// checkpoint recorded as copied is present, and every group has a majority of its replicas
+/// among the present checkpoints. Returns the manifest and the nodes whose checkpoints are
+/// present.
 ///
 /// # Errors
 /// No manifest, a missing group majority, or a missing or damaged file.
-pub fn verify_backup(from: &Path) -> Result<Manifest> {
+pub fn verified(from: &Path) -> Result<(Manifest, BTreeSet<u64>)> {
     let path = from.join(MANIFEST);
     let bytes = std::fs::read(&path).map_err(|e| io(&path.display().to_string(), &e))?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| CtlError::Invalid(format!("{}: {e}", path.display())))?;
+    let mut present = BTreeSet::new();
+    for node in &manifest.nodes {
+        let dir = node_dir(from, node.node_id);
+        if !node.copied && !dir.is_dir() {
+            continue;
+        }
+        verify(&dir, &node.files)?;
+        present.insert(node.node_id);
+    }
     for (group, replicas) in &manifest.groups {
-        let held = manifest.nodes.iter().filter(|n| n.applied.contains_key(group)).count();
+        let held = manifest
+            .nodes
+            .iter()
+            .filter(|n| present.contains(&n.node_id) && n.applied.contains_key(group))
+            .count();
         if held * 2 <= replicas.len() {
             return Err(CtlError::Invalid(format!(
-                "group {group}: only {held} of its {} replicas are in the backup",
+                "group {group}: only {held} of its {} replicas are in the backup directory \
+                 (copy the missing node-<id>/ checkpoints into it)",
                 replicas.len()
             )));
         }
     }
-    for node in manifest.nodes.iter().filter(|n| n.copied) {
-        verify(&from.join(format!("node-{}", node.node_id)), &node.files)?;
-    }
-    Ok(manifest)
+    Ok((manifest, present))
+}
+
+/// [`verified`], returning the manifest.
+///
+/// # Errors
+/// See [`verified`].
+pub fn verify_backup(from: &Path) -> Result<Manifest> {
+    verified(from).map(|(manifest, _)| manifest)
 }

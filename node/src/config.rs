@@ -115,6 +115,13 @@ pub struct Config {
     /// as the data dir, checkpoints are hard links and cost no copy).
     #[arg(long, env = "MARQUEE_NODE_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
+    /// Before opening the data dir, restore this node's replicas from an online backup taken
+    /// by `marqueectl backup` (docs/operations.md, "Backup and restore"). Start every node of
+    /// the new cluster with it, each with its id and address from the backup. A data dir that
+    /// already holds a database is refused, unless it was restored from this same backup (then
+    /// the node just starts, so the flag may stay set).
+    #[arg(long, env = "MARQUEE_NODE_RESTORE_FROM")]
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Config {

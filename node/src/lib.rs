@@ -9,7 +9,8 @@
 //! lives with the storage in `raft-store` (`raft_store::db`).
 //!
 //! A node hosts any number of groups ([`host`]): the meta group on its meta voters and the
-//! inventory shards the shard map places on it. [`bootstrap`] lays out a new cluster.
+//! inventory shards the shard map places on it. [`bootstrap`] lays out a new cluster;
+//! [`restore`] rebuilds a node's data from an online backup ([`backup`]).
 
 pub mod backup;
 pub mod bootstrap;
@@ -22,6 +23,7 @@ pub mod logtime;
 pub mod metrics;
 pub mod placement;
 pub mod proposer;
+pub mod restore;
 pub mod router;
 pub mod service;
 pub mod storage;
@@ -63,6 +65,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     anyhow::ensure!((1..=7).contains(&config.replicas), "--replicas must be 1..=7");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    if let Some(from) = config.restore_from.clone() {
+        let restoring = config.clone();
+        tokio::task::spawn_blocking(move || restore::restore(&restoring, &from))
+            .await?
+            .context("restoring from a backup")?;
+    }
     let db_path = config.data_dir.join("db");
     let fsync = config.fsync;
     let metrics = Metrics::new();

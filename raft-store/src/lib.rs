@@ -11,11 +11,14 @@
 //! disks. The state machine lives in memory and is rebuilt on restart from its last snapshot
 //! (persisted in RocksDB) plus the log after it, which openraft re-applies; the log is purged
 //! only behind a persisted snapshot.
+//!
+//! [`restore`] builds a node's database from an online backup's checkpoints.
 
 pub mod db;
 pub mod keys;
 pub mod limits;
 pub mod log_store;
+pub mod restore;
 pub mod store;
 pub mod types;
 

@@ -143,6 +143,19 @@ impl Node {
         self.child.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Sets `--name=value` for the node's next start, replacing an earlier value (a new
+    /// `--data-dir`, `--restore-from`, ...).
+    pub fn set_flag(&mut self, name: &str, value: &str) {
+        let prefix = format!("--{name}=");
+        self.args.retain(|arg| !arg.starts_with(&prefix));
+        self.args.push(format!("{prefix}{value}"));
+    }
+
+    /// The node's command-line arguments.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     /// The node's log file.
     pub fn log_path(&self) -> &Path {
         &self.log

@@ -1,7 +1,7 @@
 //! Online backup with real processes (docs/operations.md, "Backup and restore"): `marqueectl
 //! backup` while clients book fails no booking, writes a checkpoint of every node with a
 //! manifest whose checksums `verify-backup` checks (and a damaged file fails), and never
-//! overwrites a backup. Restore is not built yet (see the docs).
+//! overwrites a backup. Restoring one is tested in `restore.rs`.
 
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
