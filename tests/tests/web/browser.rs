@@ -4,6 +4,7 @@
 //! take screenshots: on a failed behaviour (into `target/<profile>/web-failures/`) and, when
 //! `MARQUEE_WEB_SCREENSHOTS` names a folder, of each page for docs/web.md.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use serde_json::{json, Value};
 /// How long a page may take to show what a step waits for (2 shared cores in CI).
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
-/// A `chromedriver` process; SIGKILLed when dropped.
+/// A `chromedriver` process in its own process group; the group (chromedriver and every
+/// Chromium it started) is SIGKILLed when dropped, so no browser outlives the test.
 pub struct Driver {
     child: Child,
     url: String,
@@ -32,6 +34,7 @@ impl Driver {
         let port = tests::free_port();
         let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -78,6 +81,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The browsers chromedriver started are in its process group: killing chromedriver
+        // alone would orphan them.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
