@@ -1,0 +1,525 @@
+//! PostgreSQL as a peer: one row per seat, one client-side transaction per operation, every
+//! commit durable (the harness refuses a server with `fsync` or `synchronous_commit` off).
+//!
+//! - **Hold (best available)**: `SELECT ... FOR UPDATE` of the show's section (category) row,
+//!   which serialises holds of one section the way a Raft group serialises a show; then one
+//!   statement finds the first row with `n` adjacent available seats in one aisle-free block
+//!   (gaps and islands over the seats, expired holds counting as available) and claims them
+//!   with an `UPDATE ... WHERE` that re-checks each seat's state; the hold row; `COMMIT`.
+//! - **Hold (explicit seats)**, **confirm** and **release** change only the hold's own seats,
+//!   each `UPDATE` conditional on the seat still being in the expected state and the number of
+//!   rows changed checked before `COMMIT` (else `ROLLBACK`): a seat is never sold twice.
+//! - Connections come from a small pool (`--connections`); the time to get one is part of
+//!   each operation's latency, as a pooled HTTP client's is in `marquee-bench`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{Client, NoTls, Row as PgRow, Statement};
+
+use super::{
+    category_capacities, database, layout_rows, not_enough_seats, now_ms, seats_unavailable,
+    status, Peer,
+};
+use crate::api::{
+    Booking, Bookings, CreatedShow, Failure, HoldAck, HoldRequest, Row, Seat, SeatMap,
+};
+
+/// The harness's own schema: dropped and made afresh at every start.
+const SCHEMA_NAME: &str = "marquee_peer_bench";
+/// Its tables (run with `search_path` set to [`SCHEMA_NAME`]).
+const SCHEMA: &str = "
+CREATE TABLE shows (show_id bigserial PRIMARY KEY, title text NOT NULL, capacity int NOT NULL);
+CREATE TABLE sections (
+    show_id bigint NOT NULL, category text NOT NULL, capacity int NOT NULL,
+    PRIMARY KEY (show_id, category));
+-- status: a = available, h = held (until expires_at_ms), s = sold. Half-full pages leave room
+-- for updates in place (HOT): no index covers the columns holds change.
+CREATE TABLE seats (
+    show_id bigint NOT NULL, seat_id text NOT NULL, category text NOT NULL,
+    row_no int NOT NULL, seat_no int NOT NULL, block int NOT NULL,
+    status \"char\" NOT NULL DEFAULT 'a', hold_id bigint, expires_at_ms bigint,
+    PRIMARY KEY (show_id, seat_id)) WITH (fillfactor = 50);
+CREATE INDEX seats_by_place ON seats (show_id, category, row_no, seat_no);
+CREATE SEQUENCE hold_ids;
+CREATE TABLE holds (
+    hold_id bigint PRIMARY KEY, show_id bigint NOT NULL, user_id text NOT NULL,
+    seats text[] NOT NULL, expires_at_ms bigint NOT NULL, state text NOT NULL DEFAULT 'held')
+    WITH (fillfactor = 70);
+CREATE TABLE bookings (
+    booking_id bigserial PRIMARY KEY, hold_id bigint NOT NULL UNIQUE, show_id bigint NOT NULL,
+    user_id text NOT NULL, seats text[] NOT NULL, status text NOT NULL);
+CREATE INDEX bookings_by_show ON bookings (show_id);
+";
+
+/// The statements of the hot path, prepared once per connection.
+const LOCK_SECTION: &str =
+    "SELECT 1 FROM sections WHERE show_id = $1::bigint AND category = $2::text FOR UPDATE";
+const NEXT_HOLD: &str = "SELECT nextval('hold_ids')";
+/// $1 show, $2 category, $3 party, $4 now, $5 hold id, $6 expiry.
+const PICK_BEST: &str = "
+WITH free AS (
+    SELECT row_no, block, seat_no,
+           seat_no - row_number() OVER (PARTITION BY row_no, block ORDER BY seat_no) AS island
+    FROM seats
+    WHERE show_id = $1::bigint AND category = $2::text
+      AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $4::bigint))
+), pick AS (
+    SELECT row_no, min(seat_no) AS first
+    FROM free GROUP BY row_no, block, island HAVING count(*) >= $3::int
+    ORDER BY row_no, first LIMIT 1
+)
+UPDATE seats s SET status = 'h', hold_id = $5::bigint, expires_at_ms = $6::bigint
+FROM pick
+WHERE s.show_id = $1::bigint AND s.category = $2::text AND s.row_no = pick.row_no
+  AND s.seat_no >= pick.first AND s.seat_no < pick.first + $3::int
+  AND (s.status = 'a' OR (s.status = 'h' AND s.expires_at_ms <= $4::bigint))
+RETURNING s.seat_no, s.seat_id";
+/// $1 show, $2 seats, $3 now, $4 hold id, $5 expiry.
+const HOLD_SEATS: &str = "
+UPDATE seats SET status = 'h', hold_id = $4::bigint, expires_at_ms = $5::bigint
+WHERE show_id = $1::bigint AND seat_id = ANY($2::text[])
+  AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $3::bigint))
+RETURNING seat_no, seat_id";
+const INSERT_HOLD: &str = "INSERT INTO holds (hold_id, show_id, user_id, seats, expires_at_ms)
+VALUES ($1::bigint, $2::bigint, $3::text, $4::text[], $5::bigint)";
+const AVAILABLE: &str = "SELECT count(*) FROM seats WHERE show_id = $1::bigint
+AND category = $2::text AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $3::bigint))";
+const RELEASE_HOLD: &str = "UPDATE holds SET state = 'released'
+WHERE hold_id = $1::bigint AND user_id = $2::text AND state = 'held' RETURNING show_id, seats";
+const FREE_SEATS: &str = "UPDATE seats SET status = 'a', hold_id = NULL, expires_at_ms = NULL
+WHERE show_id = $1::bigint AND seat_id = ANY($2::text[]) AND hold_id = $3::bigint
+  AND status = 'h'";
+const CONFIRM_HOLD: &str = "UPDATE holds SET state = 'confirmed'
+WHERE hold_id = $1::bigint AND user_id = $2::text AND state = 'held'
+  AND expires_at_ms > $3::bigint
+RETURNING show_id, seats";
+const SELL_SEATS: &str = "UPDATE seats SET status = 's', expires_at_ms = NULL
+WHERE show_id = $1::bigint AND seat_id = ANY($2::text[]) AND hold_id = $3::bigint
+  AND status = 'h'";
+const INSERT_BOOKING: &str = "INSERT INTO bookings (hold_id, show_id, user_id, seats, status)
+VALUES ($1::bigint, $2::bigint, $3::text, $4::text[], 'confirmed') RETURNING booking_id";
+const SEAT_MAP: &str = "SELECT row_no, block, seat_id, status, expires_at_ms FROM seats
+WHERE show_id = $1::bigint ORDER BY row_no, seat_no";
+const BOOKINGS: &str =
+    "SELECT booking_id, status, seats FROM bookings WHERE show_id = $1::bigint ORDER BY booking_id";
+
+/// Settings that make a commit durable; the harness refuses to measure without them.
+const DURABILITY: [(&str, &str); 2] = [("fsync", "on"), ("synchronous_commit", "on")];
+/// Settings printed with the results.
+const SHOWN: [&str; 6] = [
+    "fsync",
+    "synchronous_commit",
+    "wal_sync_method",
+    "full_page_writes",
+    "shared_buffers",
+    "max_connections",
+];
+
+struct Statements {
+    lock_section: Statement,
+    next_hold: Statement,
+    pick_best: Statement,
+    hold_seats: Statement,
+    insert_hold: Statement,
+    available: Statement,
+    release_hold: Statement,
+    free_seats: Statement,
+    confirm_hold: Statement,
+    sell_seats: Statement,
+    insert_booking: Statement,
+    seat_map: Statement,
+    bookings: Statement,
+}
+
+struct Conn {
+    client: Client,
+    st: Statements,
+}
+
+async fn open(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("marquee-peer-bench: postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl Conn {
+    async fn open(url: &str) -> anyhow::Result<Conn> {
+        let client = open(url).await?;
+        client.batch_execute(&format!("SET search_path TO {SCHEMA_NAME}")).await?;
+        let p = |sql: &'static str| {
+            let client = &client;
+            async move { client.prepare(sql).await.with_context(|| format!("preparing {sql}")) }
+        };
+        let st = Statements {
+            lock_section: p(LOCK_SECTION).await?,
+            next_hold: p(NEXT_HOLD).await?,
+            pick_best: p(PICK_BEST).await?,
+            hold_seats: p(HOLD_SEATS).await?,
+            insert_hold: p(INSERT_HOLD).await?,
+            available: p(AVAILABLE).await?,
+            release_hold: p(RELEASE_HOLD).await?,
+            free_seats: p(FREE_SEATS).await?,
+            confirm_hold: p(CONFIRM_HOLD).await?,
+            sell_seats: p(SELL_SEATS).await?,
+            insert_booking: p(INSERT_BOOKING).await?,
+            seat_map: p(SEAT_MAP).await?,
+            bookings: p(BOOKINGS).await?,
+        };
+        Ok(Conn { client, st })
+    }
+}
+
+struct Pool {
+    idle: Mutex<Vec<Conn>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A connection taken from the pool; goes back when dropped.
+struct Lease {
+    conn: Option<Conn>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("a lease holds its connection until it is dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+        }
+    }
+}
+
+/// A PostgreSQL server reached over a pool of connections.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Arc<Pool>,
+    described: Arc<str>,
+}
+
+fn pg(e: tokio_postgres::Error) -> Failure {
+    if e.is_closed() {
+        return Failure::Transport("connect");
+    }
+    let code = e.code().map_or("error", |c| c.code());
+    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+    database(format!("postgres-{code}"), &detail)
+}
+
+fn col<'a, T: FromSql<'a>>(row: &'a PgRow, index: usize) -> Result<T, Failure> {
+    row.try_get(index).map_err(pg)
+}
+
+impl Postgres {
+    /// Connects, checks that commits are durable, makes the schema afresh (dropping the
+    /// harness's tables from an earlier run) and opens `connections` pooled connections.
+    ///
+    /// # Errors
+    /// The server is unreachable, not durable, or refuses the schema.
+    pub async fn connect(url: &str, connections: usize) -> anyhow::Result<Postgres> {
+        let admin = open(url).await?;
+        let version: String = admin.query_one("SHOW server_version", &[]).await?.try_get(0)?;
+        let mut settings = Vec::new();
+        for name in SHOWN {
+            let value: String = admin.query_one(&format!("SHOW {name}"), &[]).await?.try_get(0)?;
+            if let Some((_, wanted)) = DURABILITY.iter().find(|(n, _)| *n == name) {
+                anyhow::ensure!(
+                    value == *wanted,
+                    "PostgreSQL at {url} has {name}={value}: the side-by-side needs {wanted}"
+                );
+            }
+            settings.push(format!("{name}={value}"));
+        }
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {SCHEMA_NAME} CASCADE; CREATE SCHEMA {SCHEMA_NAME}; \
+                 SET search_path TO {SCHEMA_NAME}; {SCHEMA}"
+            ))
+            .await
+            .context("making the schema")?;
+        let mut idle = Vec::with_capacity(connections);
+        for _ in 0..connections.max(1) {
+            idle.push(Conn::open(url).await?);
+        }
+        let permits = Arc::new(Semaphore::new(idle.len()));
+        let described = format!(
+            "postgres {version} ({}, {} pooled connections)",
+            settings.join(", "),
+            idle.len()
+        );
+        Ok(Postgres {
+            pool: Arc::new(Pool { idle: Mutex::new(idle), permits }),
+            described: described.into(),
+        })
+    }
+
+    async fn lease(&self) -> Result<Lease, Failure> {
+        let permit = Arc::clone(&self.pool.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::Transport("pool"))?;
+        let conn = self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        // One permit per pooled connection: a permit always finds one idle.
+        let conn = conn.ok_or(Failure::Transport("pool"))?;
+        Ok(Lease { conn: Some(conn), pool: Arc::clone(&self.pool), _permit: permit })
+    }
+}
+
+/// Seats returned by a claiming `UPDATE`, in seat-number order.
+fn claimed(rows: &[PgRow]) -> Result<Vec<String>, Failure> {
+    let mut seats: Vec<(i32, String)> =
+        rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect::<Result<_, Failure>>()?;
+    seats.sort();
+    Ok(seats.into_iter().map(|(_, id)| id).collect())
+}
+
+async fn create_show(conn: &mut Conn, body: &Value) -> Result<CreatedShow, Failure> {
+    let rows = layout_rows(body)?;
+    let (mut ids, mut categories, mut row_nos, mut seat_nos, mut blocks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (r, row) in rows.iter().enumerate() {
+        for number in 1..=row.seats {
+            ids.push(row.seat_id(number));
+            categories.push(row.category.clone());
+            row_nos.push(r as i32);
+            seat_nos.push(number as i32);
+            blocks.push(row.block_of(number) as i32);
+        }
+    }
+    let capacity = ids.len() as i32;
+    let title = body["title"].as_str().unwrap_or("show");
+    let tx = conn.client.transaction().await.map_err(pg)?;
+    let show = tx
+        .query_one(
+            "INSERT INTO shows (title, capacity) VALUES ($1, $2) RETURNING show_id",
+            &[&title, &capacity],
+        )
+        .await
+        .map_err(pg)?;
+    let show_id: i64 = col(&show, 0)?;
+    for (category, seats) in category_capacities(&rows) {
+        tx.execute(
+            "INSERT INTO sections (show_id, category, capacity) VALUES ($1, $2, $3)",
+            &[&show_id, &category, &(seats as i32)],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.execute(
+        "INSERT INTO seats (show_id, seat_id, category, row_no, seat_no, block)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::int[])",
+        &[&show_id, &ids, &categories, &row_nos, &seat_nos, &blocks],
+    )
+    .await
+    .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(CreatedShow { show_id: show_id as u64, capacity: capacity as u32 })
+}
+
+async fn hold(
+    conn: &mut Conn,
+    user: &str,
+    show_id: i64,
+    what: &HoldRequest,
+    ttl_ms: i64,
+) -> Result<HoldAck, Failure> {
+    let Conn { client, st } = conn;
+    let now = now_ms();
+    let expires = now + ttl_ms;
+    let tx = client.transaction().await.map_err(pg)?;
+    let (seats, hold_id) = match what {
+        HoldRequest::Best { quantity, category } => {
+            let party = *quantity as i32;
+            let lock_params: [&(dyn ToSql + Sync); 2] = [&show_id, category];
+            let (section, next) = tokio::try_join!(
+                tx.query_opt(&st.lock_section, &lock_params),
+                tx.query_one(&st.next_hold, &[]),
+            )
+            .map_err(pg)?;
+            if section.is_none() {
+                return Err(status(404, "show-not-found", Value::Null));
+            }
+            let hold_id: i64 = col(&next, 0)?;
+            let rows = tx
+                .query(&st.pick_best, &[&show_id, category, &party, &now, &hold_id, &expires])
+                .await
+                .map_err(pg)?;
+            if rows.is_empty() {
+                let available: i64 = col(
+                    &tx.query_one(&st.available, &[&show_id, category, &now]).await.map_err(pg)?,
+                    0,
+                )?;
+                tx.rollback().await.map_err(pg)?;
+                return Err(not_enough_seats(available as u64));
+            }
+            if rows.len() != party as usize {
+                tx.rollback().await.map_err(pg)?;
+                return Err(seats_unavailable(&[]));
+            }
+            (claimed(&rows)?, hold_id)
+        }
+        HoldRequest::Seats(wanted) => {
+            let hold_id: i64 = col(&tx.query_one(&st.next_hold, &[]).await.map_err(pg)?, 0)?;
+            let rows = tx
+                .query(&st.hold_seats, &[&show_id, wanted, &now, &hold_id, &expires])
+                .await
+                .map_err(pg)?;
+            let got = claimed(&rows)?;
+            let unique: BTreeSet<&String> = wanted.iter().collect();
+            if got.len() != unique.len() {
+                tx.rollback().await.map_err(pg)?;
+                let taken: Vec<String> =
+                    unique.into_iter().filter(|s| !got.contains(s)).cloned().collect();
+                return Err(seats_unavailable(&taken));
+            }
+            (got, hold_id)
+        }
+    };
+    tx.execute(&st.insert_hold, &[&hold_id, &show_id, &user, &seats, &expires])
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(HoldAck { hold_id: hold_id.to_string(), seats })
+}
+
+async fn release(conn: &mut Conn, user: &str, hold_id: i64) -> Result<Value, Failure> {
+    let Conn { client, st } = conn;
+    let tx = client.transaction().await.map_err(pg)?;
+    let Some(row) = tx.query_opt(&st.release_hold, &[&hold_id, &user]).await.map_err(pg)? else {
+        return Err(status(404, "hold-not-found", Value::Null));
+    };
+    let (show_id, seats): (i64, Vec<String>) = (col(&row, 0)?, col(&row, 1)?);
+    tx.execute(&st.free_seats, &[&show_id, &seats, &hold_id]).await.map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(json!({ "hold_id": hold_id.to_string(), "status": "released" }))
+}
+
+async fn confirm(conn: &mut Conn, user: &str, hold_id: i64) -> Result<Booking, Failure> {
+    let Conn { client, st } = conn;
+    let tx = client.transaction().await.map_err(pg)?;
+    let Some(row) =
+        tx.query_opt(&st.confirm_hold, &[&hold_id, &user, &now_ms()]).await.map_err(pg)?
+    else {
+        return Err(status(409, "hold-not-active", Value::Null));
+    };
+    let (show_id, seats): (i64, Vec<String>) = (col(&row, 0)?, col(&row, 1)?);
+    let sell: [&(dyn ToSql + Sync); 3] = [&show_id, &seats, &hold_id];
+    let insert: [&(dyn ToSql + Sync); 4] = [&hold_id, &show_id, &user, &seats];
+    let (sold, booking) = tokio::try_join!(
+        tx.execute(&st.sell_seats, &sell),
+        tx.query_one(&st.insert_booking, &insert),
+    )
+    .map_err(pg)?;
+    if sold != seats.len() as u64 {
+        // The hold expired and another hold took some of its seats.
+        tx.rollback().await.map_err(pg)?;
+        return Err(status(409, "hold-expired", Value::Null));
+    }
+    let booking_id: i64 = col(&booking, 0)?;
+    tx.commit().await.map_err(pg)?;
+    Ok(Booking { booking_id: booking_id.to_string(), status: "confirmed".into(), seats })
+}
+
+async fn seat_map(conn: &mut Conn, show_id: i64) -> Result<SeatMap, Failure> {
+    let rows = conn.client.query(&conn.st.seat_map, &[&show_id]).await.map_err(pg)?;
+    let now = now_ms();
+    let mut by_row: BTreeMap<i32, Vec<(i32, Seat)>> = BTreeMap::new();
+    let mut available = 0;
+    for row in &rows {
+        let (row_no, block, seat_id): (i32, i32, String) =
+            (col(row, 0)?, col(row, 1)?, col(row, 2)?);
+        let state: i8 = col(row, 3)?;
+        let expires: Option<i64> = col(row, 4)?;
+        let status = match state as u8 {
+            b's' => "sold",
+            b'h' if expires.is_some_and(|e| e > now) => "held",
+            _ => "available",
+        };
+        available += u32::from(status == "available");
+        by_row
+            .entry(row_no)
+            .or_default()
+            .push((block, Seat { seat_id, status: status.into(), aisle_after: false }));
+    }
+    let rows = by_row
+        .into_values()
+        .map(|mut seats| {
+            for i in 1..seats.len() {
+                if seats[i].0 != seats[i - 1].0 {
+                    seats[i - 1].1.aisle_after = true;
+                }
+            }
+            Row { seats: seats.into_iter().map(|(_, seat)| seat).collect() }
+        })
+        .collect();
+    Ok(SeatMap { available, rows })
+}
+
+async fn bookings(conn: &mut Conn, show_id: i64) -> Result<Bookings, Failure> {
+    let rows = conn.client.query(&conn.st.bookings, &[&show_id]).await.map_err(pg)?;
+    let bookings = rows
+        .iter()
+        .map(|r| {
+            let id: i64 = col(r, 0)?;
+            Ok(Booking { booking_id: id.to_string(), status: col(r, 1)?, seats: col(r, 2)? })
+        })
+        .collect::<Result<_, Failure>>()?;
+    Ok(Bookings { bookings })
+}
+
+fn show_id(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+impl Peer for Postgres {
+    fn describe(&self) -> String {
+        self.described.to_string()
+    }
+
+    async fn create_show(&self, body: &Value) -> Result<CreatedShow, Failure> {
+        create_show(self.lease().await?.conn(), body).await
+    }
+
+    async fn hold(
+        &self,
+        user: &str,
+        show: u64,
+        what: &HoldRequest,
+        ttl_ms: u64,
+    ) -> Result<HoldAck, Failure> {
+        let ttl = i64::try_from(ttl_ms).unwrap_or(i64::MAX);
+        hold(self.lease().await?.conn(), user, show_id(show), what, ttl).await
+    }
+
+    async fn release(&self, user: &str, hold_id: i64) -> Result<Value, Failure> {
+        release(self.lease().await?.conn(), user, hold_id).await
+    }
+
+    async fn confirm(&self, user: &str, hold_id: i64) -> Result<Booking, Failure> {
+        confirm(self.lease().await?.conn(), user, hold_id).await
+    }
+
+    async fn seat_map(&self, show: u64) -> Result<SeatMap, Failure> {
+        seat_map(self.lease().await?.conn(), show_id(show)).await
+    }
+
+    async fn bookings(&self, show: u64) -> Result<Bookings, Failure> {
+        bookings(self.lease().await?.conn(), show_id(show)).await
+    }
+}
