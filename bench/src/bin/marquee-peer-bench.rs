@@ -80,16 +80,30 @@ async fn run() -> anyhow::Result<bool> {
     anyhow::ensure!(args.connections != Some(0), "--connections must be positive");
     let connections = args.connections.unwrap_or(args.bench.concurrency.min(64));
     let (seed, run_tag) = runner::seed_and_tag(&args.bench, TOOL);
+    // A server on this machine: its CPU time per hold is reported beside the bench's.
+    let local = ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| args.url.contains(h));
+    let mut bench = args.bench;
+    let name = match args.peer {
+        Peer::Postgres => "postgres",
+        Peer::Redis => "redis",
+    };
+    let cpu = |bench: &mut Args, pids: Vec<u32>| {
+        if local {
+            bench.cpu_pids.extend(pids.into_iter().map(|pid| format!("{name}={pid}")));
+        }
+    };
     match args.peer {
         Peer::Postgres => {
             let peer = Postgres::connect(&args.url, connections).await?;
             println!("peer: {} at {}", peer.describe(), args.url);
-            runner::drive(peer, args.bench, TOOL, seed, run_tag).await
+            cpu(&mut bench, peer.server_pids().await?);
+            runner::drive(peer, bench, TOOL, seed, run_tag).await
         }
         Peer::Redis => {
             let peer = Redis::connect(&args.url, connections).await?;
             println!("peer: {} at {}", peer.describe(), args.url);
-            runner::drive(peer, args.bench, TOOL, seed, run_tag).await
+            cpu(&mut bench, peer.server_pids());
+            runner::drive(peer, bench, TOOL, seed, run_tag).await
         }
     }
 }

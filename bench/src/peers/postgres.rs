@@ -34,8 +34,9 @@ const SCHEMA_NAME: &str = "marquee_peer_bench";
 /// Its tables (run with `search_path` set to [`SCHEMA_NAME`]).
 const SCHEMA: &str = "
 CREATE TABLE shows (show_id bigserial PRIMARY KEY, title text NOT NULL, capacity int NOT NULL);
+-- rows: the category's rows in layout order (the best-available search walks them in turn).
 CREATE TABLE sections (
-    show_id bigint NOT NULL, category text NOT NULL, capacity int NOT NULL,
+    show_id bigint NOT NULL, category text NOT NULL, capacity int NOT NULL, rows int[] NOT NULL,
     PRIMARY KEY (show_id, category));
 -- status: a = available, h = held (until expires_at_ms), s = sold. Half-full pages leave room
 -- for updates in place (HOT): no index covers the columns holds change.
@@ -60,18 +61,28 @@ CREATE INDEX bookings_by_show ON bookings (show_id);
 const LOCK_SECTION: &str =
     "SELECT 1 FROM sections WHERE show_id = $1::bigint AND category = $2::text FOR UPDATE";
 const NEXT_HOLD: &str = "SELECT nextval('hold_ids')";
-/// $1 show, $2 category, $3 party, $4 now, $5 hold id, $6 expiry.
+/// $1 show, $2 category, $3 party, $4 now, $5 hold id, $6 expiry. The section's rows are
+/// tried in layout order (a nested loop over `unnest`, stopped by `LIMIT 1` at the first row
+/// that has room); in a row, the available seats form islands (gaps and islands: seat number
+/// minus rank is constant along a run) within each aisle-free block. `MATERIALIZED`: the pick
+/// runs once; inlined into the `UPDATE`'s join, PostgreSQL re-ran it for every seat row.
 const PICK_BEST: &str = "
-WITH free AS (
-    SELECT row_no, block, seat_no,
-           seat_no - row_number() OVER (PARTITION BY row_no, block ORDER BY seat_no) AS island
-    FROM seats
-    WHERE show_id = $1::bigint AND category = $2::text
-      AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $4::bigint))
-), pick AS (
-    SELECT row_no, min(seat_no) AS first
-    FROM free GROUP BY row_no, block, island HAVING count(*) >= $3::int
-    ORDER BY row_no, first LIMIT 1
+WITH pick AS MATERIALIZED (
+    SELECT r.row_no, i.first
+    FROM sections sec
+    CROSS JOIN LATERAL unnest(sec.rows) AS r(row_no)
+    CROSS JOIN LATERAL (
+        SELECT min(seat_no) AS first
+        FROM (SELECT block, seat_no,
+                     seat_no - row_number() OVER (PARTITION BY block ORDER BY seat_no) AS island
+              FROM seats
+              WHERE show_id = $1::bigint AND category = $2::text AND row_no = r.row_no
+                AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $4::bigint))) f
+        GROUP BY block, island HAVING count(*) >= $3::int
+        ORDER BY first LIMIT 1
+    ) i
+    WHERE sec.show_id = $1::bigint AND sec.category = $2::text
+    LIMIT 1
 )
 UPDATE seats s SET status = 'h', hold_id = $5::bigint, expires_at_ms = $6::bigint
 FROM pick
@@ -269,6 +280,17 @@ impl Postgres {
         })
     }
 
+    /// Process ids of the server's backends and background processes (`pg_stat_activity`),
+    /// for `--cpu-pids` when the server runs on this machine.
+    ///
+    /// # Errors
+    /// The query failed.
+    pub async fn server_pids(&self) -> anyhow::Result<Vec<u32>> {
+        let mut lease = self.lease().await.map_err(|f| anyhow::anyhow!("{f}"))?;
+        let rows = lease.conn().client.query("SELECT pid FROM pg_stat_activity", &[]).await?;
+        rows.iter().map(|r| Ok(u32::try_from(r.try_get::<_, i32>(0)?)?)).collect()
+    }
+
     async fn lease(&self) -> Result<Lease, Failure> {
         let permit = Arc::clone(&self.pool.permits)
             .acquire_owned()
@@ -314,9 +336,11 @@ async fn create_show(conn: &mut Conn, body: &Value) -> Result<CreatedShow, Failu
         .map_err(pg)?;
     let show_id: i64 = col(&show, 0)?;
     for (category, seats) in category_capacities(&rows) {
+        let in_category: Vec<i32> =
+            (0..rows.len() as i32).filter(|r| rows[*r as usize].category == category).collect();
         tx.execute(
-            "INSERT INTO sections (show_id, category, capacity) VALUES ($1, $2, $3)",
-            &[&show_id, &category, &(seats as i32)],
+            "INSERT INTO sections (show_id, category, capacity, rows) VALUES ($1, $2, $3, $4)",
+            &[&show_id, &category, &(seats as i32), &in_category],
         )
         .await
         .map_err(pg)?;

@@ -54,6 +54,7 @@ pub struct Redis {
     next: Arc<AtomicUsize>,
     scripts: Arc<Scripts>,
     described: Arc<str>,
+    pid: Option<u32>,
 }
 
 fn redis_error(e: &RedisError) -> Failure {
@@ -91,12 +92,11 @@ impl Redis {
         }
         let con = &mut opened[0];
         let info: String = redis::cmd("INFO").arg("server").query_async(con).await?;
-        let version = info
-            .lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .unwrap_or("?")
-            .trim()
-            .to_owned();
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned())
+        };
+        let version = field("redis_version:").unwrap_or_else(|| "?".into());
+        let pid = field("process_id:").and_then(|p| p.parse().ok());
         let mut settings = Vec::new();
         for (name, wanted) in
             [("appendonly", Some("yes")), ("appendfsync", Some("always")), ("save", None)]
@@ -122,7 +122,13 @@ impl Redis {
             next: Arc::new(AtomicUsize::new(0)),
             scripts: Arc::new(Scripts::new()),
             described: described.into(),
+            pid,
         })
+    }
+
+    /// The server's process id (`INFO server`), for `--cpu-pids` when it runs on this machine.
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.pid.into_iter().collect()
     }
 
     fn con(&self) -> MultiplexedConnection {
