@@ -37,7 +37,12 @@ enum Peer {
 
 /// `marquee-peer-bench`: marquee-bench's journeys on PostgreSQL or Redis.
 #[derive(Debug, Parser)]
-#[command(name = "marquee-peer-bench", version, about)]
+#[command(
+    name = "marquee-peer-bench",
+    version,
+    about = "marquee-peer-bench: marquee-bench's journeys, latency percentiles and audit on \
+             PostgreSQL or Redis, for the side-by-side in docs/benchmarks.md"
+)]
 struct PeerArgs {
     /// The peer to drive.
     #[arg(long, value_enum)]
