@@ -8,9 +8,9 @@
 //!   available seats not spanning an aisle, leftmost block first. Marquee's picker is richer
 //!   (rows ranked by distance from the best row, centred blocks, no orphan single seats), so
 //!   the peers do less work per hold.
-//! - **Holds expire**: a hold carries `expires_at`; a held seat whose hold expired counts as
-//!   available to later holds, and a confirm or release of an expired hold fails. Nothing
-//!   sweeps expired holds (Marquee's groups do).
+//! - **Holds expire**: a hold carries `expires_at`; a confirm of an expired hold fails, and its
+//!   seats are available to later holds (PostgreSQL: a held seat past its expiry counts as
+//!   available; Redis: a hold first frees the show's expired holds, kept in a sorted set).
 //! - **No per-account hold limit** (Marquee allows 2 holds per account per show).
 //! - **Confirm** pays in-process first (`tok_success` pays, any other token is declined; no
 //!   I/O) and then turns the hold into a booking in one atomic step. Marquee's booking is two

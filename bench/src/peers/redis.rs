@@ -3,8 +3,9 @@
 //! without `appendonly yes` and `appendfsync always`).
 //!
 //! A show is a few hashes and lists under `mpb:s<id>` (the layout is in `lua/common.lua`):
-//! one string of seat states per row, so the best-available scan reads one value per row and
-//! a hold rewrites it. Scripts check every condition before their first write, because Redis
+//! one string of seat states per row, so the best-available search is a plain substring search
+//! (`n` available seats in a row) per row, and a hold rewrites one value. Expired holds are
+//! kept in a sorted set by expiry and freed by the next hold on the show before it searches. Scripts check every condition before their first write, because Redis
 //! does not roll a failed script back. Connections are multiplexed (`--connections` of them,
 //! used in turn): many requests in flight on each, as clients of a single-threaded server use
 //! it.

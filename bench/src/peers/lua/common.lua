@@ -1,7 +1,8 @@
 -- Shared by every script (prepended): seat states and expiry.
 -- A show `p` (KEYS[1], "mpb:s<id>") is: p:rows (row count), p:row:<r> (hash: label, st, aisle),
 -- p:label (hash: label -> r), p:cat:<category> (list of its rows in layout order), p:held
--- (hash: "<r>:<seat>" -> "<hold id>:<expires ms>" for held seats), p:bookings (list of ids).
+-- (hash: "<r>:<seat>" -> "<hold id>:<expires ms>" for held seats), p:exp (sorted set: hold ids
+-- by expiry), p:bookings (list of ids).
 -- st has one byte per seat: '.' available, 'h' held, 's' sold; aisle has '1' where an aisle
 -- follows the seat. Holds are mpb:hold:<id>, bookings mpb:booking:<id>.
 
@@ -18,6 +19,29 @@ local function put(st, i, c)
   return string.sub(st, 1, i - 1) .. c .. string.sub(st, i + 1)
 end
 
+-- Frees the seats of the show's holds that expired by `now` (holds sweep before they search,
+-- so the search itself reads only the state strings).
+local function sweep(p, held, now)
+  local due = redis.call('ZRANGEBYSCORE', p .. ':exp', '-inf', now)
+  if #due == 0 then return end
+  local rows = {}
+  for _, hid in ipairs(due) do
+    local f = redis.call('HMGET', 'mpb:hold:' .. hid, 'pos', 'exp', 'state')
+    if f[3] == 'held' then
+      local mine = hid .. ':' .. f[2]
+      for r, i in string.gmatch(f[1], '(%d+):(%d+)') do
+        if redis.call('HGET', held, r .. ':' .. i) == mine then
+          rows[r] = put(rows[r] or redis.call('HGET', p .. ':row:' .. r, 'st'), tonumber(i), '.')
+          redis.call('HDEL', held, r .. ':' .. i)
+        end
+      end
+      redis.call('HSET', 'mpb:hold:' .. hid, 'state', 'expired')
+    end
+  end
+  for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+  redis.call('ZREMRANGEBYSCORE', p .. ':exp', '-inf', now)
+end
+
 -- Writes a new hold over the seats at `pos` ({{r, i}, ...}) named `seats`; returns its id.
 local function new_hold(p, held, rows, pos, seats, now, ttl, user)
   local hid = tostring(redis.call('INCR', 'mpb:seq:hold'))
@@ -32,5 +56,6 @@ local function new_hold(p, held, rows, pos, seats, now, ttl, user)
   for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
   redis.call('HSET', 'mpb:hold:' .. hid, 'show', p, 'user', user, 'pos', table.concat(places, ','),
     'seats', table.concat(seats, ','), 'exp', exp, 'state', 'held')
+  redis.call('ZADD', p .. ':exp', exp, hid)
   return hid
 end

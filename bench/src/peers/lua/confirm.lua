@@ -22,5 +22,6 @@ local bid = tostring(redis.call('INCR', 'mpb:seq:booking'))
 redis.call('HSET', 'mpb:booking:' .. bid, 'hold', ARGV[1], 'show', p, 'user', ARGV[2],
   'seats', f[4], 'status', 'confirmed')
 redis.call('RPUSH', p .. ':bookings', bid)
+redis.call('ZREM', p .. ':exp', ARGV[1])
 redis.call('HSET', h, 'state', 'confirmed')
 return {bid, f[4]}

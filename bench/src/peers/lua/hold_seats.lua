@@ -5,6 +5,7 @@ local p = KEYS[1]
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', p .. ':rows') == 0 then return {'missing'} end
 local held = p .. ':held'
+sweep(p, held, now)
 local rows, pos, seats, taken, seen = {}, {}, {}, {}, {}
 for k = 4, #ARGV do
   local label, number = string.match(ARGV[k], '^(%u+)(%d+)$')
@@ -13,7 +14,7 @@ for k = 4, #ARGV do
   local ok = false
   if r and not seen[ARGV[k]] then
     rows[r] = rows[r] or redis.call('HGET', p .. ':row:' .. r, 'st')
-    ok = i >= 1 and i <= #rows[r] and free(held, r, i, string.sub(rows[r], i, i), now)
+    ok = i >= 1 and i <= #rows[r] and string.sub(rows[r], i, i) == '.'
   end
   seen[ARGV[k]] = true
   if ok then

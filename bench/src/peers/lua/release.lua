@@ -13,5 +13,6 @@ for r, i in string.gmatch(f[3], '(%d+):(%d+)') do
   end
 end
 for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+redis.call('ZREM', p .. ':exp', ARGV[1])
 redis.call('HSET', h, 'state', 'released')
 return {'ok'}
