@@ -1,14 +1,15 @@
-//! PostgreSQL as a peer: one row per seat, one client-side transaction per operation, every
-//! commit durable (the harness refuses a server with `fsync` or `synchronous_commit` off).
+//! PostgreSQL as a peer: one row per seat, one transaction per operation, every commit
+//! durable (the harness refuses a server with `fsync` or `synchronous_commit` off).
 //!
-//! - **Hold (best available)**: `SELECT ... FOR UPDATE` of the show's section (category) row,
-//!   which serialises holds of one section the way a Raft group serialises a show; then one
-//!   statement finds the first row with `n` adjacent available seats in one aisle-free block
-//!   (gaps and islands over the seats, expired holds counting as available) and claims them
-//!   with an `UPDATE ... WHERE` that re-checks each seat's state; the hold row; `COMMIT`.
-//! - **Hold (explicit seats)**, **confirm** and **release** change only the hold's own seats,
-//!   each `UPDATE` conditional on the seat still being in the expected state and the number of
-//!   rows changed checked before `COMMIT` (else `ROLLBACK`): a seat is never sold twice.
+//! - **Hold (best available)**, **confirm** and **release** are PL/pgSQL functions
+//!   (`postgres.sql`): one round trip, one transaction. A hold takes its section (category)
+//!   row `FOR UPDATE`, which serialises holds of one section the way a Raft group serialises a
+//!   show, finds the first row with `n` adjacent available seats in one aisle-free block
+//!   (expired holds count as available) and claims them with an `UPDATE ... WHERE` that
+//!   re-checks each seat's state. Confirm and release change only the hold's own seats, each
+//!   `UPDATE` conditional on the seat's state and the rows changed counted (else the function
+//!   raises and the transaction is undone): a seat is never sold twice.
+//! - **Hold (explicit seats)** (adjacent mode) is a client-side transaction doing the same.
 //! - Connections come from a small pool (`--connections`); the time to get one is part of
 //!   each operation's latency, as a pooled HTTP client's is in `marquee-bench`.
 
@@ -31,65 +32,16 @@ use crate::api::{
 
 /// The harness's own schema: dropped and made afresh at every start.
 const SCHEMA_NAME: &str = "marquee_peer_bench";
-/// Its tables (run with `search_path` set to [`SCHEMA_NAME`]).
-const SCHEMA: &str = "
-CREATE TABLE shows (show_id bigserial PRIMARY KEY, title text NOT NULL, capacity int NOT NULL);
--- rows: the category's rows in layout order (the best-available search walks them in turn).
-CREATE TABLE sections (
-    show_id bigint NOT NULL, category text NOT NULL, capacity int NOT NULL, rows int[] NOT NULL,
-    PRIMARY KEY (show_id, category));
--- status: a = available, h = held (until expires_at_ms), s = sold. Half-full pages leave room
--- for updates in place (HOT): no index covers the columns holds change.
-CREATE TABLE seats (
-    show_id bigint NOT NULL, seat_id text NOT NULL, category text NOT NULL,
-    row_no int NOT NULL, seat_no int NOT NULL, block int NOT NULL,
-    status \"char\" NOT NULL DEFAULT 'a', hold_id bigint, expires_at_ms bigint,
-    PRIMARY KEY (show_id, seat_id)) WITH (fillfactor = 50);
-CREATE INDEX seats_by_place ON seats (show_id, category, row_no, seat_no);
-CREATE SEQUENCE hold_ids;
-CREATE TABLE holds (
-    hold_id bigint PRIMARY KEY, show_id bigint NOT NULL, user_id text NOT NULL,
-    seats text[] NOT NULL, expires_at_ms bigint NOT NULL, state text NOT NULL DEFAULT 'held')
-    WITH (fillfactor = 70);
-CREATE TABLE bookings (
-    booking_id bigserial PRIMARY KEY, hold_id bigint NOT NULL UNIQUE, show_id bigint NOT NULL,
-    user_id text NOT NULL, seats text[] NOT NULL, status text NOT NULL);
-CREATE INDEX bookings_by_show ON bookings (show_id);
-";
+/// Its tables and functions (run with `search_path` set to [`SCHEMA_NAME`]).
+const SCHEMA: &str = include_str!("postgres.sql");
 
 /// The statements of the hot path, prepared once per connection.
-const LOCK_SECTION: &str =
-    "SELECT 1 FROM sections WHERE show_id = $1::bigint AND category = $2::text FOR UPDATE";
+const HOLD_BEST: &str = "SELECT o_hold, o_seats, o_available
+FROM hold_best($1::bigint, $2::text, $3::int, $4::bigint, $5::bigint, $6::text)";
+const CONFIRM: &str =
+    "SELECT o_booking, o_seats FROM confirm_hold($1::bigint, $2::text, $3::bigint)";
+const RELEASE: &str = "SELECT release_hold($1::bigint, $2::text)";
 const NEXT_HOLD: &str = "SELECT nextval('hold_ids')";
-/// $1 show, $2 category, $3 party, $4 now, $5 hold id, $6 expiry. The section's rows are
-/// tried in layout order (a nested loop over `unnest`, stopped by `LIMIT 1` at the first row
-/// that has room); in a row, the available seats form islands (gaps and islands: seat number
-/// minus rank is constant along a run) within each aisle-free block. `MATERIALIZED`: the pick
-/// runs once; inlined into the `UPDATE`'s join, PostgreSQL re-ran it for every seat row.
-const PICK_BEST: &str = "
-WITH pick AS MATERIALIZED (
-    SELECT r.row_no, i.first
-    FROM sections sec
-    CROSS JOIN LATERAL unnest(sec.rows) AS r(row_no)
-    CROSS JOIN LATERAL (
-        SELECT min(seat_no) AS first
-        FROM (SELECT block, seat_no,
-                     seat_no - row_number() OVER (PARTITION BY block ORDER BY seat_no) AS island
-              FROM seats
-              WHERE show_id = $1::bigint AND category = $2::text AND row_no = r.row_no
-                AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $4::bigint))) f
-        GROUP BY block, island HAVING count(*) >= $3::int
-        ORDER BY first LIMIT 1
-    ) i
-    WHERE sec.show_id = $1::bigint AND sec.category = $2::text
-    LIMIT 1
-)
-UPDATE seats s SET status = 'h', hold_id = $5::bigint, expires_at_ms = $6::bigint
-FROM pick
-WHERE s.show_id = $1::bigint AND s.category = $2::text AND s.row_no = pick.row_no
-  AND s.seat_no >= pick.first AND s.seat_no < pick.first + $3::int
-  AND (s.status = 'a' OR (s.status = 'h' AND s.expires_at_ms <= $4::bigint))
-RETURNING s.seat_no, s.seat_id";
 /// $1 show, $2 seats, $3 now, $4 hold id, $5 expiry.
 const HOLD_SEATS: &str = "
 UPDATE seats SET status = 'h', hold_id = $4::bigint, expires_at_ms = $5::bigint
@@ -98,22 +50,6 @@ WHERE show_id = $1::bigint AND seat_id = ANY($2::text[])
 RETURNING seat_no, seat_id";
 const INSERT_HOLD: &str = "INSERT INTO holds (hold_id, show_id, user_id, seats, expires_at_ms)
 VALUES ($1::bigint, $2::bigint, $3::text, $4::text[], $5::bigint)";
-const AVAILABLE: &str = "SELECT count(*) FROM seats WHERE show_id = $1::bigint
-AND category = $2::text AND (status = 'a' OR (status = 'h' AND expires_at_ms <= $3::bigint))";
-const RELEASE_HOLD: &str = "UPDATE holds SET state = 'released'
-WHERE hold_id = $1::bigint AND user_id = $2::text AND state = 'held' RETURNING show_id, seats";
-const FREE_SEATS: &str = "UPDATE seats SET status = 'a', hold_id = NULL, expires_at_ms = NULL
-WHERE show_id = $1::bigint AND seat_id = ANY($2::text[]) AND hold_id = $3::bigint
-  AND status = 'h'";
-const CONFIRM_HOLD: &str = "UPDATE holds SET state = 'confirmed'
-WHERE hold_id = $1::bigint AND user_id = $2::text AND state = 'held'
-  AND expires_at_ms > $3::bigint
-RETURNING show_id, seats";
-const SELL_SEATS: &str = "UPDATE seats SET status = 's', expires_at_ms = NULL
-WHERE show_id = $1::bigint AND seat_id = ANY($2::text[]) AND hold_id = $3::bigint
-  AND status = 'h'";
-const INSERT_BOOKING: &str = "INSERT INTO bookings (hold_id, show_id, user_id, seats, status)
-VALUES ($1::bigint, $2::bigint, $3::text, $4::text[], 'confirmed') RETURNING booking_id";
 const SEAT_MAP: &str = "SELECT row_no, block, seat_id, status, expires_at_ms FROM seats
 WHERE show_id = $1::bigint ORDER BY row_no, seat_no";
 const BOOKINGS: &str =
@@ -132,17 +68,12 @@ const SHOWN: [&str; 6] = [
 ];
 
 struct Statements {
-    lock_section: Statement,
+    hold_best: Statement,
+    confirm: Statement,
+    release: Statement,
     next_hold: Statement,
-    pick_best: Statement,
     hold_seats: Statement,
     insert_hold: Statement,
-    available: Statement,
-    release_hold: Statement,
-    free_seats: Statement,
-    confirm_hold: Statement,
-    sell_seats: Statement,
-    insert_booking: Statement,
     seat_map: Statement,
     bookings: Statement,
 }
@@ -173,17 +104,12 @@ impl Conn {
             async move { client.prepare(sql).await.with_context(|| format!("preparing {sql}")) }
         };
         let st = Statements {
-            lock_section: p(LOCK_SECTION).await?,
+            hold_best: p(HOLD_BEST).await?,
+            confirm: p(CONFIRM).await?,
+            release: p(RELEASE).await?,
             next_hold: p(NEXT_HOLD).await?,
-            pick_best: p(PICK_BEST).await?,
             hold_seats: p(HOLD_SEATS).await?,
             insert_hold: p(INSERT_HOLD).await?,
-            available: p(AVAILABLE).await?,
-            release_hold: p(RELEASE_HOLD).await?,
-            free_seats: p(FREE_SEATS).await?,
-            confirm_hold: p(CONFIRM_HOLD).await?,
-            sell_seats: p(SELL_SEATS).await?,
-            insert_booking: p(INSERT_BOOKING).await?,
             seat_map: p(SEAT_MAP).await?,
             bookings: p(BOOKINGS).await?,
         };
@@ -356,6 +282,11 @@ async fn create_show(conn: &mut Conn, body: &Value) -> Result<CreatedShow, Failu
     Ok(CreatedShow { show_id: show_id as u64, capacity: capacity as u32 })
 }
 
+/// The code of an error the schema's functions raise on purpose, if `e` is one.
+fn raised(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code()).filter(|c| c.starts_with("MB"))
+}
+
 async fn hold(
     conn: &mut Conn,
     user: &str,
@@ -363,101 +294,79 @@ async fn hold(
     what: &HoldRequest,
     ttl_ms: i64,
 ) -> Result<HoldAck, Failure> {
-    let Conn { client, st } = conn;
     let now = now_ms();
     let expires = now + ttl_ms;
-    let tx = client.transaction().await.map_err(pg)?;
-    let (seats, hold_id) = match what {
+    match what {
         HoldRequest::Best { quantity, category } => {
             let party = *quantity as i32;
-            let lock_params: [&(dyn ToSql + Sync); 2] = [&show_id, category];
-            let (section, next) = tokio::try_join!(
-                tx.query_opt(&st.lock_section, &lock_params),
-                tx.query_one(&st.next_hold, &[]),
-            )
-            .map_err(pg)?;
-            if section.is_none() {
-                return Err(status(404, "show-not-found", Value::Null));
+            let params: [&(dyn ToSql + Sync); 6] =
+                [&show_id, category, &party, &now, &expires, &user];
+            let row = match conn.client.query_opt(&conn.st.hold_best, &params).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return Err(status(404, "show-not-found", Value::Null)),
+                Err(e) if raised(&e).is_some() => return Err(seats_unavailable(&[])),
+                Err(e) => return Err(pg(e)),
+            };
+            match (col::<Option<i64>>(&row, 0)?, col::<Option<Vec<String>>>(&row, 1)?) {
+                (Some(hold_id), Some(seats)) => Ok(HoldAck { hold_id: hold_id.to_string(), seats }),
+                _ => Err(not_enough_seats(col::<Option<i64>>(&row, 2)?.unwrap_or(0) as u64)),
             }
-            let hold_id: i64 = col(&next, 0)?;
-            let rows = tx
-                .query(&st.pick_best, &[&show_id, category, &party, &now, &hold_id, &expires])
-                .await
-                .map_err(pg)?;
-            if rows.is_empty() {
-                let available: i64 = col(
-                    &tx.query_one(&st.available, &[&show_id, category, &now]).await.map_err(pg)?,
-                    0,
-                )?;
-                tx.rollback().await.map_err(pg)?;
-                return Err(not_enough_seats(available as u64));
-            }
-            if rows.len() != party as usize {
-                tx.rollback().await.map_err(pg)?;
-                return Err(seats_unavailable(&[]));
-            }
-            (claimed(&rows)?, hold_id)
         }
-        HoldRequest::Seats(wanted) => {
-            let hold_id: i64 = col(&tx.query_one(&st.next_hold, &[]).await.map_err(pg)?, 0)?;
-            let rows = tx
-                .query(&st.hold_seats, &[&show_id, wanted, &now, &hold_id, &expires])
-                .await
-                .map_err(pg)?;
-            let got = claimed(&rows)?;
-            let unique: BTreeSet<&String> = wanted.iter().collect();
-            if got.len() != unique.len() {
-                tx.rollback().await.map_err(pg)?;
-                let taken: Vec<String> =
-                    unique.into_iter().filter(|s| !got.contains(s)).cloned().collect();
-                return Err(seats_unavailable(&taken));
-            }
-            (got, hold_id)
-        }
-    };
-    tx.execute(&st.insert_hold, &[&hold_id, &show_id, &user, &seats, &expires])
+        HoldRequest::Seats(wanted) => hold_seats(conn, user, show_id, wanted, now, expires).await,
+    }
+}
+
+/// A hold of explicit seats (adjacent mode): a client-side transaction, all seats or none.
+async fn hold_seats(
+    conn: &mut Conn,
+    user: &str,
+    show_id: i64,
+    wanted: &[String],
+    now: i64,
+    expires: i64,
+) -> Result<HoldAck, Failure> {
+    let Conn { client, st } = conn;
+    let tx = client.transaction().await.map_err(pg)?;
+    let hold_id: i64 = col(&tx.query_one(&st.next_hold, &[]).await.map_err(pg)?, 0)?;
+    let rows = tx
+        .query(&st.hold_seats, &[&show_id, &wanted, &now, &hold_id, &expires])
         .await
         .map_err(pg)?;
+    let got = claimed(&rows)?;
+    let unique: BTreeSet<&String> = wanted.iter().collect();
+    if got.len() != unique.len() {
+        tx.rollback().await.map_err(pg)?;
+        let taken: Vec<String> = unique.into_iter().filter(|s| !got.contains(s)).cloned().collect();
+        return Err(seats_unavailable(&taken));
+    }
+    tx.execute(&st.insert_hold, &[&hold_id, &show_id, &user, &got, &expires]).await.map_err(pg)?;
     tx.commit().await.map_err(pg)?;
-    Ok(HoldAck { hold_id: hold_id.to_string(), seats })
+    Ok(HoldAck { hold_id: hold_id.to_string(), seats: got })
 }
 
 async fn release(conn: &mut Conn, user: &str, hold_id: i64) -> Result<Value, Failure> {
-    let Conn { client, st } = conn;
-    let tx = client.transaction().await.map_err(pg)?;
-    let Some(row) = tx.query_opt(&st.release_hold, &[&hold_id, &user]).await.map_err(pg)? else {
+    let row = conn.client.query_one(&conn.st.release, &[&hold_id, &user]).await.map_err(pg)?;
+    if col::<Option<bool>>(&row, 0)? != Some(true) {
         return Err(status(404, "hold-not-found", Value::Null));
-    };
-    let (show_id, seats): (i64, Vec<String>) = (col(&row, 0)?, col(&row, 1)?);
-    tx.execute(&st.free_seats, &[&show_id, &seats, &hold_id]).await.map_err(pg)?;
-    tx.commit().await.map_err(pg)?;
+    }
     Ok(json!({ "hold_id": hold_id.to_string(), "status": "released" }))
 }
 
 async fn confirm(conn: &mut Conn, user: &str, hold_id: i64) -> Result<Booking, Failure> {
-    let Conn { client, st } = conn;
-    let tx = client.transaction().await.map_err(pg)?;
-    let Some(row) =
-        tx.query_opt(&st.confirm_hold, &[&hold_id, &user, &now_ms()]).await.map_err(pg)?
-    else {
-        return Err(status(409, "hold-not-active", Value::Null));
-    };
-    let (show_id, seats): (i64, Vec<String>) = (col(&row, 0)?, col(&row, 1)?);
-    let sell: [&(dyn ToSql + Sync); 3] = [&show_id, &seats, &hold_id];
-    let insert: [&(dyn ToSql + Sync); 4] = [&hold_id, &show_id, &user, &seats];
-    let (sold, booking) = tokio::try_join!(
-        tx.execute(&st.sell_seats, &sell),
-        tx.query_one(&st.insert_booking, &insert),
-    )
-    .map_err(pg)?;
-    if sold != seats.len() as u64 {
+    let params: [&(dyn ToSql + Sync); 3] = [&hold_id, &user, &now_ms()];
+    let row = match conn.client.query_opt(&conn.st.confirm, &params).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Err(status(409, "hold-not-active", Value::Null)),
         // The hold expired and another hold took some of its seats.
-        tx.rollback().await.map_err(pg)?;
-        return Err(status(409, "hold-expired", Value::Null));
-    }
-    let booking_id: i64 = col(&booking, 0)?;
-    tx.commit().await.map_err(pg)?;
-    Ok(Booking { booking_id: booking_id.to_string(), status: "confirmed".into(), seats })
+        Err(e) if raised(&e).is_some() => return Err(status(409, "hold-expired", Value::Null)),
+        Err(e) => return Err(pg(e)),
+    };
+    let booking_id: i64 = col(&row, 0)?;
+    Ok(Booking {
+        booking_id: booking_id.to_string(),
+        status: "confirmed".into(),
+        seats: col(&row, 1)?,
+    })
 }
 
 async fn seat_map(conn: &mut Conn, show_id: i64) -> Result<SeatMap, Failure> {
