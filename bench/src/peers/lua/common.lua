@@ -19,6 +19,23 @@ local function put(st, i, c)
   return string.sub(st, 1, i - 1) .. c .. string.sub(st, i + 1)
 end
 
+-- Writes back the rows' new state strings ({r = st}).
+local function store(p, rows)
+  for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+end
+
+-- Makes the seats at `pos` ("r:i,...") that hold `hid` (expiring at `exp`) still holds
+-- available again, the new state strings going into `rows`.
+local function give_back(p, held, rows, hid, pos, exp)
+  local mine = hid .. ':' .. exp
+  for r, i in string.gmatch(pos, '(%d+):(%d+)') do
+    if redis.call('HGET', held, r .. ':' .. i) == mine then
+      rows[r] = put(rows[r] or redis.call('HGET', p .. ':row:' .. r, 'st'), tonumber(i), '.')
+      redis.call('HDEL', held, r .. ':' .. i)
+    end
+  end
+end
+
 -- Frees the seats of the show's holds that expired by `now` (holds sweep before they search,
 -- so the search itself reads only the state strings).
 local function sweep(p, held, now)
@@ -28,17 +45,11 @@ local function sweep(p, held, now)
   for _, hid in ipairs(due) do
     local f = redis.call('HMGET', 'mpb:hold:' .. hid, 'pos', 'exp', 'state')
     if f[3] == 'held' then
-      local mine = hid .. ':' .. f[2]
-      for r, i in string.gmatch(f[1], '(%d+):(%d+)') do
-        if redis.call('HGET', held, r .. ':' .. i) == mine then
-          rows[r] = put(rows[r] or redis.call('HGET', p .. ':row:' .. r, 'st'), tonumber(i), '.')
-          redis.call('HDEL', held, r .. ':' .. i)
-        end
-      end
+      give_back(p, held, rows, hid, f[1], f[2])
       redis.call('HSET', 'mpb:hold:' .. hid, 'state', 'expired')
     end
   end
-  for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+  store(p, rows)
   redis.call('ZREMRANGEBYSCORE', p .. ':exp', '-inf', now)
 end
 
@@ -53,7 +64,7 @@ local function new_hold(p, held, rows, pos, seats, now, ttl, user)
     redis.call('HSET', held, r .. ':' .. i, hid .. ':' .. exp)
     places[k] = r .. ':' .. i
   end
-  for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+  store(p, rows)
   redis.call('HSET', 'mpb:hold:' .. hid, 'show', p, 'user', user, 'pos', table.concat(places, ','),
     'seats', table.concat(seats, ','), 'exp', exp, 'state', 'held')
   redis.call('ZADD', p .. ':exp', exp, hid)

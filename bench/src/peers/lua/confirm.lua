@@ -17,7 +17,7 @@ for r, i in string.gmatch(f[3], '(%d+):(%d+)') do
   rows[r] = put(rows[r] or redis.call('HGET', p .. ':row:' .. r, 'st'), tonumber(i), 's')
   redis.call('HDEL', held, r .. ':' .. i)
 end
-for r, st in pairs(rows) do redis.call('HSET', p .. ':row:' .. r, 'st', st) end
+store(p, rows)
 local bid = tostring(redis.call('INCR', 'mpb:seq:booking'))
 redis.call('HSET', 'mpb:booking:' .. bid, 'hold', ARGV[1], 'show', p, 'user', ARGV[2],
   'seats', f[4], 'status', 'confirmed')
