@@ -239,6 +239,11 @@ impl Api {
             .ok_or_else(|| anyhow::anyhow!("register answered no access_token"))
     }
 
+    /// The gateway's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

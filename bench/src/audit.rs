@@ -14,7 +14,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{Api, Booking, Failure, SeatMap, Timed};
+use crate::api::{Booking, Failure, SeatMap, Timed};
+use crate::backend::Backend;
 use crate::workload::Acked;
 
 /// Attempts to read one resource while the cluster is unavailable.
@@ -186,7 +187,7 @@ fn unreadable(show_id: u64, what: &str, failure: &Failure) -> ShowAudit {
     }
 }
 
-async fn audit_show(api: &Api, show_id: u64, acked: &[Acked]) -> ShowAudit {
+async fn audit_show(api: &impl Backend, show_id: u64, acked: &[Acked]) -> ShowAudit {
     let mut round = 0;
     loop {
         round += 1;
@@ -207,7 +208,7 @@ async fn audit_show(api: &Api, show_id: u64, acked: &[Acked]) -> ShowAudit {
 }
 
 /// Audits every show in `show_ids` against the bookings acknowledged to the bench.
-pub async fn audit(api: &Api, show_ids: &[u64], acked: &[Acked]) -> AuditReport {
+pub async fn audit<B: Backend>(api: &B, show_ids: &[u64], acked: &[Acked]) -> AuditReport {
     let mut by_show: HashMap<u64, Vec<Acked>> = HashMap::new();
     for ack in acked {
         by_show.entry(ack.show_id).or_default().push(ack.clone());

@@ -39,9 +39,16 @@ pub fn targets(spec: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     Ok(targets)
 }
 
-/// CPU seconds of every target now (a process that is gone is left out).
+/// CPU seconds of every target now, summed over the processes that share a name (a server
+/// made of many processes, e.g. PostgreSQL's backends); a process that is gone is left out.
 pub fn sample(targets: &[(String, String)]) -> BTreeMap<String, f64> {
-    targets.iter().filter_map(|(name, pid)| cpu_seconds(pid).map(|s| (name.clone(), s))).collect()
+    let mut seconds = BTreeMap::new();
+    for (name, pid) in targets {
+        if let Some(s) = cpu_seconds(pid) {
+            *seconds.entry(name.clone()).or_insert(0.0) += s;
+        }
+    }
+    seconds
 }
 
 /// CPU a process used in the window.
@@ -65,9 +72,15 @@ pub fn report(
     window_s: f64,
     holds: u64,
 ) -> Vec<CpuReport> {
-    let mut rows: Vec<CpuReport> = targets
-        .iter()
-        .filter_map(|(name, _)| {
+    let mut names: Vec<&String> = Vec::new();
+    for (name, _) in targets {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let mut rows: Vec<CpuReport> = names
+        .into_iter()
+        .filter_map(|name| {
             let cpu_s = end.get(name)? - start.get(name)?;
             Some(CpuReport {
                 process: name.clone(),
@@ -95,7 +108,8 @@ mod tests {
 
     #[test]
     fn own_cpu_time_is_read_and_grows() {
-        let targets = targets(&["parent=1".into()]).unwrap();
+        let me = format!("twice={}", std::process::id());
+        let targets = targets(&["parent=1".into(), me.clone(), me]).unwrap();
         let before = sample(&targets);
         assert!(before.contains_key("parent"), "pid 1 is readable");
         // Spin until the kernel has charged this process at least two ticks (bounded).
@@ -111,8 +125,10 @@ mod tests {
             }
             assert!(started.elapsed().as_secs() < 20, "CPU time never grew");
         };
+        assert!((before["twice"] - 2.0 * before["bench"]).abs() < 0.05, "same-name pids add up");
         let rows = report(&before, &after, &targets, 1.0, 10);
-        assert_eq!(rows.last().unwrap().process, "total");
+        let names: Vec<&str> = rows.iter().map(|r| r.process.as_str()).collect();
+        assert_eq!(names, ["bench", "parent", "twice", "total"]);
     }
 
     #[test]

@@ -35,17 +35,9 @@
 //! Exit status: 0 audit passed, 1 audit failed, 2 the run could not be done (bad flags,
 //! gateway unreachable, setup failed).
 
-mod api;
-mod audit;
-mod config;
-mod cpu;
-mod report;
-mod runner;
-mod shows;
-mod stats;
-mod workload;
-
 use std::process::ExitCode;
+
+use bench::{config, runner};
 
 #[tokio::main]
 async fn main() -> ExitCode {

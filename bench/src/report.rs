@@ -78,6 +78,8 @@ pub struct ShowsReport {
 pub struct Report {
     /// Tool name and version.
     pub tool: String,
+    /// What was driven: `gateway <url>`, `postgres <url>`, ...
+    pub target: String,
     /// Seed of the random choices.
     pub seed: u64,
     /// Prefix of this run's user ids and show titles.
@@ -118,6 +120,10 @@ fn per_s(count: u64, window_s: f64) -> f64 {
 
 /// Everything the report is made of.
 pub struct Inputs {
+    /// The tool's name (`marquee-bench`, `marquee-peer-bench`).
+    pub tool: &'static str,
+    /// What was driven ([`crate::backend::Backend::describe`]).
+    pub target: String,
     /// Flags.
     pub args: Args,
     /// Seed used.
@@ -144,6 +150,8 @@ impl Report {
     /// Builds the report.
     pub fn new(inputs: Inputs) -> Report {
         let Inputs {
+            tool,
+            target,
             args,
             seed,
             run_tag,
@@ -184,7 +192,8 @@ impl Report {
             outcomes: Outcome::ALL.iter().map(|&o| (o.name(), stats.outcomes(o))).collect(),
         };
         Report {
-            tool: format!("marquee-bench {}", env!("CARGO_PKG_VERSION")),
+            tool: format!("{tool} {}", env!("CARGO_PKG_VERSION")),
+            target,
             seed,
             run_tag,
             config: args,
@@ -211,9 +220,9 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{}  gateway {}  mode {}  concurrency {}  seed {}  run {}",
+            "{}  {}  mode {}  concurrency {}  seed {}  run {}",
             self.tool,
-            c.gateway,
+            self.target,
             c.mode.as_str(),
             c.concurrency,
             self.seed,

@@ -12,6 +12,7 @@ use rand::Rng;
 
 use crate::api::Api;
 use crate::audit::audit;
+use crate::backend::Backend;
 use crate::config::Args;
 use crate::report::{Inputs, Report, ShowsReport};
 use crate::shows::Shows;
@@ -47,40 +48,44 @@ async fn wait_ready(api: &Api, gateway: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Registers `count` customer accounts, 8 at a time; returns their access tokens in order.
-async fn register_accounts(api: &Api, count: usize, run_tag: &str) -> anyhow::Result<Vec<String>> {
-    let mut tokens = Vec::with_capacity(count);
-    let mut next = 0;
-    while next < count {
-        let batch: Vec<_> = (next..count.min(next + 8))
-            .map(|i| {
-                let api = api.clone();
-                let email = format!("bench-{run_tag}-{i}@marquee.bench");
-                tokio::spawn(async move { api.register(&email, &format!("bench {i}")).await })
-            })
-            .collect();
-        for handle in batch {
-            tokens.push(handle.await??);
-        }
-        next += 8;
-    }
-    Ok(tokens)
+/// The run's seed (`--seed` or random) and tag, printed so the run can be repeated.
+pub fn seed_and_tag(args: &Args, tool: &str) -> (u64, String) {
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let run_tag = run_tag();
+    println!("{tool}: seed {seed} (repeat with --seed {seed}), run tag {run_tag}");
+    (seed, run_tag)
 }
 
-/// Runs the benchmark; `Ok(true)` when the audit passed.
+/// Runs the benchmark against the gateway; `Ok(true)` when the audit passed.
 ///
 /// # Errors
 /// Invalid flags, an unreachable gateway, setup failures, an unwritable `--json` path.
 pub async fn run(args: Args) -> anyhow::Result<bool> {
     args.validate()?;
-    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
-    let run_tag = run_tag();
-    println!("marquee-bench: seed {seed} (repeat with --seed {seed}), run tag {run_tag}");
+    anyhow::ensure!(
+        args.gateway.starts_with("http://"),
+        "--gateway must be an http:// URL (the bench speaks plain HTTP only)"
+    );
+    let (seed, run_tag) = seed_and_tag(&args, "marquee-bench");
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut api = Api::new(&args.gateway, args.concurrency, timeout)?;
     wait_ready(&api, &args.gateway).await?;
     api.sign_in_admin(&args.admin_email, &args.admin_password).await?;
+    drive(api, args, "marquee-bench", seed, run_tag).await
+}
 
+/// Runs the benchmark against a ready `backend` (flags already validated): shows, accounts,
+/// warm-up and measured window, audit, report. `Ok(true)` when the audit passed.
+///
+/// # Errors
+/// Setup failures, an unwritable `--json` path.
+pub async fn drive<B: Backend>(
+    api: B,
+    args: Args,
+    tool: &'static str,
+    seed: u64,
+    run_tag: String,
+) -> anyhow::Result<bool> {
     let setup_started = Instant::now();
     let shows = Shows::create(&api, &args, &run_tag).await.context("setup")?;
     println!(
@@ -98,11 +103,12 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     );
 
     let accounts_started = Instant::now();
-    let tokens = register_accounts(&api, args.concurrency * args.accounts_per_worker, &run_tag)
+    let tokens = api
+        .accounts(args.concurrency * args.accounts_per_worker, &run_tag)
         .await
-        .context("registering the bench's accounts")?;
+        .context("making the bench's accounts")?;
     println!(
-        "setup: {} customer accounts registered in {:.1} s (not measured)",
+        "setup: {} customer accounts ready in {:.1} s (not measured)",
         tokens.len(),
         accounts_started.elapsed().as_secs_f64()
     );
@@ -136,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
             }
             Err(e) => {
                 lost_workers += 1;
-                eprintln!("marquee-bench: a worker failed: {e}");
+                eprintln!("{tool}: a worker failed: {e}");
             }
         }
     }
@@ -162,7 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     }
 
     if window_s == 0.0 {
-        eprintln!("marquee-bench: the run ended during the warm-up; nothing was measured");
+        eprintln!("{tool}: the run ended during the warm-up; nothing was measured");
     }
     let show_ids = run.shows.all_ids();
     println!("auditing {} shows and {} acknowledged bookings...", show_ids.len(), acked.len());
@@ -181,6 +187,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         Err(_) => Vec::new(),
     };
     let report = Report::new(Inputs {
+        tool,
+        target: api.describe(),
         args: run.args.clone(),
         seed,
         run_tag: run.run_tag.clone(),
@@ -202,7 +210,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
 }
 
 /// First Ctrl-C: stop starting journeys, then audit and report. Second: exit at once.
-async fn stop_on_ctrl_c(run: Arc<Run>) {
+async fn stop_on_ctrl_c<B: Backend>(run: Arc<Run<B>>) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -215,7 +223,7 @@ async fn stop_on_ctrl_c(run: Arc<Run>) {
 
 /// Records the longest time in the measured window during which no journey finished (a
 /// leader failover shows up here).
-async fn watch_stalls(run: Arc<Run>, longest_ms: Arc<std::sync::atomic::AtomicU64>) {
+async fn watch_stalls<B: Backend>(run: Arc<Run<B>>, longest_ms: Arc<std::sync::atomic::AtomicU64>) {
     tokio::time::sleep_until(run.measure_start.into()).await;
     let mut last = run.finished.load(Ordering::Relaxed);
     let mut since = Instant::now();
@@ -233,7 +241,7 @@ async fn watch_stalls(run: Arc<Run>, longest_ms: Arc<std::sync::atomic::AtomicU6
 }
 
 /// A progress line on stderr every few seconds.
-async fn progress(run: Arc<Run>) {
+async fn progress<B: Backend>(run: Arc<Run<B>>) {
     let started = Instant::now();
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;

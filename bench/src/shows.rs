@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{Api, CreatedShow, Failure, Timed};
+use crate::api::{CreatedShow, Failure, Timed};
+use crate::backend::Backend;
 use crate::config::{Args, LayoutKind, OnSoldOut};
 use crate::stats::{Op, Stats};
 
@@ -137,6 +138,11 @@ impl Layout {
         Layout::build(rows, seats, aisles, &STADIUM_CATEGORIES, category)
     }
 
+    /// The layout as `POST /v1/admin/shows` takes it.
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+
     fn build(
         rows: u32,
         seats: u32,
@@ -228,7 +234,7 @@ fn show_from(layout: &Layout, created: &CreatedShow) -> Show {
 }
 
 /// Creates one show, retrying while the cluster is unavailable.
-async fn create_with_retries(api: &Api, body: &Value) -> Result<CreatedShow, Failure> {
+async fn create_with_retries(api: &impl Backend, body: &Value) -> Result<CreatedShow, Failure> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -249,7 +255,7 @@ impl Shows {
     ///
     /// # Errors
     /// A show that cannot be created (bad admin token, gateway down, ...).
-    pub async fn create(api: &Api, args: &Args, run_tag: &str) -> anyhow::Result<Shows> {
+    pub async fn create<B: Backend>(api: &B, args: &Args, run_tag: &str) -> anyhow::Result<Shows> {
         let layout = match args.layout {
             LayoutKind::Cinema => Layout::new(args.rows, args.seats_per_row),
             LayoutKind::Stadium => Layout::stadium(args.rows, args.seats_per_row),
@@ -332,7 +338,7 @@ impl Shows {
     /// Show `show_id` in `slot` is (nearly) sold out: retire the slot or refill it with a new
     /// show. Only the first journey to report a show acts; the creation of the replacement is
     /// recorded as [`Op::CreateShow`].
-    pub async fn sold_out(&self, api: &Api, slot: usize, show_id: u64, stats: &mut Stats) {
+    pub async fn sold_out(&self, api: &impl Backend, slot: usize, show_id: u64, stats: &mut Stats) {
         let s = &self.slots[slot];
         if self.current(slot).id != show_id {
             return;

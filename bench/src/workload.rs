@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::api::{Api, Failure, HoldAck, HoldRequest, SeatMap};
+use crate::api::{Failure, HoldAck, HoldRequest, SeatMap};
+use crate::backend::Backend;
 use crate::config::{Args, Mode};
 use crate::shows::{Show, Shows};
 use crate::stats::{Op, Outcome, Stats};
@@ -36,9 +37,9 @@ pub struct Acked {
 }
 
 /// State shared by the workers of one run.
-pub struct Run {
-    /// The gateway.
-    pub api: Api,
+pub struct Run<B> {
+    /// The system under test (the gateway or a peer).
+    pub api: B,
     /// Flags.
     pub args: Args,
     /// The shows and their popularity.
@@ -62,16 +63,16 @@ pub struct Run {
     pub failed: AtomicU64,
 }
 
-impl Run {
+impl<B: Backend> Run<B> {
     /// A run whose measured window starts at `measure_start`.
     pub fn new(
-        api: Api,
+        api: B,
         args: Args,
         shows: Shows,
         tokens: Vec<String>,
         run_tag: String,
         start: Instant,
-    ) -> Run {
+    ) -> Run<B> {
         let measure_start = start + Duration::from_secs_f64(args.warmup_s);
         let deadline = measure_start + Duration::from_secs_f64(args.duration_s);
         Run {
@@ -134,7 +135,7 @@ impl Ended {
 
 /// One closed-loop worker: journeys back to back until the deadline, the journey budget or a
 /// stop request.
-pub async fn worker(run: Arc<Run>, index: usize, seed: u64) -> WorkerOutput {
+pub async fn worker<B: Backend>(run: Arc<Run<B>>, index: usize, seed: u64) -> WorkerOutput {
     let mut rng = StdRng::seed_from_u64(
         seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17),
     );
@@ -177,8 +178,8 @@ pub async fn worker(run: Arc<Run>, index: usize, seed: u64) -> WorkerOutput {
     WorkerOutput { stats, acked }
 }
 
-async fn journey(
-    run: &Run,
+async fn journey<B: Backend>(
+    run: &Run<B>,
     rng: &mut StdRng,
     user: &str,
     stats: &mut Stats,
@@ -267,8 +268,8 @@ fn is_conflict(failure: &Failure) -> bool {
 
 /// Adjacent mode: read the seat map (fast read), pick `party` adjacent available seats in one
 /// row, hold them; on a 409 re-read and pick again, avoiding the seats reported taken.
-async fn hold_adjacent(
-    run: &Run,
+async fn hold_adjacent<B: Backend>(
+    run: &Run<B>,
     rng: &mut StdRng,
     ask: &Ask<'_>,
     stats: &mut Stats,
@@ -321,8 +322,8 @@ async fn hold_adjacent(
 
 /// Best mode: ask for the best `party` seats of a category (weighted by its size among the
 /// categories not yet seen sold out).
-async fn hold_best(
-    run: &Run,
+async fn hold_best<B: Backend>(
+    run: &Run<B>,
     rng: &mut StdRng,
     ask: &Ask<'_>,
     stats: &mut Stats,
