@@ -332,7 +332,11 @@ impl Cluster {
         eventually("replicas to converge", timeout, || async {
             let mut groups = std::collections::BTreeMap::<u64, Vec<GroupStatus>>::new();
             for node in self.nodes.iter().filter(|n| n.is_running()) {
-                for status in node.statuses().await? {
+                // Name the node: a refused connection alone does not say whose.
+                let statuses = node.statuses().await.with_context(|| {
+                    format!("status of node {} (pid {:?}, {})", node.id, node.pid(), node.grpc)
+                })?;
+                for status in statuses {
                     groups.entry(status.group_id).or_default().push(status);
                 }
             }
