@@ -1,6 +1,6 @@
 //! The node's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (process up) and `/readyz`
-//! (every local replica knows a leader, and the storage has not failed). Gauges read from Raft, the writer and the disk are set
-//! when scraped.
+//! (every local replica knows a leader, and the storage has not failed). Gauges read from Raft,
+//! the writer and the disk are set when scraped.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -5,8 +5,9 @@
 //! never hears that an entry or a vote is durable when it is not, and the replicas on this node
 //! stop (their groups carry on with the other replicas). This module is the rest of the
 //! policy: it stops writing on its own when the disk is almost full (`--storage-min-free-mb`,
-//! before RocksDB runs out of space in the middle of a write), notices a failure, says why (an error log line, `marquee_node_storage_failed`,
-//! `/readyz` answering 503 with the error), and once the data directory can take a probe write
+//! before RocksDB runs out of space in the middle of a write), notices a failure, says why (an
+//! error log line, `marquee_node_storage_failed`, `/readyz` answering 503 with the error), and
+//! once the data directory can take a probe write
 //! of `--storage-restart-free-mb` again (space was freed, the device came back), restarts the
 //! node in place: the process re-executes itself with the same arguments, which reopens
 //! RocksDB from what is durable, exactly as after a crash. The replicas then catch up from
@@ -42,7 +43,10 @@ pub async fn watch(db: Db, data_dir: PathBuf, settings: Settings, shutdown: Canc
     let Settings { min_free_mb, restart_free_mb } = settings;
     let failure = loop {
         if min_free_mb > 0 {
-            if let Ok(disk) = fs4::statvfs(&data_dir) {
+            // statvfs can hang on exactly the failing device this watches: off the runtime.
+            let dir = data_dir.clone();
+            let disk = tokio::task::spawn_blocking(move || fs4::statvfs(dir)).await;
+            if let Ok(Ok(disk)) = disk {
                 let available_mb = disk.available_space() / (1024 * 1024);
                 if available_mb < min_free_mb {
                     db.fail(format!(
