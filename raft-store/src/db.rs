@@ -19,7 +19,7 @@
 //! reopened from what is durable once the disk is usable again.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,39 +30,9 @@ use proto::GroupId;
 
 use crate::keys::{self, CF_META, COLUMN_FAMILIES};
 use crate::limits::{WRITER_BATCH_BYTES_MAX, WRITER_QUEUE_CAPACITY};
+use crate::simdisk::{SimDisk, SimHandle};
+pub use crate::write::{Op, WriterStats};
 use crate::{Error, Result};
-
-/// One mutation in a write.
-#[derive(Debug)]
-pub enum Op {
-    /// Set `key` to `value` in column family `cf`.
-    Put {
-        /// Column family name.
-        cf: &'static str,
-        /// Key.
-        key: Vec<u8>,
-        /// Value.
-        value: Vec<u8>,
-    },
-    /// Delete keys in `[from, to)` of column family `cf`.
-    DeleteRange {
-        /// Column family name.
-        cf: &'static str,
-        /// First key deleted.
-        from: Vec<u8>,
-        /// First key kept.
-        to: Vec<u8>,
-    },
-}
-
-impl Op {
-    fn size_bytes(&self) -> usize {
-        match self {
-            Op::Put { key, value, .. } => key.len() + value.len(),
-            Op::DeleteRange { from, to, .. } => from.len() + to.len(),
-        }
-    }
-}
 
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
@@ -76,36 +46,18 @@ struct WriteJob {
     done: Completion,
 }
 
-/// Counters of the writer, for metrics.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    /// Synced batches written.
-    pub batches: AtomicU64,
-    /// Writes (jobs) merged into those batches.
-    pub writes: AtomicU64,
-    /// Bytes written.
-    pub bytes: AtomicU64,
-    /// Total time spent in `DB::write`, nanoseconds.
-    pub write_nanos: AtomicU64,
-    /// Batches whose write failed, and writes refused after the failure.
-    pub failed_writes: AtomicU64,
-    /// Why the writer stopped writing: the first failed batch's error. Set once.
-    failure: std::sync::OnceLock<String>,
-}
-
-impl WriterStats {
-    /// The error that stopped the writer, if one did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.get().map(String::as_str)
-    }
-}
-
 /// Handle to the node's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<DB>,
-    writer: Arc<Writer>,
+    backend: Backend,
     stats: Arc<WriterStats>,
+}
+
+/// Where the bytes go: RocksDB with its writer thread, or the simulator's disk.
+#[derive(Clone)]
+enum Backend {
+    Rocks { db: Arc<DB>, writer: Arc<Writer> },
+    Sim(SimHandle),
 }
 
 /// The writer thread and its queue. Dropping the last handle closes the queue and joins the
@@ -129,7 +81,10 @@ impl Drop for Writer {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.db.path()).finish()
+        match &self.backend {
+            Backend::Rocks { db, .. } => f.debug_struct("Db").field("path", &db.path()).finish(),
+            Backend::Sim(_) => f.debug_struct("Db").field("path", &"(simulated)").finish(),
+        }
     }
 }
 
@@ -169,7 +124,19 @@ impl Db {
             .spawn(move || run_writer(&writer_db, jobs, sync, &writer_stats, &observer))
             .map_err(|e| Error::Io(e.to_string()))?;
         let writer = Arc::new(Writer { queue: Some(queue), thread: Some(thread) });
-        Ok(Db { db, writer, stats })
+        Ok(Db { backend: Backend::Rocks { db, writer }, stats })
+    }
+
+    /// Starts a simulated process on `disk` ([`crate::simdisk`]) and returns its database:
+    /// what the previous process never synced is gone.
+    pub fn simulated(disk: &SimDisk) -> Db {
+        let (handle, stats) = disk.start_process();
+        Db { backend: Backend::Sim(handle), stats }
+    }
+
+    /// Whether this database is the simulator's in-memory disk.
+    pub fn is_simulated(&self) -> bool {
+        matches!(self.backend, Backend::Sim(_))
     }
 
     /// Writes a consistent point-in-time copy of the whole database (every replica's log, vote
@@ -180,13 +147,19 @@ impl Db {
     /// # Errors
     /// RocksDB could not create it (the directory exists, the disk is full, ...).
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        rocksdb::checkpoint::Checkpoint::new(self.raw()?)?.create_checkpoint(dir)?;
         Ok(())
     }
 
-    /// The underlying database, for reads.
-    pub fn raw(&self) -> &DB {
-        &self.db
+    /// The underlying RocksDB.
+    ///
+    /// # Errors
+    /// The database is the simulator's, which has no RocksDB.
+    pub fn raw(&self) -> Result<&DB> {
+        match &self.backend {
+            Backend::Rocks { db, .. } => Ok(db),
+            Backend::Sim(_) => Err(Error::Io("a simulated disk has no RocksDB".into())),
+        }
     }
 
     /// Writer counters.
@@ -206,7 +179,7 @@ impl Db {
     /// batch being written complete normally; every later one fails. Returns false if the
     /// database had already stopped.
     pub fn fail(&self, reason: String) -> bool {
-        self.stats.failure.set(reason).is_ok()
+        self.stats.set_failure(reason)
     }
 
     /// Queues `ops` and calls `done` on the writer thread once they are durable.
@@ -218,7 +191,11 @@ impl Db {
         ops: Vec<Op>,
         done: impl FnOnce(std::result::Result<(), String>) + Send + 'static,
     ) -> Result<()> {
-        let queue = self.writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
+        let writer = match &self.backend {
+            Backend::Rocks { writer, .. } => writer,
+            Backend::Sim(handle) => return handle.submit(ops, done),
+        };
+        let queue = writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
         queue
             .send(WriteJob { ops, done: Box::new(done) })
             .await
@@ -244,23 +221,53 @@ impl Db {
     /// # Errors
     /// RocksDB read failure.
     pub fn hosted_groups(&self) -> Result<Vec<GroupId>> {
-        let handle = self
-            .db
-            .cf_handle(CF_META)
-            .ok_or_else(|| Error::Io(format!("no column family {CF_META}")))?;
         let (from, to) = keys::hosted_range();
         let mut groups = Vec::new();
-        let mode = rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(&handle, mode) {
-            let (key, _) = item?;
-            if key.as_ref() >= to.as_slice() {
-                break;
+        self.for_each(CF_META, &from, &to, |key, _| {
+            if key >= to.as_slice() {
+                return Ok(false);
             }
-            let group = keys::hosted_key_group(&key)
+            let group = keys::hosted_key_group(key)
                 .ok_or_else(|| Error::Corrupt("malformed hosted-group key".into()))?;
             groups.push(group);
-        }
+            Ok(true)
+        })?;
         Ok(groups)
+    }
+
+    /// Calls `visit` with every key (and value) of `cf` from `from` through `to`, in order,
+    /// until it returns `Ok(false)` or an error.
+    ///
+    /// # Errors
+    /// A read failure, or `visit`'s error.
+    pub fn for_each(
+        &self,
+        cf: &str,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Rocks { db, .. } => {
+                let handle =
+                    db.cf_handle(cf).ok_or_else(|| Error::Io(format!("no column family {cf}")))?;
+                let mode = rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward);
+                for item in db.iterator_cf(&handle, mode) {
+                    let (key, value) = item?;
+                    if key.as_ref() > to || !visit(&key, &value)? {
+                        break;
+                    }
+                }
+            }
+            Backend::Sim(handle) => {
+                for (key, value) in handle.scan(cf, from, to) {
+                    if !visit(&key, &value)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Records (durably) that this node hosts a replica of `group`, so it is reopened on start.
@@ -299,9 +306,14 @@ impl Db {
     /// # Errors
     /// RocksDB read failure.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let handle =
-            self.db.cf_handle(cf).ok_or_else(|| Error::Io(format!("no column family {cf}")))?;
-        Ok(self.db.get_cf(&handle, key)?)
+        match &self.backend {
+            Backend::Rocks { db, .. } => {
+                let handle =
+                    db.cf_handle(cf).ok_or_else(|| Error::Io(format!("no column family {cf}")))?;
+                Ok(db.get_cf(&handle, key)?)
+            }
+            Backend::Sim(handle) => Ok(handle.get(cf, key)),
+        }
     }
 }
 
@@ -348,7 +360,7 @@ fn run_writer(
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         if let Err(e) = &result {
             stats.failed_writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
-            if stats.failure.set(e.clone()).is_ok() {
+            if stats.set_failure(e.clone()) {
                 tracing::error!(error = %e, "group-commit write failed: this node writes nothing more \
                     and acknowledges nothing more until it restarts (docs/reliability.md, \"Disk faults\")");
             }

@@ -12,18 +12,24 @@
 //! (persisted in RocksDB) plus the log after it, which openraft re-applies; the log is purged
 //! only behind a persisted snapshot.
 //!
-//! [`restore`] builds a node's database from an online backup's checkpoints.
+//! [`restore`] builds a node's database from an online backup's checkpoints. [`simdisk`] is the
+//! deterministic simulator's disk behind the same [`Db`] handle, and [`runtime`] openraft's
+//! runtime with a random source the simulator can seed.
 
 pub mod db;
 pub mod keys;
 pub mod limits;
 pub mod log_store;
 pub mod restore;
+pub mod runtime;
+pub mod simdisk;
 pub mod store;
 pub mod types;
+pub mod write;
 
 pub use db::Db;
 pub use log_store::LogStore;
+pub use simdisk::SimDisk;
 pub use store::{ApplyObserver, GroupState, StateMachineStore};
 pub use types::{NodeId, TypeConfig};
 

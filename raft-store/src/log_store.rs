@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use proto::GroupId;
-use rocksdb::{Direction, IteratorMode};
 
 use crate::db::{Db, Op};
 use crate::keys::{self, MetaTag, CF_LOG, CF_META};
@@ -53,17 +52,11 @@ impl LogStore {
             last_purged: read_meta(&db, group, MetaTag::Purged)?,
             entries: BTreeMap::new(),
         };
-        let cf =
-            db.raw().cf_handle(CF_LOG).ok_or_else(|| Error::Io("no log column family".into()))?;
         let start = keys::log_key(group, 0);
         let end = keys::log_key(group, u64::MAX);
-        for item in db.raw().iterator_cf(&cf, IteratorMode::From(&start, Direction::Forward)) {
-            let (key, value) = item?;
-            if key.as_ref() > end.as_slice() {
-                break;
-            }
-            let index = keys::log_key_index(&key);
-            let entry: Entry = serde_json::from_slice(&value).map_err(|e| {
+        db.for_each(CF_LOG, &start, &end, |key, value| {
+            let index = keys::log_key_index(key);
+            let entry: Entry = serde_json::from_slice(value).map_err(|e| {
                 Error::Corrupt(format!("group {group}: log entry {index} is undecodable: {e}"))
             })?;
             if entry.log_id.index != index {
@@ -73,7 +66,8 @@ impl LogStore {
                 )));
             }
             inner.entries.insert(index, entry);
-        }
+            Ok(true)
+        })?;
         Ok(LogStore { group, db, inner: Arc::new(Mutex::new(inner)) })
     }
 

@@ -190,7 +190,7 @@ struct Batch {
 
 impl Batch {
     fn put(&mut self, db: &Db, name: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.batch.put_cf(cf(db.raw(), name)?, key, value);
+        self.batch.put_cf(cf(db.raw()?, name)?, key, value);
         self.bytes += key.len() + value.len();
         if self.bytes >= COPY_BATCH_BYTES {
             self.flush(db)?;
@@ -201,7 +201,7 @@ impl Batch {
     fn flush(&mut self, db: &Db) -> Result<()> {
         let mut options = rocksdb::WriteOptions::default();
         options.set_sync(true);
-        db.raw().write_opt(std::mem::take(&mut self.batch), &options)?;
+        db.raw()?.write_opt(std::mem::take(&mut self.batch), &options)?;
         self.bytes = 0;
         Ok(())
     }
@@ -281,7 +281,7 @@ pub fn write(path: &Path, node: NodeId, groups: &[(GroupId, &Checkpoint, &Choice
     batch.flush(&db)?;
     // Into table files, so the first start does not replay a large write-ahead log.
     for name in COLUMN_FAMILIES {
-        db.raw().flush_cf(cf(db.raw(), name)?)?;
+        db.raw()?.flush_cf(cf(db.raw()?, name)?)?;
     }
     Ok(())
 }

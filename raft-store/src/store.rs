@@ -286,9 +286,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             let applied = self.read();
             (applied.state.clone(), applied.last_applied, applied.membership.clone())
         };
-        let data = tokio::task::spawn_blocking(move || state.to_snapshot())
-            .await
-            .map_err(|e| Error::Io(e.to_string()).into_storage_error())?;
+        let data = if self.shared.db.is_simulated() {
+            // The simulator runs every task on one thread in a seeded order: no thread pool.
+            state.to_snapshot()
+        } else {
+            tokio::task::spawn_blocking(move || state.to_snapshot())
+                .await
+                .map_err(|e| Error::Io(e.to_string()).into_storage_error())?
+        };
         let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, seq),

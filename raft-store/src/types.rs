@@ -19,6 +19,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = crate::runtime::MarqueeRuntime,
 );
 
 /// A log entry of a Marquee group.

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod layout;
 pub mod limits;
 pub mod meta;
+pub mod planted;
 pub mod validate;
 
 pub use inventory::Inventory;

@@ -14,7 +14,9 @@
 //! - [`audit`](mod@audit): the end-of-test booking invariants;
 //! - [`wait`]: polling with deadlines and concurrent clients;
 //! - [`spec`]: naming the behaviour a step of a scenario test specifies;
-//! - [`chaos`]: the `marquee-chaos` tool's workload, history and checker.
+//! - [`chaos`]: the `marquee-chaos` tool's workload, history and checker;
+//! - [`sim`]: the deterministic whole-cluster simulator (`marquee-sim`), checked by the same
+//!   checker.
 
 pub mod audit;
 pub mod chaos;
@@ -23,6 +25,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod load;
 pub mod processes;
+pub mod sim;
 pub mod spec;
 pub mod wait;
 

@@ -172,8 +172,8 @@ async fn a_damaged_log_record_is_named_at_startup() {
         let db = raft_store::Db::open(&node2.data_dir().unwrap().join("db"), true).unwrap();
         let key = raft_store::keys::log_key(proto::GroupId(1), victim);
         assert!(db.get(raft_store::keys::CF_LOG, &key).unwrap().is_some(), "entry {victim} exists");
-        let cf = db.raw().cf_handle(raft_store::keys::CF_LOG).unwrap();
-        db.raw().put_cf(&cf, key, br#"{"log_id": {"leader_id": "#).unwrap();
+        let cf = db.raw().unwrap().cf_handle(raft_store::keys::CF_LOG).unwrap();
+        db.raw().unwrap().put_cf(&cf, key, br#"{"log_id": {"leader_id": "#).unwrap();
     }
 
     // The node refuses to start, naming the group and the entry; no panic.

@@ -524,8 +524,9 @@ impl Inventory {
     /// checkouts) expired.
     fn expire_due(&mut self, index: u64, now: u64) -> (u32, u32) {
         let mut holds = 0;
+        let due = now.saturating_add(crate::planted::expiry_lead_ms());
         while let Some(&(at, hold_id)) = self.hold_deadlines.first() {
-            if at > now {
+            if at > due {
                 break;
             }
             self.hold_deadlines.pop_first();
