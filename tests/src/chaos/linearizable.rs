@@ -199,10 +199,17 @@ pub fn check(history: &[Event], state: &FinalState) -> Vec<SeatReport> {
                 let Some(h) = done.hold_id.clone() else { continue };
                 add(invoke.show, &done.seats, make(true, Effect::Acquire(Holder(h.clone()))));
                 // It may expire from its deadline on (converted to the history's clock).
+                // The deadline may be before the ok itself: a retried request whose first try
+                // was applied long ago is answered with the first outcome, whose hold may have
+                // expired before the answer arrived (found by the simulator, seed 2009 with
+                // 16 clients). Not before the invoke: the hold took effect after it.
                 if let Some(expires_at) = done.expires_at_ms {
-                    let left_ms =
-                        expires_at.saturating_sub(done.wall_ms).saturating_sub(EXPIRY_SLACK_MS);
-                    let from = done.time_ns.saturating_add(left_ms.saturating_mul(1_000_000));
+                    let left_ms = i128::from(expires_at)
+                        - i128::from(done.wall_ms)
+                        - i128::from(EXPIRY_SLACK_MS);
+                    let from = (i128::from(done.time_ns) + left_ms * 1_000_000)
+                        .clamp(i128::from(invoke.time_ns), i128::from(u64::MAX));
+                    let from = u64::try_from(from).unwrap_or(u64::MAX);
                     let expire = SeatOp {
                         invoke: from,
                         complete: u64::MAX,
@@ -636,6 +643,21 @@ mod tests {
             .release(1, "1-1", 10, 20, Done)
             .hold(2, "1-2", &["E1"], 9, 15, Done);
         assert!(flagged(&concurrent, &end(&[], &["E1"])).is_empty());
+    }
+
+    #[test]
+    fn a_hold_answered_after_its_deadline_may_have_expired_before_the_answer() {
+        // 1-1 is applied early but its answer comes 10 s later (a retry replayed it), after its
+        // 4 s lifetime; 1-2 takes the seat in between. Valid: 1-1 expired before 1-2.
+        let mut history = History::default().hold(1, "1-1", &["F1"], 0, 10_000, Done);
+        history.0[1].expires_at_ms = Some(1_000_000 + 4_000);
+        let valid = history.hold(2, "1-2", &["F1"], 7_000, 9_000, Done);
+        assert!(flagged(&valid, &end(&[], &["F1"])).is_empty());
+        // Before the deadline (less the slack) it is still a double hold.
+        let mut history = History::default().hold(1, "1-1", &["F2"], 0, 10_000, Done);
+        history.0[1].expires_at_ms = Some(1_000_000 + 4_000);
+        let invalid = history.hold(2, "1-2", &["F2"], 500, 1_000, Done);
+        assert_eq!(flagged(&invalid, &end(&[], &["F2"])), ["F2:NotLinearizable"]);
     }
 
     /// Histories of a simulated store that is linearizable by construction (every operation
