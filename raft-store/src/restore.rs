@@ -10,11 +10,19 @@
 //! its followers already hold with other contents: the replicas diverge for good.
 //!
 //! What is written instead, for every node hosting a group, is the same copy of the group:
-//! - the log, the snapshot and the `committed`/`purged` records of the replica whose last log
-//!   id is the greatest. That is the election rule of Raft: the backup holds a majority of each
-//!   group's replicas, every entry committed before the backup is on one of them, and a log at
-//!   least as up to date as one holding a committed entry holds that entry too (the leader
-//!   completeness argument). So the chosen log holds every committed entry;
+//! - the replica whose last log id is the greatest, as one snapshot: its snapshot with every
+//!   entry of its log after it applied. That is the election rule of Raft: the backup holds a
+//!   majority of each group's replicas, every entry committed before the backup is on one of
+//!   them, and a log at least as up to date as one holding a committed entry holds that entry
+//!   too (the leader completeness argument). So the chosen log holds every committed entry.
+//!   (Its uncommitted tail is applied too; without a restore, the next leader would have
+//!   committed it with its own first entry just the same.)
+//! - the snapshot's last log id is [`INDEX_JUMP`] entries past the copy's last entry, and the
+//!   log is purged up to it: the ids of holds and bookings carry the index of the entry that
+//!   created them, and the old cluster may have gone on issuing ids after the backup; the
+//!   restored one starts far beyond them, so no id (and no charge key, which is the booking id)
+//!   is issued twice. Every replica gets the same snapshot, so the jump is consistent: no
+//!   replica holds an entry at the skipped indexes.
 //! - a vote that commits nobody: uncommitted, for the node itself, one term above the
 //!   greatest term any replica of the group had voted in (so above the leader id of every
 //!   entry, as a node's vote always is). No replica starts as leader; the first election runs
@@ -30,11 +38,13 @@ use proto::GroupId;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
 
 use crate::db::Db;
+use crate::store::GroupState;
 use crate::keys::{self, MetaTag, SmTag, CF_LOG, CF_META, CF_SM, COLUMN_FAMILIES};
 use crate::types::{Entry, LogId, NodeId, Vote};
 use crate::{Error, Result};
 
 type Meta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+type Membership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 
 /// Bytes gathered in one write batch while copying.
 const COPY_BATCH_BYTES: usize = 8 * 1024 * 1024;
@@ -156,29 +166,77 @@ impl Checkpoint {
         Ok(ReplicaInfo { group, last_log_id, vote, members })
     }
 
-    /// Adds this checkpoint's copy of `group` (log, snapshot, committed and purged records) to
-    /// `into`, writing full batches as it goes; the vote is not copied.
-    fn copy_group(&self, group: GroupId, into: &Db, batch: &mut Batch) -> Result<()> {
-        let (from, to) = keys::group_range(group);
-        for name in [CF_LOG, CF_SM] {
-            let source = cf(&self.db, name)?;
-            let mode = IteratorMode::From(&from, Direction::Forward);
-            for item in self.db.iterator_cf(source, mode) {
-                let (key, value) = item?;
-                if key.as_ref() >= to.as_slice() {
-                    break;
+    /// This checkpoint's copy of `group` as one snapshot: its snapshot (if any) with every
+    /// entry of its log after it applied, and the id of the last of them.
+    fn rebuilt_group(&self, group: GroupId) -> Result<(GroupState, Membership, Option<LogId>)> {
+        let snapshot: Option<Meta> = self
+            .get(CF_SM, &keys::sm_key(group, SmTag::SnapshotMeta))?
+            .as_deref()
+            .map(decode)
+            .transpose()?;
+        let data = self.get(CF_SM, &keys::sm_key(group, SmTag::SnapshotData))?;
+        let (mut state, mut membership, mut last) = match (snapshot, data) {
+            (Some(meta), Some(data)) => (
+                GroupState::from_snapshot(group, &data)?,
+                meta.last_membership,
+                meta.last_log_id,
+            ),
+            _ => (GroupState::empty(group), Membership::default(), None),
+        };
+        let log = cf(&self.db, CF_LOG)?;
+        let first = last.map_or(0, |id| id.index + 1);
+        let (start, end) = (keys::log_key(group, first), keys::log_key(group, u64::MAX));
+        for item in self.db.iterator_cf(log, IteratorMode::From(&start, Direction::Forward)) {
+            let (key, value) = item?;
+            if key.as_ref() > end.as_slice() {
+                break;
+            }
+            let entry: Entry = decode(&value)?;
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Membership(m) => {
+                    membership = Membership::new(Some(entry.log_id), m);
                 }
-                batch.put(into, name, &key, &value)?;
+                EntryPayload::Normal(command) => {
+                    // A rejection is an outcome like any other: the state is what matters.
+                    let _outcome = state.apply(entry.log_id.index, &command);
+                }
             }
+            last = Some(entry.log_id);
         }
-        for tag in [MetaTag::Committed, MetaTag::Purged] {
-            let key = keys::meta_key(group, tag);
-            if let Some(value) = self.get(CF_META, &key)? {
-                batch.put(into, CF_META, &key, &value)?;
-            }
-        }
-        Ok(())
+        Ok((state, membership, last))
     }
+
+    /// Adds this checkpoint's copy of `group` to `into` as a snapshot whose last log id is
+    /// [`INDEX_JUMP`] entries past the copy's last entry, with the log purged up to it (see the
+    /// module comment), writing full batches as it goes; the vote is not copied.
+    fn copy_group(&self, group: GroupId, into: &Db, batch: &mut Batch) -> Result<LogId> {
+        let (state, membership, last) = self.rebuilt_group(group)?;
+        let last = last.ok_or_else(|| Error::Corrupt(format!("group {group}: no log to restore")))?;
+        let jumped = LogId::new(last.leader_id, last.index.saturating_add(INDEX_JUMP));
+        let meta = Meta {
+            last_log_id: Some(jumped),
+            last_membership: membership,
+            snapshot_id: format!("restored-{}-{}", group.0, jumped.index),
+        };
+        batch.put(into, CF_SM, &keys::sm_key(group, SmTag::SnapshotMeta), &json(&meta)?)?;
+        batch.put(into, CF_SM, &keys::sm_key(group, SmTag::SnapshotData), &state.to_snapshot())?;
+        batch.put(into, CF_META, &keys::meta_key(group, MetaTag::Purged), &json(&jumped)?)?;
+        let committed = json(&Some(jumped))?;
+        batch.put(into, CF_META, &keys::meta_key(group, MetaTag::Committed), &committed)?;
+        Ok(jumped)
+    }
+}
+
+/// How far a restore moves each group's log index past the backup's last entry. Ids of holds
+/// and bookings carry the index of the entry that created them, and the payment provider knows
+/// charges by booking id: a restored group that went on from the backup's index would issue
+/// again the ids the old cluster issued after the backup. 2^40 entries is over three years at
+/// ten thousand entries a second.
+pub const INDEX_JUMP: u64 = 1 << 40;
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 /// A write batch that is written (synced) whenever it grows past [`COPY_BATCH_BYTES`].
