@@ -37,15 +37,24 @@ impl ClusterClient {
         self.propose(META_GROUP, &proposal).await?.map_err(ClusterError::Refused)
     }
 
-    /// Asks the meta leader to register node `node_id` at `addr` (what `--join` does); safe to
-    /// repeat.
+    /// Asks the meta leader to register node `node_id` at `addr`, in `zone` if given (what
+    /// `--join` and `--zone` do); safe to repeat.
     ///
     /// # Errors
     /// No meta leader accepted it within the retry policy.
-    pub async fn join(&self, node_id: u64, addr: &str) -> Result<(), ClusterError> {
+    pub async fn join(
+        &self,
+        node_id: u64,
+        addr: &str,
+        zone: Option<&str>,
+    ) -> Result<(), ClusterError> {
         self.with_retries(META_GROUP, true, |target| {
-            let request =
-                JoinRequest { group_id: META_GROUP.0, node_id, grpc_addr: addr.to_owned() };
+            let request = JoinRequest {
+                group_id: META_GROUP.0,
+                node_id,
+                grpc_addr: addr.to_owned(),
+                zone: zone.unwrap_or_default().to_owned(),
+            };
             async move {
                 let reply = self
                     .channels()

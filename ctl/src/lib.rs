@@ -193,7 +193,7 @@ impl Admin {
     /// # Errors
     /// The meta group refused (id removed before, bad address) or is unreachable.
     pub async fn add_node(&self, node_id: u64, addr: &str) -> Result<()> {
-        self.meta(MetaCommand::RegisterNode { node_id, addr: addr.to_owned() }).await?;
+        self.meta(MetaCommand::RegisterNode { node_id, addr: addr.to_owned(), zone: None }).await?;
         self.say(&format!("node {node_id} registered at {addr}"));
         Ok(())
     }
@@ -542,7 +542,8 @@ impl Admin {
             else {
                 break;
             };
-            let target = least_loaded(&topology, &replicas).ok_or_else(|| {
+            let staying: BTreeSet<u64> = replicas.iter().copied().filter(|r| *r != node).collect();
+            let target = least_loaded(&topology, &replicas, &staying).ok_or_else(|| {
                 CtlError::Invalid(format!("no active node can take group {group}'s replica"))
             })?;
             self.move_replica(group, node, target).await?;
@@ -675,12 +676,21 @@ pub fn replica_counts(topology: &Topology) -> BTreeMap<u64, usize> {
     counts
 }
 
-/// The active node outside `exclude` holding the fewest replicas (lowest id on ties).
-pub fn least_loaded(topology: &Topology, exclude: &BTreeSet<u64>) -> Option<u64> {
+/// Where a group's new replica goes: the active node outside `exclude` that is not in the zone
+/// of any of the group's `staying` replicas if there is one (failure domains first: `--zone`),
+/// then the one holding the fewest replicas, then the lowest id. A node without a zone shares
+/// a zone with nobody.
+pub fn least_loaded(
+    topology: &Topology,
+    exclude: &BTreeSet<u64>,
+    staying: &BTreeSet<u64>,
+) -> Option<u64> {
+    let zone = |id: &u64| topology.nodes.get(id).and_then(|n| n.zone.as_deref());
+    let taken: BTreeSet<&str> = staying.iter().filter_map(zone).collect();
     replica_counts(topology)
         .into_iter()
         .filter(|(id, _)| !exclude.contains(id))
-        .min_by_key(|(id, count)| (*count, *id))
+        .min_by_key(|(id, count)| (zone(id).is_some_and(|z| taken.contains(z)), *count, *id))
         .map(|(id, _)| id)
 }
 
@@ -695,7 +705,9 @@ mod tests {
             version: 1,
             nodes: nodes
                 .iter()
-                .map(|(id, state)| (*id, NodeInfo { addr: format!("n{id}"), state: *state }))
+                .map(|(id, state)| {
+                    (*id, NodeInfo { addr: format!("n{id}"), state: *state, zone: None })
+                })
                 .collect(),
             groups: groups
                 .iter()
@@ -723,7 +735,35 @@ mod tests {
         );
         assert_eq!(replica_counts(&t).get(&5), Some(&0));
         assert_eq!(replica_counts(&t).get(&3), None, "draining nodes take nothing");
-        assert_eq!(least_loaded(&t, &BTreeSet::from([1, 2, 3])), Some(5));
-        assert_eq!(least_loaded(&t, &BTreeSet::from([5, 1, 2])), Some(4));
+        let none = BTreeSet::new();
+        assert_eq!(least_loaded(&t, &BTreeSet::from([1, 2, 3]), &none), Some(5));
+        assert_eq!(least_loaded(&t, &BTreeSet::from([5, 1, 2]), &none), Some(4));
+    }
+
+    #[test]
+    fn a_new_replica_goes_outside_the_zones_of_the_replicas_that_stay() {
+        // Group 1 on 1 (zone a), 2 (zone b), 3 (dead, zone c). Node 4 (zone a) is the least
+        // loaded, node 5 (zone c) is busier: the replica goes to zone c all the same.
+        let mut t = topology(
+            &[(1, &[1, 2, 3]), (2, &[5]), (3, &[5])],
+            &[
+                (1, NodeState::Active),
+                (2, NodeState::Active),
+                (3, NodeState::Active),
+                (4, NodeState::Active),
+                (5, NodeState::Active),
+            ],
+        );
+        for (id, zone) in [(1, "a"), (2, "b"), (3, "c"), (4, "a"), (5, "c")] {
+            t.nodes.get_mut(&id).unwrap().zone = Some(zone.into());
+        }
+        let exclude = BTreeSet::from([1, 2, 3]);
+        assert_eq!(least_loaded(&t, &exclude, &BTreeSet::from([1, 2])), Some(5));
+        // Every candidate shares a zone: the least loaded wins.
+        t.nodes.get_mut(&5).unwrap().zone = Some("b".into());
+        assert_eq!(least_loaded(&t, &exclude, &BTreeSet::from([1, 2])), Some(4));
+        // Nodes without a zone share it with nobody.
+        t.nodes.get_mut(&4).unwrap().zone = None;
+        assert_eq!(least_loaded(&t, &exclude, &BTreeSet::from([1, 2])), Some(4));
     }
 }

@@ -46,7 +46,7 @@ pub fn render(view: &ClusterView) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}",
+        "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}  ZONE",
         "NODE", "ADDRESS", "STATE", "REACHABLE", "REPLICAS", "LEADS"
     );
     for (id, node) in &t.nodes {
@@ -67,8 +67,14 @@ pub fn render(view: &ClusterView) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}",
-            id, node.addr, state, reachable, replicas, leads
+            "{:<5} {:<22} {:<9} {:<11} {:>8} {:>7}  {}",
+            id,
+            node.addr,
+            state,
+            reachable,
+            replicas,
+            leads,
+            node.zone.as_deref().unwrap_or("-")
         );
     }
     let _ = writeln!(out);
@@ -168,6 +174,7 @@ pub fn to_json(view: &ClusterView) -> Value {
             json!({
                 "node": id,
                 "addr": node.addr,
+                "zone": node.zone,
                 "state": node.state,
                 "reachable": report.is_some_and(|r| r.status.is_ok()),
                 "error": report.and_then(|r| r.status.as_ref().err().cloned()),

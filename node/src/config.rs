@@ -50,6 +50,11 @@ pub struct Config {
     /// then holds no replicas until an operator moves some to it (`marqueectl rebalance`).
     #[arg(long, env = "MARQUEE_NODE_JOIN")]
     pub join: Option<String>,
+    /// This node's failure domain (a rack, an availability zone: up to 64 ASCII letters,
+    /// digits, '-', '_', '.'), recorded in the registry on every start. Self-repair places a
+    /// group's new replica outside the zones of its other replicas where it can.
+    #[arg(long, env = "MARQUEE_NODE_ZONE")]
+    pub zone: Option<String>,
     /// Default hold lifetime stamped into holds that do not ask for one (cluster-wide
     /// setting: give every node the same value).
     #[arg(long, env = "MARQUEE_NODE_HOLD_TTL_MS", default_value_t = proto::limits::HOLD_TTL_MS_DEFAULT)]

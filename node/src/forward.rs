@@ -136,8 +136,14 @@ impl MetaForward {
     ///
     /// # Errors
     /// The meta group could not be reached.
-    pub async fn join(&self, host: &Host, node_id: u64, addr: &str) -> Result<(), Status> {
-        self.run(host, |client| async move { client.join(node_id, addr).await }).await
+    pub async fn join(
+        &self,
+        host: &Host,
+        node_id: u64,
+        addr: &str,
+        zone: Option<&str>,
+    ) -> Result<(), Status> {
+        self.run(host, |client| async move { client.join(node_id, addr, zone).await }).await
     }
 
     /// Opens a catalog change stream on a meta replica.

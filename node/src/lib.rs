@@ -100,11 +100,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             }
         });
     }
-    if let Some(seed) = config.join.clone() {
+    // A node given a zone registers it on every start (through itself when it has no seed:
+    // any node forwards meta requests), so bootstrapped nodes and nodes moved to another
+    // zone are recorded too.
+    if let Some(seed) =
+        config.join.clone().or_else(|| config.zone.as_ref().map(|_| config.advertised()))
+    {
         host.tasks.spawn(worker::join(
             seed,
             config.id,
             config.advertised(),
+            config.zone.clone(),
             shutdown.child_token(),
         ));
     }

@@ -6,7 +6,8 @@
 //!
 //! Each tick, in order:
 //! 1. **Self-repair**: a node unreachable for longer than `--repair-after-s` has one replica
-//!    re-created on the reachable active node holding the fewest (learner -> catch up ->
+//!    re-created on a reachable active node, outside the zones (`--zone`) of the group's other
+//!    replicas where one is, then the one holding the fewest (learner -> catch up ->
 //!    promote -> remove the dead one -> record the map), unless paused (`marqueectl repair
 //!    pause`). The group keeps a majority throughout: the new voter joins before the dead one
 //!    leaves.
@@ -97,7 +98,9 @@ pub fn plan(
                 }
                 let exclude: BTreeSet<u64> =
                     info.replicas.iter().chain(unreachable.keys()).copied().collect();
-                if let Some(to) = ctl::least_loaded(topology, &exclude) {
+                let staying: BTreeSet<u64> =
+                    info.replicas.iter().copied().filter(|r| *r != from).collect();
+                if let Some(to) = ctl::least_loaded(topology, &exclude, &staying) {
                     return Some(Step::Repair { group: *group, from, to });
                 }
             }

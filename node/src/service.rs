@@ -476,12 +476,14 @@ impl Cluster for NodeService {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         let request = request.into_inner();
         let Ok(meta) = self.group(META_GROUP.0) else {
-            self.forward.join(&self.host, request.node_id, &request.grpc_addr).await?;
+            let zone = Some(request.zone.as_str()).filter(|z| !z.is_empty());
+            self.forward.join(&self.host, request.node_id, &request.grpc_addr, zone).await?;
             return Ok(Response::new(JoinReply { result: Some(join_reply::Result::Ok(true)) }));
         };
         let command = Command::Meta(MetaCommand::RegisterNode {
             node_id: request.node_id,
             addr: request.grpc_addr.clone(),
+            zone: Some(request.zone.clone()).filter(|z| !z.is_empty()),
         });
         let entry = match meta.entry(vec![Proposal { request_id: None, command }]).await {
             Ok(entry) => entry,

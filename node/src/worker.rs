@@ -61,13 +61,19 @@ pub async fn expiry_ticker(group: Arc<Group>, node_id: u64, tick: Duration) {
     }
 }
 
-/// Asks the meta group (through `seed`, following leader hints) to register this node.
-/// Retries once a second, bounded.
-pub async fn join(seed: String, node_id: u64, advertised: String, cancel: CancellationToken) {
+/// Asks the meta group (through `seed`, following leader hints) to register this node, in
+/// `zone` if it has one. Retries once a second, bounded.
+pub async fn join(
+    seed: String,
+    node_id: u64,
+    advertised: String,
+    zone: Option<String>,
+    cancel: CancellationToken,
+) {
     let cluster = ClusterClient::with_policy(vec![seed], JOIN_POLICY, ChannelConfig::default());
     tokio::select! {
         () = cancel.cancelled() => {}
-        joined = cluster.join(node_id, &advertised) => match joined {
+        joined = cluster.join(node_id, &advertised, zone.as_deref()) => match joined {
             Ok(()) => tracing::info!("registered in the cluster"),
             Err(e) => tracing::error!(
                 error = %e,

@@ -45,6 +45,8 @@ pub const PRICE_MINOR_MAX: i64 = 100_000_000;
 
 /// Bytes of a node's advertised address.
 pub const NODE_ADDR_BYTES_MAX: usize = 256;
+/// Longest node zone label (`marquee-node --zone`).
+pub const NODE_ZONE_BYTES_MAX: usize = 64;
 
 /// Longest movie description or review text.
 pub const CATALOG_TEXT_BYTES_MAX: usize = 4_000;

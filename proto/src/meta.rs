@@ -37,6 +37,11 @@ pub struct NodeInfo {
     pub addr: String,
     /// Lifecycle state.
     pub state: NodeState,
+    /// Failure domain (`marquee-node --zone`, e.g. a rack or an availability zone): repairs
+    /// place a group's new replica outside the zones of its other replicas where they can.
+    /// `None`: unknown (registered without one, or before zones existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What a group stores.
@@ -115,12 +120,17 @@ pub enum MetaCommand {
         /// Inventory shards and their replicas.
         shards: BTreeMap<GroupId, BTreeSet<u64>>,
     },
-    /// Adds a node or updates its address; a removed node may not come back under its id.
+    /// Adds a node or updates its address and zone; a removed node may not come back under its
+    /// id.
     RegisterNode {
         /// The node.
         node_id: u64,
         /// Its gRPC address.
         addr: String,
+        /// Its failure domain, if it has one ([`NodeInfo::zone`]); registering again with
+        /// another one moves it there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
     },
     /// Moves a node through its lifecycle.
     SetNodeState {

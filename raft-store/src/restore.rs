@@ -38,8 +38,8 @@ use proto::GroupId;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, DB};
 
 use crate::db::Db;
-use crate::store::GroupState;
 use crate::keys::{self, MetaTag, SmTag, CF_LOG, CF_META, CF_SM, COLUMN_FAMILIES};
+use crate::store::GroupState;
 use crate::types::{Entry, LogId, NodeId, Vote};
 use crate::{Error, Result};
 
@@ -176,11 +176,9 @@ impl Checkpoint {
             .transpose()?;
         let data = self.get(CF_SM, &keys::sm_key(group, SmTag::SnapshotData))?;
         let (mut state, mut membership, mut last) = match (snapshot, data) {
-            (Some(meta), Some(data)) => (
-                GroupState::from_snapshot(group, &data)?,
-                meta.last_membership,
-                meta.last_log_id,
-            ),
+            (Some(meta), Some(data)) => {
+                (GroupState::from_snapshot(group, &data)?, meta.last_membership, meta.last_log_id)
+            }
             _ => (GroupState::empty(group), Membership::default(), None),
         };
         let log = cf(&self.db, CF_LOG)?;
@@ -212,7 +210,8 @@ impl Checkpoint {
     /// module comment), writing full batches as it goes; the vote is not copied.
     fn copy_group(&self, group: GroupId, into: &Db, batch: &mut Batch) -> Result<LogId> {
         let (state, membership, last) = self.rebuilt_group(group)?;
-        let last = last.ok_or_else(|| Error::Corrupt(format!("group {group}: no log to restore")))?;
+        let last =
+            last.ok_or_else(|| Error::Corrupt(format!("group {group}: no log to restore")))?;
         let jumped = LogId::new(last.leader_id, last.index.saturating_add(INDEX_JUMP));
         let meta = Meta {
             last_log_id: Some(jumped),

@@ -63,4 +63,3 @@ impl WriterStats {
         self.failure.set(reason).is_ok()
     }
 }
-

@@ -22,7 +22,7 @@ use proto::GroupId;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::limits::{META_GROUPS_MAX, META_NODES_MAX, NODE_ADDR_BYTES_MAX};
+use crate::limits::{META_GROUPS_MAX, META_NODES_MAX, NODE_ADDR_BYTES_MAX, NODE_ZONE_BYTES_MAX};
 
 /// The replicated state of the meta group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,9 @@ impl MetaState {
             MetaCommand::InitCluster { nodes, meta_replicas, shards } => {
                 self.init(nodes, meta_replicas, shards)
             }
-            MetaCommand::RegisterNode { node_id, addr } => self.register(*node_id, addr),
+            MetaCommand::RegisterNode { node_id, addr, zone } => {
+                self.register(*node_id, addr, zone.as_deref())
+            }
             MetaCommand::SetNodeState { node_id, state } => {
                 let node = self
                     .topology
@@ -147,7 +149,9 @@ impl MetaState {
         }
         self.topology.nodes = nodes
             .iter()
-            .map(|(id, addr)| (*id, NodeInfo { addr: addr.clone(), state: NodeState::Active }))
+            .map(|(id, addr)| {
+                (*id, NodeInfo { addr: addr.clone(), state: NodeState::Active, zone: None })
+            })
             .collect();
         self.topology.groups.insert(META_GROUP, group_info(GroupKind::Meta, meta_replicas));
         for (id, replicas) in shards {
@@ -157,21 +161,32 @@ impl MetaState {
         Ok(self.topology_reply())
     }
 
-    fn register(&mut self, node_id: u64, addr: &str) -> Outcome {
+    fn register(&mut self, node_id: u64, addr: &str, zone: Option<&str>) -> Outcome {
         check_node(node_id, addr)?;
+        if let Some(zone) = zone {
+            check_zone(zone)?;
+        }
+        let zone = zone.map(str::to_owned);
         match self.topology.nodes.get_mut(&node_id) {
             Some(node) if node.state == NodeState::Removed => {
                 return Err(invalid(format!("node {node_id} was removed; use a new id")))
             }
-            Some(node) if node.addr == addr => return Ok(self.topology_reply()),
-            Some(node) => node.addr = addr.to_owned(),
+            // A node registering again without a zone keeps the one it has.
+            Some(node) if node.addr == addr && (zone.is_none() || node.zone == zone) => {
+                return Ok(self.topology_reply())
+            }
+            Some(node) => {
+                node.addr = addr.to_owned();
+                if zone.is_some() {
+                    node.zone = zone;
+                }
+            }
             None => {
                 if self.topology.nodes.len() >= META_NODES_MAX {
                     return Err(invalid(format!("at most {META_NODES_MAX} nodes")));
                 }
-                self.topology
-                    .nodes
-                    .insert(node_id, NodeInfo { addr: addr.to_owned(), state: NodeState::Active });
+                let node = NodeInfo { addr: addr.to_owned(), state: NodeState::Active, zone };
+                self.topology.nodes.insert(node_id, node);
             }
         }
         self.topology.version += 1;
@@ -285,6 +300,20 @@ fn check_node(node_id: u64, addr: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// A zone is a short label: 1..=[`NODE_ZONE_BYTES_MAX`] of ASCII letters, digits, `-`, `_`, `.`.
+fn check_zone(zone: &str) -> Result<(), Rejection> {
+    let valid = !zone.is_empty()
+        && zone.len() <= NODE_ZONE_BYTES_MAX
+        && zone.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "zone must be 1..={NODE_ZONE_BYTES_MAX} ASCII letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -317,6 +346,29 @@ mod tests {
 
     fn place(meta: &mut MetaState, show: u64, seats: u32) -> GroupId {
         super::place(&mut meta.topology, &mut meta.shows, ShowId(show), seats).unwrap()
+    }
+
+    #[test]
+    fn nodes_register_their_zone_and_keep_it_when_registering_without_one() {
+        let mut meta = cluster(&[1, 2, 3], 1);
+        let register = |zone: Option<&str>| MetaCommand::RegisterNode {
+            node_id: 2,
+            addr: "127.0.0.1:7002".into(),
+            zone: zone.map(str::to_owned),
+        };
+        assert!(meta.apply(&entry(register(Some("rack-b")))).is_ok());
+        assert_eq!(meta.topology().nodes[&2].zone.as_deref(), Some("rack-b"));
+        let version = meta.topology().version;
+        assert!(meta.apply(&entry(register(None))).is_ok());
+        assert_eq!(meta.topology().nodes[&2].zone.as_deref(), Some("rack-b"));
+        assert_eq!(meta.topology().version, version, "nothing changed");
+        assert!(meta.apply(&entry(register(Some("rack-c")))).is_ok());
+        assert_eq!(meta.topology().nodes[&2].zone.as_deref(), Some("rack-c"));
+        for bad in ["", "a b", "zone/1", &"z".repeat(65)] {
+            let refused = meta.apply(&entry(register(Some(bad))));
+            assert!(matches!(refused, Err(Rejection::InvalidPlacement { .. })), "{bad:?}");
+        }
+        assert_eq!(meta.topology().nodes[&2].zone.as_deref(), Some("rack-c"));
     }
 
     #[test]
@@ -364,7 +416,7 @@ mod tests {
         assert!(matches!(removed, Err(Rejection::InvalidPlacement { .. })), "{removed:?}");
 
         assert!(meta
-            .apply(&entry(MetaCommand::RegisterNode { node_id: 4, addr: "h:4".into() }))
+            .apply(&entry(MetaCommand::RegisterNode { node_id: 4, addr: "h:4".into(), zone: None }))
             .is_ok());
         for group in [META_GROUP, GroupId(1), GroupId(2)] {
             let replicas: BTreeSet<u64> = meta.topology().groups[&group]
@@ -377,7 +429,11 @@ mod tests {
         assert!(meta
             .apply(&entry(MetaCommand::SetNodeState { node_id: 2, state: NodeState::Removed }))
             .is_ok());
-        let back = meta.apply(&entry(MetaCommand::RegisterNode { node_id: 2, addr: "h:2".into() }));
+        let back = meta.apply(&entry(MetaCommand::RegisterNode {
+            node_id: 2,
+            addr: "h:2".into(),
+            zone: None,
+        }));
         assert!(matches!(back, Err(Rejection::InvalidPlacement { .. })), "{back:?}");
         let to_removed = meta.apply(&entry(MetaCommand::SetReplicas {
             group: GroupId(1),

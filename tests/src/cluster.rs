@@ -80,6 +80,9 @@ impl Cluster {
             if id == 1 {
                 args.push("--bootstrap".into());
             }
+            if let Some(zone) = options.zones.get(i) {
+                args.push(format!("--zone={zone}"));
+            }
             let env = if options.faketime {
                 faketime_env(&dir.path().join(format!("node{id}.faketime")))?
             } else {

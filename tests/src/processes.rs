@@ -409,6 +409,8 @@ pub struct Options {
     /// ([`Node::data_dir_outside`]). The data lives as long as the process (a restart in place
     /// keeps it; a new process starts empty).
     pub small_disk: Option<(u64, u64)>,
+    /// `--zone` of node `i + 1`, for the first `zones.len()` nodes.
+    pub zones: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -429,6 +431,7 @@ impl Default for Options {
             gateway_env: Vec::new(),
             faketime: false,
             small_disk: None,
+            zones: Vec::new(),
             placement_interval_s: 0,
             repair_after_s: 300,
         }

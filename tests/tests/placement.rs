@@ -1,7 +1,8 @@
 //! The placement loop with real processes (docs/operations.md, "Self-repair and leader
 //! balance"): no operator runs `marqueectl` here. A killed node's replicas are re-created on
 //! the other nodes while bookings go on; when it comes back it deletes the replicas it lost
-//! without disturbing the groups' leaders; leaders spread again after a restart.
+//! without disturbing the groups' leaders; leaders spread again after a restart; a repair
+//! places the new replica outside the zones (`--zone`) of the replicas that stay.
 
 // Test code: a panic is how a helper reports a failed check.
 #![allow(clippy::unwrap_used)]
@@ -174,4 +175,69 @@ async fn leaders_spread_again_after_a_restart_without_an_operator() {
     .await
     .unwrap();
     assert!(spread[&busiest] >= 1, "the restarted node leads nothing: {spread:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_places_the_new_replica_outside_the_zones_of_the_others() {
+    // Zones a, b, c, a, c: whichever two nodes stay in a group of the dead node 3, one of the
+    // two candidates is in a zone neither of them uses.
+    let zones = ["a", "b", "c", "a", "c"];
+    let options = Options {
+        nodes: 5,
+        shards: 3,
+        placement_interval_s: 1,
+        repair_after_s: 5,
+        zones: zones.to_vec(),
+        ..Options::default()
+    };
+    let cluster = Cluster::start(options).await.unwrap();
+    let zone_of = |id: u64| zones[usize::try_from(id - 1).unwrap()];
+    // Every node registers its zone and status shows it.
+    let status =
+        eventually("every node's zone in the registry", Duration::from_secs(30), || async {
+            let status = cluster.ctl_status().await?;
+            let registered = status["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["zone"].as_str() == Some(zone_of(n["node"].as_u64().unwrap())));
+            Ok(registered.then_some(status))
+        })
+        .await
+        .unwrap();
+    let victim = 3;
+    let before: BTreeMap<u64, BTreeSet<u64>> = status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["group"].as_u64().unwrap(), ids(&g["voters"])))
+        .filter(|(_, voters)| voters.contains(&victim))
+        .collect();
+    assert!(!before.is_empty(), "node {victim} holds replicas: {status}");
+    cluster.nodes[2].kill();
+    let after = eventually("replicas re-created off node 3", Duration::from_secs(120), || async {
+        let status = cluster.ctl_status().await?;
+        let done = status["groups"].as_array().unwrap().iter().all(|g| {
+            let voters = ids(&g["voters"]);
+            voters.len() == 3 && !voters.contains(&victim) && voters == ids(&g["replicas"])
+        });
+        Ok(done.then_some(status))
+    })
+    .await
+    .unwrap();
+    for g in after["groups"].as_array().unwrap() {
+        let group = g["group"].as_u64().unwrap();
+        let Some(old) = before.get(&group) else { continue };
+        let voters = ids(&g["voters"]);
+        let staying: BTreeSet<u64> = old.iter().copied().filter(|v| *v != victim).collect();
+        let new: Vec<u64> = voters.difference(&staying).copied().collect();
+        assert_eq!(new.len(), 1, "group {group}: {old:?} -> {voters:?}");
+        let used: BTreeSet<&str> = staying.iter().map(|v| zone_of(*v)).collect();
+        assert!(
+            !used.contains(zone_of(new[0])),
+            "group {group}: new replica on node {} (zone {}) while {used:?} were taken",
+            new[0],
+            zone_of(new[0])
+        );
+    }
 }
