@@ -137,22 +137,7 @@ impl Group {
     pub async fn write(&self, proposals: Vec<Proposal>) -> Result<Vec<Outcome>, ProposeError> {
         let count = proposals.len();
         let entry = self.entry(proposals).await?;
-        let response =
-            match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(entry)).await {
-                Err(_) => return Err(ProposeError::Timeout),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
-                    return Err(ProposeError::NotLeader(not_leader(&hint)))
-                }
-                Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
-                Ok(Ok(response)) => response,
-            };
-        match (response.data, count) {
-            (Some(Ok(Reply::Batch(outcomes))), n) if n > 1 && outcomes.len() == n => Ok(outcomes),
-            (Some(outcome), 1) => Ok(vec![outcome]),
-            (other, _) => Err(ProposeError::Unavailable(format!(
-                "entry of {count} proposals answered {other:?}"
-            ))),
-        }
+        append(&self.raft, entry, count).await
     }
 
     /// Wraps proposals into one log entry stamped with the term's log time
@@ -306,6 +291,33 @@ impl Group {
             (None, Command::Batch(proposals))
         };
         LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
+    }
+}
+
+/// Appends `entry` (carrying `count` proposals) through `raft` and returns one outcome per
+/// proposal, in order, once it is applied (also what the deterministic simulator's nodes do).
+///
+/// # Errors
+/// Not the leader, not applied within [`PROPOSE_TIMEOUT`], or Raft failed.
+pub async fn append(
+    raft: &Raft<TypeConfig>,
+    entry: LogCommand,
+    count: usize,
+) -> Result<Vec<Outcome>, ProposeError> {
+    let response = match tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(entry)).await {
+        Err(_) => return Err(ProposeError::Timeout),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
+            return Err(ProposeError::NotLeader(not_leader(&hint)))
+        }
+        Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
+        Ok(Ok(response)) => response,
+    };
+    match (response.data, count) {
+        (Some(Ok(Reply::Batch(outcomes))), n) if n > 1 && outcomes.len() == n => Ok(outcomes),
+        (Some(outcome), 1) => Ok(vec![outcome]),
+        (other, _) => {
+            Err(ProposeError::Unavailable(format!("entry of {count} proposals answered {other:?}")))
+        }
     }
 }
 

@@ -72,7 +72,8 @@ pub async fn register_users(target: &Target, count: usize) -> Result<Vec<String>
     Ok(tokens)
 }
 
-fn event(process: i64, kind: EventType, op: OpKind, show: u64) -> Event {
+/// An event of `process` with nothing filled in beyond its kind, operation and show.
+pub(crate) fn event(process: i64, kind: EventType, op: OpKind, show: u64) -> Event {
     Event {
         process,
         kind,

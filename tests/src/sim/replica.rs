@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use node::logtime::{term_start, Reading, TermClock, CLOCK_READ_TIMEOUT};
-use node::proposer::{self, ProposeError, Proposer, ProposerConfig, PROPOSE_TIMEOUT};
-use openraft::error::{ClientWriteError, RaftError};
+use node::proposer::{self, ProposeError, Proposer, ProposerConfig};
 use openraft::{BasicNode, Raft};
-use proto::command::{Command, LogCommand, Outcome, Proposal, Reply, COMMAND_VERSION};
+use proto::command::{Command, LogCommand, Outcome, Proposal, COMMAND_VERSION};
 use raft_store::{LogStore, NodeId, SimDisk, StateMachineStore, TypeConfig};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -240,22 +239,7 @@ impl Writer {
     async fn write(&self, proposals: Vec<Proposal>) -> Result<Vec<Outcome>, ProposeError> {
         let count = proposals.len();
         let entry = self.entry(proposals).await?;
-        let response =
-            match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(entry)).await {
-                Err(_) => return Err(ProposeError::Timeout),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                    return Err(ProposeError::NotLeader(proto::pb::NotLeader::default()))
-                }
-                Ok(Err(e)) => return Err(ProposeError::Unavailable(e.to_string())),
-                Ok(Ok(response)) => response,
-            };
-        match (response.data, count) {
-            (Some(Ok(Reply::Batch(outcomes))), n) if n > 1 && outcomes.len() == n => Ok(outcomes),
-            (Some(outcome), 1) => Ok(vec![outcome]),
-            (other, _) => Err(ProposeError::Unavailable(format!(
-                "entry of {count} proposals answered {other:?}"
-            ))),
-        }
+        node::group::append(&self.raft, entry, count).await
     }
 
     async fn entry(&self, mut proposals: Vec<Proposal>) -> Result<LogCommand, ProposeError> {

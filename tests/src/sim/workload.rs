@@ -138,19 +138,7 @@ impl World {
 }
 
 fn event(process: i64, kind: EventType, op: OpKind, show: ShowId) -> Event {
-    Event {
-        process,
-        kind,
-        op,
-        time_ns: 0,
-        show: show.0,
-        seats: Vec::new(),
-        hold_id: None,
-        booking_id: None,
-        expires_at_ms: None,
-        wall_ms: 0,
-        detail: String::new(),
-    }
+    crate::chaos::workload::event(process, kind, op, show.0)
 }
 
 fn kind_of<T>(answer: &Answer, ok: impl Fn(&Reply) -> Option<T>) -> (EventType, Option<T>) {
