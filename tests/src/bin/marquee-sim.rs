@@ -70,6 +70,7 @@ fn main() -> Result<()> {
     let (mut ran, mut failed) = (0u64, Vec::new());
     let mut totals = std::collections::BTreeMap::<String, u64>::new();
     let mut faults = 0usize;
+    let mut snapshots = 0u64;
     for seed in seeds {
         if args.time_limit_s > 0 && started.elapsed().as_secs() >= args.time_limit_s {
             break;
@@ -86,6 +87,7 @@ fn main() -> Result<()> {
             std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
         }
         faults += report.verdict.faults.len();
+        snapshots += report.snapshots_installed;
         for (name, count) in &report.verdict.counts {
             *totals.entry(name.clone()).or_default() += count;
         }
@@ -126,7 +128,8 @@ fn main() -> Result<()> {
     }
     let counts: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
-        "marquee-sim: {ran} seeds in {:.1} s, {} failed; {faults} faults injected; {}",
+        "marquee-sim: {ran} seeds in {:.1} s, {} failed; {faults} faults injected, \
+         {snapshots} snapshots installed; {}",
         started.elapsed().as_secs_f64(),
         failed.len(),
         counts.join(", ")

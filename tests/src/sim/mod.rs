@@ -81,6 +81,8 @@ pub struct World {
     history: Mutex<Vec<Event>>,
     faults: Mutex<Vec<String>>,
     pub(crate) ledger: Mutex<Ledger>,
+    /// Snapshots a leader sent whole to a lagging follower (its last chunk acknowledged).
+    pub(crate) snapshots_installed: std::sync::atomic::AtomicU64,
 }
 
 impl World {
@@ -147,6 +149,8 @@ pub struct SeedReport {
     pub simulated_s: f64,
     /// Why the run itself failed (the cluster never settled), if it did.
     pub error: Option<String>,
+    /// Snapshots installed on lagging followers during the run.
+    pub snapshots_installed: u64,
     /// The recorded history (the chaos harness's format).
     #[serde(skip)]
     pub history: Vec<Event>,
@@ -190,6 +194,7 @@ async fn run(seed: u64, cfg: SimConfig) -> SeedReport {
         history: Mutex::default(),
         faults: Mutex::default(),
         ledger: Mutex::default(),
+        snapshots_installed: std::sync::atomic::AtomicU64::new(0),
         cfg,
     });
     let error = drive(&world).await.err().map(|e| format!("{e:#}"));
@@ -204,6 +209,7 @@ async fn run(seed: u64, cfg: SimConfig) -> SeedReport {
         trace: 0,
         simulated_s: world.elapsed().as_secs_f64(),
         error: None,
+        snapshots_installed: world.snapshots_installed.load(Ordering::Relaxed),
         history,
         final_state: None,
     };

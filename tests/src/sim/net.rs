@@ -155,7 +155,12 @@ impl RaftNetwork<TypeConfig> for SimConnection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.round_trip(|raft| async move { raft.install_snapshot(rpc).await }).await
+        let done = rpc.done;
+        let answer = self.round_trip(|raft| async move { raft.install_snapshot(rpc).await }).await;
+        if done && answer.is_ok() {
+            self.world.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        answer
     }
 
     async fn vote(
