@@ -147,12 +147,16 @@ impl MetaState {
         if shards.contains_key(&META_GROUP) {
             return Err(invalid("group 0 is the meta group, not a shard".into()));
         }
-        self.topology.nodes = nodes
+        // A node that registered its zone (`--zone`) before this entry keeps it: nodes start
+        // registering as soon as they serve, which can be before the bootstrap's first entry.
+        let zone = |id: &u64| self.topology.nodes.get(id).and_then(|n| n.zone.clone());
+        let registered: BTreeMap<u64, NodeInfo> = nodes
             .iter()
             .map(|(id, addr)| {
-                (*id, NodeInfo { addr: addr.clone(), state: NodeState::Active, zone: None })
+                (*id, NodeInfo { addr: addr.clone(), state: NodeState::Active, zone: zone(id) })
             })
             .collect();
+        self.topology.nodes = registered;
         self.topology.groups.insert(META_GROUP, group_info(GroupKind::Meta, meta_replicas));
         for (id, replicas) in shards {
             self.topology.groups.insert(*id, group_info(GroupKind::Inventory, replicas));
@@ -356,6 +360,23 @@ mod tests {
             addr: "127.0.0.1:7002".into(),
             zone: zone.map(str::to_owned),
         };
+        // Registered before the cluster's first entry: the zone survives the initialization.
+        let mut early = MetaState::default();
+        let before = MetaCommand::RegisterNode {
+            node_id: 1,
+            addr: "127.0.0.1:7001".into(),
+            zone: Some("rack-a".into()),
+        };
+        assert!(early.apply(&entry(before)).is_ok());
+        let init = early.apply(&entry(MetaCommand::InitCluster {
+            nodes: [1, 2, 3].iter().map(|id| (*id, format!("127.0.0.1:{}", 7000 + id))).collect(),
+            meta_replicas: [1, 2, 3].into(),
+            shards: BTreeMap::new(),
+        }));
+        assert!(init.is_ok(), "{init:?}");
+        assert_eq!(early.topology().nodes[&1].zone.as_deref(), Some("rack-a"));
+        assert_eq!(early.topology().nodes[&2].zone, None);
+
         assert!(meta.apply(&entry(register(Some("rack-b")))).is_ok());
         assert_eq!(meta.topology().nodes[&2].zone.as_deref(), Some("rack-b"));
         let version = meta.topology().version;
