@@ -476,9 +476,8 @@ async fn final_state(world: &Arc<World>) -> anyhow::Result<FinalState> {
             }
         }
     }
-    let ledger = world.ledger.lock().expect("ledger lock");
-    state.ledger =
-        Some(LedgerFinal { charges: ledger.charges.clone(), refunds: ledger.refunds.clone() });
+    let (charges, refunds) = world.ledger.lock().expect("ledger lock").records();
+    state.ledger = Some(LedgerFinal { charges, refunds });
     Ok(state)
 }
 

@@ -6,8 +6,8 @@
 //! releases, or abandons the hold to expiry. It sends each command to the node it believes
 //! leads, as the gateway does, and retries an unanswered command under the same request id
 //! (idempotent) until a deadline; an operation whose outcome it never learns is `info`.
-//! The payment provider is an idempotent ledger (charges and refunds by key) whose answers
-//! can be lost after it charged; the sweeper settles what clients left unsettled, as the
+//! The payment provider is the sandbox's own idempotent ledger (`payments::ledger`: charges and
+//! refunds by key) whose answers can be lost after it charged; the sweeper settles what clients left unsettled, as the
 //! gateway's recovery sweeper does: a charged pending checkout is confirmed, a charged
 //! checkout that failed or expired is refunded, a cancellation is completed.
 
@@ -42,15 +42,30 @@ pub fn shows() -> Vec<ShowId> {
     vec![ShowId(7001), ShowId(7002), ShowId(7003)]
 }
 
-/// The payment provider's ledger.
+/// The payment provider: the sandbox's own ledger (`payments::ledger`, what `marquee-payments`
+/// and the gateway's in-process sandbox run), called in process; the simulator decides the
+/// card's token and whether the answer gets back.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Charge key (booking id) -> charge reference.
-    pub charges: BTreeMap<String, String>,
-    /// Refund key -> refunded charge reference.
-    pub refunds: BTreeMap<String, String>,
+    /// Charges and refunds by key.
+    pub provider: payments::ledger::Ledger,
     /// Charge keys whose saga a client is still running (the sweeper leaves them alone).
     pub in_flight: std::collections::BTreeSet<String>,
+}
+
+impl Ledger {
+    /// Charge key -> charge reference, and refund key -> refunded charge reference.
+    pub fn records(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let charges =
+            self.provider.charges.iter().map(|(k, r)| (k.clone(), r.reference.clone())).collect();
+        let refunds = self
+            .provider
+            .refunds
+            .iter()
+            .map(|(k, (charge, _))| (k.clone(), charge.clone()))
+            .collect();
+        (charges, refunds)
+    }
 }
 
 /// What came of a command.
@@ -107,27 +122,46 @@ impl World {
         Some(running[pick])
     }
 
-    /// The provider charges `key` (idempotent); `None` when its answer was lost (the charge
-    /// may have happened).
-    fn charge(&self, key: &str) -> Option<Result<String, ()>> {
-        let (decline, lose) = (self.random_bool(0.1), self.random_bool(self.cfg.payment_loss));
-        if decline {
-            return Some(Err(()));
-        }
-        let reference = {
-            let mut ledger = self.ledger.lock().expect("ledger lock");
-            let next = ledger.charges.len() + 1;
-            ledger.charges.entry(key.to_owned()).or_insert_with(|| format!("ch_{next}")).clone()
+    /// The provider charges `money` under `key` (idempotent: a key charged before answers its
+    /// charge whatever the token); `None` when the answer did not come back (the charge may
+    /// have happened): the sandbox's `tok_fail_after_charge`, or a lost answer.
+    fn charge(&self, key: &str, money: &proto::layout::Money) -> Option<Result<String, ()>> {
+        use payments::ledger::{ChargeOutcome, Token};
+        let token = if self.random_bool(0.1) {
+            Token::Decline
+        } else if self.random_bool(0.02) {
+            Token::FailAfterCharge
+        } else {
+            Token::Success
         };
-        (!lose).then_some(Ok(reference))
+        let lost = self.random_bool(self.cfg.payment_loss);
+        let outcome = self.ledger.lock().expect("ledger lock").provider.charge(
+            key,
+            token,
+            money.amount_minor,
+            &money.currency,
+        );
+        match outcome {
+            _ if lost => None,
+            Ok(ChargeOutcome::Charged { receipt, .. }) => Some(Ok(receipt.reference)),
+            Ok(ChargeOutcome::Declined(_)) | Err(_) => Some(Err(())),
+            Ok(_) => None,
+        }
     }
 
-    /// Refunds the charge of `key` once, however often asked; the refund's reference.
+    /// Refunds the whole charge of `key` under `refund:<key>`, once however often asked; the
+    /// refund's reference (`None`: nothing was charged under `key`).
     fn refund(&self, key: &str) -> Option<String> {
         let mut ledger = self.ledger.lock().expect("ledger lock");
-        let charge = ledger.charges.get(key)?.clone();
-        ledger.refunds.entry(format!("refund:{key}")).or_insert(charge);
-        Some(format!("rf_{key}"))
+        let charge = ledger.provider.lookup(key)?.clone();
+        let refund_key = format!("refund:{key}");
+        let refunded = ledger.provider.refund(
+            &refund_key,
+            &charge.reference,
+            charge.amount_minor,
+            &charge.currency,
+        );
+        refunded.ok().map(|(receipt, _)| receipt.reference)
     }
 
     fn record(&self, mut event: Event) {
@@ -310,7 +344,7 @@ async fn charge_and_confirm(
 ) -> Result<(), (EventType, &'static str)> {
     let mut charged = None;
     for _ in 0..3 {
-        match world.charge(key) {
+        match world.charge(key, &booking.amount) {
             Some(result) => {
                 charged = Some(result);
                 break;
@@ -410,7 +444,7 @@ async fn cancel(
 pub async fn sweep(world: &World) -> usize {
     let (charges, in_flight) = {
         let ledger = world.ledger.lock().expect("ledger lock");
-        (ledger.charges.clone(), ledger.in_flight.clone())
+        (ledger.records().0, ledger.in_flight.clone())
     };
     let mut unsettled = 0;
     for (key, reference) in charges {
@@ -427,6 +461,7 @@ pub async fn sweep(world: &World) -> usize {
             .ledger
             .lock()
             .expect("ledger lock")
+            .provider
             .refunds
             .contains_key(&format!("refund:{key}"));
         match booking.status {
