@@ -274,24 +274,33 @@ impl Group {
     ///
     /// # Panics
     /// If `proposals` is empty (the proposer never stamps an empty batch).
-    pub fn stamp(&self, mut proposals: Vec<Proposal>, clock: &TermClock) -> LogCommand {
-        assert!(!proposals.is_empty(), "an entry carries at least one proposal");
+    pub fn stamp(&self, proposals: Vec<Proposal>, clock: &TermClock) -> LogCommand {
         let now_ms = clock.now_ms(self.sm.read().now_ms());
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
-        let now_ms = now_ms.max(previous);
-        for proposal in &mut proposals {
-            if let Command::Hold { ttl_ms, .. } = &mut proposal.command {
-                ttl_ms.get_or_insert(self.hold_ttl_ms);
-            }
-        }
-        let (request_id, command) = if proposals.len() == 1 {
-            let proposal = proposals.pop().expect("one proposal: length checked");
-            (proposal.request_id, proposal.command)
-        } else {
-            (None, Command::Batch(proposals))
-        };
-        LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
+        wrap(proposals, now_ms.max(previous), self.hold_ttl_ms)
     }
+}
+
+/// The log entry for `proposals` at log time `now_ms`: holds without a lifetime get
+/// `hold_ttl_ms`; one proposal makes a plain entry, several a [`Command::Batch`] (also what the
+/// deterministic simulator's nodes do).
+///
+/// # Panics
+/// If `proposals` is empty (the proposer never stamps an empty batch).
+pub fn wrap(mut proposals: Vec<Proposal>, now_ms: u64, hold_ttl_ms: u64) -> LogCommand {
+    assert!(!proposals.is_empty(), "an entry carries at least one proposal");
+    for proposal in &mut proposals {
+        if let Command::Hold { ttl_ms, .. } = &mut proposal.command {
+            ttl_ms.get_or_insert(hold_ttl_ms);
+        }
+    }
+    let (request_id, command) = if proposals.len() == 1 {
+        let proposal = proposals.pop().expect("one proposal: length checked");
+        (proposal.request_id, proposal.command)
+    } else {
+        (None, Command::Batch(proposals))
+    };
+    LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
 }
 
 /// Appends `entry` (carrying `count` proposals) through `raft` and returns one outcome per

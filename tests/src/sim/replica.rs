@@ -13,7 +13,7 @@ use std::time::Duration;
 use node::logtime::{term_start, Reading, TermClock, CLOCK_READ_TIMEOUT};
 use node::proposer::{self, ProposeError, Proposer, ProposerConfig};
 use openraft::{BasicNode, Raft};
-use proto::command::{Command, LogCommand, Outcome, Proposal, COMMAND_VERSION};
+use proto::command::{Command, LogCommand, Outcome, Proposal};
 use raft_store::{LogStore, NodeId, SimDisk, StateMachineStore, TypeConfig};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -242,24 +242,12 @@ impl Writer {
         node::group::append(&self.raft, entry, count).await
     }
 
-    async fn entry(&self, mut proposals: Vec<Proposal>) -> Result<LogCommand, ProposeError> {
+    async fn entry(&self, proposals: Vec<Proposal>) -> Result<LogCommand, ProposeError> {
         let clock = self.term_clock().await?;
         let floor = self.sm.read().now_ms();
         let now_ms = clock.at_instant(self.world.std_now(), floor);
         let previous = self.clock.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
-        let now_ms = now_ms.max(previous);
-        for proposal in &mut proposals {
-            if let Command::Hold { ttl_ms, .. } = &mut proposal.command {
-                ttl_ms.get_or_insert(HOLD_TTL_MS);
-            }
-        }
-        let (request_id, command) = if proposals.len() == 1 {
-            let proposal = proposals.pop().expect("one proposal: length checked");
-            (proposal.request_id, proposal.command)
-        } else {
-            (None, Command::Batch(proposals))
-        };
-        Ok(LogCommand { v: COMMAND_VERSION, now_ms, request_id, command })
+        Ok(node::group::wrap(proposals, now_ms.max(previous), HOLD_TTL_MS))
     }
 
     /// Log time now if this process leads in a term whose clock it started.
