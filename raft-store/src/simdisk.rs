@@ -39,9 +39,6 @@ struct Inner {
     epoch: u64,
     /// The next sync fails with this error (a full disk).
     full: Option<String>,
-    /// Synced batches and the writes in them, over the disk's life.
-    syncs: u64,
-    synced_writes: u64,
 }
 
 /// The disk of one simulated node. Clones share it.
@@ -126,8 +123,6 @@ impl SimDisk {
                     for job in &jobs {
                         apply(&mut inner.durable, &job.ops);
                     }
-                    inner.syncs += 1;
-                    inner.synced_writes += jobs.len() as u64;
                     (jobs, None)
                 }
             }
@@ -168,12 +163,6 @@ impl SimDisk {
     /// Space is back (the process must still restart: its writer failed for good).
     pub fn free(&self) {
         self.lock().full = None;
-    }
-
-    /// Synced batches and the writes in them over the disk's life.
-    pub fn sync_counts(&self) -> (u64, u64) {
-        let inner = self.lock();
-        (inner.syncs, inner.synced_writes)
     }
 }
 
