@@ -20,6 +20,10 @@ use crate::logtime::{term_start, Reading, TermClock, CLOCK_READ_TIMEOUT};
 use crate::proposer::{self, ProposeError, Proposer, Queue, PROPOSE_TIMEOUT};
 use crate::transport::{Channels, NetworkFactory};
 
+/// The longest a proposal waits on a leader that is handing its leadership over
+/// ([`Group::term_clock`]): well inside [`PROPOSE_TIMEOUT`] and the callers' per-call limits.
+pub const YIELD_WAIT_MAX: Duration = Duration::from_secs(2);
+
 /// A replica of one group.
 pub struct Group {
     /// The group.
@@ -42,8 +46,8 @@ pub struct Group {
     /// Channels to peers, for reading the voters' clocks at the start of a term.
     channels: Channels,
     /// Until when this replica, asked to give up leadership (`SetElection(false)` while it
-    /// leads), refuses new proposals, so the voter taking over catches up and wins.
-    yielding_until: std::sync::Mutex<Option<Instant>>,
+    /// leads), holds new proposals back, so the voter taking over catches up and wins.
+    yielding_until: tokio::sync::watch::Sender<Option<Instant>>,
     hold_ttl_ms: u64,
 }
 
@@ -123,7 +127,7 @@ impl Group {
             last_stamp_ms: AtomicU64::new(0),
             term_clock: std::sync::Mutex::new(None),
             channels,
-            yielding_until: std::sync::Mutex::new(None),
+            yielding_until: tokio::sync::watch::Sender::new(None),
             hold_ttl_ms: config.hold_ttl_ms,
         });
         Ok((group, queue))
@@ -150,10 +154,37 @@ impl Group {
         Ok(self.stamp(proposals, &clock))
     }
 
-    /// Refuses new proposals until `until` (or accepts them again with `None`): set while this
-    /// replica is asked to hand its leadership over (`SetElection(false)`).
+    /// Holds new proposals back until `until` (or lets them through again with `None`): set
+    /// while this replica is asked to hand its leadership over (`SetElection(false)`). See
+    /// [`Group::term_clock`] for what a held proposal does.
     pub fn yield_leadership(&self, until: Option<Instant>) {
-        *self.yielding_until.lock().expect("yield lock never poisoned") = until;
+        self.yielding_until.send_replace(until);
+    }
+
+    /// While this replica hands its leadership over, waits (at most [`YIELD_WAIT_MAX`]) until
+    /// it has lost the leadership, the hand-over has ended, or the wait is up, so a proposal
+    /// that arrives during a leader move is answered "not the leader, ask the new one" or goes
+    /// through once the move gave up, instead of being refused at once: a caller bounced
+    /// between a muted leader and followers that still name it would spend its retries
+    /// (and be told the outcome is unknown) before the move ends.
+    ///
+    /// Returns whether the replica is still holding proposals back after the wait.
+    async fn wait_out_yield(&self) -> bool {
+        let still_yielding = |until: &Option<Instant>| until.is_some_and(|u| Instant::now() < u);
+        let mut yielding = self.yielding_until.subscribe();
+        let Some(until) = *yielding.borrow_and_update() else { return false };
+        if Instant::now() >= until {
+            return false;
+        }
+        let deadline = tokio::time::Instant::from_std(until.min(Instant::now() + YIELD_WAIT_MAX));
+        let mut metrics = self.raft.metrics();
+        let id = metrics.borrow().id;
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = metrics.wait_for(|m| m.current_leader != Some(id)) => {}
+            _ = yielding.wait_for(|until| !still_yielding(until)) => {}
+        }
+        still_yielding(&self.yielding_until.borrow())
     }
 
     /// This node's log time now if it leads the group in a term whose clock it started (see
@@ -171,6 +202,7 @@ impl Group {
     /// # Errors
     /// Not the leader, or fewer than a majority of voters' clocks could be read.
     pub async fn term_clock(&self) -> Result<TermClock, ProposeError> {
+        let yielding = self.wait_out_yield().await;
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(metrics.id) {
             let membership = metrics.membership_config.membership();
@@ -184,9 +216,9 @@ impl Group {
                 leader_addr,
             }));
         }
-        let yielding = *self.yielding_until.lock().expect("yield lock never poisoned");
-        if yielding.is_some_and(|until| Instant::now() < until) {
-            // Leadership is being handed over: no new entries (the caller retries elsewhere).
+        if yielding {
+            // Leadership is still being handed over after the wait: no new entries (the caller
+            // retries elsewhere).
             return Err(ProposeError::NotLeader(NotLeader {
                 leader_id: 0,
                 leader_addr: String::new(),

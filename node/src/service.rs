@@ -29,6 +29,7 @@ use proto::pb::{
     WatchShowRequest, WrongShard,
 };
 use proto::{codec, GroupId, META_GROUP};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::forward::MetaForward;
@@ -180,14 +181,24 @@ impl RaftTransport for NodeService {
 }
 
 /// Relays a forwarded stream (a catalog watch opened on a meta replica) to this node's caller,
-/// until either side ends it.
+/// until either side ends it or this node shuts down. The shutdown matters: the gRPC server's
+/// graceful stop waits for open streams, and the upstream (on another node) never ends by
+/// itself, so a node relaying a gateway's catalog watch never exited on SIGTERM (seen after a
+/// drain moved its meta replica away and the gateway's watch came back through it).
 fn pipe(
     mut upstream: tonic::Streaming<QueryReply>,
+    shutdown: CancellationToken,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<QueryReply, Status>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         loop {
-            let next = upstream.message().await;
+            let next = tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = tx.send(Err(Status::unavailable("the node is shutting down"))).await;
+                    break;
+                }
+                next = upstream.message() => next,
+            };
             let end = !matches!(next, Ok(Some(_)));
             let item = match next {
                 Ok(Some(reply)) => Ok(reply),
@@ -322,7 +333,7 @@ impl Inventory for NodeService {
         let after = request.after;
         if self.host.router.get(META_GROUP).is_none() {
             let upstream = self.forward.watch_catalog(&self.host, after, limit).await?;
-            return Ok(Response::new(pipe(upstream)));
+            return Ok(Response::new(pipe(upstream, self.host.shutdown.clone())));
         }
         let heartbeat = move |group: &Group| {
             let head = Query::Meta(MetaQuery::Catalog(CatalogQuery::Changes {

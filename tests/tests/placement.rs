@@ -178,9 +178,9 @@ async fn leaders_spread_again_after_a_restart_without_an_operator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repair_places_the_new_replica_outside_the_zones_of_the_others() {
-    // Zones a, b, c, a, c: whichever two nodes stay in a group of the dead node 3, one of the
-    // two candidates is in a zone neither of them uses.
+async fn groups_spread_over_zones_and_a_repair_keeps_them_spread() {
+    // Zones a, b, c, a, c: once every group spans three zones, whichever two nodes stay in a
+    // group of the dead node 3 (zone c), node 5 is the one candidate in a zone neither uses.
     let zones = ["a", "b", "c", "a", "c"];
     let options = Options {
         nodes: 5,
@@ -202,6 +202,38 @@ async fn a_repair_places_the_new_replica_outside_the_zones_of_the_others() {
                 .iter()
                 .all(|n| n["zone"].as_str() == Some(zone_of(n["node"].as_u64().unwrap())));
             Ok(registered.then_some(status))
+        })
+        .await
+        .unwrap();
+    // Initial placement knows nothing of zones: shard 3 starts on nodes 3, 4, 5 (zones c, a,
+    // c). The loop moves one of the two zone-c replicas to node 2, the only zone-b node, and
+    // then every group spans three zones.
+    let zones_of =
+        |g: &Value| -> Vec<&str> { ids(&g["voters"]).into_iter().map(zone_of).collect() };
+    let doubled = |status: &Value| -> Vec<u64> {
+        status["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| {
+                let zones = zones_of(g);
+                zones.iter().collect::<BTreeSet<_>>().len() < zones.len()
+            })
+            .map(|g| g["group"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(
+        !doubled(&status).is_empty(),
+        "no group starts with two replicas in one zone: {status}"
+    );
+    let status =
+        eventually("every group spread over three zones", Duration::from_secs(90), || async {
+            let status = cluster.ctl_status().await?;
+            let settled = doubled(&status).is_empty()
+                && status["groups"].as_array().unwrap().iter().all(|g| {
+                    ids(&g["voters"]).len() == 3 && ids(&g["voters"]) == ids(&g["replicas"])
+                });
+            Ok(settled.then_some(status))
         })
         .await
         .unwrap();
