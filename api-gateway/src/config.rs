@@ -23,6 +23,12 @@ pub struct Config {
     /// 1–2 each (docs/benchmarks.md).
     #[arg(long, env = "MARQUEE_GATEWAY_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
+    /// `ProposeBatch` calls in flight to one node at once (the gateway's proposal batching,
+    /// docs/architecture.md "Batching"; docs/benchmarks.md has measurements).
+    #[arg(long, env = "MARQUEE_GATEWAY_PROPOSE_INFLIGHT",
+          default_value_t = client::PROPOSE_INFLIGHT_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub propose_inflight: u64,
     /// gRPC addresses of the cluster's nodes, comma separated.
     #[arg(long, env = "MARQUEE_GATEWAY_NODES", value_delimiter = ',', required = true)]
     pub nodes: Vec<String>,

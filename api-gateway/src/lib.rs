@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::ClusterClient;
+use client::{ClusterClient, RetryPolicy};
 use search_sync::backend::{open_backend, Backend};
 use search_sync::cluster_source::ClusterCatalogSource;
 use search_sync::sync::{NoCursor, Syncer};
@@ -88,7 +88,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
         config.meili_key.as_deref(),
         &config.meili_index,
     )?;
-    let cluster = ClusterClient::new(config.nodes.clone());
+    let channels = client::ChannelConfig {
+        propose_inflight: usize::try_from(config.propose_inflight)
+            .unwrap_or(client::PROPOSE_INFLIGHT_DEFAULT),
+        ..client::ChannelConfig::default()
+    };
+    let cluster = ClusterClient::with_policy(config.nodes.clone(), RetryPolicy::CALLS, channels);
     let run_sync = config.search_sync || config.search == Backend::Embedded;
     let syncer = match (&search, run_sync) {
         (Some(index), true) => Some(Syncer::new(

@@ -21,8 +21,6 @@ use tonic::{Code, Status};
 
 /// Most proposals in one call.
 const BATCH_MAX: usize = 256;
-/// Calls to one node in flight at once.
-const INFLIGHT_MAX: usize = 8;
 /// Proposals queued per node before callers wait for room.
 const QUEUE_CAPACITY: usize = 8_192;
 /// Bound on one call: a node that never answers releases its slot. Callers give up sooner
@@ -41,10 +39,11 @@ pub struct ProposeSender {
 }
 
 impl ProposeSender {
-    /// Starts the sending task for the node behind `client`. Must run inside a tokio runtime.
-    pub(crate) fn start(client: InventoryClient<Channel>) -> ProposeSender {
+    /// Starts the sending task for the node behind `client`, with at most `inflight` calls
+    /// in flight at once. Must run inside a tokio runtime.
+    pub(crate) fn start(client: InventoryClient<Channel>, inflight: usize) -> ProposeSender {
         let (queue, items) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(client, items));
+        tokio::spawn(run(client, items, inflight.max(1)));
         ProposeSender { queue }
     }
 
@@ -62,8 +61,8 @@ impl ProposeSender {
     }
 }
 
-async fn run(client: InventoryClient<Channel>, mut items: mpsc::Receiver<Item>) {
-    let slots = Arc::new(Semaphore::new(INFLIGHT_MAX));
+async fn run(client: InventoryClient<Channel>, mut items: mpsc::Receiver<Item>, inflight: usize) {
+    let slots = Arc::new(Semaphore::new(inflight));
     while let Some(first) = items.recv().await {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let mut batch = vec![first];

@@ -25,7 +25,14 @@ pub struct ChannelConfig {
     pub request_timeout: Option<Duration>,
     /// HTTP/2 keep-alive pings on idle connections.
     pub keep_alive: Option<Duration>,
+    /// `ProposeBatch` calls to one node in flight at once ([`crate::batcher`]): fewer make
+    /// each call carry more proposals (fewer messages, wake-ups and entries on the leader),
+    /// more let a slow call overlap the next.
+    pub propose_inflight: usize,
 }
+
+/// The default of [`ChannelConfig::propose_inflight`].
+pub const PROPOSE_INFLIGHT_DEFAULT: usize = 8;
 
 impl Default for ChannelConfig {
     /// Quick to give up on a dead node (500 ms to connect); calls bounded by the caller.
@@ -34,6 +41,7 @@ impl Default for ChannelConfig {
             connect_timeout: Duration::from_millis(500),
             request_timeout: None,
             keep_alive: None,
+            propose_inflight: PROPOSE_INFLIGHT_DEFAULT,
         }
     }
 }
@@ -103,7 +111,10 @@ impl Channels {
         }
         let client = self.inventory(addr)?;
         let mut proposers = self.proposers.write().expect("proposer map lock never poisoned");
-        Ok(proposers.entry(addr.to_owned()).or_insert_with(|| ProposeSender::start(client)).clone())
+        Ok(proposers
+            .entry(addr.to_owned())
+            .or_insert_with(|| ProposeSender::start(client, self.config.propose_inflight))
+            .clone())
     }
 
     /// A `Cluster` service client (status, membership, replicas) on `addr`.

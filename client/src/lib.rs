@@ -21,7 +21,7 @@ pub mod cluster;
 pub mod meta;
 pub mod retry;
 
-pub use channels::{ChannelConfig, Channels};
+pub use channels::{ChannelConfig, Channels, PROPOSE_INFLIGHT_DEFAULT};
 pub use cluster::ClusterClient;
 pub use retry::{retry, Backoff, RetryError, RetryPolicy};
 

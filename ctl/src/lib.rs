@@ -128,7 +128,7 @@ impl Admin {
         let channels = ChannelConfig {
             connect_timeout: Duration::from_millis(700),
             request_timeout: Some(CALL_TIMEOUT),
-            keep_alive: None,
+            ..ChannelConfig::default()
         };
         Admin {
             cluster: client::ClusterClient::with_policy(seeds, META_POLICY, channels),
