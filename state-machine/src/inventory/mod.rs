@@ -27,7 +27,7 @@ mod invariants;
 mod reads;
 mod seats;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use proto::command::{Command, Outcome, Rejection, Reply, COMMAND_VERSION_ONE_LAYOUT_RULE};
 use proto::ids::{BookingId, HoldId, OwnerId, SeatId, ShowId};
@@ -146,13 +146,12 @@ pub struct Inventory {
     checkout_deadlines: BTreeSet<(u64, BookingId)>,
     /// Ended holds by the time they are pruned.
     ended_holds: BTreeSet<(u64, HoldId)>,
-    /// Outcomes by request id. A hash map (a lookup and an insert for every command with a
-    /// request id, up to [`IDEMPOTENCY_ENTRIES_MAX`] entries: a `BTreeMap<String, _>` here
-    /// was 6% of a leader's CPU under load, docs/benchmarks.md), serialized with its keys
-    /// sorted so snapshots and digests are the same bytes as before and on every replica.
-    /// Nothing iterates it otherwise: expiry goes by `idempotency_expiry`.
-    #[serde(serialize_with = "sorted_map")]
-    idempotency: HashMap<String, IdempotencyEntry>,
+    /// Outcomes by request id. An ordered map: snapshots and digests must be the same bytes on
+    /// every replica. A `HashMap` serialized in key order was tried for speed and reverted: it
+    /// cut CPU per hold ~12% but tripled p99.9 in every run, likely rehash stalls of a table of
+    /// ~100 000 entries on the apply path (docs/benchmarks.md, "Idempotency table and batching
+    /// depth").
+    idempotency: BTreeMap<String, IdempotencyEntry>,
     idempotency_expiry: BTreeSet<(u64, String)>,
     /// Failed checkouts for the recovery sweeper: (index of the failing entry, booking, log
     /// time it failed at), in log order; pruned after [`FAILED_CHECKOUT_RETENTION_MS`].
@@ -701,16 +700,6 @@ fn build_show(
 struct HoldLimits {
     ttl_ms: Option<u64>,
     owner_seats_max: Option<u32>,
-}
-
-/// Serializes a hash map as a map with its keys in order: the same bytes as a `BTreeMap`.
-fn sorted_map<S: serde::Serializer, V: Serialize>(
-    map: &HashMap<String, V>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut entries: Vec<(&String, &V)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    serializer.collect_map(entries)
 }
 
 fn fingerprint(command: &Command) -> u64 {
