@@ -85,7 +85,8 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
         .collect::<Result<_>>()?;
     for (_, port) in &ports {
         // The recorded ports lie in the ephemeral range, so another process's outgoing
-        // connection can hold one for a moment (seen once in CI): wait for it, bounded.
+        // connection can hold one (seen in CI); scripts/test reserves them
+        // (`net.ipv4.ip_local_reserved_ports`), and without that this waits, bounded.
         let free = |port: u64| TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !free(*port) && std::time::Instant::now() < deadline {
