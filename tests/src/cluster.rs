@@ -337,7 +337,14 @@ impl Cluster {
             for node in self.nodes.iter().filter(|n| n.is_running()) {
                 // Name the node: a refused connection alone does not say whose.
                 let statuses = node.statuses().await.with_context(|| {
-                    format!("status of node {} (pid {:?}, {})", node.id, node.pid(), node.grpc)
+                    // A refused connection with the process gone says why it went.
+                    let exit = node.exit_status().unwrap_or_else(|| "still running".into());
+                    format!(
+                        "status of node {} (pid {:?}, {}, process: {exit})",
+                        node.id,
+                        node.pid(),
+                        node.grpc
+                    )
                 })?;
                 for status in statuses {
                     groups.entry(status.group_id).or_default().push(status);

@@ -202,6 +202,14 @@ impl Node {
         Some(exit.code())
     }
 
+    /// How the process ended, if it has (exit code or signal), without forgetting it: for
+    /// error messages about a node that stopped answering.
+    pub fn exit_status(&self) -> Option<String> {
+        let mut guard = self.lock();
+        let status = guard.as_mut()?.try_wait().ok()??;
+        Some(status.to_string())
+    }
+
     /// Whether the process is running.
     pub fn is_running(&self) -> bool {
         self.lock().is_some()
