@@ -77,8 +77,10 @@ pub struct Topology {
     /// Every group, the meta group included.
     pub groups: BTreeMap<GroupId, GroupInfo>,
     /// The placement loop does not re-create replicas of unreachable nodes while set
-    /// (`marqueectl repair pause`); leader balance goes on.
-    #[serde(default)]
+    /// (`marqueectl repair pause`); leader balance goes on. Left out of the encoding while
+    /// false, so a state without a pause encodes (and digests) as an older release's does and
+    /// replicas of both agree during an upgrade.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub repair_paused: bool,
 }
 

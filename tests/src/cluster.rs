@@ -97,6 +97,7 @@ impl Cluster {
                 tmpfs_mb: options.small_disk.and_then(|(node, mb)| (node == id).then_some(mb)),
                 child: Mutex::new(None),
                 log: dir.path().join(format!("node{id}.log")),
+                release: Mutex::new(options.release.clone()),
             };
             node.spawn(&bins)?;
             nodes.push(node);
@@ -262,6 +263,7 @@ impl Cluster {
             tmpfs_mb: None,
             child: Mutex::new(None),
             log: self.dir.path().join(format!("node{id}.log")),
+            release: Mutex::new(None),
         };
         node.spawn(&self.bins)?;
         Ok(node)
@@ -277,6 +279,20 @@ impl Cluster {
         let file = self.dir.path().join(format!("node{}.faketime", self.nodes[index].id));
         std::fs::write(file, format!("{offset}\n"))?;
         Ok(())
+    }
+
+    /// Upgrades node `index` from the older release it runs ([`Options::release`]) to this
+    /// build: SIGTERM (waiting up to `timeout` for it to exit), then the same arguments and
+    /// data directory with this build's binary. Returns the old process's exit code.
+    ///
+    /// # Errors
+    /// It did not stop in time, or spawning failed.
+    pub fn upgrade(&self, index: usize, timeout: Duration) -> Result<Option<i32>> {
+        let node = &self.nodes[index];
+        let exit = node.terminate(timeout)?;
+        *node.release.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        node.spawn(&self.bins)?;
+        Ok(exit)
     }
 
     /// Restarts a killed node with its original arguments and data.
@@ -333,7 +349,7 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<std::collections::BTreeMap<u64, Vec<GroupStatus>>> {
         eventually("replicas to converge", timeout, || async {
-            let mut groups = std::collections::BTreeMap::<u64, Vec<GroupStatus>>::new();
+            let mut groups = std::collections::BTreeMap::<u64, Vec<(u64, GroupStatus)>>::new();
             for node in self.nodes.iter().filter(|n| n.is_running()) {
                 // Name the node: a refused connection alone does not say whose.
                 let statuses = node.statuses().await.with_context(|| {
@@ -347,16 +363,84 @@ impl Cluster {
                     )
                 })?;
                 for status in statuses {
-                    groups.entry(status.group_id).or_default().push(status);
+                    groups.entry(status.group_id).or_default().push((node.id, status));
                 }
             }
-            let same = groups.values().all(|statuses| {
-                let first = &statuses[0];
-                statuses
-                    .iter()
-                    .all(|s| s.applied_index == first.applied_index && s.digest == first.digest)
-            });
-            Ok(same.then_some(groups))
+            // The groups whose replicas differ, with each replica's applied index and digest,
+            // so a timeout says what stayed apart.
+            let apart: Vec<String> = groups
+                .iter()
+                .filter(|(_, statuses)| {
+                    let first = &statuses[0].1;
+                    !statuses.iter().all(|(_, s)| {
+                        s.applied_index == first.applied_index && s.digest == first.digest
+                    })
+                })
+                .map(|(group, statuses)| {
+                    let replicas: Vec<String> = statuses
+                        .iter()
+                        .map(|(node, s)| {
+                            format!("node {node} at {} (digest {:016x})", s.applied_index, s.digest)
+                        })
+                        .collect();
+                    format!("group {group}: {}", replicas.join(", "))
+                })
+                .collect();
+            if apart.is_empty() {
+                let groups = groups
+                    .into_iter()
+                    .map(|(group, statuses)| {
+                        (group, statuses.into_iter().map(|(_, s)| s).collect())
+                    })
+                    .collect();
+                Ok(Some(groups))
+            } else {
+                anyhow::bail!("replicas differ: {}", apart.join("; "))
+            }
+        })
+        .await
+    }
+
+    /// Waits until every running replica of every group has applied at least what the most
+    /// advanced replica of its group had applied when the wait began: the cluster has caught
+    /// up with a restarted node, even while clients keep writing (unlike
+    /// [`Cluster::all_converged`], which needs a quiet moment with every replica at one index).
+    ///
+    /// # Errors
+    /// A replica stayed behind for `timeout` (the message names it and the index it needs).
+    pub async fn caught_up(&self, timeout: Duration) -> Result<()> {
+        let targets = eventually("every node to answer status", timeout, || async {
+            let mut targets = std::collections::BTreeMap::<u64, u64>::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                let statuses = node
+                    .statuses()
+                    .await
+                    .with_context(|| format!("status of node {} ({})", node.id, node.grpc))?;
+                for status in statuses {
+                    let target = targets.entry(status.group_id).or_default();
+                    *target = (*target).max(status.applied_index);
+                }
+            }
+            Ok(Some(targets))
+        })
+        .await?;
+        eventually("replicas to catch up", timeout, || async {
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                let statuses = node
+                    .statuses()
+                    .await
+                    .with_context(|| format!("status of node {} ({})", node.id, node.grpc))?;
+                for status in statuses {
+                    let (group, applied) = (status.group_id, status.applied_index);
+                    let target = targets.get(&group).copied().unwrap_or_default();
+                    anyhow::ensure!(
+                        applied >= target,
+                        "node {} applied group {group} to {applied}, behind {target}",
+                        node.id
+                    );
+                }
+            }
+            Ok(Some(()))
         })
         .await
     }

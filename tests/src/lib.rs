@@ -33,6 +33,8 @@ pub use audit::audit;
 pub use client::{raw_request, seat_list, seat_states, User};
 pub use cluster::{Cluster, Options, ADMIN_EMAIL, ADMIN_PASSWORD};
 pub use fixtures::{create_show_via, rand_u64, row_label, test_movie, test_theater, USER_PASSWORD};
-pub use processes::{bin_dir, free_port, Gateway, Node, JWT_SECRET};
+pub use processes::{
+    bin_dir, free_port, known_args, previous_release_dir, Gateway, Node, JWT_SECRET,
+};
 pub use spec::behaviour;
 pub use wait::{eventually, join_all};

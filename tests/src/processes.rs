@@ -59,6 +59,41 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The arguments of `args` that `binary` knows (a `--name` its `--help` lists): an older
+/// release started with this build's flags would refuse an unknown one.
+///
+/// # Errors
+/// `binary --help` failed.
+pub fn known_args(binary: &Path, args: &[String]) -> Result<Vec<String>> {
+    let help = Command::new(binary)
+        .arg("--help")
+        .output()
+        .with_context(|| format!("{} --help", binary.display()))?;
+    anyhow::ensure!(help.status.success(), "{} --help failed", binary.display());
+    let help = String::from_utf8_lossy(&help.stdout);
+    let known = |arg: &str| {
+        let name = arg.split('=').next().unwrap_or(arg);
+        help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).any(|word| word == name)
+    };
+    Ok(args.iter().filter(|arg| !arg.starts_with("--") || known(arg)).cloned().collect())
+}
+
+/// The binaries of the previous release (`scripts/test` builds them: docs/operations.md,
+/// "Rolling restart and upgrade"), from `$MARQUEE_PREVIOUS_RELEASE_BIN`.
+///
+/// # Errors
+/// Not set, or the directory lacks a binary.
+pub fn previous_release_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("MARQUEE_PREVIOUS_RELEASE_BIN").map(PathBuf::from).context(
+        "MARQUEE_PREVIOUS_RELEASE_BIN is not set: scripts/test builds the previous release's \
+         binaries and sets it (or build them as docs/operations.md says)",
+    )?;
+    for bin in ["marquee-node", "marquee-gateway", "marqueectl"] {
+        anyhow::ensure!(dir.join(bin).exists(), "{} not found", dir.join(bin).display());
+    }
+    Ok(dir)
+}
+
 /// libfaketime's multi-threaded library (Debian package `libfaketime`; `scripts/test` installs
 /// it), or `$MARQUEE_FAKETIME_LIB`.
 ///
@@ -107,13 +142,24 @@ pub struct Node {
     pub(crate) tmpfs_mb: Option<u64>,
     pub(crate) child: Mutex<Option<Child>>,
     pub(crate) log: PathBuf,
+    /// Runs an older release's `marquee-node` from this directory instead of this build's
+    /// ([`Options::release`]) until [`crate::Cluster::upgrade`] clears it.
+    pub(crate) release: Mutex<Option<PathBuf>>,
 }
 
 impl Node {
-    /// Starts the process (again) with the node's arguments, appending to its log.
+    /// Starts the process (again) with the node's arguments, appending to its log: this
+    /// build's binary from `bins`, or the older release's it runs (without the flags that
+    /// release does not know).
     pub(crate) fn spawn(&self, bins: &Path) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let node = bins.join("marquee-node");
+        let release =
+            self.release.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let node = release.as_deref().unwrap_or(bins).join("marquee-node");
+        let args = match &release {
+            Some(_) => known_args(&node, &self.args)?,
+            None => self.args.clone(),
+        };
         let mut command = match self.tmpfs_mb {
             None => Command::new(node),
             Some(mb) => {
@@ -128,7 +174,7 @@ impl Node {
             }
         };
         let child = command
-            .args(&self.args)
+            .args(&args)
             .env("MARQUEE_LOG", "info,openraft=warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone()?))
@@ -208,6 +254,11 @@ impl Node {
         let mut guard = self.lock();
         let status = guard.as_mut()?.try_wait().ok()??;
         Some(status.to_string())
+    }
+
+    /// The older release's binaries it runs, if it does ([`Options::release`]).
+    pub fn release(&self) -> Option<PathBuf> {
+        self.release.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Whether the process is running.
@@ -312,7 +363,8 @@ pub(crate) fn spawn_gateway_process(
 ) -> Result<(Child, String)> {
     let port = free_port();
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let mut command = Command::new(bins.join("marquee-gateway"));
+    let binary = options.release.as_deref().unwrap_or(bins).join("marquee-gateway");
+    let mut command = Command::new(&binary);
     // Tests drive many requests from one loopback address: rate limits only where a test asks.
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_IP_PER_S", options.rate_limit_ip_per_s.to_string());
     command.env("MARQUEE_GATEWAY_RATE_LIMIT_USER_PER_S", options.rate_limit_user_per_s.to_string());
@@ -326,16 +378,21 @@ pub(crate) fn spawn_gateway_process(
     }
     command.env("MARQUEE_JWT_SECRET", JWT_SECRET);
     command.envs(options.gateway_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    command
-        .arg(format!("--listen=127.0.0.1:{port}"))
-        .arg(format!("--nodes={}", nodes.join(",")))
-        .arg(format!("--checkout-window-ms={}", options.checkout_window_ms))
-        .arg(format!("--payment-timeout-ms={}", options.payment_timeout_ms))
-        .arg(format!("--sweep-interval-ms={}", options.sweep_interval_ms))
-        .arg(format!("--sweep-min-age-ms={}", options.sweep_min_age_ms));
+    let mut args = vec![
+        format!("--listen=127.0.0.1:{port}"),
+        format!("--nodes={}", nodes.join(",")),
+        format!("--checkout-window-ms={}", options.checkout_window_ms),
+        format!("--payment-timeout-ms={}", options.payment_timeout_ms),
+        format!("--sweep-interval-ms={}", options.sweep_interval_ms),
+        format!("--sweep-min-age-ms={}", options.sweep_min_age_ms),
+    ];
     if let Some(url) = payments_url {
-        command.arg(format!("--payments-url={url}"));
+        args.push(format!("--payments-url={url}"));
     }
+    if options.release.is_some() {
+        args = known_args(&binary, &args)?;
+    }
+    command.args(args);
     let child = command
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
@@ -419,6 +476,10 @@ pub struct Options {
     pub small_disk: Option<(u64, u64)>,
     /// `--zone` of node `i + 1`, for the first `zones.len()` nodes.
     pub zones: Vec<&'static str>,
+    /// Start every node and the gateway with an older release's binaries from this directory
+    /// (flags it does not know are left out); [`crate::Cluster::upgrade`] moves a node to this
+    /// build's.
+    pub release: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -440,6 +501,7 @@ impl Default for Options {
             faketime: false,
             small_disk: None,
             zones: Vec::new(),
+            release: None,
             placement_interval_s: 0,
             repair_after_s: 300,
         }

@@ -9,18 +9,20 @@ use anyhow::{bail, Result};
 /// Polls `check` until it returns `Ok(Some(value))` or `timeout` passes.
 ///
 /// # Errors
-/// The deadline passed; the last error or `None` is reported with `what`.
+/// The deadline passed; the last check's error (or "condition not met") is reported with
+/// `what`. An error from an earlier check is not: it would name a state already gone (a
+/// refused connection while a node restarted) instead of why the condition is still false.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("condition not met");
+    let mut last;
     loop {
         match check().await {
             Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
+            Ok(None) => last = String::from("condition not met"),
             Err(e) => last = format!("{e:#}"),
         }
         if Instant::now() > deadline {
