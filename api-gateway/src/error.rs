@@ -58,9 +58,15 @@ pub enum ApiError {
     /// A deterministic refusal from the inventory.
     #[error("{0}")]
     Rejected(Rejection),
-    /// The payment was declined; nothing was charged.
-    #[error("{0}")]
-    PaymentDeclined(String),
+    /// The payment was declined; nothing was charged. `hold_kept`: the hold is still active
+    /// (same seats, same expiry), so the customer may pay again with another card.
+    #[error("{reason}")]
+    PaymentDeclined {
+        /// The provider's reason.
+        reason: String,
+        /// Whether the hold is still active.
+        hold_kept: bool,
+    },
     /// The checkout expired before the payment completed; the charge was refunded.
     #[error("checkout expired; payment refunded")]
     CheckoutExpiredRefunded,
@@ -159,7 +165,8 @@ impl ApiError {
             ApiError::MalformedQuery(_) => {
                 (StatusCode::BAD_REQUEST, "malformed-query", "Malformed query string")
             }
-            ApiError::PaymentDeclined(_) => {
+            ApiError::PaymentDeclined { hold_kept, .. } => {
+                ext.insert("hold_kept".into(), json!(hold_kept));
                 (StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined")
             }
             ApiError::CheckoutExpiredRefunded => {

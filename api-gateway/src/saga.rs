@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use proto::command::{Command, Query, QueryResult, Rejection, Reply};
 use proto::ids::{BookingId, HoldId, OwnerId, ShowId};
-use proto::inventory::{BookingStatus, BookingView};
+use proto::inventory::{BookingStatus, BookingView, HoldStatus};
 
 use crate::clock::wall_clock_ms;
 use crate::error::ApiError;
@@ -152,7 +152,10 @@ impl Saga {
             BookingStatus::Failed => {
                 let reason = pending.failure_reason.unwrap_or_default();
                 return Err(match reason.strip_prefix(DECLINED_REASON_PREFIX) {
-                    Some(reason) => ApiError::PaymentDeclined(reason.to_owned()),
+                    Some(reason) => ApiError::PaymentDeclined {
+                        reason: reason.to_owned(),
+                        hold_kept: self.hold_active(hold_id).await,
+                    },
                     None => ApiError::Rejected(Rejection::BookingWrongState {
                         status: BookingStatus::Failed,
                     }),
@@ -175,14 +178,18 @@ impl Saga {
         let receipt = match charge {
             Ok(receipt) => receipt,
             Err(PaymentError::Declined(reason)) => {
+                // The seats stay held for another card (until the hold's own expiry, a few
+                // declines at most: KEPT_DECLINES_MAX); nothing was charged.
                 self.metrics.payments.with_label_values(&["declined"]).inc();
-                self.fail(base, booking_id, &format!("{DECLINED_REASON_PREFIX}{reason}")).await?;
-                return Err(ApiError::PaymentDeclined(reason));
+                let failure = format!("{DECLINED_REASON_PREFIX}{reason}");
+                self.fail(base, booking_id, &failure, true).await?;
+                let hold_kept = self.hold_active(hold_id).await;
+                return Err(ApiError::PaymentDeclined { reason, hold_kept });
             }
             Err(PaymentError::Unavailable(reason)) => {
                 // The provider was never reached: nothing was charged.
                 self.metrics.payments.with_label_values(&["unavailable"]).inc();
-                self.fail(base, booking_id, &reason).await?;
+                self.fail(base, booking_id, &reason, false).await?;
                 return Err(ApiError::PaymentUnavailable);
             }
             Err(PaymentError::Unknown(reason)) => {
@@ -191,7 +198,7 @@ impl Saga {
                     Ok(Some(receipt)) => receipt,
                     Ok(None) => {
                         self.metrics.payments.with_label_values(&["unavailable"]).inc();
-                        self.fail(base, booking_id, &reason).await?;
+                        self.fail(base, booking_id, &reason, false).await?;
                         return Err(ApiError::PaymentUnavailable);
                     }
                     Err(e) => {
@@ -241,14 +248,36 @@ impl Saga {
         }
     }
 
-    async fn fail(&self, base: &str, booking_id: BookingId, reason: &str) -> Result<(), ApiError> {
-        let command = Command::FailCheckout { booking_id, reason: reason.to_owned() };
+    /// Fails the checkout; with `keep_hold` its hold stays active if the group can
+    /// (`Command::FailCheckout`).
+    async fn fail(
+        &self,
+        base: &str,
+        booking_id: BookingId,
+        reason: &str,
+        keep_hold: bool,
+    ) -> Result<(), ApiError> {
+        let command = Command::FailCheckout { booking_id, reason: reason.to_owned(), keep_hold };
         match self.shards.propose(format!("{base}:fail"), command).await {
             Ok(_) | Err(ApiError::Rejected(Rejection::BookingWrongState { .. })) => {
                 self.metrics.bookings.with_label_values(&["failed"]).inc();
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `hold_id` is active now (a linearizable read): after a declined card, whether
+    /// the customer still holds the seats. A failed read answers `false`, which only makes a
+    /// page hold the seats again.
+    async fn hold_active(&self, hold_id: HoldId) -> bool {
+        match self.shards.query(Query::Hold { hold_id }, true).await {
+            Ok(QueryResult::Hold { hold }) => hold.status == HoldStatus::Active,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(%hold_id, error = %e, "reading a hold after a declined card");
+                false
+            }
         }
     }
 

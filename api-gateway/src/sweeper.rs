@@ -292,6 +292,7 @@ impl Sweeper {
                 let fail = Command::FailCheckout {
                     booking_id,
                     reason: "abandoned checkout: the recovery sweeper found no charge".into(),
+                    keep_hold: false,
                 };
                 match self.propose(group, format!("sweep:{booking_id}:fail"), fail).await? {
                     Ok(_) => {

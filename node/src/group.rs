@@ -309,22 +309,46 @@ impl Group {
     pub fn stamp(&self, proposals: Vec<Proposal>, clock: &TermClock) -> LogCommand {
         let now_ms = clock.now_ms(self.sm.read().now_ms());
         let previous = self.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
-        wrap(proposals, now_ms.max(previous), self.hold_ttl_ms)
+        wrap(proposals, now_ms.max(previous), self.hold_ttl_ms, self.version_of_replicas())
+    }
+
+    /// The highest command version every other replica of the group (voters and learners)
+    /// applies, as their Raft replies last said ([`Channels::version_of_all`]).
+    fn version_of_replicas(&self) -> u32 {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let me = metrics.id;
+        let others: Vec<NodeId> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != me)
+            .collect();
+        self.channels.version_of_all(others)
     }
 }
 
 /// The log entry for `proposals` at log time `now_ms`: holds without a lifetime get
 /// `hold_ttl_ms`; one proposal makes a plain entry, several a [`Command::Batch`] (also what the
-/// deterministic simulator's nodes do).
+/// deterministic simulator's nodes do). Rules newer than `replicas_version` (what every
+/// replica of the group applies) are dropped ([`Command::downgrade`]), and the entry carries
+/// the lowest version that gives it its meaning ([`Command::version_needed`]).
 ///
 /// # Panics
 /// If `proposals` is empty (the proposer never stamps an empty batch).
-pub fn wrap(mut proposals: Vec<Proposal>, now_ms: u64, hold_ttl_ms: u64) -> LogCommand {
+pub fn wrap(
+    mut proposals: Vec<Proposal>,
+    now_ms: u64,
+    hold_ttl_ms: u64,
+    replicas_version: u32,
+) -> LogCommand {
     assert!(!proposals.is_empty(), "an entry carries at least one proposal");
     for proposal in &mut proposals {
         if let Command::Hold { ttl_ms, .. } = &mut proposal.command {
             ttl_ms.get_or_insert(hold_ttl_ms);
         }
+        proposal.command.downgrade(replicas_version.min(COMMAND_VERSION));
     }
     let (request_id, command) = if proposals.len() == 1 {
         let proposal = proposals.pop().expect("one proposal: length checked");
@@ -332,7 +356,7 @@ pub fn wrap(mut proposals: Vec<Proposal>, now_ms: u64, hold_ttl_ms: u64) -> LogC
     } else {
         (None, Command::Batch(proposals))
     };
-    LogCommand { v: COMMAND_VERSION, now_ms, request_id, command }
+    LogCommand { v: command.version_needed(), now_ms, request_id, command }
 }
 
 /// Appends `entry` (carrying `count` proposals) through `raft` and returns one outcome per

@@ -18,6 +18,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use proto::command::{COMMAND_VERSION, COMMAND_VERSION_BASE};
 use proto::pb::raft_transport_client::RaftTransportClient;
 use proto::pb::{raft_reply, RaftReply, RaftRequest};
 use proto::{codec, GroupId, GRPC_MESSAGE_BYTES_MAX};
@@ -26,13 +27,38 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
-/// Shared pool of channels to peers, keyed by address.
+/// Shared pool of channels to peers, keyed by address, and what each peer last said about the
+/// command versions its build applies.
 #[derive(Clone, Default)]
 pub struct Channels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    versions: Arc<Mutex<HashMap<NodeId, u32>>>,
 }
 
 impl Channels {
+    /// Records the command version `node` said its build applies (a Raft reply's
+    /// `command_version`; 0, from builds before the field, means version 4).
+    pub fn record_version(&self, node: NodeId, version: u32) {
+        let version = version.max(COMMAND_VERSION_BASE);
+        let mut versions =
+            self.versions.lock().expect("versions mutex is never held across a panic");
+        if versions.get(&node) != Some(&version) {
+            versions.insert(node, version);
+        }
+    }
+
+    /// The highest command version every node of `nodes` applies, as far as their last Raft
+    /// replies said: [`COMMAND_VERSION_BASE`] for a node not heard from yet (the safe guess).
+    pub fn version_of_all(&self, nodes: impl IntoIterator<Item = NodeId>) -> u32 {
+        let versions = self.versions.lock().expect("versions mutex is never held across a panic");
+        nodes
+            .into_iter()
+            .map(|node| versions.get(&node).copied().unwrap_or(COMMAND_VERSION_BASE))
+            .min()
+            .unwrap_or(COMMAND_VERSION)
+            .min(COMMAND_VERSION)
+    }
+
     /// A channel to `addr` (`host:port`), created lazily and reused.
     ///
     /// # Errors
@@ -75,6 +101,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             group: self.group,
             target,
             channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
+            channels: self.channels.clone(),
         }
     }
 }
@@ -84,6 +111,8 @@ pub struct Network {
     group: GroupId,
     target: NodeId,
     channel: Result<Channel, String>,
+    /// Where the peer's command version is recorded.
+    channels: Channels,
 }
 
 #[derive(Clone, Copy)]
@@ -147,6 +176,7 @@ impl Network {
             }
             Ok(Ok(reply)) => reply.into_inner(),
         };
+        self.channels.record_version(self.target, reply.command_version);
         match reply.result {
             Some(raft_reply::Result::Ok(bytes)) => {
                 codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
@@ -207,5 +237,5 @@ pub fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Result<RaftRep
         Err(error) => codec::encode(error).map(raft_reply::Result::Error),
     };
     let result = encoded.map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Ok(RaftReply { result: Some(result) })
+    Ok(RaftReply { result: Some(result), command_version: COMMAND_VERSION })
 }

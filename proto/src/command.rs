@@ -34,9 +34,21 @@ use crate::meta::{MetaCommand, MetaQuery, MetaQueryResult, MetaReply};
 /// - 4: [`Command::Batch`] entries: a leader coalesces concurrent proposals into one entry, and
 ///   the holds and bookings its later commands create get ids `{show}-{seq}-{sub}`. Entries of
 ///   earlier versions never carry a batch, so they apply exactly as before.
-pub const COMMAND_VERSION: u32 = 4;
+/// - 5: `FailCheckout` may keep the hold (`keep_hold`: a declined card leaves the seats held
+///   for another attempt). A version 4 build would free the seats, so it must stop instead.
+///
+/// An entry carries the lowest version whose rules give it its meaning
+/// ([`Command::version_needed`]), not always this one: an entry without version 5's field is a
+/// version 4 entry, which a node of the previous release applies, so a mixed-version cluster
+/// keeps working until a command needs the new rule (docs/architecture.md, "Upgrades").
+pub const COMMAND_VERSION: u32 = 5;
 /// The first version whose entries may carry a [`Command::Batch`].
 pub const COMMAND_VERSION_BATCH: u32 = 4;
+/// The first version whose `FailCheckout` may keep the hold.
+pub const COMMAND_VERSION_KEEP_HOLD: u32 = 5;
+/// The version of entries that need no newer rule: what the previous release writes and
+/// applies (every build since batching writes at least this).
+pub const COMMAND_VERSION_BASE: u32 = 4;
 /// The version whose `CreateShow` takes lowercase row labels.
 pub const COMMAND_VERSION_ONE_LAYOUT_RULE: u32 = 2;
 /// The version whose `Confirm` carries its ticket code and whose `Hold` may cap the seats one
@@ -102,12 +114,19 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ticket_code: Option<String>,
     },
-    /// Payment failed or was refunded: the pending booking fails and its seats are freed.
+    /// Payment failed or was refunded: the pending booking fails and its seats are freed, or,
+    /// with `keep_hold`, stay held by the hold it was paying for until that hold's own expiry.
     FailCheckout {
         /// The pending booking.
         booking_id: BookingId,
         /// Why, for the record.
         reason: String,
+        /// The hold goes back to active (same seats, same expiry) instead of ending, if it has
+        /// not expired meanwhile and was kept fewer than [`crate::limits::KEPT_DECLINES_MAX`] times before:
+        /// the customer may pay again with another card (version 5; a leader whose group has a
+        /// replica of an older build clears it, [`Command::downgrade`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_hold: bool,
     },
     /// First step of a cancellation: a confirmed booking becomes `cancelling` with the refund
     /// it is owed, if the entry's log time is at or before `deadline_ms` (the policy's cutoff,
@@ -186,6 +205,39 @@ impl Command {
             | Command::RequestCancel { booking_id, .. }
             | Command::CancelBooking { booking_id, .. } => Some(booking_id.show_id()),
             Command::ExpireDue | Command::Meta(_) | Command::Batch(_) => None,
+        }
+    }
+
+    /// The lowest command version whose rules give this command its meaning: what its entry
+    /// must carry ([`COMMAND_VERSION`] explains the versions).
+    pub fn version_needed(&self) -> u32 {
+        match self {
+            Command::FailCheckout { keep_hold: true, .. } => COMMAND_VERSION_KEEP_HOLD,
+            Command::Batch(proposals) => proposals
+                .iter()
+                .map(|p| p.command.version_needed())
+                .max()
+                .unwrap_or(COMMAND_VERSION_BATCH)
+                .max(COMMAND_VERSION_BATCH),
+            _ => COMMAND_VERSION_BASE,
+        }
+    }
+
+    /// Drops what a replica applying at most `version` would not understand: a `keep_hold`
+    /// before [`COMMAND_VERSION_KEEP_HOLD`] (the seats are freed, as that build does). A leader
+    /// does this while its group has a replica of an older build, so an upgrade never stops a
+    /// node that has not been upgraded yet.
+    pub fn downgrade(&mut self, version: u32) {
+        match self {
+            Command::FailCheckout { keep_hold, .. } if version < COMMAND_VERSION_KEEP_HOLD => {
+                *keep_hold = false;
+            }
+            Command::Batch(proposals) => {
+                for proposal in proposals {
+                    proposal.command.downgrade(version);
+                }
+            }
+            _ => {}
         }
     }
 

@@ -17,6 +17,10 @@ pub const HOLD_TTL_MS_DEFAULT: u64 = 10 * 60 * 1000;
 pub const HOLD_TTL_MS_MAX: u64 = 2 * 60 * 60 * 1000;
 /// Shortest hold lifetime: 1 second (tests use short holds).
 pub const HOLD_TTL_MS_MIN: u64 = 1000;
+/// Declined payments one hold survives (`FailCheckout { keep_hold }`): after this many its
+/// next failed checkout frees the seats, so one card that is always declined cannot keep
+/// seats off sale by retrying, nor pile up failed bookings, beyond a few attempts.
+pub const KEPT_DECLINES_MAX: u32 = 3;
 /// Longest payment window of a checkout: 15 minutes.
 pub const CHECKOUT_WINDOW_MS_MAX: u64 = 15 * 60 * 1000;
 /// Longest ticket code a `Confirm` may carry (ASCII letters and digits).

@@ -149,7 +149,7 @@ async fn booking_saga_handles_every_payment_outcome() {
     let booking =
         behaviour!(a_booking_confirms_and_an_idempotent_replay_charges_once(s, hold_id)).await;
     behaviour!(an_idempotency_key_reused_for_another_request_is_refused(s)).await;
-    behaviour!(a_declined_payment_answers_402_and_frees_the_seats(s)).await;
+    behaviour!(a_declined_payment_answers_402_and_keeps_the_hold_for_another_card(s)).await;
     behaviour!(a_payment_timeout_without_a_charge_answers_502_and_frees_the_seats(s)).await;
     behaviour!(a_charge_whose_response_was_lost_is_found_and_the_booking_confirms(s)).await;
     behaviour!(only_the_owner_reads_or_cancels_a_booking(s, &booking)).await;
@@ -209,14 +209,23 @@ async fn an_idempotency_key_reused_for_another_request_is_refused(s: &Saga<'_>) 
     assert!(body["type"].as_str().unwrap().ends_with("idempotency-key-reused"), "{body}");
 }
 
-/// Decline: 402, nothing charged, seats freed.
-async fn a_declined_payment_answers_402_and_frees_the_seats(s: &Saga<'_>) {
+/// Decline: 402, nothing charged, and the hold kept (`hold_kept`): the seats stay held by the
+/// same hold, which another card then books under a new key.
+async fn a_declined_payment_answers_402_and_keeps_the_hold_for_another_card(s: &Saga<'_>) {
     let (_, hold) = s.bob.hold(s.show, json!({"seats": ["B1"]})).await.unwrap();
-    let (status, body) =
-        s.bob.book(hold["hold_id"].as_str().unwrap(), "tok_decline", "bob-1").await.unwrap();
+    let hold_id = hold["hold_id"].as_str().unwrap();
+    let (status, body) = s.bob.book(hold_id, "tok_decline", "bob-1").await.unwrap();
     assert_eq!(status, 402, "{body}");
-    assert!(!Cluster::seats_with_status(&s.cluster.seat_map(s.show).await.unwrap(), "held")
+    assert_eq!(body["hold_kept"], true, "{body}");
+    assert!(Cluster::seats_with_status(&s.cluster.seat_map(s.show).await.unwrap(), "held")
         .contains(&"B1".to_owned()));
+    let (status, again) =
+        s.bob.send(reqwest::Method::GET, &format!("/v1/holds/{hold_id}")).await.unwrap();
+    assert_eq!((status, &again["status"]), (200, &json!("active")), "{again}");
+    assert_eq!(again["expires_at_ms"], hold["expires_at_ms"], "the same expiry: {again}");
+    let (status, booked) = s.bob.book(hold_id, "tok_success", "bob-1b").await.unwrap();
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["seats"], json!(["B1"]), "{booked}");
 }
 
 /// Timeout with no charge: 502, nothing charged, seats freed.

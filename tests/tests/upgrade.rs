@@ -320,6 +320,50 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
 const PHASE_BOOKINGS: usize = 20;
 const PHASE_MIN: Duration = Duration::from_secs(5);
 
+/// Through `gateway`, holds one seat of `show` and pays with a declined card; returns whether
+/// the `402` said the hold was kept (then releases it, so the next try may hold again).
+async fn a_decline_keeps_the_hold(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    show: u64,
+    key: &str,
+) -> Result<bool> {
+    let (status, hold) = call(
+        http,
+        reqwest::Method::POST,
+        format!("{gateway}/v1/shows/{show}/holds"),
+        Some(token),
+        Some(json!({"quantity": 1, "category": "standard"})),
+    )
+    .await?;
+    ensure!(status == 201, "hold: {status} {hold}");
+    let hold_id = hold["hold_id"].as_str().context("hold_id")?;
+    let response = http
+        .post(format!("{gateway}/v1/bookings"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"hold_id": hold_id, "payment_token": "tok_decline"}))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    ensure!(status == 402, "declined card: {status} {body}");
+    let kept = body["hold_kept"].as_bool().context("hold_kept in the 402")?;
+    if kept {
+        let (status, released) = call(
+            http,
+            reqwest::Method::DELETE,
+            format!("{gateway}/v1/holds/{hold_id}"),
+            Some(token),
+            None,
+        )
+        .await?;
+        ensure!(status == 200, "release: {status} {released}");
+    }
+    Ok(kept)
+}
+
 /// Bookings acknowledged so far.
 fn kept(ledger: &Mutex<Ledger>) -> usize {
     ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).kept.len()
@@ -354,10 +398,29 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
     for _ in 0..2 {
         shows.push(cluster.create_show(30, 30).await?);
     }
-    let users = cluster.users("mixed", 2 * 5).await?;
+    let users = cluster.users("mixed", 2 * 5 + 1).await?;
+    let decliner = users[2 * 5].token.clone();
+    // A gateway of this build serves beside the old one from the start: it talks to nodes of
+    // the previous release, and asks them to keep a hold on a declined card (command version
+    // 5), which a group may only do once no replica of it runs the previous release.
+    let this_build = Options { release: None, ..cluster.options().clone() };
+    let gateway = cluster.spawn_gateway("gateway-new", &this_build).await?;
+    let mut declines = 0;
+    let mut decline = |phase: &str| {
+        declines += 1;
+        let key = format!("decline-{declines}");
+        let phase = phase.to_owned();
+        let (http, url, token, show) =
+            (&cluster.http, gateway.url.clone(), decliner.clone(), shows[1]);
+        async move {
+            a_decline_keeps_the_hold(http, &url, &token, show, &key)
+                .await
+                .with_context(|| format!("a declined card while {phase}"))
+        }
+    };
     let stop = AtomicBool::new(false);
     let ledger = Mutex::new(Ledger::default());
-    let clients = shows.iter().zip(users.chunks(5)).map(|(show, users)| {
+    let clients = shows.iter().zip(users[..2 * 5].chunks(5)).map(|(show, users)| {
         book_until(
             users,
             *show,
@@ -370,6 +433,7 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
     let upgrades = async {
         let result = async {
             sells(&ledger, 0, PHASE_BOOKINGS, "all nodes run the previous release").await?;
+            ensure!(!decline("all nodes run the previous release").await?, "kept on old nodes");
             for index in 0..cluster.nodes.len() {
                 let exit = cluster.upgrade(index, Duration::from_secs(30))?;
                 ensure!(exit == Some(0), "node {} (previous release) exited {exit:?}", index + 1);
@@ -385,7 +449,23 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
                 let from = kept(&ledger);
                 tokio::time::sleep(PHASE_MIN).await;
                 sells(&ledger, from, PHASE_BOOKINGS, &phase).await?;
+                if index + 1 < cluster.nodes.len() {
+                    // A replica of the previous release would stop at a version 5 entry: the
+                    // leader leaves the rule out, and the seats are freed as before.
+                    ensure!(!decline(&phase).await?, "a hold kept while {phase}");
+                }
             }
+            // Every replica runs this build: the leader learns it from their Raft replies
+            // within a heartbeat or so, and a declined card keeps its hold.
+            let mut kept_now = false;
+            for _ in 0..20 {
+                if decline("every node runs this build").await? {
+                    kept_now = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            ensure!(kept_now, "no hold kept on a declined card once every node was upgraded");
             Ok(())
         }
         .await;
@@ -406,8 +486,7 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
         ledger.failures.len()
     );
     ensure!(ledger.failures.is_empty(), "failed during the upgrade: {:?}", ledger.failures);
-    // A gateway of this build joins the upgraded cluster and sells too.
-    let gateway = cluster.spawn_gateway("gateway-new", cluster.options()).await?;
+    // The gateway of this build sells too.
     let customer = &users[0];
     let (status, hold) = call(
         &cluster.http,

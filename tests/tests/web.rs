@@ -249,11 +249,19 @@ async fn a_declined_payment_keeps_the_hold_and_says_why(s: &Site) -> Result<()> 
     a.click(&seat("A2")).await?;
     a.click("#hold-seats").await?;
     a.wait_text("#hold", "Your seats are held").await?;
+    let stored = format!("return sessionStorage.getItem('marquee.hold.{}') || ''", s.show_id);
+    let before = a.eval(&stored).await?;
     a.click("input[value='tok_decline']").await?;
     a.click("#pay").await?;
     let said = a.wait_text("#pay-status", "Payment declined").await?;
     ensure!(said.contains("Nothing was charged") && said.contains("still held"), "{said:?}");
     a.wait_text("#held-seats", "A1, A2").await?;
+    // The cluster kept the very hold (not a new one the page made): seats never went free.
+    let after = a.eval(&stored).await?;
+    ensure!(
+        before.as_str().is_some_and(|id| !id.is_empty()) && after == before,
+        "{before} -> {after}"
+    );
     a.wait_attr(&seat("A1"), "data-state", "mine", PATIENCE).await?;
     let clock = a.find("#countdown").await?.text().await?;
     ensure!(clock != "0:00", "the hold ran out");

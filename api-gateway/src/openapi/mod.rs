@@ -31,6 +31,9 @@ pub struct Problem {
     pub unavailable_seats: Option<Vec<String>>,
     /// Seconds to wait before retrying (also the `Retry-After` header) on 429, 502 and 503.
     pub retry_after_s: Option<u64>,
+    /// `payment-declined`: whether the hold is still active (same seats, same expiry), so
+    /// another card may pay for it under a new `Idempotency-Key`.
+    pub hold_kept: Option<bool>,
 }
 
 /// The document's fixed parts; paths and schemas are added by the routers.

@@ -2,7 +2,9 @@
 //! every proposal of a leader's batch, docs/architecture.md "Batching") with its request id
 //! replayed or remembered.
 
-use proto::command::{Command, LogCommand, Outcome, Rejection, Reply, COMMAND_VERSION};
+use proto::command::{
+    Command, LogCommand, Outcome, Rejection, Reply, COMMAND_VERSION, COMMAND_VERSION_KEEP_HOLD,
+};
 
 use super::*;
 
@@ -92,8 +94,10 @@ impl Inventory {
             Command::Confirm { booking_id, payment_ref, ticket_code } => {
                 self.confirm(index, *booking_id, payment_ref, ticket_code.as_deref())
             }
-            Command::FailCheckout { booking_id, reason } => {
-                self.fail_checkout(index, *booking_id, reason.clone())
+            Command::FailCheckout { booking_id, reason, keep_hold } => {
+                // Only a version 5 entry keeps the hold (an older one never carries the field).
+                let keep = *keep_hold && version >= COMMAND_VERSION_KEEP_HOLD;
+                self.fail_checkout(index, now, *booking_id, reason.clone(), keep)
             }
             Command::CancelBooking { booking_id, owner, refund_ref } => {
                 self.cancel_booking(*booking_id, owner, refund_ref)

@@ -42,8 +42,8 @@ use crate::fnv1a;
 use crate::limits::{
     CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
     FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
-    HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, NAME_BYTES_MAX,
-    REQUEST_ID_BYTES_MAX,
+    HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, KEPT_DECLINES_MAX,
+    NAME_BYTES_MAX, REQUEST_ID_BYTES_MAX,
 };
 
 /// Who occupies a seat.
@@ -92,6 +92,16 @@ struct Hold {
     expires_at_ms: u64,
     status: HoldStatus,
     booking_id: Option<BookingId>,
+    /// Declined checkouts this hold survived (`FailCheckout { keep_hold }`), at most
+    /// [`KEPT_DECLINES_MAX`]; left out of the encoding while 0, as older builds wrote it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    kept_declines: u32,
+}
+
+/// Serde helper: whether a counter is still 0 (then it is left out of the encoding).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes fields by reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +324,7 @@ impl Inventory {
             expires_at_ms,
             status: HoldStatus::Active,
             booking_id: None,
+            kept_declines: 0,
         };
         self.hold_deadlines.insert((expires_at_ms, hold_id));
         self.count_held(show_id, owner, hold.seats.len(), true);
@@ -408,12 +419,28 @@ impl Inventory {
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
 
-    fn fail_checkout(&mut self, index: u64, booking_id: BookingId, reason: String) -> Outcome {
+    /// Fails a pending checkout. With `keep_hold` (a declined card, command version 5) its hold
+    /// becomes active again with its seats and its original expiry, unless that expiry has
+    /// passed or the hold already survived [`KEPT_DECLINES_MAX`] declines: then the seats are
+    /// freed as without it.
+    fn fail_checkout(
+        &mut self,
+        index: u64,
+        now: u64,
+        booking_id: BookingId,
+        reason: String,
+        keep_hold: bool,
+    ) -> Outcome {
         let booking = self.bookings.get(&booking_id).ok_or(Rejection::BookingNotFound)?;
         if booking.status != BookingStatus::PendingPayment {
             return Err(Rejection::BookingWrongState { status: booking.status });
         }
-        self.fail_pending(index, booking_id, reason);
+        let hold = self.holds.get(&booking.hold_id).expect("a pending booking's hold exists");
+        if keep_hold && hold.expires_at_ms > now && hold.kept_declines < KEPT_DECLINES_MAX {
+            self.reopen_hold(index, booking_id, reason);
+        } else {
+            self.fail_pending(index, booking_id, reason);
+        }
         let booking = self.bookings.get(&booking_id).expect("booking exists: just failed it");
         Ok(Reply::Booking { booking: self.booking_view(booking_id, booking) })
     }
@@ -594,6 +621,23 @@ impl Inventory {
         self.failed_checkouts.insert((index, booking_id, self.now_ms));
     }
 
+    /// Fails a pending checkout but keeps its hold: the hold is active again (seats still held,
+    /// counted as before) until its own expiry, and may be checked out again.
+    fn reopen_hold(&mut self, index: u64, booking_id: BookingId, reason: String) {
+        let booking = self.bookings.get_mut(&booking_id).expect("pending booking exists");
+        booking.status = BookingStatus::Failed;
+        booking.failure_reason = Some(reason);
+        let (deadline, hold_id) = (booking.payment_deadline_ms, booking.hold_id);
+        self.checkout_deadlines.remove(&(deadline, booking_id));
+        self.failed_checkouts.insert((index, booking_id, self.now_ms));
+        let hold = self.holds.get_mut(&hold_id).expect("a pending booking's hold exists");
+        hold.status = HoldStatus::Active;
+        hold.booking_id = None;
+        hold.kept_declines += 1;
+        self.hold_deadlines.insert((hold.expires_at_ms, hold_id));
+        self.bump(hold_id.show_id());
+    }
+
     /// Ends a live hold: frees its seats and schedules its pruning. The caller has removed
     /// its deadline entry.
     fn end_hold(&mut self, now: u64, hold_id: HoldId, status: HoldStatus) {
@@ -703,7 +747,21 @@ struct HoldLimits {
 }
 
 fn fingerprint(command: &Command) -> u64 {
-    let bytes = serde_json::to_vec(command).expect("commands serialize: plain data");
+    // A leader may clear `keep_hold` (Command::downgrade) depending on its group's replicas at
+    // the moment, so a retry of the same request may arrive with or without it: the same
+    // request either way.
+    let bytes = match command {
+        Command::FailCheckout { booking_id, reason, keep_hold: true } => {
+            let plain = Command::FailCheckout {
+                booking_id: *booking_id,
+                reason: reason.clone(),
+                keep_hold: false,
+            };
+            serde_json::to_vec(&plain)
+        }
+        command => serde_json::to_vec(command),
+    }
+    .expect("commands serialize: plain data");
     fnv1a(&bytes)
 }
 

@@ -461,7 +461,11 @@ fn stale_checkouts_lists_each_failure_once_in_log_order_until_retention() {
     let mut inv = created();
     let expiring = begin(&mut inv, 2, 1_000, "A1", 1_000);
     let failing = begin(&mut inv, 4, 1_500, "A2", 60_000);
-    let fail = Command::FailCheckout { booking_id: failing.booking_id, reason: "declined".into() };
+    let fail = Command::FailCheckout {
+        booking_id: failing.booking_id,
+        reason: "declined".into(),
+        keep_hold: false,
+    };
     // Entry 6 first expires `expiring` (deadline 2 000), then fails `failing`.
     booking(inv.apply(6, &entry(2_500, None, fail)));
     let (pending, failed) = stale(&inv, u64::MAX, None, 10);
@@ -479,7 +483,11 @@ fn stale_checkouts_lists_each_failure_once_in_log_order_until_retention() {
     assert_eq!(stale(&inv, u64::MAX, None, 1).1.len(), 1, "limit applies");
     // A later failure sorts after the earlier cursor even at an equal (clamped) log time.
     let later = begin(&mut inv, 7, 0, "A3", 60_000);
-    let fail = Command::FailCheckout { booking_id: later.booking_id, reason: "x".into() };
+    let fail = Command::FailCheckout {
+        booking_id: later.booking_id,
+        reason: "x".into(),
+        keep_hold: false,
+    };
     booking(inv.apply(9, &entry(0, None, fail)));
     let (_, rest) = stale(&inv, u64::MAX, Some(failed[1].cursor), 10);
     assert_eq!(
@@ -640,6 +648,8 @@ struct ModelHold {
     expires_at: u64,
     live: bool,
     checking_out: bool,
+    /// Declined checkouts it survived.
+    kept: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -801,6 +811,7 @@ impl Model {
                             expires_at: hold.expires_at_ms,
                             live: true,
                             checking_out: false,
+                            kept: 0,
                         },
                     );
                 }
@@ -856,14 +867,24 @@ impl Model {
                     }
                 }
             }
-            Command::FailCheckout { booking_id, .. } => {
+            Command::FailCheckout { booking_id, keep_hold, .. } => {
                 let pending = self
                     .bookings
                     .get(booking_id)
                     .is_some_and(|b| b.status == BookingStatus::PendingPayment);
                 assert_eq!(outcome.is_ok(), pending, "fail: {outcome:?}");
                 if pending {
-                    self.fail(*booking_id);
+                    let hold = self.bookings[booking_id].hold;
+                    let h = &self.holds[&hold];
+                    if *keep_hold && h.expires_at > self.now && h.kept < KEPT_DECLINES_MAX {
+                        // The hold is active again: same seats, same expiry.
+                        self.bookings.get_mut(booking_id).unwrap().status = BookingStatus::Failed;
+                        let h = self.holds.get_mut(&hold).unwrap();
+                        h.checking_out = false;
+                        h.kept += 1;
+                    } else {
+                        self.fail(*booking_id);
+                    }
                 }
             }
             Command::RequestCancel { booking_id, owner, refund_minor, deadline_ms } => {
@@ -982,7 +1003,7 @@ enum Op {
     Release { pick: usize, owner: u8 },
     Checkout { pick: usize, owner: u8, window: u64 },
     Confirm { pick: usize },
-    Fail { pick: usize },
+    Fail { pick: usize, keep: bool },
     RequestCancel { pick: usize, owner: Option<u8>, refund: i64, deadline_in: u64 },
     Cancel { pick: usize, owner: u8 },
     CancelShow,
@@ -996,7 +1017,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Release { pick, owner }),
         10 => (any::<usize>(), 0u8..3, 500u64..6_000).prop_map(|(pick, owner, window)| Op::Checkout { pick, owner, window }),
         10 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
-        5 => any::<usize>().prop_map(|pick| Op::Fail { pick }),
+        5 => (any::<usize>(), any::<bool>()).prop_map(|(pick, keep)| Op::Fail { pick, keep }),
         5 => (any::<usize>(), prop::option::of(0u8..3), -100i64..2_200, 0u64..4_000).prop_map(|(pick, owner, refund, deadline_in)| Op::RequestCancel { pick, owner, refund, deadline_in }),
         5 => (any::<usize>(), 0u8..3).prop_map(|(pick, owner)| Op::Cancel { pick, owner }),
         1 => Just(Op::CancelShow),
@@ -1062,9 +1083,11 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
             payment_ref: format!("pay{pick}"),
             ticket_code: None,
         },
-        Op::Fail { pick } => {
-            Command::FailCheckout { booking_id: pick_booking(*pick), reason: "declined".into() }
-        }
+        Op::Fail { pick, keep } => Command::FailCheckout {
+            booking_id: pick_booking(*pick),
+            reason: "declined".into(),
+            keep_hold: *keep,
+        },
         Op::RequestCancel { pick, owner: o, refund, deadline_in } => Command::RequestCancel {
             booking_id: pick_booking(*pick),
             owner: o.map(owner),
@@ -1079,6 +1102,17 @@ fn resolve(op: &Op, now: u64, holds: &[HoldId], bookings: &[BookingId]) -> Comma
         },
         Op::Expire => Command::ExpireDue,
     }
+}
+
+/// Whether two commands are the same request for idempotency: `keep_hold` aside (a leader may
+/// clear it, so a retry may differ in it alone).
+fn same_request(a: &Command, b: &Command) -> bool {
+    let plain = |command: &Command| {
+        let mut command = command.clone();
+        command.downgrade(COMMAND_VERSION_KEEP_HOLD - 1);
+        command
+    };
+    plain(a) == plain(b)
 }
 
 proptest! {
@@ -1104,7 +1138,7 @@ proptest! {
             if let Some(request_id) = &request_id {
                 if let Some((first_command, first_outcome)) = model.replies.get(request_id) {
                     // A replay: the first outcome, and no effect beyond the clock-driven expiry.
-                    if *first_command == command {
+                    if same_request(first_command, &command) {
                         prop_assert_eq!(&outcome, first_outcome);
                     } else {
                         prop_assert_eq!(&outcome, &Err(Rejection::RequestIdReused));
@@ -1416,6 +1450,7 @@ fn a_replayed_checkout_answers_the_booking_as_it_is_now() {
     let fail = Command::FailCheckout {
         booking_id: pending.booking_id,
         reason: "payment declined: card declined".into(),
+        keep_hold: false,
     };
     booking(inv.apply(4, &entry(3, Some("bk:u:key-1:fail"), fail)));
     // The client retries under the same key: the replay says the attempt failed, so the saga
@@ -1494,4 +1529,117 @@ fn a_hold_may_cap_the_seats_its_owner_holds_on_the_show() {
     // The count is derived state: a snapshot round trip rebuilds it.
     let restored = Inventory::from_snapshot(&inv.to_snapshot()).unwrap();
     assert_eq!(restored, inv);
+}
+
+fn hold_now(inv: &Inventory, hold_id: HoldId) -> HoldView {
+    match inv.query(&Query::Hold { hold_id }) {
+        QueryResult::Hold { hold } => hold,
+        other => panic!("expected a hold, got {other:?}"),
+    }
+}
+
+fn decline(booking_id: BookingId, keep_hold: bool) -> Command {
+    Command::FailCheckout {
+        booking_id,
+        reason: "payment declined: card declined".into(),
+        keep_hold,
+    }
+}
+
+#[test]
+fn a_declined_checkout_that_keeps_its_hold_leaves_the_seats_held_until_the_holds_expiry() {
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["A1", "A2"])))));
+    let first = booking(inv.apply(3, &entry(2_000, None, checkout_cmd(hold.hold_id, "u"))));
+    let failed = booking(inv.apply(4, &entry(2_500, None, decline(first.booking_id, true))));
+    assert_eq!(failed.status, BookingStatus::Failed);
+    let kept = hold_now(&inv, hold.hold_id);
+    assert_eq!(kept.status, HoldStatus::Active, "the hold is active again");
+    assert_eq!((kept.seats.clone(), kept.expires_at_ms), (hold.seats.clone(), hold.expires_at_ms));
+    assert_eq!(kept.booking_id, None);
+    // Nobody else can take the seats meanwhile.
+    let other = inv.apply(5, &entry(2_600, None, hold_cmd("v", seats(&["A1"]))));
+    assert!(other.is_err(), "{other:?}");
+    // Another card goes through on the same hold.
+    let second = booking(inv.apply(6, &entry(3_000, None, checkout_cmd(hold.hold_id, "u"))));
+    assert_ne!(second.booking_id, first.booking_id);
+    let confirm = Command::Confirm {
+        booking_id: second.booking_id,
+        payment_ref: "pay-2".into(),
+        ticket_code: None,
+    };
+    assert_eq!(
+        booking(inv.apply(7, &entry(3_500, None, confirm))).status,
+        BookingStatus::Confirmed
+    );
+    inv.check_invariants();
+
+    // Kept but never paid: the hold ends at its own expiry (5 s after it was made).
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["B1"])))));
+    let pending = booking(inv.apply(3, &entry(2_000, None, checkout_cmd(hold.hold_id, "u"))));
+    booking(inv.apply(4, &entry(2_500, None, decline(pending.booking_id, true))));
+    assert!(inv.apply(5, &entry(6_001, None, Command::ExpireDue)).is_ok());
+    assert_eq!(hold_now(&inv, hold.hold_id).status, HoldStatus::Expired);
+    held(inv.apply(6, &entry(6_100, None, hold_cmd("v", seats(&["B1"])))));
+    inv.check_invariants();
+}
+
+#[test]
+fn a_declined_checkout_frees_the_seats_when_the_hold_expired_or_was_kept_too_often() {
+    // The hold's expiry passed while the card was tried: nothing to keep.
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["A1"])))));
+    let pending = booking(inv.apply(3, &entry(2_000, None, checkout_cmd(hold.hold_id, "u"))));
+    booking(inv.apply(4, &entry(6_000, None, decline(pending.booking_id, true))));
+    assert_eq!(hold_now(&inv, hold.hold_id).status, HoldStatus::Failed);
+    held(inv.apply(5, &entry(6_100, None, hold_cmd("v", seats(&["A1"])))));
+
+    // A card declined again and again: the hold survives KEPT_DECLINES_MAX declines, then goes.
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["B1"])))));
+    let mut index = 3;
+    for attempt in 0..=KEPT_DECLINES_MAX {
+        let now = 1_100 + u64::from(attempt) * 10;
+        let pending = booking(inv.apply(index, &entry(now, None, checkout_cmd(hold.hold_id, "u"))));
+        booking(inv.apply(index + 1, &entry(now + 5, None, decline(pending.booking_id, true))));
+        index += 2;
+        let status = hold_now(&inv, hold.hold_id).status;
+        if attempt < KEPT_DECLINES_MAX {
+            assert_eq!(status, HoldStatus::Active, "decline {attempt} keeps the hold");
+        } else {
+            assert_eq!(status, HoldStatus::Failed, "decline {attempt} ends it");
+        }
+    }
+    held(inv.apply(index, &entry(1_200, None, hold_cmd("v", seats(&["B1"])))));
+    inv.check_invariants();
+}
+
+#[test]
+fn keep_hold_takes_effect_only_in_a_version_5_entry_and_does_not_change_the_request() {
+    // A version 4 entry never carries the field; should one, it is ignored as a version 4 build
+    // ignores it, so both builds compute the same state.
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["A1"])))));
+    let pending = booking(inv.apply(3, &entry(2_000, None, checkout_cmd(hold.hold_id, "u"))));
+    let mut old = entry(2_500, None, decline(pending.booking_id, true));
+    old.v = COMMAND_VERSION_KEEP_HOLD - 1;
+    booking(inv.apply(4, &old));
+    assert_eq!(hold_now(&inv, hold.hold_id).status, HoldStatus::Failed);
+
+    // The same request id with and without keep_hold is one request (a leader may clear it).
+    let mut inv = created();
+    let hold = held(inv.apply(2, &entry(1_000, None, hold_cmd("u", seats(&["A1"])))));
+    let pending = booking(inv.apply(3, &entry(2_000, None, checkout_cmd(hold.hold_id, "u"))));
+    let first = inv.apply(4, &entry(2_500, Some("k:fail"), decline(pending.booking_id, true)));
+    let retry = inv.apply(5, &entry(2_600, Some("k:fail"), decline(pending.booking_id, false)));
+    assert_eq!(retry, first);
+    assert_eq!(hold_now(&inv, hold.hold_id).status, HoldStatus::Active);
+
+    // The version an entry needs, and what a leader drops for older replicas.
+    let mut command = decline(pending.booking_id, true);
+    assert_eq!(command.version_needed(), COMMAND_VERSION_KEEP_HOLD);
+    command.downgrade(COMMAND_VERSION_BASE);
+    assert_eq!(command, decline(pending.booking_id, false));
+    assert_eq!(command.version_needed(), COMMAND_VERSION_BASE);
 }

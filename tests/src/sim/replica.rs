@@ -13,7 +13,7 @@ use std::time::Duration;
 use node::logtime::{term_start, Reading, TermClock, CLOCK_READ_TIMEOUT};
 use node::proposer::{self, ProposeError, Proposer, ProposerConfig};
 use openraft::{BasicNode, Raft};
-use proto::command::{Command, LogCommand, Outcome, Proposal};
+use proto::command::{Command, LogCommand, Outcome, Proposal, COMMAND_VERSION};
 use raft_store::{LogStore, NodeId, SimDisk, StateMachineStore, TypeConfig};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
@@ -247,7 +247,7 @@ impl Writer {
         let floor = self.sm.read().now_ms();
         let now_ms = clock.at_instant(self.world.std_now(), floor);
         let previous = self.clock.last_stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
-        Ok(node::group::wrap(proposals, now_ms.max(previous), HOLD_TTL_MS))
+        Ok(node::group::wrap(proposals, now_ms.max(previous), HOLD_TTL_MS, COMMAND_VERSION))
     }
 
     /// Log time now if this process leads in a term whose clock it started.

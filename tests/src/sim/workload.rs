@@ -362,6 +362,7 @@ async fn charge_and_confirm(
                     Command::FailCheckout {
                         booking_id: booking.booking_id,
                         reason: "card declined".into(),
+                        keep_hold: false,
                     },
                 )
                 .await;

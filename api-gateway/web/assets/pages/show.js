@@ -216,14 +216,22 @@ export async function render(main, [showId]) {
     }
   }
 
-  // A failed payment ends the hold in the shard (docs/api.md: "seats freed"). The person asked
-  // to keep the seats, so the page holds the same seats again at once, for the time the first
-  // hold had left; if someone took one in that instant, it says so.
+  // A declined card keeps the hold in the shard (docs/api.md: `hold_kept` in the 402): same
+  // seats, same countdown, pay again with another card. When it could not be kept (the payment
+  // provider was unreachable, the hold survived too many declines, or a cluster mid-upgrade),
+  // the page holds the same seats again at once, for the time the first hold had left; if
+  // someone took one in that instant, it says so.
   async function holdAgain(previous, why) {
     const ttl = Math.round(Math.max(1000, Math.min(7200000, previous.expires_at_ms - (Date.now() + clockSkewMs))));
     const reason = why.type === 'payment-declined'
       ? `Payment declined: ${why.detail || why.title}. Nothing was charged.`
       : `${problemText(why)}. Nothing was charged.`;
+    if (why.problem && why.problem.hold_kept === true) {
+      hold = previous;
+      map.mark({ mine: hold.seats });
+      drawHold(h('p', { class: 'problem', role: 'alert' }, `${reason} Your seats are still held; try another card.`));
+      return;
+    }
     holding = true;
     try {
       const again = await api(`/v1/shows/${showId}/holds`, {
