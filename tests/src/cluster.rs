@@ -350,21 +350,8 @@ impl Cluster {
     ) -> Result<std::collections::BTreeMap<u64, Vec<GroupStatus>>> {
         eventually("replicas to converge", timeout, || async {
             let mut groups = std::collections::BTreeMap::<u64, Vec<(u64, GroupStatus)>>::new();
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                // Name the node: a refused connection alone does not say whose.
-                let statuses = node.statuses().await.with_context(|| {
-                    // A refused connection with the process gone says why it went.
-                    let exit = node.exit_status().unwrap_or_else(|| "still running".into());
-                    format!(
-                        "status of node {} (pid {:?}, {}, process: {exit})",
-                        node.id,
-                        node.pid(),
-                        node.grpc
-                    )
-                })?;
-                for status in statuses {
-                    groups.entry(status.group_id).or_default().push((node.id, status));
-                }
+            for (node, status) in self.running_statuses().await? {
+                groups.entry(status.group_id).or_default().push((node, status));
             }
             // The groups whose replicas differ, with each replica's applied index and digest,
             // so a timeout says what stayed apart.
@@ -411,38 +398,47 @@ impl Cluster {
     pub async fn caught_up(&self, timeout: Duration) -> Result<()> {
         let targets = eventually("every node to answer status", timeout, || async {
             let mut targets = std::collections::BTreeMap::<u64, u64>::new();
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                let statuses = node
-                    .statuses()
-                    .await
-                    .with_context(|| format!("status of node {} ({})", node.id, node.grpc))?;
-                for status in statuses {
-                    let target = targets.entry(status.group_id).or_default();
-                    *target = (*target).max(status.applied_index);
-                }
+            for (_, status) in self.running_statuses().await? {
+                let target = targets.entry(status.group_id).or_default();
+                *target = (*target).max(status.applied_index);
             }
             Ok(Some(targets))
         })
         .await?;
         eventually("replicas to catch up", timeout, || async {
-            for node in self.nodes.iter().filter(|n| n.is_running()) {
-                let statuses = node
-                    .statuses()
-                    .await
-                    .with_context(|| format!("status of node {} ({})", node.id, node.grpc))?;
-                for status in statuses {
-                    let (group, applied) = (status.group_id, status.applied_index);
-                    let target = targets.get(&group).copied().unwrap_or_default();
-                    anyhow::ensure!(
-                        applied >= target,
-                        "node {} applied group {group} to {applied}, behind {target}",
-                        node.id
-                    );
-                }
+            for (node, status) in self.running_statuses().await? {
+                let (group, applied) = (status.group_id, status.applied_index);
+                let target = targets.get(&group).copied().unwrap_or_default();
+                anyhow::ensure!(
+                    applied >= target,
+                    "node {node} applied group {group} to {applied}, behind {target}"
+                );
             }
             Ok(Some(()))
         })
         .await
+    }
+
+    /// Every running node's view of each replica it hosts, as (node id, status).
+    ///
+    /// # Errors
+    /// A node did not answer (named, with how its process ended if it did).
+    async fn running_statuses(&self) -> Result<Vec<(u64, GroupStatus)>> {
+        let mut all = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let statuses = node.statuses().await.with_context(|| {
+                // A refused connection with the process gone says why it went.
+                let exit = node.exit_status().unwrap_or_else(|| "still running".into());
+                format!(
+                    "status of node {} (pid {:?}, {}, process: {exit})",
+                    node.id,
+                    node.pid(),
+                    node.grpc
+                )
+            })?;
+            all.extend(statuses.into_iter().map(|status| (node.id, status)));
+        }
+        Ok(all)
     }
 
     /// Runs `marqueectl` against this cluster's nodes; returns its stdout.
