@@ -313,8 +313,9 @@ impl Group {
     }
 
     /// The highest command version every other replica of the group (voters and learners)
-    /// applies, as their Raft replies last said ([`Channels::version_of_all`]).
-    fn version_of_replicas(&self) -> u32 {
+    /// applies, as their Raft replies last said ([`Channels::version_of_all`]); the rules a
+    /// leader may write (metric `marquee_node_raft{field="command_version"}`).
+    pub fn version_of_replicas(&self) -> u32 {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         let me = metrics.id;

@@ -51,6 +51,7 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
             status.snapshot_index,
             status.purged_index,
             replication_lag(&status),
+            u64::from(group.version_of_replicas()),
         ];
         for (field, value) in RAFT_FIELDS.into_iter().zip(values) {
             m.raft

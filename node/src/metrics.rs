@@ -193,7 +193,7 @@ impl Metrics {
 }
 
 /// Fields of the per-group `marquee_node_raft` gauge.
-pub const RAFT_FIELDS: [&str; 8] = [
+pub const RAFT_FIELDS: [&str; 9] = [
     "term",
     "is_leader",
     "leader_id",
@@ -202,6 +202,10 @@ pub const RAFT_FIELDS: [&str; 8] = [
     "snapshot_index",
     "purged_index",
     "replication_lag",
+    // The newest command rules this node would write for the group if it led it: the lowest
+    // version its replicas (itself included) said they apply (docs/architecture.md,
+    // "Upgrades"); below this build's during a rolling upgrade.
+    "command_version",
 ];
 
 impl Metrics {

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use proto::command::{COMMAND_VERSION, COMMAND_VERSION_BASE};
 use proto::pb::cluster_client::ClusterClient;
 use proto::pb::{GroupStatus, StatusRequest};
 use serde_json::{json, Value};
@@ -364,6 +365,23 @@ async fn a_decline_keeps_the_hold(
     Ok(kept)
 }
 
+/// `marquee_node_raft{field, group}` of every group `node` hosts, from its `/metrics`.
+async fn raft_field(
+    http: &reqwest::Client,
+    node: &tests::Node,
+    field: &str,
+) -> Result<std::collections::BTreeMap<u64, f64>> {
+    let text = http.get(format!("http://{}/metrics", node.http)).send().await?.text().await?;
+    let prefix = format!("marquee_node_raft{{field=\"{field}\",group=\"");
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (group, value) = line.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((group.parse().ok()?, value.parse().ok()?))
+        })
+        .collect())
+}
+
 /// Bookings acknowledged so far.
 fn kept(ledger: &Mutex<Ledger>) -> usize {
     ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).kept.len()
@@ -443,6 +461,14 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
                     // (leader balance) runs against them, and this build's marqueectl moves it.
                     let to = cluster.nodes[0].id.to_string();
                     cluster.ctl(&["transfer-leader", "--group", "0", "--to", &to]).await?;
+                    // Its metrics say it would write only the previous release's rules.
+                    let versions =
+                        raft_field(&cluster.http, &cluster.nodes[0], "command_version").await?;
+                    ensure!(
+                        !versions.is_empty()
+                            && versions.values().all(|v| *v == f64::from(COMMAND_VERSION_BASE)),
+                        "command versions on the upgraded node among old ones: {versions:?}"
+                    );
                 }
                 let phase =
                     format!("{} of {} nodes run this build", index + 1, cluster.nodes.len());
@@ -466,6 +492,19 @@ async fn a_mixed_version_cluster_keeps_booking_through_a_rolling_upgrade() -> Re
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             ensure!(kept_now, "no hold kept on a declined card once every node was upgraded");
+            // Every group's leader now reports the new rules.
+            for node in &cluster.nodes {
+                let leads = raft_field(&cluster.http, node, "is_leader").await?;
+                let versions = raft_field(&cluster.http, node, "command_version").await?;
+                for (group, _) in leads.iter().filter(|(_, led)| **led == 1.0) {
+                    ensure!(
+                        versions.get(group) == Some(&f64::from(COMMAND_VERSION)),
+                        "node {} leads group {group} at command version {:?}",
+                        node.id,
+                        versions.get(group)
+                    );
+                }
+            }
             Ok(())
         }
         .await;
