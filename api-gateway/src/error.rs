@@ -92,6 +92,9 @@ impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Unavailable(cause) => ApiError::Unavailable(cause),
+            ClusterError::OutcomeUnknown(cause) => {
+                ApiError::Unavailable(format!("outcome unknown: {cause}"))
+            }
             ClusterError::Invalid(cause) => ApiError::Internal(cause),
             ClusterError::UnknownShow(_) => ApiError::NotFound("show"),
             ClusterError::Refused(rejection) => ApiError::Rejected(rejection),

@@ -330,6 +330,11 @@ impl ClusterClient {
         // (it has not noticed the leader died) is waited out, not followed at once, so a dead
         // leader does not burn the attempts before the election that replaces it.
         let mut failed: Vec<String> = Vec::new();
+        // Nodes that answered "not the leader" in this call: a hint naming one of them again
+        // (followers and a stepping-down leader pointing at each other while a leader change
+        // settles) is followed after a pause, so the ping-pong does not burn every attempt in
+        // a few milliseconds.
+        let mut redirected: Vec<String> = Vec::new();
         while backoff.attempt().is_some() {
             let cached = self.routes().leaders.get(&group).cloned();
             let target = match cached {
@@ -352,6 +357,8 @@ impl ClusterClient {
                     let known = !hint.leader_addr.is_empty()
                         && hint.leader_addr != target
                         && !failed.contains(&hint.leader_addr);
+                    let cycle = redirected.contains(&hint.leader_addr);
+                    redirected.push(target.clone());
                     let mut routes = self.routes_mut();
                     if known {
                         routes.leaders.insert(group, hint.leader_addr.clone());
@@ -359,8 +366,9 @@ impl ClusterClient {
                         routes.leaders.remove(&group);
                     }
                     last_error = format!("{target} is not the leader of group {group}");
-                    // A known new leader is tried at once; an election in progress is waited out.
-                    !known
+                    // A known new leader is tried at once; an election in progress, or a hint
+                    // back to a node that already said no, is waited out.
+                    !known || cycle
                 }
                 Ok(Ok(Attempt::WrongShard(map_version))) => {
                     self.forget_leader(group, &target);
@@ -386,7 +394,7 @@ impl ClusterClient {
                 }
                 Ok(Err(Failure::Fatal(e))) => return Err(e),
                 Ok(Err(Failure::Unknown(e))) if !retry_unknown => {
-                    return Err(ClusterError::Unavailable(format!("outcome unknown: {e}")))
+                    return Err(ClusterError::OutcomeUnknown(e))
                 }
                 Ok(Err(Failure::Retry(e) | Failure::Unknown(e))) => {
                     self.forget_leader(group, &target);
@@ -395,7 +403,7 @@ impl ClusterClient {
                     true
                 }
                 Err(_) if !retry_unknown => {
-                    return Err(ClusterError::Unavailable("timed out; outcome unknown".into()))
+                    return Err(ClusterError::OutcomeUnknown(format!("{target}: timed out")))
                 }
                 Err(_) => {
                     self.forget_leader(group, &target);
@@ -451,7 +459,34 @@ impl Failure {
             Code::Unavailable if status.message().contains("connect") => {
                 Failure::Retry(status.message().to_owned())
             }
+            // The node says it did not apply it (a forwarder that ran out of attempts).
+            _ if status.metadata().contains_key(proto::NOT_APPLIED_KEY) => {
+                Failure::Retry(status.message().to_owned())
+            }
             _ => Failure::Unknown(format!("{:?}: {}", status.code(), status.message())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_connection_or_a_not_applied_mark_makes_a_failed_call_safe_to_repeat() {
+        let retry =
+            |status: tonic::Status| matches!(Failure::from_status(status), Failure::Retry(_));
+        assert!(retry(tonic::Status::unavailable("error trying to connect: refused")));
+        let mut marked = tonic::Status::unavailable("forwarding to the meta group, not applied");
+        marked.metadata_mut().insert(proto::NOT_APPLIED_KEY, "1".parse().unwrap());
+        assert!(retry(marked));
+        // Without the mark, a node's "unavailable" may come after the entry was appended.
+        assert!(!retry(tonic::Status::unavailable("forwarding to the meta group: timed out")));
+        assert!(!retry(tonic::Status::deadline_exceeded("not applied in time")));
+        assert!(!retry(tonic::Status::unknown("outcome unknown")));
+        assert!(matches!(
+            Failure::from_status(tonic::Status::invalid_argument("bad")),
+            Failure::Fatal(ClusterError::Invalid(_))
+        ));
     }
 }

@@ -28,9 +28,15 @@ pub use retry::{retry, Backoff, RetryError, RetryPolicy};
 /// Why a call to the cluster did not produce an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// No leader could be reached within the retry budget.
+    /// No leader could be reached within the retry budget. For a proposal without a request id
+    /// (and a client whose policy does not retry unknown outcomes) this means it was not
+    /// applied; with a request id, retrying it under the same id is safe either way.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// A proposal without a request id may or may not have been applied (a timeout, a
+    /// connection lost mid-call): retrying it could apply it twice.
+    #[error("cluster unavailable, outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The node rejected the request as malformed (a client bug), or the address is unusable.
     #[error("request rejected by node: {0}")]
     Invalid(String),

@@ -69,6 +69,9 @@ impl From<ClusterError> for CtlError {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Unavailable(cause) => CtlError::Unavailable(cause),
+            ClusterError::OutcomeUnknown(cause) => {
+                CtlError::Unavailable(format!("outcome unknown: {cause}"))
+            }
             ClusterError::Invalid(cause) => CtlError::Invalid(cause),
             ClusterError::UnknownShow(show) => CtlError::Invalid(format!("unknown show {show}")),
             ClusterError::Refused(rejection) => CtlError::Refused(rejection),

@@ -15,18 +15,24 @@ use futures_util::future::join_all;
 use proto::command::{Outcome, Proposal, Query, QueryResult};
 use proto::pb::{QueryReply, StatusRequest};
 use proto::META_GROUP;
+use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use crate::host::Host;
 
-/// Forwarded calls: within the callers' usual budget (an election with margin).
+/// Forwarded calls. The whole forwarded call (budget plus one last attempt, 5.5 s at most) ends
+/// before the caller's own per-attempt timeout (the gateway's 6 s, [`RetryPolicy::CALLS`]), so
+/// the caller hears why instead of timing out with the outcome unknown; a forward that ran out
+/// without applying anything says so ([`proto::NOT_APPLIED_KEY`]) and the caller retries it
+/// within its own, longer budget. The attempts are many because leader changes answer with
+/// quick redirects; time is the real bound.
 const FORWARD_POLICY: RetryPolicy = RetryPolicy {
-    attempts_max: 10,
-    budget: Some(Duration::from_secs(8)),
+    attempts_max: 30,
+    budget: Some(Duration::from_secs(3)),
     pause_min: Duration::from_millis(20),
     pause_max: Duration::from_millis(500),
     jitter: true,
-    call_timeout: Duration::from_secs(5),
+    call_timeout: Duration::from_millis(2_500),
     retry_unknown: false,
 };
 /// Time allowed for one candidate's `Status` while looking for meta replicas.
@@ -83,7 +89,7 @@ impl MetaForward {
         }
         let client = ClusterClient::with_policy(meta, FORWARD_POLICY, ChannelConfig::default());
         // The map names every meta replica: later calls go to them, the leader first.
-        client.meta_topology().await.map_err(|e| to_status(&e))?;
+        client.meta_topology().await.map_err(|e| to_status(&e, true))?;
         *cached = Some(client.clone());
         Ok(client)
     }
@@ -93,7 +99,10 @@ impl MetaForward {
         *self.client.lock().await = None;
     }
 
-    async fn run<T, F, Fut>(&self, host: &Host, call: F) -> Result<T, Status>
+    /// Runs one forwarded call. `idempotent`: the call applies nothing twice when repeated (a
+    /// read, or a proposal the forwarding client never retries after an unknown outcome), so
+    /// running out of attempts means nothing was applied and the answer says so.
+    async fn run<T, F, Fut>(&self, host: &Host, idempotent: bool, call: F) -> Result<T, Status>
     where
         F: FnOnce(ClusterClient) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClusterError>>,
@@ -105,7 +114,7 @@ impl MetaForward {
                 if matches!(e, ClusterError::Unavailable(_)) {
                     self.forget().await;
                 }
-                Err(to_status(&e))
+                Err(to_status(&e, idempotent))
             }
         }
     }
@@ -115,7 +124,13 @@ impl MetaForward {
     /// # Errors
     /// The meta group could not be reached.
     pub async fn propose(&self, host: &Host, proposal: &Proposal) -> Result<Outcome, Status> {
-        self.run(host, |client| async move { client.propose(META_GROUP, proposal).await }).await
+        // Without a request id the forwarding client returns at the first unknown outcome
+        // (`retry_unknown` is off), so running out of attempts means none was applied.
+        let not_applied_when_exhausted = proposal.request_id.is_none();
+        self.run(host, not_applied_when_exhausted, |client| async move {
+            client.propose(META_GROUP, proposal).await
+        })
+        .await
     }
 
     /// Reads from the meta group (on its leader when `linearizable`).
@@ -128,8 +143,12 @@ impl MetaForward {
         query: &Query,
         linearizable: bool,
     ) -> Result<QueryResult, Status> {
-        self.run(host, |client| async move { client.query(META_GROUP, query, linearizable).await })
-            .await
+        self.run(
+            host,
+            true,
+            |client| async move { client.query(META_GROUP, query, linearizable).await },
+        )
+        .await
     }
 
     /// Registers a node with the meta leader.
@@ -143,7 +162,7 @@ impl MetaForward {
         addr: &str,
         zone: Option<&str>,
     ) -> Result<(), Status> {
-        self.run(host, |client| async move { client.join(node_id, addr, zone).await }).await
+        self.run(host, false, |client| async move { client.join(node_id, addr, zone).await }).await
     }
 
     /// Opens a catalog change stream on a meta replica.
@@ -156,13 +175,22 @@ impl MetaForward {
         after: u64,
         limit: u32,
     ) -> Result<tonic::Streaming<QueryReply>, Status> {
-        self.run(host, |client| async move { client.watch_catalog(after, limit).await }).await
+        self.run(host, true, |client| async move { client.watch_catalog(after, limit).await }).await
     }
 }
 
-fn to_status(error: &ClusterError) -> Status {
+fn to_status(error: &ClusterError, idempotent: bool) -> Status {
     match error {
         ClusterError::Invalid(e) => Status::invalid_argument(e.clone()),
+        ClusterError::OutcomeUnknown(_) => {
+            Status::unknown(format!("forwarding to the meta group: {error}"))
+        }
+        ClusterError::Unavailable(_) if idempotent => {
+            let mut status =
+                Status::unavailable(format!("forwarding to the meta group, not applied: {error}"));
+            status.metadata_mut().insert(proto::NOT_APPLIED_KEY, MetadataValue::from_static("1"));
+            status
+        }
         other => Status::unavailable(format!("forwarding to the meta group: {other}")),
     }
 }

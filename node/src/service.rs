@@ -139,9 +139,14 @@ impl NodeService {
             return Err(Status::invalid_argument("only a leader forms batches: propose commands"));
         }
         if let Some(failure) = self.host.db.failure() {
-            return Err(Status::unavailable(format!(
+            let mut status = Status::unavailable(format!(
                 "this node's storage failed ({failure}); it accepts no writes until it restarts"
-            )));
+            ));
+            // Refused before proposing: another replica may take it.
+            status
+                .metadata_mut()
+                .insert(proto::NOT_APPLIED_KEY, tonic::metadata::MetadataValue::from_static("1"));
+            return Err(status);
         }
         let result = match group.proposer.propose(proposal).await {
             Ok(outcome) => propose_reply::Result::Outcome(encode(&outcome)?),

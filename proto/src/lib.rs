@@ -31,6 +31,12 @@ pub mod pb {
 }
 
 pub use ids::GroupId;
+
+/// gRPC metadata key a node sets on an error status when it knows the request was not applied
+/// (a forwarded proposal whose every attempt was refused or redirected, a node whose storage
+/// failed): the caller may retry it even without a request id. A status without it, other than
+/// a refused connection, leaves the outcome unknown.
+pub const NOT_APPLIED_KEY: &str = "marquee-not-applied";
 pub use limits::GRPC_MESSAGE_BYTES_MAX;
 pub use meta::META_GROUP;
 

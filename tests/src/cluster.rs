@@ -490,11 +490,33 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// With `MARQUEE_TEST_KEEP_LOGS=<dir>`, copies every process log of this cluster (gateways
+    /// spawned beside it included) to `<dir>/<cluster dir name>/`, for reading a failure whole.
+    fn keep_logs(&self) {
+        let Some(keep) = std::env::var_os("MARQUEE_TEST_KEEP_LOGS") else { return };
+        let name = self.dir.path().file_name().unwrap_or_default();
+        let to = PathBuf::from(keep).join(name);
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
+        if std::fs::create_dir_all(&to).is_err() {
+            return;
+        }
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let _ = std::fs::copy(&path, to.join(entry.file_name()));
+            }
+        }
+        eprintln!("logs kept in {}", to.display());
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // The test failed: show the tail of every process log before the dir is removed.
             self.print_log_tails();
+            self.keep_logs();
         }
         if let Some(mut gateway) = self.gateway.take() {
             let _ = gateway.kill();
