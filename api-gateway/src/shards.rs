@@ -145,6 +145,33 @@ impl Shards {
         Ok(self.cluster.query(group, &query, linearizable).await?)
     }
 
+    /// A show's seat map as the shard encoded it (the REST body as it is: the gateway neither
+    /// decodes nor re-encodes the largest answer it serves); `None` when there is no such show.
+    ///
+    /// # Errors
+    /// The cluster is unavailable or answered something else.
+    pub async fn seat_map_encoded(
+        &self,
+        show_id: ShowId,
+        linearizable: bool,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let group = match self.cluster.locate(show_id).await {
+            Ok(group) => group,
+            Err(ClusterError::UnknownShow(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let query = Query::SeatMap { show_id };
+        let answer = self.cluster.query_encoded(group, &query, linearizable).await?;
+        if let Some(map) = proto::codec::seat_map_of(&answer) {
+            return Ok(Some(map.to_vec()));
+        }
+        match proto::codec::decode::<QueryResult>(&answer) {
+            Ok(QueryResult::NotFound) => Ok(None),
+            Ok(other) => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
+            Err(e) => Err(ApiError::Internal(format!("undecodable seat map answer: {e}"))),
+        }
+    }
+
     /// A booking of `owner` (linearizable); someone else's is not found.
     ///
     /// # Errors

@@ -289,6 +289,21 @@ impl ClusterClient {
         query: &Query,
         linearizable: bool,
     ) -> Result<QueryResult, ClusterError> {
+        let answer = self.query_encoded(group, query, linearizable).await?;
+        codec::decode(&answer).map_err(|e| ClusterError::Invalid(e.to_string()))
+    }
+
+    /// [`ClusterClient::query`] without decoding the answer: its encoded bytes, for a caller
+    /// that passes the answer on as it is (the gateway's seat maps).
+    ///
+    /// # Errors
+    /// [`ClusterError::Unavailable`] if no node answered within the retry budget.
+    pub async fn query_encoded(
+        &self,
+        group: GroupId,
+        query: &Query,
+        linearizable: bool,
+    ) -> Result<Vec<u8>, ClusterError> {
         let bytes = codec::encode(query).map_err(|e| ClusterError::Invalid(e.to_string()))?;
         self.with_retries(group, true, |addr| {
             let bytes = bytes.clone();
@@ -300,7 +315,7 @@ impl ClusterClient {
                     .map_err(Failure::from_status)?
                     .into_inner();
                 match reply.result {
-                    Some(query_reply::Result::Answer(bytes)) => decode(&bytes),
+                    Some(query_reply::Result::Answer(bytes)) => Ok(Attempt::Done(bytes)),
                     Some(query_reply::Result::NotLeader(hint)) => Ok(Attempt::Redirect(hint)),
                     Some(query_reply::Result::WrongShard(w)) => {
                         Ok(Attempt::WrongShard(w.map_version))

@@ -433,10 +433,8 @@ impl Inventory for NodeService {
                 Ok(Err(e)) => return Err(Status::unavailable(e.to_string())),
             }
         }
-        let answer = group.sm.query(&query);
-        Ok(Response::new(QueryReply {
-            result: Some(query_reply::Result::Answer(encode(&answer)?)),
-        }))
+        let answer = group.sm.encode_answer(&query).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(QueryReply { result: Some(query_reply::Result::Answer(answer)) }))
     }
 }
 

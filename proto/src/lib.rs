@@ -64,4 +64,51 @@ pub mod codec {
     pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         Ok(serde_json::from_slice(bytes)?)
     }
+
+    /// The encoded `QueryResult::SeatMap { seat_map }` wraps the map as
+    /// `{"seat_map":{"seat_map":MAP}}`.
+    const SEAT_MAP_OPEN: &[u8] = br#"{"seat_map":{"seat_map":"#;
+    const SEAT_MAP_CLOSE: &[u8] = b"}}";
+
+    /// The encoded [`SeatMap`](crate::inventory::SeatMap) inside an encoded
+    /// `QueryResult::SeatMap` answer, found without decoding it (the gateway passes seat maps
+    /// through: docs/benchmarks.md, "Seat maps without copies"); `None` for any other answer.
+    pub fn seat_map_of(answer: &[u8]) -> Option<&[u8]> {
+        answer.strip_prefix(SEAT_MAP_OPEN)?.strip_suffix(SEAT_MAP_CLOSE)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use crate::command::QueryResult;
+        use crate::ids::{SeatId, ShowId};
+        use crate::inventory::{RowView, SeatMap, SeatStatus, SeatView};
+
+        #[test]
+        fn a_seat_map_is_found_inside_its_encoded_answer_and_nothing_else_is() {
+            let seat = SeatView {
+                seat_id: SeatId("A1".into()),
+                number: 1,
+                category: "standard".into(),
+                price_minor: 900,
+                status: SeatStatus::Held,
+                aisle_after: true,
+            };
+            let seat_map = SeatMap {
+                show_id: ShowId(7),
+                title: "A \"quoted\" }} title".into(),
+                starts_at_ms: 1,
+                version: 3,
+                currency: "EUR".into(),
+                available: 0,
+                cancelled: false,
+                rows: vec![RowView { label: "A".into(), seats: vec![seat] }],
+            };
+            let answer =
+                super::encode(&QueryResult::SeatMap { seat_map: seat_map.clone() }).unwrap();
+            let inner = super::seat_map_of(&answer).unwrap();
+            assert_eq!(super::decode::<SeatMap>(inner).unwrap(), seat_map);
+            assert_eq!(inner, super::encode(&seat_map).unwrap());
+            assert!(super::seat_map_of(&super::encode(&QueryResult::NotFound).unwrap()).is_none());
+        }
+    }
 }

@@ -100,6 +100,20 @@ impl GroupState {
         }
     }
 
+    /// The encoded answer to a read (seat maps written without building their view).
+    ///
+    /// # Errors
+    /// Encoding failed (JSON of these types cannot).
+    pub fn encode_answer(
+        &self,
+        query: &Query,
+    ) -> std::result::Result<Vec<u8>, proto::codec::CodecError> {
+        match self {
+            GroupState::Meta(meta) => proto::codec::encode(&meta.query(query)),
+            GroupState::Inventory(inventory) => inventory.encode_answer(query),
+        }
+    }
+
     /// Log time of the last applied entry.
     pub fn now_ms(&self) -> u64 {
         match self {
@@ -237,6 +251,21 @@ impl StateMachineStore {
                 digest,
             },
             other => other,
+        }
+    }
+
+    /// [`StateMachineStore::query`], encoded; seat maps are written straight from the records
+    /// (`state_machine::inventory`'s `encode` module), the one read worth the shortcut.
+    ///
+    /// # Errors
+    /// Encoding failed (JSON of these types cannot).
+    pub fn encode_answer(
+        &self,
+        query: &Query,
+    ) -> std::result::Result<Vec<u8>, proto::codec::CodecError> {
+        match query {
+            Query::SeatMap { .. } => self.read().state.encode_answer(query),
+            other => proto::codec::encode(&self.query(other)),
         }
     }
 

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use proto::command::Query as InvQuery;
@@ -87,10 +88,11 @@ async fn seat_map(
             )))
         }
     };
-    match state.shards.query(InvQuery::SeatMap { show_id: ShowId(show_id) }, linearizable).await? {
-        QueryResult::SeatMap { seat_map } => Ok(Json(seat_map).into_response()),
-        QueryResult::NotFound => Err(ApiError::NotFound("show")),
-        other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
+    match state.shards.seat_map_encoded(ShowId(show_id), linearizable).await? {
+        Some(body) => {
+            Ok(([(header::CONTENT_TYPE, "application/json")], Bytes::from(body)).into_response())
+        }
+        None => Err(ApiError::NotFound("show")),
     }
 }
 

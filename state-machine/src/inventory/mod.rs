@@ -23,6 +23,7 @@
 
 mod apply;
 mod codes;
+mod encode;
 mod invariants;
 mod reads;
 mod seats;

@@ -1159,7 +1159,18 @@ proptest! {
             }
             inv.check_invariants();
             model.compare(&inv);
+            // The seat map written from the records is the view's encoding, byte for byte.
+            let map = Query::SeatMap { show_id: SHOW };
+            prop_assert_eq!(
+                String::from_utf8(inv.encode_answer(&map).unwrap()).unwrap(),
+                String::from_utf8(proto::codec::encode(&inv.query(&map)).unwrap()).unwrap()
+            );
         }
+        let absent = Query::SeatMap { show_id: ShowId(SHOW.0 + 1) };
+        prop_assert_eq!(
+            inv.encode_answer(&absent).unwrap(),
+            proto::codec::encode(&QueryResult::NotFound).unwrap()
+        );
     }
 
     /// Two replicas applying the same log end with equal digests, and a snapshot round trip
