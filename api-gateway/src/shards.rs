@@ -154,16 +154,18 @@ impl Shards {
         &self,
         show_id: ShowId,
         linearizable: bool,
-    ) -> Result<Option<Vec<u8>>, ApiError> {
+    ) -> Result<Option<axum::body::Bytes>, ApiError> {
         let group = match self.cluster.locate(show_id).await {
             Ok(group) => group,
             Err(ClusterError::UnknownShow(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let query = Query::SeatMap { show_id };
-        let answer = self.cluster.query_encoded(group, &query, linearizable).await?;
+        let answer =
+            axum::body::Bytes::from(self.cluster.query_encoded(group, &query, linearizable).await?);
         if let Some(map) = proto::codec::seat_map_of(&answer) {
-            return Ok(Some(map.to_vec()));
+            // The map's part of the answer, not a copy of it.
+            return Ok(Some(answer.slice_ref(map)));
         }
         match proto::codec::decode::<QueryResult>(&answer) {
             Ok(QueryResult::NotFound) => Ok(None),

@@ -57,6 +57,14 @@ pub mod codec {
         Ok(serde_json::to_vec(value)?)
     }
 
+    /// Encodes a payload at the end of `bytes` (a buffer the caller sized).
+    ///
+    /// # Errors
+    /// As [`encode`].
+    pub fn encode_into<T: Serialize>(bytes: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
+        Ok(serde_json::to_writer(bytes, value)?)
+    }
+
     /// Decodes a payload.
     ///
     /// # Errors

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -89,9 +88,7 @@ async fn seat_map(
         }
     };
     match state.shards.seat_map_encoded(ShowId(show_id), linearizable).await? {
-        Some(body) => {
-            Ok(([(header::CONTENT_TYPE, "application/json")], Bytes::from(body)).into_response())
-        }
+        Some(body) => Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response()),
         None => Err(ApiError::NotFound("show")),
     }
 }
