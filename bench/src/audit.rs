@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{Booking, Failure, SeatMap, Timed};
+use crate::api::{Booking, Failure, SeatMap, SeatStatus, Timed};
 use crate::backend::Backend;
 use crate::workload::Acked;
 
@@ -98,7 +98,7 @@ fn check(show_id: u64, map: &SeatMap, bookings: &[Booking], acked: &[Acked]) -> 
         .rows
         .iter()
         .flat_map(|r| &r.seats)
-        .filter(|s| s.status == "sold")
+        .filter(|s| s.status == SeatStatus::Sold)
         .map(|s| s.seat_id.as_str())
         .collect();
     audit.seats_sold = sold.len() as u64;
@@ -261,14 +261,14 @@ pub async fn audit<B: Backend>(api: &B, show_ids: &[u64], acked: &[Acked]) -> Au
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Row, Seat};
+    use crate::api::{Row, Seat, SeatStatus};
 
     fn map(sold: &[&str]) -> SeatMap {
         let seats = ["A1", "A2", "A3", "A4"]
             .iter()
             .map(|id| Seat {
                 seat_id: (*id).into(),
-                status: if sold.contains(id) { "sold" } else { "available" }.into(),
+                status: if sold.contains(id) { SeatStatus::Sold } else { SeatStatus::Available },
                 aisle_after: false,
             })
             .collect();

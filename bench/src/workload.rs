@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::api::{Failure, HoldAck, HoldRequest, SeatMap};
+use crate::api::{Failure, HoldAck, HoldRequest, SeatMap, SeatStatus};
 use crate::backend::Backend;
 use crate::config::{Args, Mode};
 use crate::shows::{Show, Shows};
@@ -377,7 +377,9 @@ pub fn pick_adjacent(
     let mut starts: Vec<(usize, usize)> = Vec::new();
     for (r, row) in map.rows.iter().enumerate() {
         let seats = &row.seats;
-        let free = |i: usize| seats[i].status == "available" && !taken.contains(&seats[i].seat_id);
+        let free = |i: usize| {
+            seats[i].status == SeatStatus::Available && !taken.contains(&seats[i].seat_id)
+        };
         let mut start = 0;
         while start < seats.len() {
             if !free(start) {
@@ -405,7 +407,7 @@ pub fn pick_adjacent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Row, Seat};
+    use crate::api::{Row, Seat, SeatStatus};
 
     fn row(label: &str, statuses: &str, aisles: &[usize]) -> Row {
         Row {
@@ -414,7 +416,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, c)| Seat {
                     seat_id: format!("{label}{}", i + 1),
-                    status: if c == '.' { "available" } else { "sold" }.into(),
+                    status: if c == '.' { SeatStatus::Available } else { SeatStatus::Sold },
                     aisle_after: aisles.contains(&(i + 1)),
                 })
                 .collect(),

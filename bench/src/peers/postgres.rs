@@ -27,7 +27,7 @@ use super::{
     status, Peer,
 };
 use crate::api::{
-    Booking, Bookings, CreatedShow, Failure, HoldAck, HoldRequest, Row, Seat, SeatMap,
+    Booking, Bookings, CreatedShow, Failure, HoldAck, HoldRequest, Row, Seat, SeatMap, SeatStatus,
 };
 
 /// The harness's own schema: dropped and made afresh at every start.
@@ -380,15 +380,15 @@ async fn seat_map(conn: &mut Conn, show_id: i64) -> Result<SeatMap, Failure> {
         let state: i8 = col(row, 3)?;
         let expires: Option<i64> = col(row, 4)?;
         let status = match state as u8 {
-            b's' => "sold",
-            b'h' if expires.is_some_and(|e| e > now) => "held",
-            _ => "available",
+            b's' => SeatStatus::Sold,
+            b'h' if expires.is_some_and(|e| e > now) => SeatStatus::Held,
+            _ => SeatStatus::Available,
         };
-        available += u32::from(status == "available");
+        available += u32::from(status == SeatStatus::Available);
         by_row
             .entry(row_no)
             .or_default()
-            .push((block, Seat { seat_id, status: status.into(), aisle_after: false }));
+            .push((block, Seat { seat_id, status, aisle_after: false }));
     }
     let rows = by_row
         .into_values()

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{database, layout_rows, not_enough_seats, now_ms, seats_unavailable, status, Peer};
 use crate::api::{
-    Booking, Bookings, CreatedShow, Failure, HoldAck, HoldRequest, Row, Seat, SeatMap,
+    Booking, Bookings, CreatedShow, Failure, HoldAck, HoldRequest, Row, Seat, SeatMap, SeatStatus,
 };
 
 const COMMON: &str = include_str!("lua/common.lua");
@@ -186,14 +186,14 @@ fn seat_map_from(reply: &[String]) -> SeatMap {
                 .enumerate()
                 .map(|(i, state)| {
                     let status = match state {
-                        b'.' => "available",
-                        b'h' => "held",
-                        _ => "sold",
+                        b'.' => SeatStatus::Available,
+                        b'h' => SeatStatus::Held,
+                        _ => SeatStatus::Sold,
                     };
                     available += u32::from(*state == b'.');
                     Seat {
                         seat_id: format!("{label}{}", i + 1),
-                        status: status.into(),
+                        status,
                         aisle_after: aisles.get(i) == Some(&b'1'),
                     }
                 })
@@ -300,18 +300,18 @@ mod tests {
             ["A", ".hs.", "0100", "B", "..", "00"].iter().map(|s| (*s).to_owned()).collect();
         let map = seat_map_from(&reply);
         assert_eq!(map.available, 4);
-        let a: Vec<(&str, &str, bool)> = map.rows[0]
+        let a: Vec<(&str, SeatStatus, bool)> = map.rows[0]
             .seats
             .iter()
-            .map(|s| (s.seat_id.as_str(), s.status.as_str(), s.aisle_after))
+            .map(|s| (s.seat_id.as_str(), s.status, s.aisle_after))
             .collect();
         assert_eq!(
             a,
             vec![
-                ("A1", "available", false),
-                ("A2", "held", true),
-                ("A3", "sold", false),
-                ("A4", "available", false)
+                ("A1", SeatStatus::Available, false),
+                ("A2", SeatStatus::Held, true),
+                ("A3", SeatStatus::Sold, false),
+                ("A4", SeatStatus::Available, false)
             ]
         );
         assert_eq!(map.rows[1].seats[1].seat_id, "B2");
