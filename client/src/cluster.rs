@@ -475,9 +475,7 @@ impl Failure {
                 Failure::Retry(status.message().to_owned())
             }
             // The node says it did not apply it (a forwarder that ran out of attempts).
-            _ if status.metadata().contains_key(proto::NOT_APPLIED_KEY) => {
-                Failure::Retry(status.message().to_owned())
-            }
+            _ if proto::is_not_applied(&status) => Failure::Retry(status.message().to_owned()),
             _ => Failure::Unknown(format!("{:?}: {}", status.code(), status.message())),
         }
     }
@@ -492,9 +490,8 @@ mod tests {
         let retry =
             |status: tonic::Status| matches!(Failure::from_status(status), Failure::Retry(_));
         assert!(retry(tonic::Status::unavailable("error trying to connect: refused")));
-        let mut marked = tonic::Status::unavailable("forwarding to the meta group, not applied");
-        marked.metadata_mut().insert(proto::NOT_APPLIED_KEY, "1".parse().unwrap());
-        assert!(retry(marked));
+        let marked = tonic::Status::unavailable("forwarding to the meta group, not applied");
+        assert!(retry(proto::not_applied(marked)));
         // Without the mark, a node's "unavailable" may come after the entry was appended.
         assert!(!retry(tonic::Status::unavailable("forwarding to the meta group: timed out")));
         assert!(!retry(tonic::Status::deadline_exceeded("not applied in time")));

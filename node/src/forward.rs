@@ -15,7 +15,6 @@ use futures_util::future::join_all;
 use proto::command::{Outcome, Proposal, Query, QueryResult};
 use proto::pb::{QueryReply, StatusRequest};
 use proto::META_GROUP;
-use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use crate::host::Host;
@@ -99,10 +98,15 @@ impl MetaForward {
         *self.client.lock().await = None;
     }
 
-    /// Runs one forwarded call. `idempotent`: the call applies nothing twice when repeated (a
-    /// read, or a proposal the forwarding client never retries after an unknown outcome), so
-    /// running out of attempts means nothing was applied and the answer says so.
-    async fn run<T, F, Fut>(&self, host: &Host, idempotent: bool, call: F) -> Result<T, Status>
+    /// Runs one forwarded call. `not_applied_when_exhausted`: running out of attempts means
+    /// nothing was applied (a read, or a proposal the forwarding client never retries after an
+    /// unknown outcome), and the answer then says so.
+    async fn run<T, F, Fut>(
+        &self,
+        host: &Host,
+        not_applied_when_exhausted: bool,
+        call: F,
+    ) -> Result<T, Status>
     where
         F: FnOnce(ClusterClient) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClusterError>>,
@@ -114,7 +118,7 @@ impl MetaForward {
                 if matches!(e, ClusterError::Unavailable(_)) {
                     self.forget().await;
                 }
-                Err(to_status(&e, idempotent))
+                Err(to_status(&e, not_applied_when_exhausted))
             }
         }
     }
@@ -179,18 +183,15 @@ impl MetaForward {
     }
 }
 
-fn to_status(error: &ClusterError, idempotent: bool) -> Status {
+fn to_status(error: &ClusterError, not_applied_when_exhausted: bool) -> Status {
     match error {
         ClusterError::Invalid(e) => Status::invalid_argument(e.clone()),
         ClusterError::OutcomeUnknown(_) => {
             Status::unknown(format!("forwarding to the meta group: {error}"))
         }
-        ClusterError::Unavailable(_) if idempotent => {
-            let mut status =
-                Status::unavailable(format!("forwarding to the meta group, not applied: {error}"));
-            status.metadata_mut().insert(proto::NOT_APPLIED_KEY, MetadataValue::from_static("1"));
-            status
-        }
+        ClusterError::Unavailable(_) if not_applied_when_exhausted => proto::not_applied(
+            Status::unavailable(format!("forwarding to the meta group, not applied: {error}")),
+        ),
         other => Status::unavailable(format!("forwarding to the meta group: {other}")),
     }
 }

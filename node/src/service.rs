@@ -139,14 +139,10 @@ impl NodeService {
             return Err(Status::invalid_argument("only a leader forms batches: propose commands"));
         }
         if let Some(failure) = self.host.db.failure() {
-            let mut status = Status::unavailable(format!(
-                "this node's storage failed ({failure}); it accepts no writes until it restarts"
-            ));
             // Refused before proposing: another replica may take it.
-            status
-                .metadata_mut()
-                .insert(proto::NOT_APPLIED_KEY, tonic::metadata::MetadataValue::from_static("1"));
-            return Err(status);
+            return Err(proto::not_applied(Status::unavailable(format!(
+                "this node's storage failed ({failure}); it accepts no writes until it restarts"
+            ))));
         }
         let result = match group.proposer.propose(proposal).await {
             Ok(outcome) => propose_reply::Result::Outcome(encode(&outcome)?),

@@ -37,6 +37,19 @@ pub use ids::GroupId;
 /// failed): the caller may retry it even without a request id. A status without it, other than
 /// a refused connection, leaves the outcome unknown.
 pub const NOT_APPLIED_KEY: &str = "marquee-not-applied";
+
+/// Marks an error status "not applied" ([`NOT_APPLIED_KEY`]).
+#[cfg(feature = "grpc")]
+pub fn not_applied(mut status: tonic::Status) -> tonic::Status {
+    status.metadata_mut().insert(NOT_APPLIED_KEY, tonic::metadata::MetadataValue::from_static("1"));
+    status
+}
+
+/// Whether a node marked this error status "not applied" ([`not_applied`]).
+#[cfg(feature = "grpc")]
+pub fn is_not_applied(status: &tonic::Status) -> bool {
+    status.metadata().contains_key(NOT_APPLIED_KEY)
+}
 pub use limits::GRPC_MESSAGE_BYTES_MAX;
 pub use meta::META_GROUP;
 
