@@ -255,8 +255,7 @@ impl MetaState {
     /// # Panics
     /// Never: every map key is an integer or a string, which JSON encodes.
     pub fn digest(&self) -> u64 {
-        let bytes = serde_json::to_vec(self).expect("meta state serializes: integer map keys");
-        crate::fnv1a(&bytes)
+        crate::Fnv1a::of_json(self).expect("meta state serializes: integer map keys")
     }
 }
 

@@ -3,9 +3,9 @@
 //!
 //! [`Inventory::apply`] depends on nothing but the current state and the entry: time is the
 //! entry's `now_ms` (clamped so it never runs backwards, even when a new leader's clock is
-//! behind the old one's), ids derive from the log index, and every collection is a `BTreeMap`
-//! or `BTreeSet` so iteration order, snapshots and digests are identical on every replica
-//! (docs/architecture.md, invariant 5).
+//! behind the old one's), ids derive from the log index, and every collection is ordered (a
+//! `BTreeMap` or `BTreeSet`, or a queue in log order) so iteration order, snapshots and digests
+//! are identical on every replica (docs/architecture.md, invariant 5).
 //!
 //! Guarantees, checked by the property tests in this module:
 //! - A seat is in at most one active hold or confirmed booking (invariant 1): every seat has
@@ -24,6 +24,7 @@
 mod apply;
 mod codes;
 mod encode;
+mod idempotency;
 mod invariants;
 mod reads;
 mod seats;
@@ -38,14 +39,15 @@ use serde::{Deserialize, Serialize};
 
 use self::apply::Pos;
 use self::codes::{check_ticket_code, legacy_ticket_code};
+use self::idempotency::{ExpiryQueue, IdempotencyEntry, IdempotencyTable};
 use self::seats::{pick_best, pick_explicit};
-use crate::fnv1a;
 use crate::limits::{
     CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
     FAILED_CHECKOUT_RETENTION_MS, HOLDS_PER_OWNER_MAX, HOLD_TTL_MS_DEFAULT, HOLD_TTL_MS_MAX,
     HOLD_TTL_MS_MIN, IDEMPOTENCY_ENTRIES_MAX, IDEMPOTENCY_TTL_MS, KEPT_DECLINES_MAX,
     NAME_BYTES_MAX, REQUEST_ID_BYTES_MAX,
 };
+use crate::Fnv1a;
 
 /// Who occupies a seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,13 +138,6 @@ impl Booking {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct IdempotencyEntry {
-    expires_at_ms: u64,
-    fingerprint: u64,
-    outcome: Outcome,
-}
-
 /// The replicated state of one inventory group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
@@ -157,13 +152,11 @@ pub struct Inventory {
     checkout_deadlines: BTreeSet<(u64, BookingId)>,
     /// Ended holds by the time they are pruned.
     ended_holds: BTreeSet<(u64, HoldId)>,
-    /// Outcomes by request id. An ordered map: snapshots and digests must be the same bytes on
-    /// every replica. A `HashMap` serialized in key order was tried for speed and reverted: it
-    /// cut CPU per hold ~12% but tripled p99.9 in every run, likely rehash stalls of a table of
-    /// ~100 000 entries on the apply path (docs/benchmarks.md, "Idempotency table and batching
-    /// depth").
-    idempotency: BTreeMap<String, IdempotencyEntry>,
-    idempotency_expiry: BTreeSet<(u64, String)>,
+    /// Outcomes by request id, keyed by digest then id; encoded as an object in id order, so
+    /// snapshots and digests are the same bytes on every replica (`idempotency` module).
+    idempotency: IdempotencyTable,
+    /// Request ids by expiry; encoded as `[time, id]` pairs in (time, id) order.
+    idempotency_expiry: ExpiryQueue,
     /// Failed checkouts for the recovery sweeper: (index of the failing entry, booking, log
     /// time it failed at), in log order; pruned after [`FAILED_CHECKOUT_RETENTION_MS`].
     #[serde(default)]
@@ -202,9 +195,7 @@ impl Inventory {
     /// # Panics
     /// Never: the state has only string map keys, which JSON always encodes.
     pub fn digest(&self) -> u64 {
-        let bytes = serde_json::to_vec(self)
-            .expect("inventory state serializes: all map keys are strings or ids");
-        fnv1a(&bytes)
+        Fnv1a::of_json(self).expect("inventory state serializes: all map keys are strings or ids")
     }
 
     /// The state as snapshot bytes (JSON; the derived indexes are left out).
@@ -585,8 +576,8 @@ impl Inventory {
             self.ended_holds.pop_first();
             self.holds.remove(&hold_id);
         }
-        while let Some((at, _)) = self.idempotency_expiry.first() {
-            if *at > now && self.idempotency.len() <= IDEMPOTENCY_ENTRIES_MAX {
+        while let Some(at) = self.idempotency_expiry.first_at() {
+            if at > now && self.idempotency.len() <= IDEMPOTENCY_ENTRIES_MAX {
                 break;
             }
             let (_, request_id) = self.idempotency_expiry.pop_first().expect("first() was Some");
@@ -604,7 +595,7 @@ impl Inventory {
 
     fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
         let expires_at_ms = now.saturating_add(IDEMPOTENCY_TTL_MS);
-        self.idempotency_expiry.insert((expires_at_ms, request_id.clone()));
+        self.idempotency_expiry.push(expires_at_ms, request_id.clone());
         self.idempotency
             .insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
     }
@@ -751,19 +742,19 @@ fn fingerprint(command: &Command) -> u64 {
     // A leader may clear `keep_hold` (Command::downgrade) depending on its group's replicas at
     // the moment, so a retry of the same request may arrive with or without it: the same
     // request either way.
-    let bytes = match command {
+    // Hashed as it is encoded: no buffer per command (the same value as `fnv1a` of the JSON).
+    let hash = match command {
         Command::FailCheckout { booking_id, reason, keep_hold: true } => {
             let plain = Command::FailCheckout {
                 booking_id: *booking_id,
                 reason: reason.clone(),
                 keep_hold: false,
             };
-            serde_json::to_vec(&plain)
+            Fnv1a::of_json(&plain)
         }
-        command => serde_json::to_vec(command),
-    }
-    .expect("commands serialize: plain data");
-    fnv1a(&bytes)
+        command => Fnv1a::of_json(command),
+    };
+    hash.expect("commands serialize: plain data")
 }
 
 #[cfg(test)]
