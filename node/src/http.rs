@@ -62,6 +62,7 @@ async fn metrics(State(state): State<HttpState>) -> Result<String, StatusCode> {
     let stats = state.db.stats();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
     sync_counter(&m.writer_batches, load(&stats.batches));
+    sync_counter(&m.writer_unsynced_batches, load(&stats.unsynced_batches));
     sync_counter(&m.writer_writes, load(&stats.writes));
     sync_counter(&m.writer_bytes, load(&stats.bytes));
     sync_counter(&m.storage_failed_writes, load(&stats.failed_writes));

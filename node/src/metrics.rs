@@ -23,6 +23,8 @@ pub struct Metrics {
     pub raft: IntGaugeVec,
     /// Synced group-commit batches written.
     pub writer_batches: IntCounter,
+    /// Batches of lazy writes only (committed indexes), written without an fsync.
+    pub writer_unsynced_batches: IntCounter,
     /// Writes merged into those batches.
     pub writer_writes: IntCounter,
     /// Bytes written by the writer.
@@ -90,6 +92,11 @@ impl Metrics {
         let writer_batches =
             IntCounter::new("marquee_node_writer_batches_total", "Synced group-commit batches")
                 .expect("valid metric");
+        let writer_unsynced_batches = IntCounter::new(
+            "marquee_node_writer_unsynced_batches_total",
+            "Group-commit batches of lazy writes only (committed indexes), written without an fsync",
+        )
+        .expect("valid metric");
         let writer_writes = IntCounter::new(
             "marquee_node_writer_writes_total",
             "Writes merged into group-commit batches",
@@ -160,6 +167,7 @@ impl Metrics {
             Box::new(apply_latency.clone()),
             Box::new(raft.clone()),
             Box::new(writer_batches.clone()),
+            Box::new(writer_unsynced_batches.clone()),
             Box::new(writer_writes.clone()),
             Box::new(writer_bytes.clone()),
             Box::new(writer_sync.clone()),
@@ -178,6 +186,7 @@ impl Metrics {
             apply_latency,
             raft,
             writer_batches,
+            writer_unsynced_batches,
             writer_writes,
             writer_bytes,
             writer_sync,

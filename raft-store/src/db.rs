@@ -44,6 +44,9 @@ pub type BatchObserver = Box<dyn Fn(std::time::Duration) + Send>;
 struct WriteJob {
     ops: Vec<Op>,
     done: Completion,
+    /// Whether the write must be durable when `done` runs; a lazy one (false) is written in
+    /// order but synced only by a later durable write's batch.
+    durable: bool,
 }
 
 /// Handle to the node's database. Cheap to clone.
@@ -197,7 +200,29 @@ impl Db {
         };
         let queue = writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
         queue
-            .send(WriteJob { ops, done: Box::new(done) })
+            .send(WriteJob { ops, done: Box::new(done), durable: true })
+            .await
+            .map_err(|_| Error::Io("writer thread stopped".into()))
+    }
+
+    /// Queues `ops` for a record that need not be durable on its own (Raft's committed index,
+    /// which only shortens re-applying after a restart): written in queue order like every
+    /// write, but a batch of only such writes is not fsync'ed. It becomes durable with the next
+    /// synced batch (the WAL is one file, synced up to its end), and a machine crash before that
+    /// loses it and nothing written before it. On a busy node this removes an fsync per commit
+    /// from the writer, which is a single queue: every append behind a lone commit record
+    /// waited for its fsync. The simulator's disk treats it as any write (lost unless synced).
+    ///
+    /// # Errors
+    /// The writer thread has stopped (the node is shutting down or the disk failed).
+    pub async fn submit_lazy(&self, ops: Vec<Op>) -> Result<()> {
+        let writer = match &self.backend {
+            Backend::Rocks { writer, .. } => writer,
+            Backend::Sim(handle) => return handle.submit(ops, |_| {}),
+        };
+        let queue = writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
+        queue
+            .send(WriteJob { ops, done: Box::new(|_| {}), durable: false })
             .await
             .map_err(|_| Error::Io("writer thread stopped".into()))
     }
@@ -324,8 +349,10 @@ fn run_writer(
     stats: &WriterStats,
     observer: &BatchObserver,
 ) {
-    let mut write_options = WriteOptions::default();
-    write_options.set_sync(sync);
+    let mut synced = WriteOptions::default();
+    synced.set_sync(sync);
+    let mut unsynced = WriteOptions::default();
+    unsynced.set_sync(false);
     while let Some(first) = jobs.blocking_recv() {
         let mut batch_jobs = vec![first];
         let mut bytes: usize = batch_jobs[0].ops.iter().map(Op::size_bytes).sum();
@@ -348,14 +375,20 @@ fn run_writer(
             }
             continue;
         }
+        // Synced if any write in it must be durable; that sync covers the lazy ones too.
+        let durable = sync && batch_jobs.iter().any(|job| job.durable);
         let started = Instant::now();
-        let result = write_batch(db, &batch_jobs, &write_options);
+        let result = write_batch(db, &batch_jobs, if durable { &synced } else { &unsynced });
         let took = started.elapsed();
         observer(took);
         stats
             .write_nanos
             .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
+        if durable || !sync {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.unsynced_batches.fetch_add(1, Ordering::Relaxed);
+        }
         stats.writes.fetch_add(batch_jobs.len() as u64, Ordering::Relaxed);
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         if let Err(e) = &result {
@@ -421,6 +454,33 @@ mod tests {
         assert!(!db.fail("again".into()), "the first reason stays");
         assert_eq!(db.failure(), Some(reason.as_str()));
         assert!(db.stats().failed_writes.load(Ordering::Relaxed) >= 2);
+    }
+
+    /// A batch of lazy writes only is written (readable, in order) without counting as a synced
+    /// batch; a durable write after it is a synced batch, which makes both durable.
+    #[tokio::test]
+    async fn lazy_writes_alone_are_not_synced_and_ride_the_next_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(dir.path(), true).expect("open");
+        db.submit_lazy(vec![put(CF_META, b"committed")]).await.expect("queued");
+        for _ in 0..500 {
+            if db.get(CF_META, b"committed").expect("read").is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(db.get(CF_META, b"committed").expect("read").is_some(), "lazy write applied");
+        let stats = db.stats();
+        assert_eq!(stats.unsynced_batches.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.batches.load(Ordering::Relaxed), 0, "no fsync for it alone");
+        db.write(vec![put(CF_META, b"entry")]).await.expect("durable write");
+        assert_eq!(stats.batches.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.writes.load(Ordering::Relaxed), 2);
+        drop(db);
+        // Reopened (a clean close here): both are there.
+        let db = Db::open(dir.path(), true).expect("reopen");
+        assert!(db.get(CF_META, b"committed").expect("read").is_some());
+        assert!(db.get(CF_META, b"entry").expect("read").is_some());
     }
 
     #[tokio::test]

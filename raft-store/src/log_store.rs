@@ -161,9 +161,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     ) -> std::result::Result<(), StorageError> {
         self.lock().committed = committed;
         let op = self.put_meta(MetaTag::Committed, &committed).map_err(storage_error)?;
-        // Not awaited: the committed id only speeds up re-applying after a restart, and the FIFO
-        // writer keeps it ordered after the entries it refers to.
-        self.db.submit(vec![op], |_| {}).await.map_err(storage_error)
+        // Lazy: the committed id only speeds up re-applying after a restart, so it costs no fsync
+        // of its own; the FIFO writer keeps it ordered after the entries it refers to.
+        self.db.submit_lazy(vec![op]).await.map_err(storage_error)
     }
 
     async fn read_committed(&mut self) -> std::result::Result<Option<LogId>, StorageError> {

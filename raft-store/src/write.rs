@@ -40,6 +40,9 @@ impl Op {
 pub struct WriterStats {
     /// Synced batches written.
     pub batches: AtomicU64,
+    /// Batches written without an fsync: every write in them was lazy ([`crate::Db::submit_lazy`]),
+    /// so they became durable with the next synced batch.
+    pub unsynced_batches: AtomicU64,
     /// Writes (jobs) merged into those batches.
     pub writes: AtomicU64,
     /// Bytes written.
