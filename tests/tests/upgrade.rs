@@ -89,6 +89,16 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
         .arg(dir.path())
         .status()?;
     ensure!(unpacked.success(), "unpacking the fixture failed");
+    // The restarted cluster's wall clock runs from an hour after the fixture was written, as in
+    // an upgrade made the same day: its log time resumes inside the 24 h that idempotency
+    // entries answer replays for (the orphan show's replay below relies on it). On the real
+    // clock this test turned into a check of that expiry once the fixture was a day old.
+    let written_at_s = manifest["written_at_s"].as_u64().context("written_at_s")?;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let offset_s = i128::from(written_at_s + 3600) - i128::from(now_s);
+    let clock = dir.path().join("faketime");
+    std::fs::write(&clock, format!("{offset_s:+}s"))?;
+    let clock_env = tests::processes::faketime_env(&clock)?;
 
     let ports: Vec<(u64, u64)> = manifest["grpc_ports"]
         .as_object()
@@ -128,7 +138,8 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
             .arg(dir.path().join(format!("node{id}")))
             .arg("--peers")
             .arg(peers.join(","))
-            .args(["--snapshot-logs", "8", "--logs-kept", "2"]);
+            .args(["--snapshot-logs", "8", "--logs-kept", "2"])
+            .envs(clock_env.iter().map(|(key, value)| (key, value)));
         // The same command line an operator's unit file would repeat after the upgrade.
         if *id == 1 {
             node.args(["--bootstrap", "--shards", "2"]);
@@ -144,6 +155,7 @@ async fn a_data_directory_written_by_f4d24d0_serves_its_bookings() -> Result<()>
             .arg("--nodes")
             .arg(nodes.join(","))
             .env("MARQUEE_JWT_SECRET", secret)
+            .envs(clock_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(log)
             .spawn()?,
