@@ -194,15 +194,7 @@ impl Db {
         ops: Vec<Op>,
         done: impl FnOnce(std::result::Result<(), String>) + Send + 'static,
     ) -> Result<()> {
-        let writer = match &self.backend {
-            Backend::Rocks { writer, .. } => writer,
-            Backend::Sim(handle) => return handle.submit(ops, done),
-        };
-        let queue = writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
-        queue
-            .send(WriteJob { ops, done: Box::new(done), durable: true })
-            .await
-            .map_err(|_| Error::Io("writer thread stopped".into()))
+        self.enqueue(ops, Box::new(done), true).await
     }
 
     /// Queues `ops` for a record that need not be durable on its own (Raft's committed index,
@@ -216,13 +208,19 @@ impl Db {
     /// # Errors
     /// The writer thread has stopped (the node is shutting down or the disk failed).
     pub async fn submit_lazy(&self, ops: Vec<Op>) -> Result<()> {
+        self.enqueue(ops, Box::new(|_| {}), false).await
+    }
+
+    /// Hands one write to the writer thread (or the simulator's disk, for which every write
+    /// is the same: lost unless a later sync covers it).
+    async fn enqueue(&self, ops: Vec<Op>, done: Completion, durable: bool) -> Result<()> {
         let writer = match &self.backend {
             Backend::Rocks { writer, .. } => writer,
-            Backend::Sim(handle) => return handle.submit(ops, |_| {}),
+            Backend::Sim(handle) => return handle.submit(ops, done),
         };
         let queue = writer.queue.as_ref().ok_or_else(|| Error::Io("writer closed".into()))?;
         queue
-            .send(WriteJob { ops, done: Box::new(|_| {}), durable: false })
+            .send(WriteJob { ops, done, durable })
             .await
             .map_err(|_| Error::Io("writer thread stopped".into()))
     }

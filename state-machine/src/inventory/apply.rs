@@ -69,9 +69,10 @@ impl Inventory {
         expired: (u32, u32),
     ) -> Outcome {
         let index = at.index;
-        let fingerprint = request_id.map(|_| fingerprint(command));
-        if let (Some(request_id), Some(fingerprint)) = (request_id, fingerprint) {
-            if let Some(previous) = self.idempotency.get(request_id) {
+        // A command with a request id is fingerprinted and its id hashed once, here.
+        let keyed = request_id.map(|id| (RequestKey::of(id), id, fingerprint(command)));
+        if let Some((key, request_id, fingerprint)) = keyed {
+            if let Some(previous) = self.idempotency.get(key, request_id) {
                 if previous.fingerprint != fingerprint {
                     return Err(Rejection::RequestIdReused);
                 }
@@ -111,9 +112,9 @@ impl Inventory {
             Command::Batch(_) => Err(Rejection::NestedBatch),
         };
 
-        if let (Some(request_id), Some(fingerprint)) = (request_id, fingerprint) {
+        if let Some((key, request_id, fingerprint)) = keyed {
             if request_id.len() <= REQUEST_ID_BYTES_MAX {
-                self.remember(request_id.clone(), now, fingerprint, outcome.clone());
+                self.remember((key, request_id.clone()), now, fingerprint, outcome.clone());
             }
         }
         outcome

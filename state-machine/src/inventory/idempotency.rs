@@ -41,17 +41,23 @@ pub(super) struct IdempotencyEntry {
 
 /// The first 128 bits of SHA-256 of a request id. A cryptographic digest, so no client can
 /// choose ids that pile onto one key; never persisted, so it can change between versions.
-fn key_of(request_id: &str) -> u128 {
-    let digest = Sha256::digest(request_id.as_bytes());
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_be_bytes(first)
+/// Computed once per command: the lookup, the insert and the expiry queue all carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct RequestKey(u128);
+
+impl RequestKey {
+    pub(super) fn of(request_id: &str) -> Self {
+        let digest = Sha256::digest(request_id.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        Self(u128::from_be_bytes(first))
+    }
 }
 
 /// Outcomes by request id (keyed by digest, then id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct IdempotencyTable {
-    entries: BTreeMap<(u128, String), IdempotencyEntry>,
+    entries: BTreeMap<(RequestKey, String), IdempotencyEntry>,
 }
 
 impl IdempotencyTable {
@@ -60,12 +66,8 @@ impl IdempotencyTable {
         self.entries.len()
     }
 
-    /// The entry of `request_id`, if remembered.
-    pub(super) fn get(&self, request_id: &str) -> Option<&IdempotencyEntry> {
-        self.get_keyed(key_of(request_id), request_id)
-    }
-
-    fn get_keyed(&self, key: u128, request_id: &str) -> Option<&IdempotencyEntry> {
+    /// The entry of `request_id` (whose key is `key`), if remembered.
+    pub(super) fn get(&self, key: RequestKey, request_id: &str) -> Option<&IdempotencyEntry> {
         // `(key, "")` is the least key with this digest (an empty `String` allocates nothing);
         // ids sharing the digest follow it in id order.
         self.entries
@@ -76,17 +78,13 @@ impl IdempotencyTable {
     }
 
     /// Remembers `entry` for `request_id` (replacing an entry of the same id).
-    pub(super) fn insert(&mut self, request_id: String, entry: IdempotencyEntry) {
-        self.entries.insert((key_of(&request_id), request_id), entry);
+    pub(super) fn insert(&mut self, key: RequestKey, request_id: String, entry: IdempotencyEntry) {
+        self.entries.insert((key, request_id), entry);
     }
 
-    /// Forgets `request_id`.
-    pub(super) fn remove(&mut self, request_id: &str) {
-        self.remove_keyed(key_of(request_id), request_id);
-    }
-
-    fn remove_keyed(&mut self, key: u128, request_id: &str) {
-        self.entries.remove(&(key, request_id.to_owned()));
+    /// Forgets `request_id` (taken by value: the tree's key is built from it, no copy).
+    pub(super) fn remove(&mut self, key: RequestKey, request_id: String) {
+        self.entries.remove(&(key, request_id));
     }
 }
 
@@ -115,7 +113,7 @@ impl<'de> Deserialize<'de> for IdempotencyTable {
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
                 let mut table = IdempotencyTable::default();
                 while let Some((id, entry)) = access.next_entry::<String, IdempotencyEntry>()? {
-                    table.insert(id, entry);
+                    table.insert(RequestKey::of(&id), id, entry);
                 }
                 Ok(table)
             }
@@ -124,28 +122,28 @@ impl<'de> Deserialize<'de> for IdempotencyTable {
     }
 }
 
-/// Request ids in the order they expire: (log time they expire at, id), oldest first.
+/// Request ids in the order they expire: (log time they expire at, key, id), oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ExpiryQueue {
-    queue: VecDeque<(u64, String)>,
+    queue: VecDeque<(u64, RequestKey, String)>,
 }
 
 impl ExpiryQueue {
     /// Appends an id that expires at `at`, no earlier than every id queued before it (the
     /// caller's log time never decreases, so `now + TTL` never does either).
-    pub(super) fn push(&mut self, at: u64, request_id: String) {
-        debug_assert!(self.queue.back().is_none_or(|(last, _)| *last <= at), "expiry in order");
-        self.queue.push_back((at, request_id));
+    pub(super) fn push(&mut self, at: u64, key: RequestKey, request_id: String) {
+        debug_assert!(self.queue.back().is_none_or(|(last, ..)| *last <= at), "expiry in order");
+        self.queue.push_back((at, key, request_id));
     }
 
     /// The time the oldest id expires at.
     pub(super) fn first_at(&self) -> Option<u64> {
-        self.queue.front().map(|(at, _)| *at)
+        self.queue.front().map(|(at, ..)| *at)
     }
 
-    /// Removes and returns the oldest id.
-    pub(super) fn pop_first(&mut self) -> Option<(u64, String)> {
-        self.queue.pop_front()
+    /// Removes and returns the oldest id with its key.
+    pub(super) fn pop_first(&mut self) -> Option<(RequestKey, String)> {
+        self.queue.pop_front().map(|(_, key, id)| (key, id))
     }
 }
 
@@ -153,7 +151,8 @@ impl Serialize for ExpiryQueue {
     /// `[time, id]` pairs in (time, id) order, as `BTreeSet<(u64, String)>` wrote them: ids
     /// written at one log time are in insertion order in the queue, in id order on disk.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sorted: Vec<(u64, &String)> = self.queue.iter().map(|(at, id)| (*at, id)).collect();
+        let mut sorted: Vec<(u64, &String)> =
+            self.queue.iter().map(|(at, _, id)| (*at, id)).collect();
         // Already sorted by time: sorting runs of equal times is all this does.
         sorted.sort();
         let mut seq = serializer.serialize_seq(Some(sorted.len()))?;
@@ -180,7 +179,8 @@ impl<'de> Deserialize<'de> for ExpiryQueue {
                 }
                 // Written in (time, id) order; sorted again so any list loads as a queue.
                 pairs.sort_by_key(|pair| pair.0);
-                Ok(ExpiryQueue { queue: pairs.into() })
+                let queue = pairs.into_iter().map(|(at, id)| (at, RequestKey::of(&id), id));
+                Ok(ExpiryQueue { queue: queue.collect() })
             }
         }
         deserializer.deserialize_seq(QueueVisitor)
@@ -214,8 +214,9 @@ mod tests {
         let mut old_table = BTreeMap::new();
         let mut old_set = BTreeSet::new();
         for (id, at) in ids.iter().zip(times) {
-            table.insert((*id).to_owned(), entry(at));
-            queue.push(at, (*id).to_owned());
+            let key = RequestKey::of(id);
+            table.insert(key, (*id).to_owned(), entry(at));
+            queue.push(at, key, (*id).to_owned());
             old_table.insert((*id).to_owned(), entry(at));
             old_set.insert((at, (*id).to_owned()));
         }
@@ -227,8 +228,10 @@ mod tests {
         let table_back: IdempotencyTable = serde_json::from_slice(&table_json).unwrap();
         assert_eq!(table_back, table);
         let queue_back: ExpiryQueue = serde_json::from_slice(&queue_json).unwrap();
-        let times_back: Vec<u64> = queue_back.queue.iter().map(|(at, _)| *at).collect();
+        let times_back: Vec<u64> = queue_back.queue.iter().map(|(at, ..)| *at).collect();
         assert_eq!(times_back, times);
+        let keys_back = queue_back.queue.iter().all(|(_, key, id)| *key == RequestKey::of(id));
+        assert!(keys_back, "a loaded queue carries each id's key");
         // Old bytes load too.
         let from_old: IdempotencyTable =
             serde_json::from_slice(&serde_json::to_vec(&old_table).unwrap()).unwrap();
@@ -240,35 +243,36 @@ mod tests {
     #[test]
     fn ids_sharing_a_digest_stay_apart() {
         let mut table = IdempotencyTable::default();
-        let key = key_of("a");
-        table.insert("a".to_owned(), entry(1));
+        let key = RequestKey::of("a");
+        let get = |table: &IdempotencyTable, id: &str| table.get(RequestKey::of(id), id).cloned();
+        table.insert(key, "a".to_owned(), entry(1));
         // Plant more ids under the same digest, around "a" in id order.
         for (id, at) in [("", 2), ("b", 3), ("c", 4)] {
-            table.entries.insert((key, id.to_owned()), entry(at));
+            table.insert(key, id.to_owned(), entry(at));
         }
-        table.insert("d".to_owned(), entry(5));
+        table.insert(RequestKey::of("d"), "d".to_owned(), entry(5));
         assert_eq!(table.len(), 5);
-        assert_eq!(table.get("a"), Some(&entry(1)));
-        assert_eq!(table.get_keyed(key, ""), Some(&entry(2)));
-        assert_eq!(table.get_keyed(key, "b"), Some(&entry(3)));
-        assert_eq!(table.get_keyed(key, "c"), Some(&entry(4)));
-        assert_eq!(table.get_keyed(key, "d"), None, "same digest, id not there");
-        assert_eq!(table.get("d"), Some(&entry(5)));
-        assert_eq!(table.get("e"), None);
-        table.remove("a");
-        assert_eq!(table.get("a"), None);
-        assert_eq!(table.get_keyed(key, "b"), Some(&entry(3)));
-        table.remove_keyed(key, "c");
-        assert_eq!(table.get_keyed(key, "c"), None);
-        assert_eq!(table.get_keyed(key, ""), Some(&entry(2)));
+        assert_eq!(get(&table, "a"), Some(entry(1)));
+        assert_eq!(table.get(key, ""), Some(&entry(2)));
+        assert_eq!(table.get(key, "b"), Some(&entry(3)));
+        assert_eq!(table.get(key, "c"), Some(&entry(4)));
+        assert_eq!(table.get(key, "d"), None, "same digest, id not there");
+        assert_eq!(get(&table, "d"), Some(entry(5)));
+        assert_eq!(get(&table, "e"), None);
+        table.remove(key, "a".to_owned());
+        assert_eq!(get(&table, "a"), None);
+        assert_eq!(table.get(key, "b"), Some(&entry(3)));
+        table.remove(key, "c".to_owned());
+        assert_eq!(table.get(key, "c"), None);
+        assert_eq!(table.get(key, ""), Some(&entry(2)));
         assert_eq!(table.len(), 3);
     }
 
     #[test]
     fn digests_are_stable() {
         // SHA-256("req-1")'s first 16 bytes: a change of hash would show here first.
-        assert_eq!(key_of("req-1"), key_of("req-1"));
-        assert_ne!(key_of("req-1"), key_of("req-2"));
-        assert_eq!(format!("{:032x}", key_of("")), "e3b0c44298fc1c149afbf4c8996fb924");
+        assert_eq!(RequestKey::of("req-1"), RequestKey::of("req-1"));
+        assert_ne!(RequestKey::of("req-1"), RequestKey::of("req-2"));
+        assert_eq!(format!("{:032x}", RequestKey::of("").0), "e3b0c44298fc1c149afbf4c8996fb924");
     }
 }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use self::apply::Pos;
 use self::codes::{check_ticket_code, legacy_ticket_code};
-use self::idempotency::{ExpiryQueue, IdempotencyEntry, IdempotencyTable};
+use self::idempotency::{ExpiryQueue, IdempotencyEntry, IdempotencyTable, RequestKey};
 use self::seats::{pick_best, pick_explicit};
 use crate::limits::{
     CHECKOUT_WINDOW_MS_MAX, ENDED_HOLD_RETENTION_MS, FAILED_CHECKOUTS_MAX,
@@ -580,8 +580,9 @@ impl Inventory {
             if at > now && self.idempotency.len() <= IDEMPOTENCY_ENTRIES_MAX {
                 break;
             }
-            let (_, request_id) = self.idempotency_expiry.pop_first().expect("first() was Some");
-            self.idempotency.remove(&request_id);
+            let (key, request_id) =
+                self.idempotency_expiry.pop_first().expect("first_at() was Some");
+            self.idempotency.remove(key, request_id);
         }
         // Log order is failure-time order (log time never decreases), so the oldest is first.
         while let Some(&(_, _, failed_at_ms)) = self.failed_checkouts.first() {
@@ -593,11 +594,17 @@ impl Inventory {
         }
     }
 
-    fn remember(&mut self, request_id: String, now: u64, fingerprint: u64, outcome: Outcome) {
+    fn remember(
+        &mut self,
+        (key, request_id): (RequestKey, String),
+        now: u64,
+        fingerprint: u64,
+        outcome: Outcome,
+    ) {
         let expires_at_ms = now.saturating_add(IDEMPOTENCY_TTL_MS);
-        self.idempotency_expiry.push(expires_at_ms, request_id.clone());
-        self.idempotency
-            .insert(request_id, IdempotencyEntry { expires_at_ms, fingerprint, outcome });
+        self.idempotency_expiry.push(expires_at_ms, key, request_id.clone());
+        let entry = IdempotencyEntry { expires_at_ms, fingerprint, outcome };
+        self.idempotency.insert(key, request_id, entry);
     }
 
     /// Fails a pending checkout (applying entry `index`): booking failed, hold failed, seats
