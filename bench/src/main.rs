@@ -39,10 +39,16 @@ use std::process::ExitCode;
 
 use bench::{config, runner};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = config::Args::from_command_line();
-    match runner::run(args).await {
+    let runtime = match bench::runtime(args.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("marquee-bench: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(runner::run(args)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

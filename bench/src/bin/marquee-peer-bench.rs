@@ -59,9 +59,16 @@ struct PeerArgs {
     bench: Args,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
+fn main() -> ExitCode {
+    let args = parse();
+    let runtime = match bench::runtime(args.bench.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{TOOL}: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -71,7 +78,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<bool> {
+/// The command line, with `--scenario` applied under the explicitly given flags.
+fn parse() -> PeerArgs {
     // marquee-bench's gateway flags mean nothing here.
     let command = ["gateway", "admin_email", "admin_password"]
         .into_iter()
@@ -81,6 +89,10 @@ async fn run() -> anyhow::Result<bool> {
     args.bench.apply_scenario(|id| {
         matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
     });
+    args
+}
+
+async fn run(args: PeerArgs) -> anyhow::Result<bool> {
     args.bench.validate()?;
     anyhow::ensure!(args.connections != Some(0), "--connections must be positive");
     let connections = args.connections.unwrap_or(args.bench.concurrency.min(64));
