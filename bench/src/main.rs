@@ -41,7 +41,7 @@ use bench::{config, runner};
 
 fn main() -> ExitCode {
     let args = config::Args::from_command_line();
-    let runtime = match bench::runtime(args.worker_threads) {
+    let runtime = match telemetry::runtime(args.worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("marquee-bench: cannot start the async runtime: {e}");

@@ -93,3 +93,14 @@ pub async fn wait_for_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runtime_has_the_workers_asked_for() {
+        assert_eq!(super::runtime(1).unwrap().metrics().num_workers(), 1);
+        assert_eq!(super::runtime(3).unwrap().metrics().num_workers(), 3);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(super::runtime(0).unwrap().metrics().num_workers(), cpus, "0: one per CPU");
+    }
+}

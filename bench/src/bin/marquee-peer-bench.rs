@@ -61,7 +61,7 @@ struct PeerArgs {
 
 fn main() -> ExitCode {
     let args = parse();
-    let runtime = match bench::runtime(args.bench.worker_threads) {
+    let runtime = match telemetry::runtime(args.bench.worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("{TOOL}: cannot start the async runtime: {e}");
