@@ -171,9 +171,9 @@ pub struct Args {
     /// the nodes, on the same machine); the bench always reports its own.
     #[arg(long, value_delimiter = ',')]
     pub cpu_pids: Vec<String>,
-    /// Tokio worker threads of the load generator (0 = one per CPU). On a machine it shares
-    /// with the cluster, one worker costs fewer context switches per request, as it does for
-    /// the nodes and the gateway (`--worker-threads` there; docs/benchmarks.md).
+    /// Tokio worker threads of the load generator (0 = one per CPU, the default). Measured
+    /// beside a co-located cluster, one worker was slower at 64 clients (docs/benchmarks.md,
+    /// "Where the targets stand"); fewer or more workers suit a bench on its own machine.
     #[arg(long, env = "MARQUEE_BENCH_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
     /// A preset of flags (see `--help`); explicit flags override it.
